@@ -1,0 +1,47 @@
+/*
+ * util.h - memory wrappers and a growable string buffer.
+ *
+ * Allocation failure is not a condition this program can recover from in any
+ * useful way, so the x* wrappers print a message and abort; error paths are
+ * kept for the failures that really happen (network, JSON, database, input).
+ * struct strbuf is the one growable byte buffer of the project: COPY batches,
+ * request bodies and messages are all built in one.
+ */
+#ifndef INTERSECT_UTIL_H
+#define INTERSECT_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#define ETL_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define ETL_WUR __attribute__((warn_unused_result))
+#define ETL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Each returns memory the caller frees with free(); never NULL. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) ETL_PRINTF(1, 2);
+
+/* A NUL-terminated growable buffer; data may also hold NULs (len counts them). */
+struct strbuf {
+	char *data;  /* owned; NULL until the first append */
+	size_t len;  /* bytes used, not counting the terminating NUL */
+	size_t cap;  /* bytes allocated */
+};
+
+void sb_init(struct strbuf *sb);
+void sb_free(struct strbuf *sb);
+void sb_reset(struct strbuf *sb);               /* len = 0, keeps the allocation */
+void sb_reserve(struct strbuf *sb, size_t extra);
+void sb_append(struct strbuf *sb, const char *s, size_t n);
+void sb_puts(struct strbuf *sb, const char *s);
+void sb_putc(struct strbuf *sb, char c);
+void sb_printf(struct strbuf *sb, const char *fmt, ...) ETL_PRINTF(2, 3);
+void sb_vprintf(struct strbuf *sb, const char *fmt, va_list ap) ETL_PRINTF(2, 0);
+/* Hands the buffer to the caller (free() it) and leaves sb empty. */
+char *sb_detach(struct strbuf *sb);
+
+#endif
