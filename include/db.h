@@ -1,0 +1,38 @@
+/*
+ * db.h - the PostgreSQL connection and small helpers around libpq.
+ *
+ * db.c owns connecting (with the schema put first on search_path, quoted with
+ * PQescapeIdentifier, so every statement elsewhere names tables unqualified),
+ * running statements with bound parameters, and turning libpq errors into
+ * struct etl_error messages. Every SQL value goes through parameters or COPY;
+ * nothing is spliced into SQL text except the quoted schema identifier.
+ */
+#ifndef INTERSECT_DB_H
+#define INTERSECT_DB_H
+
+#include <libpq-fe.h>
+
+#include "err.h"
+
+/*
+ * Connects with `conninfo` ("" = libpq's PG* environment) and sets
+ * search_path to `schema` (created first when create_schema is set). On
+ * success *out is a connection the caller closes with PQfinish().
+ */
+int db_connect(const char *conninfo, const char *schema, int create_schema, PGconn **out,
+	       struct etl_error *err) ETL_WUR;
+
+/* Runs a statement with no result rows wanted (may be several statements). */
+int db_exec(PGconn *conn, const char *sql, struct etl_error *err) ETL_WUR;
+
+/*
+ * Runs one statement with text parameters (NULL entries are SQL NULL). On
+ * success *res (if res is not NULL) is a result the caller PQclear()s.
+ */
+int db_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
+	     PGresult **res, struct etl_error *err) ETL_WUR;
+
+/* Rolls back an open transaction, ignoring errors (for cleanup paths). */
+void db_rollback(PGconn *conn);
+
+#endif
