@@ -1,0 +1,102 @@
+/*
+ * transform.h - from one API response body to rows of domain_intersection.
+ *
+ * transform.c owns two steps: response_parse() checks the envelope at its
+ * three levels (top status_code, tasks_error, tasks[0].status_code) and finds
+ * the result; transform_page() flattens each item into one row per target key
+ * (current shape: item.domain_intersection."N"; pre-2023 shape: item."N"),
+ * rendered straight into PostgreSQL COPY text format in the column order of
+ * TRANSFORM_COLUMNS, so the loader never re-parses or re-formats a value.
+ * Nothing in an item is dropped: fields this program does not know go to the
+ * `extra` jsonb column.
+ */
+#ifndef INTERSECT_TRANSFORM_H
+#define INTERSECT_TRANSFORM_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+
+#include "err.h"
+#include "util.h"
+
+/* The columns of domain_intersection, in COPY order (see sql/001_*). */
+#define TRANSFORM_COLUMNS                                                          \
+	"snapshot_date, target_set_id, referring_domain, target_key, target, "       \
+	"position, intersections_count, type, rank, backlinks, first_seen, "         \
+	"lost_date, backlinks_spam_score, broken_backlinks, broken_pages, "          \
+	"referring_domains, referring_domains_nofollow, referring_main_domains, "    \
+	"referring_main_domains_nofollow, referring_ips, referring_subnets, "        \
+	"referring_pages, referring_pages_nofollow, referring_links_tld, "           \
+	"referring_links_types, referring_links_attributes, "                        \
+	"referring_links_platform_types, referring_links_semantic_locations, "       \
+	"referring_links_countries, extra, run_id"
+#define TRANSFORM_NCOLUMNS 31
+
+/* Why a response was not usable; fetch.c decides from this what to retry. */
+enum response_error {
+	RESP_OK = 0,
+	RESP_MALFORMED,   /* not JSON, truncated, or JSON of the wrong shape */
+	RESP_API_STATUS,  /* top-level status_code is not 20000 */
+	RESP_TASK_STATUS, /* tasks[0].status_code is not 20000 */
+	RESP_GATEWAY,     /* the gateway's own {"error": {...}} object */
+};
+
+struct api_response {
+	json_object *root;          /* owned: the parsed body */
+	enum response_error error;  /* RESP_OK when usable */
+	int status_code;            /* top-level status_code (0 if absent) */
+	int task_status;            /* tasks[0].status_code (0 if absent) */
+	const char *status_message; /* borrowed from root: the most specific
+				       message (task's, else top-level's, else
+				       the gateway error's); may be NULL */
+	const char *task_id;        /* borrowed; may be NULL */
+	double cost;                /* tasks[0].cost, else top-level cost */
+	long long total_count;      /* result[0].total_count */
+	json_object *items;         /* borrowed: result[0].items (an array) */
+	size_t n_items;
+	size_t item_members;        /* object members the body holds beyond the
+				       envelope's own, i.e. inside items: json-c
+				       keeps only the last of repeated keys, so
+				       transform_page() checks its walk finds
+				       as many (added for transform.c) */
+};
+
+/*
+ * Parses a response body. Returns 0 with *out filled and out->error RESP_OK,
+ * or ETL_EFAIL with out->error saying why and err a message that quotes the
+ * API's status code and message. Either way the caller calls response_free().
+ */
+int response_parse(const char *body, size_t len, struct api_response *out,
+		   struct etl_error *err) ETL_WUR;
+void response_free(struct api_response *resp);
+
+struct transform_ctx {
+	const char *snapshot_date;   /* "YYYY-MM-DD" */
+	long long target_set_id;
+	long long run_id;
+	long long offset;            /* result position of items[0] */
+	int limit;                   /* page size asked for; more items is an error */
+	char *const *targets;        /* targets[i] is the target of key "i+1" */
+	size_t n_targets;
+};
+
+/* Rows in COPY text format, one line per row, ready for PQputCopyData. */
+struct row_batch {
+	struct strbuf copy;  /* owned */
+	size_t n_rows;
+	size_t n_items;
+};
+
+void row_batch_init(struct row_batch *b);
+void row_batch_reset(struct row_batch *b);
+void row_batch_free(struct row_batch *b);
+
+/*
+ * Appends the rows of every item of resp to out. On a malformed item returns
+ * ETL_EFAIL naming the item's index and the field, and leaves out as it was
+ * before the call (no partial page).
+ */
+int transform_page(const struct api_response *resp, const struct transform_ctx *ctx,
+		   struct row_batch *out, struct etl_error *err) ETL_WUR;
+
+#endif
