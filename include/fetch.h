@@ -1,0 +1,81 @@
+/*
+ * fetch.h - HTTP requests to the API on libcurl's multi interface.
+ *
+ * fetch.c owns the transfers: up to `concurrency` requests in flight, starts
+ * spaced evenly to honour requests_per_minute (the provider asks for steady
+ * traffic, not bursts), connection reuse through the multi handle's cache,
+ * compressed transfer, connect and total timeouts, TLS verification always on.
+ * It knows nothing of pages or target sets: a request is an opaque body plus a
+ * `user` pointer, and what to do with an answer is the scheduler's business.
+ */
+#ifndef INTERSECT_FETCH_H
+#define INTERSECT_FETCH_H
+
+#include <curl/curl.h>
+
+#include "job.h"
+#include "util.h"
+
+/* A response larger than this is refused (a 1000-item page is ~3 MiB). */
+#define FETCH_MAX_RESPONSE_BYTES (64u * 1024 * 1024)
+
+/* One request and, once done, its outcome. */
+struct fetch_req {
+	char *body;                   /* owned: the JSON request body */
+	void *user;                   /* the caller's; untouched here */
+	double not_before;            /* monotonic seconds; do not start earlier */
+	/* filled when the request completes: */
+	CURLcode curl_code;           /* CURLE_OK when an HTTP answer came */
+	long http_status;             /* 0 when no answer came */
+	char errbuf[CURL_ERROR_SIZE]; /* libcurl's message when curl_code != OK */
+	struct strbuf response;       /* owned: the (decompressed) body */
+	double retry_after;           /* seconds from Retry-After; < 0 if none */
+	double started, seconds;      /* when it started, and how long it took */
+	/* private to fetch.c: */
+	CURL *easy;
+	struct fetch_req *next;
+};
+
+struct fetcher;
+
+/* Returns a fetcher the caller frees with fetcher_free(); url = base + path. */
+int fetcher_new(const struct job_api *api, const char *url, struct fetcher **out,
+		struct etl_error *err) ETL_WUR;
+/* Frees the fetcher and every request it still holds (queued or in flight). */
+void fetcher_free(struct fetcher *f);
+
+/* Allocates an empty request holding `body` (taken over: freed with the request). */
+struct fetch_req *fetch_req_new(char *body, void *user);
+void fetch_req_free(struct fetch_req *r);
+
+/* Queues r (ownership passes to the fetcher until fetcher_next returns it). */
+void fetcher_add(struct fetcher *f, struct fetch_req *r);
+
+/*
+ * Drives transfers until one request completes (returned; ownership back to
+ * the caller), max_wait_ms passes, or nothing is queued or in flight (both
+ * NULL).
+ */
+struct fetch_req *fetcher_next(struct fetcher *f, int max_wait_ms);
+
+/*
+ * Takes back any one request not yet returned (queued or in flight, which is
+ * aborted), for cleaning up after a run-wide stop; NULL when none is left.
+ */
+struct fetch_req *fetcher_cancel_one(struct fetcher *f);
+
+size_t fetcher_in_flight(const struct fetcher *f);
+size_t fetcher_queued(const struct fetcher *f);
+
+/*
+ * Changes the pace while running: the scheduler slows down on rate-limit
+ * answers and recovers gradually. Values are clamped to the job's own limits.
+ */
+void fetcher_set_pace(struct fetcher *f, int concurrency, double requests_per_minute);
+int fetcher_concurrency(const struct fetcher *f);
+double fetcher_rate(const struct fetcher *f);
+
+/* Monotonic clock in seconds. */
+double mono_now(void);
+
+#endif

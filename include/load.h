@@ -1,0 +1,95 @@
+/*
+ * load.h - writing a run into PostgreSQL: target sets, the run, the page
+ * ledger, and the rows of domain_intersection.
+ *
+ * load.c owns every statement that writes. Its contracts:
+ *   - a page's rows and its etl_page ledger row commit in one transaction, so
+ *     a page is "loaded" exactly when its rows are;
+ *   - rows go in by COPY into a temporary staging table, then one
+ *     INSERT ... ON CONFLICT DO UPDATE, with duplicates inside the batch
+ *     collapsed first (the lowest result position wins);
+ *   - when a target set finishes complete, rows of its snapshot that this run
+ *     did not load are deleted in the same transaction that marks it
+ *     complete, so a snapshot always equals one complete answer.
+ */
+#ifndef INTERSECT_LOAD_H
+#define INTERSECT_LOAD_H
+
+#include <libpq-fe.h>
+
+#include "job.h"
+#include "transform.h"
+
+/* What the ledger says of one page. */
+struct page_record {
+	long long run_id;
+	long long target_set_id;
+	long long offset;
+	int limit;
+	int attempts;
+	long http_status;          /* 0 when no HTTP answer came */
+	int api_status_code;       /* task's (or top-level) status code; 0 if none */
+	const char *api_status_message;
+	const char *task_id;
+	long long items;           /* items in the response */
+	long long rows;            /* rows the items became */
+	long long total_count;     /* < 0 if unknown */
+	double cost_usd;
+	int duration_ms;
+	const char *error;         /* NULL for a loaded page */
+};
+
+/* A page already loaded by this run (for resuming). */
+struct loaded_page {
+	long long offset;
+	long long items;
+	long long total_count;
+};
+
+/* Per connection: the temporary staging table. */
+int load_prepare(PGconn *conn, struct etl_error *err) ETL_WUR;
+
+/*
+ * Takes the job's session-level advisory lock. ETL_ELOCKED (with the
+ * holder's run in the message) if another process holds it.
+ */
+int load_lock_job(PGconn *conn, const char *job, struct etl_error *err) ETL_WUR;
+
+/* Records (or updates) each set's definition; ids[i] is set i's target_set_id. */
+int load_register_sets(PGconn *conn, const struct job *job, long long *ids,
+		       struct etl_error *err) ETL_WUR;
+
+/*
+ * Starts a run of the job for snapshot_date, or continues the latest
+ * unfinished one of that date (unless `fresh`, or a set's definition
+ * changed). *resumed says which.
+ */
+int load_start_run(PGconn *conn, const struct job *job, const char *snapshot_date, int fresh,
+		   long long *run_id, int *resumed, struct etl_error *err) ETL_WUR;
+
+/*
+ * Joins a set to the run. *complete is set when this run already finished
+ * the set; otherwise *pages (caller frees) lists its loaded pages.
+ */
+int load_start_set(PGconn *conn, long long run_id, long long set_id, int *complete,
+		   struct loaded_page **pages, size_t *n_pages, struct etl_error *err) ETL_WUR;
+
+/* Loads a page's rows and its ledger row in one transaction. */
+int load_page(PGconn *conn, const char *snapshot_date, const struct page_record *rec,
+	      const struct row_batch *rows, struct etl_error *err) ETL_WUR;
+
+/* Records a page that failed for good (ledger only). */
+int load_page_failed(PGconn *conn, const struct page_record *rec, struct etl_error *err) ETL_WUR;
+
+/*
+ * Ends a set: complete (stale rows of the snapshot deleted in the same
+ * transaction) or failed with `error` (the snapshot left as it was).
+ */
+int load_finish_set(PGconn *conn, long long run_id, long long set_id, const char *snapshot_date,
+		    long long total_count, const char *error, struct etl_error *err) ETL_WUR;
+
+/* Ends the run with its status; pages, rows and cost are summed from the ledger. */
+int load_finish_run(PGconn *conn, long long run_id, const char *status, const char *error,
+		    struct etl_error *err) ETL_WUR;
+
+#endif

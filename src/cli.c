@@ -1,0 +1,425 @@
+/*
+ * cli.c - subcommands, options and help. See cli.h.
+ */
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "err.h"
+#include "job.h"
+#include "log.h"
+#include "migrate.h"
+#include "plan.h"
+#include "run.h"
+
+static const char exit_help[] =
+	"Exit status:\n"
+	"  0  success\n"
+	"  1  failure (network, API, database, I/O), or every target set failed\n"
+	"  2  bad command line or job file; nothing was started\n"
+	"  3  partial: the run finished but some target sets failed\n"
+	"  4  another run of the same job holds its lock\n"
+	"  5  the database schema is not at this binary's version (run `migrate`)\n";
+
+static const char main_help[] =
+	"Usage: intersect-etl [--quiet|--verbose] COMMAND [OPTIONS] [ARGS]\n"
+	"\n"
+	"Loads DataForSEO Backlinks \"Domain Intersection\" results into PostgreSQL.\n"
+	"\n"
+	"Commands:\n"
+	"  run JOB        fetch every target set of JOB and load it (a snapshot per date)\n"
+	"  plan JOB       show the requests and the worst-case cost; no network, no database\n"
+	"  validate JOB   check a job file and report the first error\n"
+	"  migrate [JOB]  create or update the database schema\n"
+	"  help COMMAND   options of one command\n"
+	"\n"
+	"Options:\n"
+	"  -q, --quiet    only warnings and errors\n"
+	"  -v, --verbose  a line per request (credentials are never shown)\n"
+	"  -h, --help     this text\n"
+	"  -V, --version  the version\n"
+	"\n";
+
+static const char run_help[] =
+	"Usage: intersect-etl run JOB [OPTIONS]\n"
+	"\n"
+	"Fetches every page of every target set of JOB and loads it into the snapshot\n"
+	"of one date. Running a date again replaces that date's snapshot set by set,\n"
+	"each only once its answer is complete; an unfinished run of the same date\n"
+	"continues without fetching its loaded pages again.\n"
+	"\n"
+	"Options:\n"
+	"  --snapshot-date YYYY-MM-DD  the snapshot to write (default: today, UTC)\n"
+	"  --only SET                  only this target set (repeatable)\n"
+	"  --migrate                   apply missing schema migrations first\n"
+	"  --fresh                     start a new run even if an unfinished one exists\n"
+	"\n";
+
+static const char plan_help[] =
+	"Usage: intersect-etl plan JOB [--only SET]...\n"
+	"\n"
+	"Prints, per target set, the first request body, the most requests and rows\n"
+	"max_rows allows and their worst-case cost ($0.02 per request + $0.00003 per\n"
+	"row); totals at the end. Sends nothing and opens no database connection.\n"
+	"\n";
+
+static const char validate_help[] =
+	"Usage: intersect-etl validate JOB\n"
+	"\n"
+	"Reads JOB, expands ${VAR} references and checks every key; prints the first\n"
+	"error as FILE:LINE:COLUMN: KEY: message.\n"
+	"\n";
+
+static const char migrate_help[] =
+	"Usage: intersect-etl migrate [JOB] [--database-url URL] [--schema NAME]\n"
+	"\n"
+	"Applies the schema migrations this binary carries that the database lacks.\n"
+	"The database and schema come from JOB, else from the options, else from\n"
+	"DATABASE_URL (or libpq's PG* variables) and schema \"dataforseo\".\n"
+	"\n"
+	"Options:\n"
+	"  --database-url URL  libpq connection string or URI\n"
+	"  --schema NAME       schema to create the tables in\n"
+	"\n";
+
+static int usage_error(const char *cmd, const char *fmt, ...) ETL_PRINTF(2, 3);
+
+static int usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "intersect-etl: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'intersect-etl %s%s--help' for more information.\n", cmd ? cmd : "",
+		cmd ? " " : "");
+	return ETL_EUSAGE;
+}
+
+static int report(int rc, const struct etl_error *err)
+{
+	if (rc != 0)
+		fprintf(stderr, "intersect-etl: %s\n", err->msg[0] ? err->msg : etl_exit_name(rc));
+	return rc;
+}
+
+/* Parses a subcommand's options; returns -1 to go on, or an exit status. */
+static int parse_opts(int argc, char **argv, const char *cmd, const char *help,
+		      const struct option *longopts, int (*on_opt)(int c, const char *arg, void *ud),
+		      void *ud)
+{
+	int c;
+
+	optind = 0; /* 0, not 1: glibc then forgets the "+" of the global parse */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":hqv", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			printf("%s%s", help, exit_help);
+			return ETL_OK;
+		case 'q':
+			log_set_level(LOG_WARN);
+			break;
+		case 'v':
+			log_set_level(LOG_DEBUG);
+			break;
+		case '?':
+			return usage_error(cmd, "%s: unknown option", argv[optind - 1]);
+		case ':':
+			return usage_error(cmd, "%s: needs a value", argv[optind - 1]);
+		default:
+			if (on_opt(c, optarg, ud) != 0)
+				return ETL_EUSAGE;
+		}
+	}
+	return -1;
+}
+
+static const struct option common_longopts[] = {
+	{"help", no_argument, NULL, 'h'},
+	{"quiet", no_argument, NULL, 'q'},
+	{"verbose", no_argument, NULL, 'v'},
+	{NULL, 0, NULL, 0},
+};
+
+static int no_opt(int c, const char *arg, void *ud)
+{
+	(void)c;
+	(void)arg;
+	(void)ud;
+	return 1;
+}
+
+static int cmd_validate(int argc, char **argv)
+{
+	struct etl_error err = {0, ""};
+	struct job *job = NULL;
+	int rc = parse_opts(argc, argv, "validate", validate_help, common_longopts, no_opt, NULL);
+
+	if (rc >= 0)
+		return rc;
+	if (argc - optind != 1)
+		return usage_error("validate", "validate takes exactly one JOB file");
+	rc = job_load_file(argv[optind], &job, &err);
+	if (rc == 0)
+		printf("%s: ok: job %s, %zu target set%s, %s provider\n", argv[optind], job->name,
+		       job->n_sets, job->n_sets == 1 ? "" : "s", job_provider_name(job->api.provider));
+	job_free(job);
+	return report(rc, &err);
+}
+
+/* --only SET collected into a growable array. */
+struct only_list {
+	char **names;
+	size_t n;
+};
+
+static void only_add(struct only_list *l, const char *name)
+{
+	l->names = xrealloc(l->names, (l->n + 1) * sizeof(*l->names));
+	l->names[l->n++] = (char *)name;
+}
+
+static int only_check(const struct job *job, const struct only_list *l, struct etl_error *err)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (!job_find_set(job, l->names[i]))
+			return etl_fail(err, ETL_EUSAGE, "%s: --only %s: no target set of that name",
+					job->path, l->names[i]);
+	return 0;
+}
+
+enum { OPT_ONLY = 256, OPT_DATE, OPT_MIGRATE, OPT_FRESH, OPT_URL, OPT_SCHEMA };
+
+static int plan_opt(int c, const char *arg, void *ud)
+{
+	if (c != OPT_ONLY)
+		return 1;
+	only_add(ud, arg);
+	return 0;
+}
+
+static int cmd_plan(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"only", required_argument, NULL, OPT_ONLY},
+		{"help", no_argument, NULL, 'h'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{NULL, 0, NULL, 0},
+	};
+	struct etl_error err = {0, ""};
+	struct only_list only = {NULL, 0};
+	struct job *job = NULL;
+	int rc = parse_opts(argc, argv, "plan", plan_help, longopts, plan_opt, &only);
+
+	if (rc >= 0)
+		goto out;
+	if (argc - optind != 1) {
+		rc = usage_error("plan", "plan takes exactly one JOB file");
+		goto out;
+	}
+	rc = job_load_file(argv[optind], &job, &err);
+	if (rc == 0)
+		rc = only_check(job, &only, &err);
+	if (rc == 0)
+		plan_print(job, only.names, only.n, stdout);
+	rc = report(rc, &err);
+out:
+	free(only.names);
+	job_free(job);
+	return rc;
+}
+
+static int run_opt(int c, const char *arg, void *ud)
+{
+	struct run_options *o = ud;
+
+	switch (c) {
+	case OPT_ONLY:
+		o->only = xrealloc(o->only, (o->n_only + 1) * sizeof(*o->only));
+		o->only[o->n_only++] = (char *)arg;
+		return 0;
+	case OPT_DATE:
+		if (!run_valid_date(arg)) {
+			fprintf(stderr,
+				"intersect-etl: --snapshot-date %s: not a date of the form YYYY-MM-DD\n",
+				arg);
+			return 1;
+		}
+		o->snapshot_date = arg;
+		return 0;
+	case OPT_MIGRATE:
+		o->migrate = 1;
+		return 0;
+	case OPT_FRESH:
+		o->fresh = 1;
+		return 0;
+	}
+	return 1;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"only", required_argument, NULL, OPT_ONLY},
+		{"snapshot-date", required_argument, NULL, OPT_DATE},
+		{"migrate", no_argument, NULL, OPT_MIGRATE},
+		{"fresh", no_argument, NULL, OPT_FRESH},
+		{"help", no_argument, NULL, 'h'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{NULL, 0, NULL, 0},
+	};
+	struct run_options opt;
+	struct run_result res;
+	struct etl_error err = {0, ""};
+	int rc;
+
+	memset(&opt, 0, sizeof(opt));
+	rc = parse_opts(argc, argv, "run", run_help, longopts, run_opt, &opt);
+	if (rc >= 0)
+		goto out;
+	if (argc - optind != 1) {
+		rc = usage_error("run", "run takes exactly one JOB file");
+		goto out;
+	}
+	opt.job_path = argv[optind];
+	rc = run_job(&opt, &res, &err);
+	if (res.run_id)
+		log_info("run %lld: %zu target set%s complete, %zu failed; %lld pages, %lld rows, $%.4f",
+			 res.run_id, res.sets_complete, res.sets_complete == 1 ? "" : "s",
+			 res.sets_failed, res.pages, res.rows, res.cost_usd);
+	rc = report(rc, &err);
+out:
+	free(opt.only);
+	return rc;
+}
+
+struct migrate_opts {
+	const char *url;
+	const char *schema;
+};
+
+static int migrate_opt(int c, const char *arg, void *ud)
+{
+	struct migrate_opts *m = ud;
+
+	if (c == OPT_URL)
+		m->url = arg;
+	else if (c == OPT_SCHEMA)
+		m->schema = arg;
+	else
+		return 1;
+	return 0;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"database-url", required_argument, NULL, OPT_URL},
+		{"schema", required_argument, NULL, OPT_SCHEMA},
+		{"help", no_argument, NULL, 'h'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{NULL, 0, NULL, 0},
+	};
+	struct migrate_opts m = {NULL, NULL};
+	struct etl_error err = {0, ""};
+	struct job *job = NULL;
+	PGconn *conn = NULL;
+	const char *url, *schema;
+	int rc = parse_opts(argc, argv, "migrate", migrate_help, longopts, migrate_opt, &m);
+	int applied = 0;
+
+	if (rc >= 0)
+		return rc;
+	if (argc - optind > 1)
+		return usage_error("migrate", "migrate takes at most one JOB file");
+	if (argc - optind == 1 && (rc = job_load_file(argv[optind], &job, &err)) != 0)
+		return report(rc, &err);
+	url = m.url ? m.url : job ? job->db.url : getenv("DATABASE_URL") ? getenv("DATABASE_URL") : "";
+	schema = m.schema ? m.schema : job ? job->db.schema : "dataforseo";
+	rc = db_connect(url, schema, 1, &conn, &err);
+	if (rc == 0)
+		rc = migrate_apply(conn, &applied, &err);
+	if (rc == 0)
+		log_info("schema %s: %d migration%s applied, up to date", schema, applied,
+			 applied == 1 ? "" : "s");
+	if (conn)
+		PQfinish(conn);
+	job_free(job);
+	return report(rc, &err);
+}
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *help;
+};
+
+static const struct command commands[] = {
+	{"run", cmd_run, run_help},
+	{"plan", cmd_plan, plan_help},
+	{"validate", cmd_validate, validate_help},
+	{"migrate", cmd_migrate, migrate_help},
+};
+
+int cli_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{NULL, 0, NULL, 0},
+	};
+	size_t i;
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+hVqv", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			printf("%s%s", main_help, exit_help);
+			return ETL_OK;
+		case 'V':
+			printf("intersect-etl %s\n", ETL_VERSION);
+			return ETL_OK;
+		case 'q':
+			log_set_level(LOG_WARN);
+			break;
+		case 'v':
+			log_set_level(LOG_DEBUG);
+			break;
+		default:
+			return usage_error(NULL, "%s: unknown option", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return usage_error(NULL, "no command given");
+	if (strcmp(argv[optind], "help") == 0) {
+		if (optind + 1 >= argc) {
+			printf("%s%s", main_help, exit_help);
+			return ETL_OK;
+		}
+		for (i = 0; i < ETL_ARRAY_LEN(commands); i++)
+			if (strcmp(argv[optind + 1], commands[i].name) == 0) {
+				printf("%s%s", commands[i].help, exit_help);
+				return ETL_OK;
+			}
+		return usage_error(NULL, "help %s: no such command", argv[optind + 1]);
+	}
+	for (i = 0; i < ETL_ARRAY_LEN(commands); i++)
+		if (strcmp(argv[optind], commands[i].name) == 0)
+			return commands[i].fn(argc - optind, argv + optind);
+	return usage_error(NULL, "%s: no such command", argv[optind]);
+}

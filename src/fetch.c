@@ -1,0 +1,419 @@
+/*
+ * fetch.c - the libcurl multi engine. See fetch.h.
+ *
+ * Pacing: each start takes the next slot of a clock that ticks every
+ * 60/requests_per_minute seconds, so a run of any size keeps an even rate
+ * instead of bursting `concurrency` requests at once and then idling. Easy
+ * handles are pooled; connections live in the multi handle's cache and are
+ * reused across requests (HTTP/1.1 keep-alive, or HTTP/2 when offered).
+ */
+#include "fetch.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+struct fetcher {
+	CURLM *multi;
+	char *url;
+	struct curl_slist *headers;   /* Content-Type and, for aisa, Authorization */
+	const struct job_api *api;    /* borrowed from the job */
+	int max_concurrency;          /* the job's own limits */
+	double max_rate;
+	int concurrency;              /* current, <= max_concurrency */
+	double rate;                  /* current requests per minute */
+	double next_slot;             /* monotonic time of the next allowed start */
+	struct fetch_req *queue;      /* waiting to start, in arrival order */
+	struct fetch_req *queue_tail;
+	struct fetch_req *running;    /* in flight (unordered) */
+	size_t n_queued, n_running;
+	CURL **pool;                  /* idle easy handles, reused */
+	size_t n_pool, cap_pool;
+};
+
+double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int curl_ready;
+
+int fetcher_new(const struct job_api *api, const char *url, struct fetcher **out,
+		struct etl_error *err)
+{
+	struct fetcher *f;
+
+	*out = NULL;
+	if (!curl_ready) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return etl_fail(err, ETL_EFAIL, "cannot initialise libcurl");
+		curl_ready = 1;
+	}
+	f = xcalloc(1, sizeof(*f));
+	f->multi = curl_multi_init();
+	if (!f->multi) {
+		free(f);
+		return etl_fail(err, ETL_EFAIL, "cannot create a libcurl multi handle");
+	}
+	f->url = xstrdup(url);
+	f->api = api;
+	f->max_concurrency = f->concurrency = api->concurrency;
+	f->max_rate = f->rate = api->requests_per_minute;
+	f->next_slot = 0;
+	f->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	f->headers = curl_slist_append(f->headers, "Accept: application/json");
+	if (api->provider == API_AISA && api->token) {
+		char *h = xasprintf("Authorization: Bearer %s", api->token);
+		f->headers = curl_slist_append(f->headers, h);
+		/* the header held a secret: wipe our copy before freeing it */
+		memset(h, 0, strlen(h));
+		free(h);
+	}
+	curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)api->concurrency);
+	curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)api->concurrency);
+	*out = f;
+	return 0;
+}
+
+struct fetch_req *fetch_req_new(char *body, void *user)
+{
+	struct fetch_req *r = xcalloc(1, sizeof(*r));
+
+	r->body = body;
+	r->user = user;
+	r->retry_after = -1;
+	sb_init(&r->response);
+	return r;
+}
+
+void fetch_req_free(struct fetch_req *r)
+{
+	if (!r)
+		return;
+	free(r->body);
+	sb_free(&r->response);
+	free(r);
+}
+
+static void release_easy(struct fetcher *f, CURL *easy)
+{
+	if (f->n_pool == f->cap_pool) {
+		f->cap_pool = f->cap_pool ? f->cap_pool * 2 : 8;
+		f->pool = xrealloc(f->pool, f->cap_pool * sizeof(*f->pool));
+	}
+	f->pool[f->n_pool++] = easy;
+}
+
+void fetcher_free(struct fetcher *f)
+{
+	struct fetch_req *r, *next;
+	size_t i;
+
+	if (!f)
+		return;
+	for (r = f->running; r; r = next) {
+		next = r->next;
+		curl_multi_remove_handle(f->multi, r->easy);
+		curl_easy_cleanup(r->easy);
+		fetch_req_free(r);
+	}
+	for (r = f->queue; r; r = next) {
+		next = r->next;
+		fetch_req_free(r);
+	}
+	for (i = 0; i < f->n_pool; i++)
+		curl_easy_cleanup(f->pool[i]);
+	free(f->pool);
+	curl_slist_free_all(f->headers);
+	curl_multi_cleanup(f->multi);
+	free(f->url);
+	free(f);
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *userp)
+{
+	struct fetch_req *r = userp;
+	size_t len = size * n;
+
+	if (r->response.len + len > FETCH_MAX_RESPONSE_BYTES)
+		return 0; /* libcurl fails the transfer with CURLE_WRITE_ERROR */
+	sb_append(&r->response, data, len);
+	return len;
+}
+
+/* Retry-After is either delta-seconds or an HTTP date; both are honoured. */
+static size_t on_header(char *data, size_t size, size_t n, void *userp)
+{
+	struct fetch_req *r = userp;
+	size_t len = size * n;
+	static const char name[] = "retry-after:";
+
+	if (len > sizeof(name) - 1 && strncasecmp(data, name, sizeof(name) - 1) == 0) {
+		char buf[64];
+		size_t vlen = len - (sizeof(name) - 1);
+		char *end;
+		double v;
+
+		if (vlen >= sizeof(buf))
+			vlen = sizeof(buf) - 1;
+		memcpy(buf, data + sizeof(name) - 1, vlen);
+		buf[vlen] = '\0';
+		v = strtod(buf, &end);
+		if (end != buf && isfinite(v) && v >= 0) {
+			r->retry_after = v;
+		} else {
+			time_t when = curl_getdate(buf, NULL);
+			if (when > 0) {
+				double d = difftime(when, time(NULL));
+				r->retry_after = d > 0 ? d : 0;
+			}
+		}
+	}
+	return len;
+}
+
+static CURL *easy_for(struct fetcher *f, struct fetch_req *r)
+{
+	CURL *e = f->n_pool ? f->pool[--f->n_pool] : curl_easy_init();
+	long connect_timeout = f->api->timeout_seconds < 30 ? f->api->timeout_seconds : 30;
+
+	if (!e)
+		return NULL;
+	curl_easy_reset(e);
+	curl_easy_setopt(e, CURLOPT_URL, f->url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->headers);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(r->body));
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* every encoding libcurl decodes */
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, connect_timeout);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)f->api->timeout_seconds);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* Never off: the job file has no switch for it, on purpose. */
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "intersect-etl/" ETL_VERSION);
+	if (f->api->provider == API_DATAFORSEO && f->api->login) {
+		curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+		curl_easy_setopt(e, CURLOPT_USERNAME, f->api->login);
+		curl_easy_setopt(e, CURLOPT_PASSWORD, f->api->password ? f->api->password : "");
+	}
+	return e;
+}
+
+void fetcher_add(struct fetcher *f, struct fetch_req *r)
+{
+	r->next = NULL;
+	r->http_status = 0;
+	r->curl_code = CURLE_OK;
+	r->errbuf[0] = '\0';
+	r->retry_after = -1;
+	sb_reset(&r->response);
+	if (f->queue_tail)
+		f->queue_tail->next = r;
+	else
+		f->queue = r;
+	f->queue_tail = r;
+	f->n_queued++;
+}
+
+/* Takes the first queued request whose not_before has passed, if any. */
+static struct fetch_req *dequeue_ready(struct fetcher *f, double now, double *soonest)
+{
+	struct fetch_req *r, *prev = NULL;
+
+	for (r = f->queue; r; prev = r, r = r->next) {
+		if (r->not_before <= now) {
+			if (prev)
+				prev->next = r->next;
+			else
+				f->queue = r->next;
+			if (f->queue_tail == r)
+				f->queue_tail = prev;
+			r->next = NULL;
+			f->n_queued--;
+			return r;
+		}
+		if (r->not_before < *soonest)
+			*soonest = r->not_before;
+	}
+	return NULL;
+}
+
+/* Starts what pacing and concurrency allow; returns when the next start may be. */
+static double start_ready(struct fetcher *f)
+{
+	double now = mono_now();
+	double wake = now + 3600;
+
+	while ((int)f->n_running < f->concurrency && f->queue) {
+		struct fetch_req *r;
+
+		if (f->next_slot > now) {
+			wake = f->next_slot;
+			break;
+		}
+		r = dequeue_ready(f, now, &wake);
+		if (!r)
+			break;
+		r->easy = easy_for(f, r);
+		if (!r->easy || curl_multi_add_handle(f->multi, r->easy) != CURLM_OK) {
+			/* Report it as a failed transfer; the scheduler's retry applies. */
+			r->curl_code = CURLE_FAILED_INIT;
+			snprintf(r->errbuf, sizeof(r->errbuf), "cannot start a transfer");
+			if (r->easy)
+				curl_easy_cleanup(r->easy);
+			r->easy = NULL;
+			r->next = f->queue;
+			f->queue = r;
+			if (!f->queue_tail)
+				f->queue_tail = r;
+			f->n_queued++;
+			r->not_before = now + 1;
+			break;
+		}
+		r->started = now;
+		r->next = f->running;
+		f->running = r;
+		f->n_running++;
+		/* The slot clock never runs ahead of now by more than one interval,
+		 * and never lags: an idle spell does not bank a burst. */
+		f->next_slot = (f->next_slot > now ? f->next_slot : now) + 60.0 / f->rate;
+	}
+	return wake;
+}
+
+static struct fetch_req *collect_done(struct fetcher *f)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(f->multi, &left))) {
+		struct fetch_req *r = NULL, **pp;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		r->curl_code = msg->data.result;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &r->http_status);
+		if (r->curl_code != CURLE_OK && !r->errbuf[0])
+			snprintf(r->errbuf, sizeof(r->errbuf), "%s", curl_easy_strerror(r->curl_code));
+		if (r->curl_code == CURLE_WRITE_ERROR &&
+		    r->response.len + CURL_MAX_WRITE_SIZE > FETCH_MAX_RESPONSE_BYTES)
+			snprintf(r->errbuf, sizeof(r->errbuf), "response larger than %u bytes",
+				 FETCH_MAX_RESPONSE_BYTES);
+		r->seconds = mono_now() - r->started;
+		curl_multi_remove_handle(f->multi, r->easy);
+		release_easy(f, r->easy);
+		r->easy = NULL;
+		for (pp = &f->running; *pp; pp = &(*pp)->next) {
+			if (*pp == r) {
+				*pp = r->next;
+				break;
+			}
+		}
+		r->next = NULL;
+		f->n_running--;
+		return r;
+	}
+	return NULL;
+}
+
+struct fetch_req *fetcher_next(struct fetcher *f, int max_wait_ms)
+{
+	double deadline = mono_now() + max_wait_ms / 1000.0;
+
+	for (;;) {
+		struct fetch_req *done;
+		double wake, now;
+		int still, wait_ms;
+
+		wake = start_ready(f);
+		curl_multi_perform(f->multi, &still);
+		if ((done = collect_done(f)))
+			return done;
+		if (!f->n_running && !f->n_queued)
+			return NULL;
+		now = mono_now();
+		if (now >= deadline)
+			return NULL;
+		if (wake > deadline)
+			wake = deadline;
+		wait_ms = (int)((wake - now) * 1000.0) + 1;
+		if (f->n_running == 0 && wait_ms > 0) {
+			/* nothing to poll: sleep until the next start is allowed */
+			struct timespec ts = {wait_ms / 1000, (long)(wait_ms % 1000) * 1000000L};
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		curl_multi_poll(f->multi, NULL, 0, wait_ms > 1000 ? 1000 : wait_ms, NULL);
+	}
+}
+
+struct fetch_req *fetcher_cancel_one(struct fetcher *f)
+{
+	struct fetch_req *r;
+
+	if ((r = f->running)) {
+		f->running = r->next;
+		f->n_running--;
+		curl_multi_remove_handle(f->multi, r->easy);
+		release_easy(f, r->easy);
+		r->easy = NULL;
+	} else if ((r = f->queue)) {
+		f->queue = r->next;
+		if (!f->queue)
+			f->queue_tail = NULL;
+		f->n_queued--;
+	}
+	if (r)
+		r->next = NULL;
+	return r;
+}
+
+size_t fetcher_in_flight(const struct fetcher *f)
+{
+	return f->n_running;
+}
+
+size_t fetcher_queued(const struct fetcher *f)
+{
+	return f->n_queued;
+}
+
+void fetcher_set_pace(struct fetcher *f, int concurrency, double rpm)
+{
+	if (concurrency < 1)
+		concurrency = 1;
+	if (concurrency > f->max_concurrency)
+		concurrency = f->max_concurrency;
+	if (rpm < 1)
+		rpm = 1;
+	if (rpm > f->max_rate)
+		rpm = f->max_rate;
+	f->concurrency = concurrency;
+	f->rate = rpm;
+}
+
+int fetcher_concurrency(const struct fetcher *f)
+{
+	return f->concurrency;
+}
+
+double fetcher_rate(const struct fetcher *f)
+{
+	return f->rate;
+}

@@ -1,0 +1,660 @@
+/*
+ * run.c - the scheduler of one run. See run.h.
+ *
+ * Paging follows plan.c's rule. Each set is a small state machine: its first
+ * page goes out alone (total_count is unknown until it answers), then its
+ * remaining offsets are issued in order as capacity allows, several in flight
+ * at once. A set ends when every issued page is settled and nothing remains
+ * below min(total_count, max_rows) or a page came back empty. Work is picked
+ * round-robin across sets so one large set does not starve the others.
+ */
+#include "run.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "fetch.h"
+#include "job.h"
+#include "load.h"
+#include "log.h"
+#include "migrate.h"
+#include "plan.h"
+#include "retry.h"
+#include "transform.h"
+
+/* Reconnect attempts when the database goes away mid-run. */
+#define RUN_DB_RETRIES 8
+
+struct set_state {
+	const struct target_set *def;
+	long long id;                 /* target_set_id */
+	long long total;              /* total_count; -1 until the first page answers */
+	long long next_offset;        /* next offset to consider issuing */
+	int in_flight;                /* issued and not yet settled */
+	int ended;                    /* an empty page was seen: issue nothing more */
+	int complete_before;          /* this run finished the set in an earlier process */
+	int finished;                 /* outcome recorded in the database */
+	char *error;                  /* owned: why the set failed, NULL if it did not */
+	struct loaded_page *loaded;   /* owned: pages loaded by an earlier process */
+	size_t n_loaded;
+	long long pages, rows;        /* loaded by this process */
+	double cost;
+};
+
+/* One page in flight; the fetch request's `user`. */
+struct page_job {
+	struct set_state *set;
+	long long offset;
+	int limit;
+	int attempts;
+	double first_start;
+};
+
+struct run_ctx {
+	const struct job *job;
+	const char *snapshot_date;
+	PGconn *conn;
+	struct fetcher *fetcher;
+	struct set_state *sets;
+	size_t n_sets;
+	size_t rr;                    /* round-robin cursor over sets */
+	long long run_id;
+	char *abort_msg;              /* owned: set when the whole run must stop */
+	int abort_code;
+	struct row_batch batch;       /* reused for every page */
+	unsigned seed;                /* jitter state */
+	int ok_streak;                /* successes since the last slow-down */
+};
+
+int run_valid_date(const char *s)
+{
+	struct tm tm = {0}, check;
+	time_t t;
+	int y, m, d;
+	char tail;
+
+	if (!s || strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3)
+		return 0;
+	if (s[4] != '-' || s[7] != '-' || y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 || d > 31)
+		return 0;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = m - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = 12;
+	t = timegm(&tm);
+	if (!gmtime_r(&t, &check))
+		return 0;
+	return check.tm_mday == d && check.tm_mon == m - 1;
+}
+
+static int is_loaded(const struct set_state *s, long long offset, const struct loaded_page **lp)
+{
+	size_t lo = 0, hi = s->n_loaded;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (s->loaded[mid].offset == offset) {
+			if (lp)
+				*lp = &s->loaded[mid];
+			return 1;
+		}
+		if (s->loaded[mid].offset < offset)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/*
+ * Applies what an earlier process of this run already loaded: total_count
+ * from the first page, and an empty page ending the set.
+ */
+static void adopt_loaded(struct set_state *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n_loaded; i++) {
+		if (s->loaded[i].offset == 0 && s->loaded[i].total_count >= 0)
+			s->total = s->loaded[i].total_count;
+		if (s->loaded[i].items == 0)
+			s->ended = 1;
+	}
+}
+
+/* The next page of s to issue, or 0 (limit) when s has nothing to issue now. */
+static int next_page(struct set_state *s, long long *offset)
+{
+	if (s->finished || s->error || s->ended || s->complete_before)
+		return 0;
+	if (s->total < 0) {
+		/* Only the first page may go before total_count is known. */
+		if (s->next_offset > 0 || is_loaded(s, 0, NULL))
+			return 0;
+		*offset = 0;
+		s->next_offset = s->def->limit;
+		return plan_page_limit(s->def, 0, -1);
+	}
+	for (;;) {
+		int limit = plan_page_limit(s->def, s->next_offset, s->total);
+
+		if (limit == 0)
+			return 0;
+		*offset = s->next_offset;
+		s->next_offset += s->def->limit;
+		if (!is_loaded(s, *offset, NULL))
+			return limit;
+	}
+}
+
+static void submit(struct run_ctx *rc, struct set_state *s, long long offset, int limit)
+{
+	struct page_job *pj = xcalloc(1, sizeof(*pj));
+	struct fetch_req *req;
+
+	pj->set = s;
+	pj->offset = offset;
+	pj->limit = limit;
+	pj->attempts = 1;
+	req = fetch_req_new(plan_request_body(rc->job, s->def, offset, limit), pj);
+	s->in_flight++;
+	log_debug("%s: request offset %lld limit %d", s->def->name, offset, limit);
+	fetcher_add(rc->fetcher, req);
+}
+
+/* Issues pages round-robin while the fetcher has room for more. */
+static void fill(struct run_ctx *rc)
+{
+	size_t idle = 0;
+
+	while (!rc->abort_msg &&
+	       fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher) <
+		       (size_t)fetcher_concurrency(rc->fetcher) &&
+	       idle < rc->n_sets) {
+		struct set_state *s = &rc->sets[rc->rr];
+		long long offset;
+		int limit;
+
+		rc->rr = (rc->rr + 1) % rc->n_sets;
+		limit = next_page(s, &offset);
+		if (limit == 0) {
+			idle++;
+			continue;
+		}
+		idle = 0;
+		submit(rc, s, offset, limit);
+	}
+}
+
+static void set_fail(struct set_state *s, const char *msg)
+{
+	if (!s->error)
+		s->error = xstrdup(msg);
+}
+
+/*
+ * Runs a database step, reconnecting with backoff if the connection was lost
+ * (server restart, network): the step is one transaction, so redoing it
+ * whole neither loses nor duplicates anything.
+ */
+static int with_db(struct run_ctx *rc, int (*step)(struct run_ctx *, void *), void *arg,
+		   struct etl_error *err)
+{
+	int attempt, ret = 0;
+
+	for (attempt = 0; attempt <= RUN_DB_RETRIES; attempt++) {
+		ret = step(rc, arg);
+		if (ret == 0 || PQstatus(rc->conn) != CONNECTION_BAD)
+			return ret;
+		log_warn("database connection lost (%s); reconnecting", err->msg);
+		for (; attempt < RUN_DB_RETRIES; attempt++) {
+			struct timespec ts = {1 << (attempt < 4 ? attempt : 4), 0};
+
+			nanosleep(&ts, NULL);
+			PQreset(rc->conn);
+			if (PQstatus(rc->conn) == CONNECTION_OK)
+				break;
+		}
+		if (PQstatus(rc->conn) != CONNECTION_OK)
+			return ret;
+		/* the session's search_path, lock and temp table went with it */
+		{
+			char *ident = PQescapeIdentifier(rc->conn, rc->job->db.schema,
+							 strlen(rc->job->db.schema));
+			char *sql = xasprintf("SET search_path TO %s, pg_catalog, pg_temp; "
+					      "SET timezone TO 'UTC'",
+					      ident ? ident : "public");
+			int r = db_exec(rc->conn, sql, err);
+
+			PQfreemem(ident);
+			free(sql);
+			if (r == 0)
+				r = load_lock_job(rc->conn, rc->job->name, err);
+			if (r == 0)
+				r = load_prepare(rc->conn, err);
+			if (r != 0)
+				return r;
+		}
+	}
+	return ret;
+}
+
+struct load_args {
+	const struct page_record *rec;
+	struct etl_error *err;
+};
+
+static int step_load_page(struct run_ctx *rc, void *arg)
+{
+	struct load_args *a = arg;
+
+	return load_page(rc->conn, rc->snapshot_date, a->rec, &rc->batch, a->err);
+}
+
+static int step_page_failed(struct run_ctx *rc, void *arg)
+{
+	struct load_args *a = arg;
+
+	return load_page_failed(rc->conn, a->rec, a->err);
+}
+
+struct finish_args {
+	struct set_state *s;
+	struct etl_error *err;
+};
+
+static int step_finish_set(struct run_ctx *rc, void *arg)
+{
+	struct finish_args *a = arg;
+
+	return load_finish_set(rc->conn, rc->run_id, a->s->id, rc->snapshot_date, a->s->total,
+			       a->s->error, a->err);
+}
+
+/* Records the set's outcome once nothing of it is in flight or left to issue. */
+static int maybe_finish_set(struct run_ctx *rc, struct set_state *s, struct etl_error *err)
+{
+	long long dummy;
+	struct finish_args a = {s, err};
+	int ret;
+
+	if (s->finished || s->complete_before || s->in_flight > 0)
+		return 0;
+	if (!s->error && !rc->abort_msg) {
+		/* nothing more to issue? (next_page advances only past loaded pages) */
+		long long save = s->next_offset;
+		int limit = next_page(s, &dummy);
+
+		if (limit != 0) {
+			s->next_offset = save;
+			return 0;
+		}
+	}
+	if (rc->abort_msg && !s->error)
+		set_fail(s, rc->abort_msg);
+	ret = with_db(rc, step_finish_set, &a, err);
+	if (ret != 0)
+		return ret;
+	s->finished = 1;
+	if (s->error)
+		log_warn("target set %s failed: %s", s->def->name, s->error);
+	else
+		log_info("target set %s: complete, total_count %lld, %lld rows in %lld pages this "
+			 "process, $%.4f",
+			 s->def->name, s->total, s->rows, s->pages, s->cost);
+	return 0;
+}
+
+static void page_record_init(struct run_ctx *rc, const struct page_job *pj,
+			     const struct fetch_req *req, const struct api_response *resp,
+			     struct page_record *rec)
+{
+	memset(rec, 0, sizeof(*rec));
+	rec->run_id = rc->run_id;
+	rec->target_set_id = pj->set->id;
+	rec->offset = pj->offset;
+	rec->limit = pj->limit;
+	rec->attempts = pj->attempts;
+	rec->http_status = req->http_status;
+	rec->total_count = -1;
+	rec->duration_ms = (int)((mono_now() - pj->first_start) * 1000);
+	if (resp && resp->root) {
+		rec->api_status_code = resp->task_status ? resp->task_status : resp->status_code;
+		rec->api_status_message = resp->status_message;
+		rec->task_id = resp->task_id;
+		if (resp->error == RESP_OK) {
+			rec->total_count = resp->total_count;
+			rec->items = (long long)resp->n_items;
+			rec->cost_usd = resp->cost;
+		}
+	}
+}
+
+/* The slow-down on rate limits, and the gradual way back. */
+static void pace_on(struct run_ctx *rc, enum retry_verdict v)
+{
+	struct fetcher *f = rc->fetcher;
+
+	if (v == VERDICT_RETRY_SLOW) {
+		int c = fetcher_concurrency(f) / 2;
+		double rate = fetcher_rate(f) / 2;
+
+		fetcher_set_pace(f, c, rate);
+		rc->ok_streak = 0;
+		log_warn("rate-limited: now %d in flight, %.0f requests/min",
+			 fetcher_concurrency(f), fetcher_rate(f));
+	} else if (v == VERDICT_OK && ++rc->ok_streak >= 10 &&
+		   (fetcher_concurrency(f) < rc->job->api.concurrency ||
+		    fetcher_rate(f) < rc->job->api.requests_per_minute)) {
+		fetcher_set_pace(f, fetcher_concurrency(f) + 1, fetcher_rate(f) * 1.25);
+		rc->ok_streak = 0;
+	}
+}
+
+static void describe_failure(const struct page_job *pj, const struct fetch_req *req,
+			     const struct api_response *resp, const struct etl_error *perr,
+			     char *buf, size_t len)
+{
+	if (req->curl_code != CURLE_OK)
+		snprintf(buf, len, "offset %lld: network error: %s", pj->offset, req->errbuf);
+	else if (perr->msg[0])
+		snprintf(buf, len, "offset %lld: HTTP %ld: %s", pj->offset, req->http_status, perr->msg);
+	else
+		snprintf(buf, len, "offset %lld: HTTP %ld%s%s", pj->offset, req->http_status,
+			 resp && resp->status_message ? ": " : "",
+			 resp && resp->status_message ? resp->status_message : "");
+}
+
+/* Handles one completed request; returns non-zero only for database failures. */
+static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *err)
+{
+	struct page_job *pj = req->user;
+	struct set_state *s = pj->set;
+	struct api_response resp;
+	struct etl_error perr = {0, ""};
+	struct page_record rec;
+	enum retry_verdict v;
+	char why[1200];
+	int code = 0, ret = 0;
+
+	memset(&resp, 0, sizeof(resp));
+	/* A parse failure is kept in resp.error and classified below. */
+	if (req->curl_code == CURLE_OK &&
+	    response_parse(req->response.data ? req->response.data : "", req->response.len, &resp,
+			   &perr) != 0)
+		log_debug("%s offset %lld: %s", s->def->name, pj->offset, perr.msg);
+	v = retry_classify(req, req->curl_code == CURLE_OK ? &resp : NULL, &code);
+	if (v == VERDICT_OK) {
+		struct transform_ctx tc = {rc->snapshot_date, s->id, rc->run_id, pj->offset,
+					   pj->limit, s->def->targets, s->def->n_targets};
+
+		row_batch_reset(&rc->batch);
+		if (transform_page(&resp, &tc, &rc->batch, &perr) != 0)
+			v = VERDICT_RETRY; /* a malformed page is a page error: retry it */
+	}
+	if (v == VERDICT_OK && pj->offset == 0 && s->total < 0)
+		s->total = resp.total_count;
+	pace_on(rc, v);
+	if (v == VERDICT_OK) {
+		struct load_args a = {&rec, err};
+
+		page_record_init(rc, pj, req, &resp, &rec);
+		rec.rows = (long long)rc->batch.n_rows;
+		if ((ret = with_db(rc, step_load_page, &a, err)) != 0) {
+			etl_error_prefix(err, "loading %s offset %lld: ", s->def->name, pj->offset);
+			goto done;
+		}
+		s->pages++;
+		s->rows += rec.rows;
+		s->cost += rec.cost_usd;
+		if (resp.n_items == 0)
+			s->ended = 1;
+		log_debug("%s: offset %lld: %zu items, %zu rows (%.0f ms)", s->def->name, pj->offset,
+			  resp.n_items, rc->batch.n_rows, req->seconds * 1000);
+		s->in_flight--;
+		goto done;
+	}
+	describe_failure(pj, req, &resp, &perr, why, sizeof(why));
+	if ((v == VERDICT_RETRY || v == VERDICT_RETRY_SLOW) && pj->attempts < rc->job->api.max_attempts &&
+	    !rc->abort_msg && !s->error) {
+		double wait = retry_backoff(pj->attempts + 1, req->retry_after, &rc->seed);
+
+		log_warn("%s %s (attempt %d of %d; retrying in %.1f s)", s->def->name, why,
+			 pj->attempts, rc->job->api.max_attempts, wait);
+		pj->attempts++;
+		req->not_before = mono_now() + wait;
+		fetcher_add(rc->fetcher, req);
+		req = NULL; /* the fetcher owns it again */
+		goto done;
+	}
+	/* A page that failed for good: ledger row, and the set (or run) fails. */
+	{
+		struct load_args a = {&rec, err};
+		char *msg = xasprintf("%s%s", why,
+				      v == VERDICT_RETRY || v == VERDICT_RETRY_SLOW
+					      ? " (attempts exhausted)"
+					      : "");
+
+		page_record_init(rc, pj, req, &resp, &rec);
+		rec.error = msg;
+		ret = with_db(rc, step_page_failed, &a, err);
+		if (v == VERDICT_FAIL_RUN && !rc->abort_msg) {
+			rc->abort_msg = xasprintf("%s %s", s->def->name, msg);
+			rc->abort_code = ETL_EFAIL;
+		}
+		set_fail(s, msg);
+		free(msg);
+		s->in_flight--;
+	}
+done:
+	response_free(&resp);
+	if (req) {
+		free(pj);
+		fetch_req_free(req);
+	}
+	if (ret == 0)
+		ret = maybe_finish_set(rc, s, err);
+	return ret;
+}
+
+static void today_utc(char *buf, size_t len)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(buf, len, "%Y-%m-%d", &tm);
+}
+
+static int selected(const struct run_options *opt, const char *name)
+{
+	size_t i;
+
+	if (opt->n_only == 0)
+		return 1;
+	for (i = 0; i < opt->n_only; i++)
+		if (strcmp(opt->only[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+int run_job(const struct run_options *opt, struct run_result *result, struct etl_error *err)
+{
+	struct run_ctx rc;
+	struct job *job = NULL;
+	long long *ids = NULL;
+	char today[16], *url = NULL;
+	size_t i, n_failed = 0, n_done = 0;
+	int ret, applied = 0;
+
+	memset(&rc, 0, sizeof(rc));
+	memset(result, 0, sizeof(*result));
+	row_batch_init(&rc.batch);
+	/* Everything the user can get wrong is checked before any connection. */
+	if ((ret = job_load_file(opt->job_path, &job, err)) != 0)
+		goto out;
+	for (i = 0; i < opt->n_only; i++) {
+		if (!job_find_set(job, opt->only[i])) {
+			ret = etl_fail(err, ETL_EUSAGE, "%s: --only %s: no target set of that name",
+				       opt->job_path, opt->only[i]);
+			goto out;
+		}
+	}
+	if (opt->snapshot_date && !run_valid_date(opt->snapshot_date)) {
+		ret = etl_fail(err, ETL_EUSAGE,
+			       "--snapshot-date %s: not a date of the form YYYY-MM-DD", opt->snapshot_date);
+		goto out;
+	}
+	today_utc(today, sizeof(today));
+	rc.job = job;
+	rc.snapshot_date = opt->snapshot_date ? opt->snapshot_date : today;
+	rc.seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+
+	if ((ret = db_connect(job->db.url, job->db.schema, opt->migrate, &rc.conn, err)) != 0)
+		goto out;
+	if (opt->migrate) {
+		if ((ret = migrate_apply(rc.conn, &applied, err)) != 0)
+			goto out;
+		if (applied)
+			log_info("applied %d migration%s", applied, applied == 1 ? "" : "s");
+	}
+	if ((ret = migrate_check(rc.conn, err)) != 0)
+		goto out;
+	if ((ret = load_lock_job(rc.conn, job->name, err)) != 0)
+		goto out;
+	if ((ret = load_prepare(rc.conn, err)) != 0)
+		goto out;
+	ids = xcalloc(job->n_sets, sizeof(*ids));
+	if ((ret = load_register_sets(rc.conn, job, ids, err)) != 0)
+		goto out;
+	if ((ret = load_start_run(rc.conn, job, rc.snapshot_date, opt->fresh, &rc.run_id,
+				  &result->resumed, err)) != 0)
+		goto out;
+	result->run_id = rc.run_id;
+	log_info("run %lld of job %s, snapshot %s%s", rc.run_id, job->name, rc.snapshot_date,
+		 result->resumed ? " (continuing an unfinished run)" : "");
+
+	rc.sets = xcalloc(job->n_sets, sizeof(*rc.sets));
+	for (i = 0; i < job->n_sets; i++) {
+		struct set_state *s;
+
+		if (!selected(opt, job->sets[i].name))
+			continue;
+		s = &rc.sets[rc.n_sets++];
+		s->def = &job->sets[i];
+		s->id = ids[i];
+		s->total = -1;
+		ret = load_start_set(rc.conn, rc.run_id, s->id, &s->complete_before, &s->loaded,
+				     &s->n_loaded, err);
+		if (ret != 0)
+			goto out;
+		adopt_loaded(s);
+		if (s->n_loaded)
+			log_info("target set %s: %zu pages already loaded by this run", s->def->name,
+				 s->n_loaded);
+	}
+
+	url = xasprintf("%s%s", job->api.base_url, plan_endpoint_path(job->api.provider));
+	if ((ret = fetcher_new(&job->api, url, &rc.fetcher, err)) != 0)
+		goto out;
+	/* Sets with nothing left to do (empty, or finished by an earlier process). */
+	for (i = 0; i < rc.n_sets; i++)
+		if ((ret = maybe_finish_set(&rc, &rc.sets[i], err)) != 0)
+			goto out;
+	while (!rc.abort_msg) {
+		struct fetch_req *req;
+
+		fill(&rc);
+		req = fetcher_next(rc.fetcher, 500);
+		if (req) {
+			struct page_job *pj = req->user;
+
+			if (!pj->first_start)
+				pj->first_start = req->started;
+			if ((ret = settle(&rc, req, err)) != 0)
+				goto out;
+			continue;
+		}
+		if (fetcher_in_flight(rc.fetcher) + fetcher_queued(rc.fetcher) == 0) {
+			fill(&rc);
+			if (fetcher_in_flight(rc.fetcher) + fetcher_queued(rc.fetcher) == 0)
+				break;
+		}
+	}
+	/* Sets still open here were cut off by a run-wide stop. */
+	for (i = 0; i < rc.n_sets; i++) {
+		struct set_state *s = &rc.sets[i];
+
+		if (!s->finished && !s->complete_before) {
+			s->in_flight = 0;
+			if (!s->error)
+				set_fail(s, rc.abort_msg ? rc.abort_msg : "stopped before it finished");
+			if ((ret = maybe_finish_set(&rc, s, err)) != 0)
+				goto out;
+		}
+		if (s->error)
+			n_failed++;
+		else
+			n_done++;
+		result->pages += s->pages;
+		result->rows += s->rows;
+		result->cost_usd += s->cost;
+	}
+	result->sets_complete = n_done;
+	result->sets_failed = n_failed;
+	{
+		const char *status = n_failed == 0 ? "succeeded" : n_done > 0 && !rc.abort_msg ? "partial" : "failed";
+		char *msg = NULL;
+
+		if (n_failed)
+			msg = rc.abort_msg ? xstrdup(rc.abort_msg)
+					   : xasprintf("%zu of %zu target sets failed", n_failed, rc.n_sets);
+		ret = load_finish_run(rc.conn, rc.run_id, status, msg, err);
+		if (ret == 0 && n_failed) {
+			ret = etl_fail(err, strcmp(status, "partial") == 0 ? ETL_EPARTIAL : ETL_EFAIL,
+				       "run %lld %s: %s", rc.run_id, status, msg);
+		}
+		free(msg);
+	}
+out:
+	if (ret != 0 && rc.conn && rc.run_id && PQstatus(rc.conn) == CONNECTION_OK) {
+		/* Best effort: a run that died of a database or internal error says
+		 * so, unless it already recorded its own outcome above. */
+		char id[24];
+		const char *params[2] = {id, err->msg};
+
+		snprintf(id, sizeof(id), "%lld", rc.run_id);
+		db_rollback(rc.conn);
+		PQclear(PQexecParams(rc.conn,
+				     "UPDATE etl_run SET status = 'failed', error = $2, finished_at = now()"
+				     " WHERE run_id = $1 AND status = 'running'",
+				     2, NULL, params, NULL, NULL, 0));
+	}
+	if (rc.fetcher) {
+		struct fetch_req *req;
+
+		while ((req = fetcher_cancel_one(rc.fetcher))) {
+			free(req->user);
+			fetch_req_free(req);
+		}
+	}
+	if (rc.fetcher)
+		fetcher_free(rc.fetcher);
+	for (i = 0; i < rc.n_sets; i++) {
+		free(rc.sets[i].error);
+		free(rc.sets[i].loaded);
+	}
+	free(rc.sets);
+	free(rc.abort_msg);
+	free(ids);
+	free(url);
+	row_batch_free(&rc.batch);
+	if (rc.conn)
+		PQfinish(rc.conn);
+	job_free(job);
+	return ret;
+}
