@@ -32,6 +32,9 @@
 	"referring_links_countries, extra, run_id"
 #define TRANSFORM_NCOLUMNS 31
 
+/* Longest referring domain accepted (it is part of the primary key). */
+#define TRANSFORM_MAX_DOMAIN_BYTES 1024
+
 /* Why a response was not usable; fetch.c decides from this what to retry. */
 enum response_error {
 	RESP_OK = 0,

@@ -3,6 +3,7 @@
  */
 #include "db.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,30 @@ static void chomp(char *s)
 
 	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
 		s[--n] = '\0';
+}
+
+/*
+ * libpq's connection errors span lines (one per address tried, and a tab-
+ * indented hint); a cron mail or a log collector wants one line.
+ */
+static void one_line(char *s, size_t size)
+{
+	struct strbuf sb;
+	const char *r;
+
+	chomp(s);
+	sb_init(&sb);
+	for (r = s; *r; r++) {
+		if (*r != '\n') {
+			sb_putc(&sb, *r);
+			continue;
+		}
+		while (r[1] == '\t' || r[1] == ' ' || r[1] == '\n')
+			r++;
+		sb_puts(&sb, "; ");
+	}
+	snprintf(s, size, "%s", sb.data ? sb.data : ""); /* "; " may be longer than "\n" */
+	sb_free(&sb);
 }
 
 static int result_error(PGconn *conn, PGresult *res, const char *sql, struct etl_error *err)
@@ -47,7 +72,7 @@ int db_connect(const char *conninfo, const char *schema, int create_schema, PGco
 	if (!conn || PQstatus(conn) != CONNECTION_OK) {
 		etl_fail(err, ETL_EFAIL, "cannot connect to the database: %s",
 			 conn ? PQerrorMessage(conn) : "out of memory");
-		chomp(err->msg);
+		one_line(err->msg, sizeof(err->msg));
 		goto failed;
 	}
 	if (PQsetClientEncoding(conn, "UTF8") != 0) {

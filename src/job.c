@@ -1021,14 +1021,6 @@ static int need_string(struct ctx *c, const struct ynode *n, const char *what_ex
 	return fail_node(c, n, "expected %s, got %s", what_expected, what);
 }
 
-static bool has_space_or_control(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s <= 0x20 || *s == 0x7f)
-			return true;
-	return false;
-}
-
 static size_t utf8_chars(const char *s)
 {
 	size_t n = 0;
@@ -1072,10 +1064,12 @@ static int check_targets(struct ctx *c, const struct field_spec *f, const struct
 		const struct ynode *t = n->kids[i];
 		size_t old = path_index(c, i);
 
+		/* Any other text goes to the API as it is: quotes, backslashes, tabs
+		 * and newlines included, so what is stored is what was asked (a NUL,
+		 * which PostgreSQL text cannot hold, is refused for every string). */
 		rc = need_string(c, t, "a target (a domain or a page URL)");
-		if (rc == 0 && (t->len == 0 || has_space_or_control(t->text)))
-			rc = fail_node(c, t, t->len ? "a target with whitespace or a control character"
-					 : "an empty target");
+		if (rc == 0 && t->len == 0)
+			rc = fail_node(c, t, "an empty target");
 		for (size_t j = 0; j < i && rc == 0; j++) {
 			if (strcmp(n->kids[j]->text, t->text) == 0) {
 				char shown[JOB_SHOW_MAX + 8];

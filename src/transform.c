@@ -1453,6 +1453,12 @@ static int put_row(struct strbuf *sb, const struct page_fmt *pf, const struct it
 		return item_fail(err, it, key, "target",
 				 "expected the referring domain, a non-empty string; got %s", d);
 	}
+	/* It is part of the primary key: a btree entry holds at most ~2.7 kB,
+	 * and no domain name (253 characters, 4 bytes each at most) comes near. */
+	if (json_object_get_string_len(v) > TRANSFORM_MAX_DOMAIN_BYTES)
+		return item_fail(err, it, key, "target",
+				 "the referring domain is %d bytes long; at most %d are accepted",
+				 json_object_get_string_len(v), TRANSFORM_MAX_DOMAIN_BYTES);
 
 	out_n(sb, pf->prefix.data, pf->prefix.len);
 	if (!put_text(sb, json_object_get_string(v), (size_t)json_object_get_string_len(v)))

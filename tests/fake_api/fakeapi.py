@@ -116,7 +116,7 @@ STATUS_MESSAGES = {
 #: every fault kind the fake knows; anything else is rejected when queued so
 #: that a typo in a test fails loudly instead of silently serving data.
 FAULT_KINDS = ("http429", "http500", "http502_html", "http401", "task", "top",
-               "truncated", "slow", "drop", "result_null")
+               "truncated", "slow", "drop", "result_null", "raw", "edit")
 
 # Dataset-defining task fields and the defaults the real API applies, so that
 # sending a default explicitly yields the same data set as omitting it.
@@ -453,6 +453,10 @@ def _normalize_fault(fault):
     f["offset"], f["times"] = offset, times
     if kind in ("task", "top") and not isinstance(f.get("code"), int):
         raise ValueError(f"fault kind {kind!r} needs an integer 'code'")
+    if kind == "raw" and not isinstance(f.get("body"), (str, bytes)):
+        raise ValueError("raw fault needs a 'body' (str or bytes)")
+    if kind == "edit" and not callable(f.get("fn")):
+        raise ValueError("edit fault needs a callable 'fn' (in-process only)")
     if kind == "slow" and not isinstance(f.get("seconds", 1), (int, float)):
         raise ValueError("slow fault 'seconds' must be a number")
     return f
@@ -877,6 +881,9 @@ class FakeServer:
           slow          seconds (1): sleep, then serve the page normally
           drop          close the connection without a response
           result_null   status 20000 throughout but "result": null
+          raw           body (str|bytes), status (200), content_type: any bytes
+          edit          fn (callable, in-process only): fn(doc) edits the real
+                        page's JSON before it is sent
         """
         norm = [_normalize_fault(f) for f in faults]
         with self._lock:
@@ -1052,6 +1059,19 @@ class FakeServer:
             if fault.get("wire"):
                 return _Reply(200, full, wire_cut=True)
             return _Reply(200, full[:len(full) // 2])
+        if kind == "raw":
+            # Any bytes at all, as the body of a response with this status.
+            body = fault["body"]
+            if isinstance(body, str):
+                body = body.encode("utf-8")
+            return _Reply(fault.get("status", 200), body,
+                          content_type=fault.get("content_type", "application/json"))
+        if kind == "edit":
+            # The real page as a dict, changed by the test's own function
+            # (e.g. a field of the wrong type, more items than asked for).
+            doc = json.loads(self._page_body(task, scen, started)[0])
+            fault["fn"](doc)
+            return _Reply(200, _json_bytes(doc))
         raise AssertionError(kind)  # _normalize_fault admits nothing else
 
     def _page_body(self, task, scen, started):

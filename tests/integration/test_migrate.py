@@ -93,6 +93,7 @@ class MigrateTest(EtlTestCase):
         code, out, err = self.etl("migrate", job, env=self.env(DATABASE_URL="postgresql://nobody@127.0.0.1:1/x"),
                                   expect=1)
         self.assertIn("cannot connect to the database", err)
+        self.assertEqual(err.count("\n"), 1, "one line: " + err)
 
 
 if __name__ == "__main__":

@@ -198,7 +198,7 @@ static const struct {
 	{"targets_empty_list.yaml", ETL_EUSAGE, "targets_empty_list.yaml:7:14: target_sets[0].targets: an empty list; at least one target is required"},
 	{"targets_dup.yaml", ETL_EUSAGE, "targets_dup.yaml:10:9: target_sets[0].targets[2]: duplicate target \"a.com\" (also at 8:9)"},
 	{"targets_number.yaml", ETL_EUSAGE, "targets_number.yaml:7:22: target_sets[0].targets[1]: expected a target (a domain or a page URL), got an integer (123)\nhint: quote it"},
-	{"targets_space.yaml", ETL_EUSAGE, "targets_space.yaml:7:22: target_sets[0].targets[1]: a target with whitespace or a control character"},
+	{"targets_nul.yaml", ETL_EUSAGE, "targets_nul.yaml:7:22: target_sets[0].targets[1]: a NUL character in a string"},
 	{"exclude_11.yaml", ETL_EUSAGE, "exclude_11.yaml:8:22: target_sets[0].exclude_targets: 11 items; at most 10 are allowed"},
 	{"limit_string.yaml", ETL_EUSAGE, "limit_string.yaml:8:12: target_sets[0].limit: expected an integer from 1 to 1000, got a string (\"1000\")\nhint: remove the quotes"},
 	{"limit_range.yaml", ETL_EUSAGE, "limit_range.yaml:8:12: target_sets[0].limit: expected an integer from 1 to 1000, got an integer (1001)"},

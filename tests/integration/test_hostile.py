@@ -1,0 +1,124 @@
+"""Hostile input, end to end: response bodies that are not what the API
+promises (HTML, empty, wrong JSON types, numbers past int64, 10 MB strings,
+deep nesting, more items than asked for, result null) each end as a clear page
+error that the retry policy mends, never a crash or a corrupt table; and
+target strings with quotes, backslashes, tabs, newlines, escapes and unicode
+load intact."""
+
+import json
+import unittest
+
+from harness import EtlTestCase, expected_rows
+
+JOB = """\
+version: 1
+job: hostile
+api:
+  base_url: ${AISA_BASE_URL}
+  token: ${AISA_API_KEY}
+  concurrency: 2
+  max_attempts: 3
+database: {url: "${DATABASE_URL}"}
+defaults: {limit: 100, max_rows: 1000}
+target_sets:
+  - {name: h, targets: [hostile-a.com, hostile-b.com]}
+"""
+
+
+def per_target(doc, item=0, key="1"):
+    return doc["tasks"][0]["result"][0]["items"][item]["domain_intersection"][key]
+
+
+def set_field(field, value):
+    def fn(doc):
+        per_target(doc)[field] = value
+    return fn
+
+
+def extra_item(doc):
+    items = doc["tasks"][0]["result"][0]["items"]
+    items.append(items[0])
+
+
+class HostileTest(EtlTestCase):
+
+    def test_hostile_bodies_are_page_errors_then_retried(self):
+        envelope_wrong = json.dumps({"version": "0.1", "status_code": "20000", "status_message": "Ok.",
+                                     "tasks": "none"})
+        cases = [
+            ("html", {"kind": "raw", "body": "<html><body><h1>Service Unavailable</h1></body></html>",
+                      "content_type": "text/html"}),
+            ("empty", {"kind": "raw", "body": ""}),
+            ("not json", {"kind": "raw", "body": "\x00\x01\x02garbage"}),
+            ("wrong types", {"kind": "raw", "body": envelope_wrong}),
+            ("deep nesting", {"kind": "raw", "body": "[" * 100000}),
+            ("result null", {"kind": "result_null"}),
+            ("rank string", {"kind": "edit", "fn": set_field("rank", "high")}),
+            ("rank fraction", {"kind": "edit", "fn": set_field("rank", 1.5)}),
+            ("past int64", {"kind": "raw", "body": None}),  # filled in below
+            ("map of lists", {"kind": "edit", "fn": set_field("referring_links_tld", {"com": [1]})}),
+            ("bad time", {"kind": "edit", "fn": set_field("first_seen", "yesterday")}),
+            ("10 MB domain", {"kind": "edit", "fn": set_field("target", "x" * (10 * 1024 * 1024))}),
+            ("items past limit", {"kind": "edit", "fn": extra_item}),
+        ]
+        for name, fault in cases:
+            with self.subTest(case=name):
+                self.db.close()
+                from harness import Database
+                self.db = Database("hostile")
+                self.fake.reset()
+                if name == "past int64":
+                    # a real page whose backlinks is a 20-digit integer literal
+                    fault = {"kind": "edit", "fn": set_field("backlinks", 123456789012345678901234)}
+                self.fake.set_scenario("hostile-a.com", total_count=350, faults=[dict(fault, offset=100)])
+                job = self.job(JOB)
+                code, out, err = self.etl("run", job, "--migrate", "--snapshot-date", "2026-07-01")
+                self.assertIn("h offset 100", err)
+                self.assertIn("retrying", err)
+                self.assertLess(len(err), 20000, "the message must not dump the body")
+                at = [r for r in self.fake.requests if r["offset"] == 100]
+                self.assertEqual(len(at), 2)
+                self.assertRowsMatch("h", "hostile-a.com", ["hostile-a.com", "hostile-b.com"])
+                page = self.db.rows("SELECT attempts, status FROM dataforseo.etl_page WHERE page_offset = 100")
+                self.assertEqual(page, [{"attempts": 2, "status": "loaded"}])
+
+    def test_hostile_body_every_time_fails_the_set_cleanly(self):
+        self.fake.set_scenario("hostile-a.com", total_count=350,
+                               faults=[{"kind": "edit", "fn": extra_item, "offset": 200, "times": -1}])
+        job = self.job(JOB)
+        code, out, err = self.etl("run", job, "--migrate", "--snapshot-date", "2026-07-02", expect=1)
+        self.assertIn("offset 200", err)
+        self.assertIn("attempts exhausted", err)
+        self.assertEqual(self.db.value("SELECT status FROM dataforseo.etl_run_set"), "failed")
+        self.assertEqual(self.db.value("SELECT count(*) FROM dataforseo.domain_intersection"), "0")
+        err_row = self.db.value("SELECT error FROM dataforseo.etl_page WHERE page_offset = 200")
+        self.assertIn("offset 200", err_row)
+
+    def test_targets_with_awkward_characters_load_intact(self):
+        targets = ['quo"te.com', "apos'trophe.com", "back\\slash.com", "tab\there.com", "new\nline.com",
+                   "nul\\u0000like.com", "percent%s%d.com", "ünïcødé.com", "例え.jp", "emoji\U0001F600.com"]
+        yaml_list = ", ".join(json.dumps(t, ensure_ascii=False) for t in targets)  # JSON strings are YAML double-quoted scalars
+        job = self.job("""\
+            version: 1
+            job: awkward
+            api: {base_url: "${AISA_BASE_URL}", token: "${AISA_API_KEY}"}
+            database: {url: "${DATABASE_URL}"}
+            target_sets:
+              - name: awkward
+                targets: [%s]
+                tag: "tag with \\"quotes\\" and \\\\ backslash"
+            """ % yaml_list)
+        self.fake.set_scenario(targets[0], total_count=30)
+        self.etl("run", job, "--migrate", "--snapshot-date", "2026-07-03")
+        sent = json.loads(self.fake.requests[0]["body"])
+        self.assertEqual(sent["targets"], {str(i + 1): t for i, t in enumerate(targets)})
+        self.assertEqual(sent["tag"], 'tag with "quotes" and \\ backslash')
+        stored = self.db.rows("SELECT targets, request FROM dataforseo.target_set")[0]
+        self.assertEqual(stored["targets"], targets)
+        self.assertEqual(stored["request"]["targets"], sent["targets"])
+        got = self.assertRowsMatch("awkward", targets[0], targets)
+        self.assertEqual(sorted({r["target"] for r in got.values()}), sorted(targets))
+
+
+if __name__ == "__main__":
+    unittest.main()
