@@ -16,6 +16,7 @@
 #define INTERSECT_JOB_H
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -65,6 +66,7 @@ struct target_set {
 				  field with its YAML type; "targets" is an object */
 	int limit;             /* page size 1..1000; default 1000 */
 	long long max_rows;    /* rows to fetch at most per run; default 10000 */
+	double max_cost_usd;   /* spending ceiling for this set per run; 0 = none */
 	int line, column;      /* where the set begins in the job file (1-based) */
 };
 
@@ -75,6 +77,10 @@ struct job {
 	struct job_database db;
 	struct target_set *sets; /* n_sets entries, in file order */
 	size_t n_sets;
+	bool archive;            /* keep every response body in raw_page; default true */
+	int keep_snapshots_days; /* retention.keep_snapshots; 0 = keep every snapshot */
+	int keep_archive_days;   /* retention.keep_archive; 0 = keep every body */
+	double max_cost_usd;     /* spending ceiling for the whole run; 0 = none */
 };
 
 /*

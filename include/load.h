@@ -37,6 +37,10 @@ struct page_record {
 	double cost_usd;
 	int duration_ms;
 	const char *error;         /* NULL for a loaded page */
+	/* the raw archive (both NULL when the job says archive: false): */
+	const char *request_body;  /* the JSON sent (never holds credentials) */
+	const char *response_body; /* the body received, response_len bytes */
+	size_t response_len;
 };
 
 /* A page already loaded by this run (for resuming). */
@@ -44,6 +48,7 @@ struct loaded_page {
 	long long offset;
 	long long items;
 	long long total_count;
+	double cost_usd;
 };
 
 /* Per connection: the temporary staging table. */
@@ -68,11 +73,27 @@ int load_start_run(PGconn *conn, const struct job *job, const char *snapshot_dat
 		   long long *run_id, int *resumed, struct etl_error *err) ETL_WUR;
 
 /*
- * Joins a set to the run. *complete is set when this run already finished
- * the set; otherwise *pages (caller frees) lists its loaded pages.
+ * Joins a set to the run, recording the definition it fetches
+ * (`request_hash`, or NULL for the set's current one). *complete is set when
+ * this run already finished the set; otherwise *pages (caller frees) lists
+ * its loaded pages.
  */
-int load_start_set(PGconn *conn, long long run_id, long long set_id, int *complete,
-		   struct loaded_page **pages, size_t *n_pages, struct etl_error *err) ETL_WUR;
+int load_start_set(PGconn *conn, long long run_id, long long set_id, const char *request_hash,
+		   int *complete, struct loaded_page **pages, size_t *n_pages,
+		   struct etl_error *err) ETL_WUR;
+
+/* Creates the domain_intersection partition of a snapshot date if missing. */
+int load_ensure_partition(PGconn *conn, const char *snapshot_date, struct etl_error *err) ETL_WUR;
+
+/*
+ * Retention after a successful run of `job` for snapshot_date: snapshots
+ * (partitions) older than keep_snapshots_days and archived bodies of runs
+ * older than keep_archive_days go (0 = keep). A partition that also holds
+ * another job's rows loses only this job's rows. *dropped (if not NULL)
+ * counts the snapshot dates removed.
+ */
+int load_retention(PGconn *conn, const struct job *job, const char *snapshot_date,
+		   int *dropped, struct etl_error *err) ETL_WUR;
 
 /* Loads a page's rows and its ledger row in one transaction. */
 int load_page(PGconn *conn, const char *snapshot_date, const struct page_record *rec,

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "plan.h"
+#include "replay.h"
 #include "run.h"
 
 static const char exit_help[] =
@@ -36,6 +37,7 @@ static const char main_help[] =
 	"  plan JOB       show the requests and the worst-case cost; no network, no database\n"
 	"  validate JOB   check a job file and report the first error\n"
 	"  migrate [JOB]  create or update the database schema\n"
+	"  replay JOB RUN_ID  reload a run from the raw archive; no API call\n"
 	"  help COMMAND   options of one command\n"
 	"\n"
 	"Options:\n"
@@ -360,6 +362,38 @@ static int cmd_migrate(int argc, char **argv)
 	return report(rc, &err);
 }
 
+static const char replay_help[] =
+	"Usage: intersect-etl replay JOB RUN_ID\n"
+	"\n"
+	"Re-transforms and reloads run RUN_ID of JOB from the raw archive (table\n"
+	"raw_page), with no API call, as a new run of the same snapshot date. Each\n"
+	"set the run completed is published again; an unchanged transformer leaves\n"
+	"the tables as they were. A run made with archive: false cannot be replayed.\n"
+	"\n";
+
+static int cmd_replay(int argc, char **argv)
+{
+	struct etl_error err = {0, ""};
+	struct run_result res;
+	char *end = NULL;
+	long long run_id;
+	int rc = parse_opts(argc, argv, "replay", replay_help, common_longopts, no_opt, NULL);
+
+	if (rc >= 0)
+		return rc;
+	if (argc - optind != 2)
+		return usage_error("replay", "replay takes a JOB file and a RUN_ID");
+	run_id = strtoll(argv[optind + 1], &end, 10);
+	if (!*argv[optind + 1] || *end || run_id <= 0)
+		return usage_error("replay", "%s: not a run id (a positive integer)", argv[optind + 1]);
+	rc = replay_run(argv[optind], run_id, &res, &err);
+	if (res.run_id)
+		log_info("run %lld: %zu target set%s replayed, %zu failed; %lld pages, %lld rows",
+			 res.run_id, res.sets_complete, res.sets_complete == 1 ? "" : "s",
+			 res.sets_failed, res.pages, res.rows);
+	return report(rc, &err);
+}
+
 struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -371,6 +405,7 @@ static const struct command commands[] = {
 	{"plan", cmd_plan, plan_help},
 	{"validate", cmd_validate, validate_help},
 	{"migrate", cmd_migrate, migrate_help},
+	{"replay", cmd_replay, replay_help},
 };
 
 int cli_main(int argc, char **argv)

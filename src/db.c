@@ -85,6 +85,8 @@ int db_connect(const char *conninfo, const char *schema, int create_schema, PGco
 		etl_fail(err, ETL_EFAIL, "cannot quote schema name: %s", PQerrorMessage(conn));
 		goto failed;
 	}
+	if (db_exec(conn, "SET client_min_messages TO warning", err) != 0)
+		goto failed;
 	if (create_schema) {
 		sql = xasprintf("CREATE SCHEMA IF NOT EXISTS %s", ident);
 		if (db_exec(conn, sql, err) != 0)
@@ -96,7 +98,7 @@ int db_connect(const char *conninfo, const char *schema, int create_schema, PGco
 	sql = xasprintf("SET search_path TO %s, pg_catalog, pg_temp", ident);
 	if (db_exec(conn, sql, err) != 0)
 		goto failed;
-	if (db_exec(conn, "SET timezone TO 'UTC'; SET client_min_messages TO warning", err) != 0)
+	if (db_exec(conn, "SET timezone TO 'UTC'", err) != 0)
 		goto failed;
 	*out = conn;
 	conn = NULL;

@@ -305,7 +305,8 @@ static size_t edit_distance(const char *a, const char *b)
 /* ----------------------------------------------------------- key tables */
 
 static const char *const root_keys[] = {"version", "job", "api", "database", "defaults",
-					"target_sets", NULL};
+					"target_sets", "archive", "retention", "max_cost_usd", NULL};
+static const char *const retention_keys[] = {"keep_snapshots", "keep_archive", NULL};
 static const char *const api_keys[] = {
 	"provider", "base_url", "token", "token_file", "login", "password", "password_file",
 	"body", "concurrency", "requests_per_minute", "timeout_seconds", "max_attempts", NULL};
@@ -332,10 +333,14 @@ enum field {
 	F_TAG,
 	F_LIMIT,
 	F_MAX_ROWS,
+	F_MAX_COST_USD,
 	F_COUNT
 };
 
-enum check_kind { CK_TARGETS, CK_STRLIST, CK_FILTER, CK_ORDER_BY, CK_INT, CK_CHOICE, CK_BOOL, CK_STRING };
+enum check_kind {
+	CK_TARGETS, CK_STRLIST, CK_FILTER, CK_ORDER_BY, CK_INT, CK_CHOICE, CK_BOOL, CK_STRING,
+	CK_MONEY
+};
 
 struct field_spec {
 	const char *key;
@@ -365,6 +370,7 @@ static const struct field_spec fields[F_COUNT] = {
 	[F_TAG] = {"tag", CK_STRING, 0, JOB_MAX_TAG, NULL, true},
 	[F_LIMIT] = {"limit", CK_INT, 1, JOB_MAX_LIMIT, NULL, false},
 	[F_MAX_ROWS] = {"max_rows", CK_INT, 1, JOB_MAX_ROWS, NULL, false},
+	[F_MAX_COST_USD] = {"max_cost_usd", CK_MONEY, 0, 1000000, NULL, false},
 };
 
 /* The keys of a target set: "name", then fields[] in order; defaults: takes set_keys + 1. */
@@ -372,7 +378,7 @@ static const char *const set_keys[F_COUNT + 2] = {
 	"name", "targets", "exclude_targets", "filters", "backlinks_filters", "order_by",
 	"internal_list_limit", "backlinks_status_type", "include_subdomains",
 	"include_indirect_links", "exclude_internal_backlinks", "intersection_mode",
-	"rank_scale", "tag", "limit", "max_rows", NULL};
+	"rank_scale", "tag", "limit", "max_rows", "max_cost_usd", NULL};
 
 static bool in_list(const char *const *list, const char *s)
 {
@@ -1007,6 +1013,53 @@ static int get_int(struct ctx *c, const struct ynode *n, long long min, long lon
 	return fail_node(c, n, "expected an integer from %lld to %lld, got %s", min, max, what);
 }
 
+/* A positive amount of US dollars (an integer or a float), at most max. */
+static int get_money(struct ctx *c, const struct ynode *n, double max, double *out)
+{
+	char what[96];
+
+	if (n->kind == YN_SCALAR && (n->type == YT_INT || n->type == YT_FLOAT)) {
+		double d = n->type == YT_INT ? (double)n->i : n->d;
+
+		if (d > 0 && d <= max) {
+			*out = d;
+			return 0;
+		}
+	}
+	describe(n, what, sizeof(what));
+	return fail_node(c, n, "expected an amount in USD above 0 and at most %.0f, got %s", max, what);
+}
+
+/*
+ * A period in whole days: an integer, or "N day(s)" / "N week(s)". Returns
+ * the number of days in *out (1..36500).
+ */
+static int get_days(struct ctx *c, const struct ynode *n, int *out)
+{
+	char what[96], unit[16];
+	long long v = 0;
+	int used = 0;
+
+	if (n->kind == YN_SCALAR && n->type == YT_INT) {
+		v = n->i;
+	} else if (n->kind == YN_SCALAR && n->type == YT_STR &&
+		   sscanf(n->text, "%lld %15s%n", &v, unit, &used) == 2 && n->text[used] == '\0') {
+		if (strcmp(unit, "week") == 0 || strcmp(unit, "weeks") == 0)
+			v *= 7;
+		else if (strcmp(unit, "day") != 0 && strcmp(unit, "days") != 0)
+			v = -1;
+	} else {
+		v = -1;
+	}
+	if (v >= 1 && v <= 36500) {
+		*out = (int)v;
+		return 0;
+	}
+	describe(n, what, sizeof(what));
+	return fail_node(c, n, "expected a period such as 400 days or 8 weeks (1 to 36500 days), "
+			 "got %s", what);
+}
+
 /* A string (by YAML type, not just any scalar) for a request field. */
 static int need_string(struct ctx *c, const struct ynode *n, const char *what_expected)
 {
@@ -1309,6 +1362,14 @@ static int check_field(struct ctx *c, const struct field_spec *f, const struct y
 			return rc;
 		*out = jnew(json_object_new_int64(v));
 		return 0;
+	case CK_MONEY: {
+		double d;
+
+		if ((rc = get_money(c, n, (double)f->max, &d)) != 0)
+			return rc;
+		*out = jnew(json_object_new_double(d));
+		return 0;
+	}
 	case CK_BOOL:
 		if (n->kind != YN_SCALAR || n->type != YT_BOOL)
 			return fail_node(c, n, "expected true or false, got %s",
@@ -1729,6 +1790,7 @@ static int load_set(struct ctx *c, const struct ynode *sn, const struct ynode *d
 	}
 	ts->limit = vals[F_LIMIT] ? (int)json_object_get_int64(vals[F_LIMIT]) : JOB_MAX_LIMIT;
 	ts->max_rows = vals[F_MAX_ROWS] ? json_object_get_int64(vals[F_MAX_ROWS]) : JOB_DEFAULT_MAX_ROWS;
+	ts->max_cost_usd = vals[F_MAX_COST_USD] ? json_object_get_double(vals[F_MAX_COST_USD]) : 0;
 	ts->request = jnew(json_object_new_object());
 	for (size_t f = 0; f < F_COUNT; f++) {
 		if (fields[f].sent && vals[f]) {
@@ -1797,6 +1859,55 @@ static int load_sets(struct ctx *c, const struct ynode *root, struct job *job)
 	return 0;
 }
 
+/* archive, retention and the job's cost ceiling. */
+static int load_history(struct ctx *c, const struct ynode *root, struct job *job)
+{
+	const struct ynode *n, *ret;
+	char what[96];
+	int rc;
+
+	job->archive = true;
+	n = map_get(root, "archive");
+	path_key(c, "archive");
+	if (!is_null(n)) {
+		if (n->kind != YN_SCALAR || n->type != YT_BOOL)
+			return fail_node(c, n, "expected true or false, got %s",
+					 describe(n, what, sizeof(what)));
+		job->archive = n->b;
+	}
+	path_set_len(c, 0);
+
+	n = map_get(root, "max_cost_usd");
+	path_key(c, "max_cost_usd");
+	if (!is_null(n) && (rc = get_money(c, n, 1000000, &job->max_cost_usd)) != 0)
+		return rc;
+	path_set_len(c, 0);
+
+	ret = map_get(root, "retention");
+	path_key(c, "retention");
+	if (is_null(ret)) {
+		path_set_len(c, 0);
+		return 0;
+	}
+	if ((rc = map_check(c, ret, retention_keys)) != 0)
+		return rc;
+	{
+		size_t old = c->path.len;
+
+		n = map_get(ret, "keep_snapshots");
+		path_key(c, "keep_snapshots");
+		if (!is_null(n) && (rc = get_days(c, n, &job->keep_snapshots_days)) != 0)
+			return rc;
+		path_set_len(c, old);
+		n = map_get(ret, "keep_archive");
+		path_key(c, "keep_archive");
+		if (!is_null(n) && (rc = get_days(c, n, &job->keep_archive_days)) != 0)
+			return rc;
+	}
+	path_set_len(c, 0);
+	return 0;
+}
+
 static int load_job(struct ctx *c, const struct ynode *root, struct job *job)
 {
 	const struct ynode *n;
@@ -1836,6 +1947,8 @@ static int load_job(struct ctx *c, const struct ynode *root, struct job *job)
 	if ((rc = load_api(c, root, map_get(root, "api"), &job->api)) != 0)
 		return rc;
 	if ((rc = load_database(c, map_get(root, "database"), &job->db)) != 0)
+		return rc;
+	if ((rc = load_history(c, root, job)) != 0)
 		return rc;
 	return load_sets(c, root, job);
 }

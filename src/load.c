@@ -227,7 +227,7 @@ int load_start_run(PGconn *conn, const struct job *job, const char *snapshot_dat
 		 * different answers). */
 		rc = db_query(conn,
 			      "SELECT r.run_id FROM etl_run r WHERE r.job = $1 AND r.snapshot_date = $2"
-			      " AND r.status <> 'succeeded'"
+			      " AND r.status <> 'succeeded' AND r.replay_of IS NULL"
 			      " AND r.run_id = (SELECT max(run_id) FROM etl_run"
 			      "                 WHERE job = $1 AND snapshot_date = $2)"
 			      " AND NOT EXISTS (SELECT 1 FROM etl_run_set rs JOIN target_set t"
@@ -270,11 +270,12 @@ int load_start_run(PGconn *conn, const struct job *job, const char *snapshot_dat
 	return drop_stale_pending(conn, job->name, *run_id, err);
 }
 
-int load_start_set(PGconn *conn, long long run_id, long long set_id, int *complete,
-		   struct loaded_page **pages, size_t *n_pages, struct etl_error *err)
+int load_start_set(PGconn *conn, long long run_id, long long set_id, const char *request_hash,
+		   int *complete, struct loaded_page **pages, size_t *n_pages,
+		   struct etl_error *err)
 {
 	char run[24], set[24];
-	const char *params[2] = {run, set};
+	const char *params[3] = {run, set, request_hash};
 	PGresult *res = NULL;
 	int rc, i;
 
@@ -285,20 +286,23 @@ int load_start_set(PGconn *conn, long long run_id, long long set_id, int *comple
 	snprintf(set, sizeof(set), "%lld", set_id);
 	rc = db_query(conn,
 		      "INSERT INTO etl_run_set AS rs (run_id, target_set_id, request_hash)"
-		      " SELECT $1, $2, request_hash FROM target_set WHERE target_set_id = $2"
+		      " SELECT $1, $2, coalesce($3, request_hash) FROM target_set"
+		      " WHERE target_set_id = $2"
 		      " ON CONFLICT (run_id, target_set_id) DO UPDATE SET"
 		      "   status = CASE WHEN rs.status = 'complete' THEN 'complete' ELSE 'running' END,"
 		      "   error = CASE WHEN rs.status = 'complete' THEN rs.error END"
 		      " RETURNING status",
-		      2, params, &res, err);
+		      3, params, &res, err);
 	if (rc != 0)
 		return rc;
 	*complete = strcmp(PQgetvalue(res, 0, 0), "complete") == 0;
+	params[2] = NULL;
 	PQclear(res);
 	if (*complete)
 		return 0;
 	rc = db_query(conn,
-		      "SELECT page_offset, items, coalesce(total_count, -1) FROM etl_page"
+		      "SELECT page_offset, items, coalesce(total_count, -1), coalesce(cost_usd, 0)"
+		      " FROM etl_page"
 		      " WHERE run_id = $1 AND target_set_id = $2 AND status = 'loaded'"
 		      " ORDER BY page_offset",
 		      2, params, &res, err);
@@ -310,6 +314,7 @@ int load_start_set(PGconn *conn, long long run_id, long long set_id, int *comple
 		(*pages)[i].offset = strtoll(PQgetvalue(res, i, 0), NULL, 10);
 		(*pages)[i].items = strtoll(PQgetvalue(res, i, 1), NULL, 10);
 		(*pages)[i].total_count = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+		(*pages)[i].cost_usd = strtod(PQgetvalue(res, i, 3), NULL);
 	}
 	PQclear(res);
 	return 0;
@@ -350,6 +355,29 @@ static int write_ledger(PGconn *conn, const struct page_record *rec, struct etl_
 	params[14] = v[11];
 	params[15] = rec->error;
 	return db_query(conn, ledger_sql, 16, params, NULL, err);
+}
+
+/* The page's bodies, in the page's own transaction: archived exactly when loaded. */
+static int write_archive(PGconn *conn, const struct page_record *rec, struct etl_error *err)
+{
+	char v[4][24];
+	char *body = xstrndup(rec->response_body, rec->response_len);
+	const char *params[6] = {v[0], v[1], v[2], v[3], rec->request_body, body};
+	int rc;
+
+	snprintf(v[0], sizeof(v[0]), "%lld", rec->run_id);
+	snprintf(v[1], sizeof(v[1]), "%lld", rec->target_set_id);
+	snprintf(v[2], sizeof(v[2]), "%lld", rec->offset);
+	snprintf(v[3], sizeof(v[3]), "%d", rec->limit);
+	rc = db_query(conn,
+		      "INSERT INTO raw_page (run_id, target_set_id, page_offset, page_limit, request, body)"
+		      " VALUES ($1, $2, $3, $4, $5::jsonb, $6)"
+		      " ON CONFLICT (run_id, target_set_id, page_offset) DO UPDATE SET"
+		      " page_limit = EXCLUDED.page_limit, request = EXCLUDED.request,"
+		      " body = EXCLUDED.body, fetched_at = now()",
+		      6, params, NULL, err);
+	free(body);
+	return rc;
 }
 
 static int copy_rows(PGconn *conn, const struct row_batch *rows, struct etl_error *err)
@@ -393,6 +421,8 @@ int load_page(PGconn *conn, const char *snapshot_date, const struct page_record 
 			goto failed;
 	}
 	if ((rc = write_ledger(conn, rec, err)) != 0)
+		goto failed;
+	if (rec->response_body && (rc = write_archive(conn, rec, err)) != 0)
 		goto failed;
 	if ((rc = db_exec(conn, "COMMIT", err)) != 0)
 		goto failed;
@@ -475,4 +505,71 @@ int load_finish_run(PGconn *conn, long long run_id, const char *status, const ch
 			"       FROM etl_page WHERE run_id = $1) p"
 			" WHERE r.run_id = $1",
 			3, params, NULL, err);
+}
+
+int load_ensure_partition(PGconn *conn, const char *snapshot_date, struct etl_error *err)
+{
+	const char *params[1] = {snapshot_date};
+
+	return db_query(conn, "SELECT ensure_partition($1::date)", 1, params, NULL, err);
+}
+
+int load_retention(PGconn *conn, const struct job *job, const char *snapshot_date, int *dropped,
+		   struct etl_error *err)
+{
+	char days[16];
+	const char *params[3] = {job->name, snapshot_date, days};
+	PGresult *res = NULL;
+	int rc = 0, i;
+
+	if (dropped)
+		*dropped = 0;
+	if (job->keep_archive_days > 0) {
+		snprintf(days, sizeof(days), "%d", job->keep_archive_days);
+		rc = db_query(conn,
+			      "DELETE FROM raw_page r USING etl_run e WHERE r.run_id = e.run_id"
+			      " AND e.job = $1 AND e.snapshot_date <= $2::date - $3::int",
+			      3, params, NULL, err);
+		if (rc != 0)
+			return rc;
+	}
+	if (job->keep_snapshots_days <= 0)
+		return 0;
+	snprintf(days, sizeof(days), "%d", job->keep_snapshots_days);
+	/* Partitions whose whole range is past the limit; each says whether rows
+	 * of other jobs share it (then only this job's rows go). */
+	rc = db_query(conn,
+		      "SELECT c.oid::regclass::text, p.lo,"
+		      " EXISTS (SELECT 1 FROM domain_intersection d WHERE d.snapshot_date = p.lo"
+		      "   AND d.target_set_id NOT IN (SELECT target_set_id FROM target_set WHERE job = $1))"
+		      " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+		      " CROSS JOIN LATERAL (SELECT substring(pg_get_expr(c.relpartbound, c.oid)"
+		      "   FROM 'FROM \\(''([0-9-]+)''\\)')::date AS lo) p"
+		      " WHERE i.inhparent = 'domain_intersection'::regclass"
+		      " AND p.lo <= $2::date - $3::int ORDER BY p.lo",
+		      3, params, &res, err);
+	if (rc != 0)
+		return rc;
+	for (i = 0; i < PQntuples(res) && rc == 0; i++) {
+		const char *part = PQgetvalue(res, i, 0);
+		const char *del[2] = {job->name, PQgetvalue(res, i, 1)};
+
+		if (strcmp(PQgetvalue(res, i, 2), "t") == 0) {
+			rc = db_query(conn,
+				      "DELETE FROM domain_intersection WHERE snapshot_date = $2::date"
+				      " AND target_set_id IN (SELECT target_set_id FROM target_set"
+				      " WHERE job = $1)",
+				      2, del, NULL, err);
+		} else {
+			/* the name comes from pg_class as a quoted regclass: safe to splice */
+			char *sql = xasprintf("DROP TABLE %s", part);
+
+			rc = db_exec(conn, sql, err);
+			free(sql);
+		}
+		if (rc == 0 && dropped)
+			(*dropped)++;
+	}
+	PQclear(res);
+	return rc;
 }

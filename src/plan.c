@@ -97,6 +97,11 @@ void plan_print(const struct job *job, char *const *only, size_t n_only, FILE *o
 		fprintf(out, "  first request: %s\n", body);
 		fprintf(out, "  at most: %lld requests, %lld rows, $%.4f\n", est.pages, est.rows,
 			est.cost_usd);
+		if (set->max_cost_usd > 0)
+			fprintf(out, "  max_cost_usd $%.4f: %s\n", set->max_cost_usd,
+				est.cost_usd > set->max_cost_usd
+					? "below the worst case: the set may stop at its ceiling"
+					: "covers the worst case");
 		free(body);
 		pages += est.pages;
 		rows += est.rows;
@@ -105,4 +110,9 @@ void plan_print(const struct job *job, char *const *only, size_t n_only, FILE *o
 	}
 	fprintf(out, "\ntotal: %zu target sets, at most %lld requests, %lld rows, $%.4f\n", n, pages,
 		rows, cost);
+	if (job->max_cost_usd > 0)
+		fprintf(out, "job max_cost_usd $%.4f: %s\n", job->max_cost_usd,
+			cost > job->max_cost_usd
+				? "below the worst case: the run may stop at the ceiling (exit 3)"
+				: "covers the worst case");
 }

@@ -43,6 +43,8 @@ struct set_state {
 	size_t n_loaded;
 	long long pages, rows;        /* loaded by this process */
 	double cost;
+	double spent;                 /* cost of every loaded page of this run, earlier processes too */
+	double reserved;              /* worst case of its pages in flight */
 };
 
 /* One page in flight; the fetch request's `user`. */
@@ -52,6 +54,7 @@ struct page_job {
 	int limit;
 	int attempts;
 	double first_start;
+	double reserved;              /* its worst-case cost, held until it settles */
 };
 
 struct run_ctx {
@@ -68,6 +71,8 @@ struct run_ctx {
 	struct row_batch batch;       /* reused for every page */
 	unsigned seed;                /* jitter state */
 	int ok_streak;                /* successes since the last slow-down */
+	double spent, reserved;       /* the run's, as for a set */
+	char *ceiling_msg;            /* owned: set when the job's cost ceiling stopped the run */
 };
 
 int run_valid_date(const char *s)
@@ -119,6 +124,7 @@ static void adopt_loaded(struct set_state *s)
 	size_t i;
 
 	for (i = 0; i < s->n_loaded; i++) {
+		s->spent += s->loaded[i].cost_usd;
 		if (s->loaded[i].offset == 0 && s->loaded[i].total_count >= 0)
 			s->total = s->loaded[i].total_count;
 		if (s->loaded[i].items == 0)
@@ -160,10 +166,71 @@ static void submit(struct run_ctx *rc, struct set_state *s, long long offset, in
 	pj->offset = offset;
 	pj->limit = limit;
 	pj->attempts = 1;
+	pj->reserved = plan_cost(1, limit);
+	s->reserved += pj->reserved;
+	rc->reserved += pj->reserved;
 	req = fetch_req_new(plan_request_body(rc->job, s->def, offset, limit), pj);
 	s->in_flight++;
 	log_debug("%s: request offset %lld limit %d", s->def->name, offset, limit);
 	fetcher_add(rc->fetcher, req);
+}
+
+static void set_fail(struct set_state *s, const char *msg);
+
+/* What a set stopped at `offset` leaves unfetched, for the ceiling's message. */
+static char *unfetched(const struct set_state *s, long long offset)
+{
+	long long end = s->def->max_rows;
+
+	if (s->total >= 0 && s->total < end)
+		end = s->total;
+	if (s->total < 0)
+		return xasprintf("left unfetched: the whole set (up to %lld rows)", end);
+	return xasprintf("left unfetched: offsets %lld to %lld (%lld rows)", offset, end, end - offset);
+}
+
+/*
+ * The cost ceilings: a page goes out only if what was spent, the worst case
+ * of what is in flight and its own worst case stay within the job's and its
+ * set's max_cost_usd. Returns 0 and stops the set (or every set, for the
+ * job's ceiling) when they would not.
+ */
+static int within_budget(struct run_ctx *rc, struct set_state *s, long long offset, int limit)
+{
+	double own = plan_cost(1, limit), cap;
+	char *left, *msg;
+	size_t i;
+
+	cap = rc->job->max_cost_usd;
+	if (cap > 0 && rc->spent + rc->reserved + own > cap + 1e-9) {
+		if (!rc->ceiling_msg)
+			rc->ceiling_msg = xasprintf("the job's cost ceiling max_cost_usd $%.4f stopped the "
+						    "run: spent $%.4f",
+						    cap, rc->spent + rc->reserved);
+		for (i = 0; i < rc->n_sets; i++) {
+			struct set_state *o = &rc->sets[i];
+
+			if (o->finished || o->error || o->complete_before)
+				continue;
+			left = unfetched(o, o == s ? offset : o->next_offset);
+			msg = xasprintf("%s; %s", rc->ceiling_msg, left);
+			set_fail(o, msg);
+			free(left);
+			free(msg);
+		}
+		return 0;
+	}
+	cap = s->def->max_cost_usd;
+	if (cap > 0 && s->spent + s->reserved + own > cap + 1e-9) {
+		left = unfetched(s, offset);
+		msg = xasprintf("the set's cost ceiling max_cost_usd $%.4f stopped it: spent $%.4f; %s",
+				cap, s->spent + s->reserved, left);
+		set_fail(s, msg);
+		free(left);
+		free(msg);
+		return 0;
+	}
+	return 1;
 }
 
 /* Issues pages round-robin while the fetcher has room for more. */
@@ -186,7 +253,8 @@ static void fill(struct run_ctx *rc)
 			continue;
 		}
 		idle = 0;
-		submit(rc, s, offset, limit);
+		if (within_budget(rc, s, offset, limit))
+			submit(rc, s, offset, limit);
 	}
 }
 
@@ -404,6 +472,11 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 
 		page_record_init(rc, pj, req, &resp, &rec);
 		rec.rows = (long long)rc->batch.n_rows;
+		if (rc->job->archive) {
+			rec.request_body = req->body;
+			rec.response_body = req->response.data;
+			rec.response_len = req->response.len;
+		}
 		if ((ret = with_db(rc, step_load_page, &a, err)) != 0) {
 			etl_error_prefix(err, "loading %s offset %lld: ", s->def->name, pj->offset);
 			goto done;
@@ -411,6 +484,10 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 		s->pages++;
 		s->rows += rec.rows;
 		s->cost += rec.cost_usd;
+		s->spent += rec.cost_usd;
+		rc->spent += rec.cost_usd;
+		s->reserved -= pj->reserved;
+		rc->reserved -= pj->reserved;
 		if (resp.n_items == 0)
 			s->ended = 1;
 		log_debug("%s: offset %lld: %zu items, %zu rows (%.0f ms)", s->def->name, pj->offset,
@@ -449,6 +526,8 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 		set_fail(s, msg);
 		free(msg);
 		s->in_flight--;
+		s->reserved -= pj->reserved;
+		rc->reserved -= pj->reserved;
 	}
 done:
 	response_free(&resp);
@@ -535,6 +614,8 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 				  &result->resumed, err)) != 0)
 		goto out;
 	result->run_id = rc.run_id;
+	if ((ret = load_ensure_partition(rc.conn, rc.snapshot_date, err)) != 0)
+		goto out;
 	log_info("run %lld of job %s, snapshot %s%s", rc.run_id, job->name, rc.snapshot_date,
 		 result->resumed ? " (continuing an unfinished run)" : "");
 
@@ -548,11 +629,12 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 		s->def = &job->sets[i];
 		s->id = ids[i];
 		s->total = -1;
-		ret = load_start_set(rc.conn, rc.run_id, s->id, &s->complete_before, &s->loaded,
+		ret = load_start_set(rc.conn, rc.run_id, s->id, NULL, &s->complete_before, &s->loaded,
 				     &s->n_loaded, err);
 		if (ret != 0)
 			goto out;
 		adopt_loaded(s);
+		rc.spent += s->spent;
 		if (s->n_loaded)
 			log_info("target set %s: %zu pages already loaded by this run", s->def->name,
 				 s->n_loaded);
@@ -607,16 +689,33 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 	result->sets_complete = n_done;
 	result->sets_failed = n_failed;
 	{
-		const char *status = n_failed == 0 ? "succeeded" : n_done > 0 && !rc.abort_msg ? "partial" : "failed";
+		/* A run stopped by its cost ceiling is partial by definition: it did
+		 * what the budget allowed. */
+		const char *status = n_failed == 0                      ? "succeeded"
+				     : rc.abort_msg                      ? "failed"
+				     : rc.ceiling_msg || n_done > 0      ? "partial"
+									 : "failed";
 		char *msg = NULL;
+		int dropped = 0;
 
 		if (n_failed)
-			msg = rc.abort_msg ? xstrdup(rc.abort_msg)
-					   : xasprintf("%zu of %zu target sets failed", n_failed, rc.n_sets);
+			msg = rc.abort_msg     ? xstrdup(rc.abort_msg)
+			      : rc.ceiling_msg ? xasprintf("%s; %zu of %zu target sets not finished",
+							   rc.ceiling_msg, n_failed, rc.n_sets)
+					       : xasprintf("%zu of %zu target sets failed", n_failed,
+							   rc.n_sets);
 		ret = load_finish_run(rc.conn, rc.run_id, status, msg, err);
 		if (ret == 0 && n_failed) {
 			ret = etl_fail(err, strcmp(status, "partial") == 0 ? ETL_EPARTIAL : ETL_EFAIL,
 				       "run %lld %s: %s", rc.run_id, status, msg);
+		}
+		/* Retention only after a run that published every set: a failing
+		 * job must not eat its own history night after night. */
+		if (ret == 0 && (job->keep_snapshots_days || job->keep_archive_days)) {
+			ret = load_retention(rc.conn, job, rc.snapshot_date, &dropped, err);
+			if (ret == 0 && dropped)
+				log_info("retention: removed %d snapshot date%s older than %d days",
+					 dropped, dropped == 1 ? "" : "s", job->keep_snapshots_days);
 		}
 		free(msg);
 	}
@@ -650,6 +749,7 @@ out:
 	}
 	free(rc.sets);
 	free(rc.abort_msg);
+	free(rc.ceiling_msg);
 	free(ids);
 	free(url);
 	row_batch_free(&rc.batch);

@@ -721,6 +721,66 @@ static void test_snippets(void)
 	}
 }
 
+/* ------------------------------------ archive, retention, cost ceilings */
+
+static void test_history_keys(void)
+{
+	static const struct {
+		const char *root;  /* keys put before HEAD's target_sets (line 1 onwards) */
+		int archive, keep_snapshots, keep_archive;
+		double max_cost;
+		const char *msg;   /* error expected, or NULL */
+	} cases[] = {
+		{"", 1, 0, 0, 0, NULL},
+		{"archive: false\n", 0, 0, 0, 0, NULL},
+		{"retention:\n  keep_snapshots: 400 days\n  keep_archive: 8 weeks\n", 1, 400, 56, 0, NULL},
+		{"retention: {keep_snapshots: 30}\n", 1, 30, 0, 0, NULL},
+		{"retention: {keep_snapshots: 1 day}\n", 1, 1, 0, 0, NULL},
+		{"max_cost_usd: 12.5\n", 1, 0, 0, 12.5, NULL},
+		{"max_cost_usd: 3\n", 1, 0, 0, 3, NULL},
+		{"archive: \"no\"\n", 0, 0, 0, 0, "t.yaml:1:10: archive: expected true or false"},
+		{"retention: {keep_snapshots: 400 years}\n", 0, 0, 0, 0,
+		 "t.yaml:1:29: retention.keep_snapshots: expected a period such as 400 days"},
+		{"retention: {keep_snapshots: 0}\n", 0, 0, 0, 0, "retention.keep_snapshots: expected a period"},
+		{"retention: {keep_snapshot: 3}\n", 0, 0, 0, 0,
+		 "t.yaml:1:13: retention.keep_snapshot: unknown key\nhint: did you mean 'keep_snapshots'?"},
+		{"max_cost_usd: 0\n", 0, 0, 0, 0, "t.yaml:1:15: max_cost_usd: expected an amount in USD above 0"},
+		{"max_cost_usd: \"5\"\n", 0, 0, 0, 0, "max_cost_usd: expected an amount in USD"},
+	};
+
+	for (size_t i = 0; i < ETL_ARRAY_LEN(cases); i++) {
+		char *yaml = xasprintf("%s%s", cases[i].root, HEAD);
+
+		if (!cases[i].msg) {
+			struct job *job = load_str_ok(yaml);
+			if (job) {
+				CHECK_INT(job->archive, cases[i].archive);
+				CHECK_INT(job->keep_snapshots_days, cases[i].keep_snapshots);
+				CHECK_INT(job->keep_archive_days, cases[i].keep_archive);
+				CHECK(job->max_cost_usd == cases[i].max_cost);
+				job_free(job);
+			}
+		} else {
+			struct etl_error err = {0, ""};
+			struct job *job = NULL;
+
+			CHECK_INT(job_load_string(yaml, strlen(yaml), "t.yaml", &job, &err), ETL_EUSAGE);
+			CHECK_CONTAINS(err.msg, cases[i].msg);
+			job_free(job);
+		}
+		free(yaml);
+	}
+	/* a set's own ceiling: ours, never sent */
+	{
+		struct job *job = load_str_ok(HEAD "    max_cost_usd: 0.5\n");
+		if (job) {
+			CHECK(job->sets[0].max_cost_usd == 0.5);
+			CHECK_STR(req_json(&job->sets[0]), REQ(""));
+			job_free(job);
+		}
+	}
+}
+
 /* --------------------------------------------------------- api settings */
 
 static const struct {
@@ -1121,6 +1181,7 @@ static void test_io_errors(void)
 
 int main(void)
 {
+	test_history_keys();
 	setenv("ETL_TEST_TOKEN", "sk-test-SECRET", 1);
 	setenv("ETL_TEST_LOGIN", "dfs-user", 1);
 	setenv("ETL_TEST_PASSWORD", "dfs-SECRET", 1);
