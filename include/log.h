@@ -1,10 +1,15 @@
 /*
- * log.h - messages for the person (or cron mail) watching a run.
+ * log.h - messages for the person (or cron mail, or log collector) watching
+ * a run, and the live progress line.
  *
- * log.c owns stderr: every line is prefixed "intersect-etl: " and leveled, so
- * `--quiet` keeps only warnings and errors and `--verbose` adds per-request
- * lines. Nothing that holds a credential is ever passed here: request bodies
- * carry none, and the Authorization header is never logged.
+ * log.c owns stderr. Text lines are prefixed "intersect-etl: " and leveled,
+ * so `--quiet` keeps only warnings and errors and `--verbose` adds per-request
+ * lines; `--log-format json` writes one JSON object per line instead (time,
+ * level, job, run, target_set, message) for log collectors. On a terminal,
+ * at the default level and in text format, a progress line is redrawn in
+ * place under the messages; elsewhere a summary line is logged periodically.
+ * Nothing that holds a credential is ever passed here: request bodies carry
+ * none, and the Authorization header is never logged.
  */
 #ifndef INTERSECT_LOG_H
 #define INTERSECT_LOG_H
@@ -12,14 +17,44 @@
 #include "util.h"
 
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_format { LOG_TEXT = 0, LOG_JSON };
 
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
+void log_set_format(enum log_format format);
+enum log_format log_get_format(void);
+/* Names the job and run that every following line belongs to (job NULL: none). */
+void log_set_context(const char *job, long long run_id);
+
+/* A line about the run as a whole (target_set NULL) or about one set. */
+void log_set_msg(enum log_level level, const char *target_set, const char *fmt, ...)
+	ETL_PRINTF(3, 4);
 void log_msg(enum log_level level, const char *fmt, ...) ETL_PRINTF(2, 3);
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+/* What the progress line shows; the scheduler fills it. */
+struct progress {
+	long long pages_done, pages_planned; /* planned: an upper bound until totals are known */
+	long long rows;
+	size_t sets_done, sets_total;
+	int in_flight;
+	double cost_usd;
+	double elapsed;                      /* seconds since the run started */
+};
+
+/*
+ * Starts progress reporting: a redrawn line when stderr is a terminal (and
+ * the format is text at the default level), else a summary line every
+ * `interval` seconds.
+ */
+void progress_start(double interval);
+/* Called as often as convenient; redraws at most ten times a second. */
+void progress_update(const struct progress *p);
+/* Clears the live line (if any) and logs the final summary. */
+void progress_finish(const struct progress *p);
 
 #endif

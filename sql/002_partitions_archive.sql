@@ -24,9 +24,10 @@ ALTER TABLE domain_intersection
 CREATE INDEX domain_intersection_run ON domain_intersection (run_id);
 
 -- Creates the partition for one snapshot date if it is missing. Concurrent
--- callers for the same date serialize on an advisory lock.
+-- callers for the same date serialize on an advisory lock. search_path is
+-- pinned to this schema, so it works from any session.
 CREATE FUNCTION ensure_partition(d date) RETURNS text
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     part text := 'domain_intersection_p' || to_char(d, 'YYYYMMDD');
 BEGIN

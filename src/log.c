@@ -1,11 +1,25 @@
 /*
- * log.c - leveled lines on stderr. See log.h.
+ * log.c - leveled lines on stderr, text or JSON, and the progress line.
+ * See log.h.
  */
 #include "log.h"
 
+#include <json-c/json.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
 
 static enum log_level current = LOG_INFO;
+static enum log_format format = LOG_TEXT;
+static char ctx_job[128];
+static long long ctx_run;
+
+/* Progress state: live (on a terminal) or periodic. */
+static int progress_on, progress_live, progress_drawn;
+static double progress_interval, progress_last;
+static struct progress progress_now;
 
 void log_set_level(enum log_level level)
 {
@@ -17,16 +31,183 @@ enum log_level log_get_level(void)
 	return current;
 }
 
-void log_msg(enum log_level level, const char *fmt, ...)
+void log_set_format(enum log_format f)
 {
-	static const char *const names[] = {"error: ", "warning: ", "", ""};
-	va_list ap;
+	format = f;
+}
+
+enum log_format log_get_format(void)
+{
+	return format;
+}
+
+void log_set_context(const char *job, long long run_id)
+{
+	snprintf(ctx_job, sizeof(ctx_job), "%s", job ? job : "");
+	ctx_run = run_id;
+}
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Erases the live progress line so a message can take its place. */
+static void clear_live(void)
+{
+	if (progress_live && progress_drawn) {
+		fputs("\r\033[K", stderr);
+		progress_drawn = 0;
+	}
+}
+
+static void draw_live(void);
+
+static void emit(enum log_level level, const char *set, const char *fmt, va_list ap)
+{
+	static const char *const text_names[] = {"error: ", "warning: ", "", ""};
+	static const char *const json_names[] = {"error", "warning", "info", "debug"};
 
 	if (level > current)
 		return;
-	fprintf(stderr, "intersect-etl: %s", names[level]);
+	clear_live();
+	if (format == LOG_JSON) {
+		json_object *o = json_object_new_object();
+		struct timeval tv;
+		struct tm tm;
+		char when[40], msg[4096];
+
+		gettimeofday(&tv, NULL);
+		gmtime_r(&tv.tv_sec, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(when + strlen(when), sizeof(when) - strlen(when), ".%03ldZ",
+			 (long)(tv.tv_usec / 1000));
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		json_object_object_add(o, "time", json_object_new_string(when));
+		json_object_object_add(o, "level", json_object_new_string(json_names[level]));
+		if (ctx_job[0])
+			json_object_object_add(o, "job", json_object_new_string(ctx_job));
+		if (ctx_run)
+			json_object_object_add(o, "run", json_object_new_int64(ctx_run));
+		if (set)
+			json_object_object_add(o, "target_set", json_object_new_string(set));
+		json_object_object_add(o, "message", json_object_new_string(msg));
+		fprintf(stderr, "%s\n",
+			json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							  JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+	} else {
+		fprintf(stderr, "intersect-etl: %s", text_names[level]);
+		if (set)
+			fprintf(stderr, "%s: ", set);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+	}
+	if (progress_live)
+		draw_live();
+}
+
+void log_set_msg(enum log_level level, const char *set, const char *fmt, ...)
+{
+	va_list ap;
+
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	emit(level, set, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit(level, NULL, fmt, ap);
+	va_end(ap);
+}
+
+/* "1:02:03" or "2:03"; "?" while there is nothing to estimate from. */
+static void fmt_eta(char *buf, size_t len, const struct progress *p)
+{
+	double left;
+	long s;
+
+	if (p->pages_done <= 0 || p->pages_planned <= p->pages_done) {
+		snprintf(buf, len, p->pages_planned <= p->pages_done && p->pages_done ? "0:00" : "?");
+		return;
+	}
+	left = p->elapsed / (double)p->pages_done * (double)(p->pages_planned - p->pages_done);
+	s = (long)(left + 0.5);
+	if (s >= 3600)
+		snprintf(buf, len, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+	else
+		snprintf(buf, len, "%ld:%02ld", s / 60, s % 60);
+}
+
+static void summary(char *buf, size_t len, const struct progress *p)
+{
+	char eta[32];
+
+	fmt_eta(eta, sizeof(eta), p);
+	snprintf(buf, len,
+		 "sets %zu/%zu, pages %lld/%lld, rows %lld, in flight %d, $%.4f, elapsed %.0f s, ETA %s",
+		 p->sets_done, p->sets_total, p->pages_done, p->pages_planned, p->rows, p->in_flight,
+		 p->cost_usd, p->elapsed, eta);
+}
+
+static void draw_live(void)
+{
+	char line[256];
+
+	summary(line, sizeof(line), &progress_now);
+	fprintf(stderr, "\r\033[K%s", line);
+	fflush(stderr);
+	progress_drawn = 1;
+}
+
+void progress_start(double interval)
+{
+	progress_on = 1;
+	progress_live = isatty(STDERR_FILENO) && format == LOG_TEXT && current == LOG_INFO;
+	progress_drawn = 0;
+	progress_interval = interval;
+	progress_last = now_seconds();
+	memset(&progress_now, 0, sizeof(progress_now));
+}
+
+void progress_update(const struct progress *p)
+{
+	double now = now_seconds();
+
+	if (!progress_on)
+		return;
+	progress_now = *p;
+	if (progress_live) {
+		if (now - progress_last >= 0.1) {
+			progress_last = now;
+			draw_live();
+		}
+	} else if (now - progress_last >= progress_interval) {
+		char line[256];
+
+		progress_last = now;
+		summary(line, sizeof(line), p);
+		log_info("progress: %s", line);
+	}
+}
+
+void progress_finish(const struct progress *p)
+{
+	char line[256];
+
+	if (!progress_on)
+		return;
+	progress_now = *p;
+	clear_live();
+	progress_on = 0;
+	progress_live = 0;
+	summary(line, sizeof(line), p);
+	log_info("done: %s", line);
 }

@@ -171,7 +171,7 @@ static void submit(struct run_ctx *rc, struct set_state *s, long long offset, in
 	rc->reserved += pj->reserved;
 	req = fetch_req_new(plan_request_body(rc->job, s->def, offset, limit), pj);
 	s->in_flight++;
-	log_debug("%s: request offset %lld limit %d", s->def->name, offset, limit);
+	log_set_msg(LOG_DEBUG, s->def->name, "request offset %lld limit %d", offset, limit);
 	fetcher_add(rc->fetcher, req);
 }
 
@@ -369,11 +369,11 @@ static int maybe_finish_set(struct run_ctx *rc, struct set_state *s, struct etl_
 		return ret;
 	s->finished = 1;
 	if (s->error)
-		log_warn("target set %s failed: %s", s->def->name, s->error);
+		log_set_msg(LOG_WARN, s->def->name, "failed: %s", s->error);
 	else
-		log_info("target set %s: complete, total_count %lld, %lld rows in %lld pages this "
-			 "process, $%.4f",
-			 s->def->name, s->total, s->rows, s->pages, s->cost);
+		log_set_msg(LOG_INFO, s->def->name,
+			    "complete: total_count %lld, %lld rows in %lld pages this process, $%.4f",
+			    s->total, s->rows, s->pages, s->cost);
 	return 0;
 }
 
@@ -454,7 +454,7 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 	if (req->curl_code == CURLE_OK &&
 	    response_parse(req->response.data ? req->response.data : "", req->response.len, &resp,
 			   &perr) != 0)
-		log_debug("%s offset %lld: %s", s->def->name, pj->offset, perr.msg);
+		log_set_msg(LOG_DEBUG, s->def->name, "offset %lld: %s", pj->offset, perr.msg);
 	v = retry_classify(req, req->curl_code == CURLE_OK ? &resp : NULL, &code);
 	if (v == VERDICT_OK) {
 		struct transform_ctx tc = {rc->snapshot_date, s->id, rc->run_id, pj->offset,
@@ -490,7 +490,7 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 		rc->reserved -= pj->reserved;
 		if (resp.n_items == 0)
 			s->ended = 1;
-		log_debug("%s: offset %lld: %zu items, %zu rows (%.0f ms)", s->def->name, pj->offset,
+		log_set_msg(LOG_DEBUG, s->def->name, "offset %lld: %zu items, %zu rows (%.0f ms)", pj->offset,
 			  resp.n_items, rc->batch.n_rows, req->seconds * 1000);
 		s->in_flight--;
 		goto done;
@@ -500,7 +500,7 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 	    !rc->abort_msg && !s->error) {
 		double wait = retry_backoff(pj->attempts + 1, req->retry_after, &rc->seed);
 
-		log_warn("%s %s (attempt %d of %d; retrying in %.1f s)", s->def->name, why,
+		log_set_msg(LOG_WARN, s->def->name, "%s (attempt %d of %d; retrying in %.1f s)", why,
 			 pj->attempts, rc->job->api.max_attempts, wait);
 		pj->attempts++;
 		req->not_before = mono_now() + wait;
@@ -540,6 +540,35 @@ done:
 	return ret;
 }
 
+/* What the progress line shows, from the sets' state. */
+static void progress_of(const struct run_ctx *rc, double started, struct progress *p)
+{
+	size_t i;
+
+	memset(p, 0, sizeof(*p));
+	p->sets_total = rc->n_sets;
+	p->in_flight = (int)fetcher_in_flight(rc->fetcher);
+	p->cost_usd = rc->spent;
+	p->elapsed = mono_now() - started;
+	for (i = 0; i < rc->n_sets; i++) {
+		const struct set_state *s = &rc->sets[i];
+		long long end = s->def->max_rows, done = (long long)s->n_loaded + s->pages;
+
+		if (s->total >= 0 && s->total < end)
+			end = s->total;
+		p->pages_done += done;
+		p->rows += s->rows;
+		if (s->finished || s->complete_before || s->error || s->ended) {
+			p->pages_planned += done + s->in_flight;
+			p->sets_done += s->finished || s->complete_before;
+		} else {
+			/* total_count unknown: max_rows bounds it; a first page of 0 is 1 page */
+			long long pages = (end + s->def->limit - 1) / s->def->limit;
+			p->pages_planned += pages > done ? pages : done;
+		}
+	}
+}
+
 static void today_utc(char *buf, size_t len)
 {
 	time_t now = time(NULL);
@@ -569,6 +598,7 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 	char today[16], *url = NULL;
 	size_t i, n_failed = 0, n_done = 0;
 	int ret, applied = 0;
+	double started = 0;
 
 	memset(&rc, 0, sizeof(rc));
 	memset(result, 0, sizeof(*result));
@@ -614,6 +644,7 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 				  &result->resumed, err)) != 0)
 		goto out;
 	result->run_id = rc.run_id;
+	log_set_context(job->name, rc.run_id);
 	if ((ret = load_ensure_partition(rc.conn, rc.snapshot_date, err)) != 0)
 		goto out;
 	log_info("run %lld of job %s, snapshot %s%s", rc.run_id, job->name, rc.snapshot_date,
@@ -636,7 +667,7 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 		adopt_loaded(s);
 		rc.spent += s->spent;
 		if (s->n_loaded)
-			log_info("target set %s: %zu pages already loaded by this run", s->def->name,
+			log_set_msg(LOG_INFO, s->def->name, "%zu pages already loaded by this run",
 				 s->n_loaded);
 	}
 
@@ -647,9 +678,14 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 	for (i = 0; i < rc.n_sets; i++)
 		if ((ret = maybe_finish_set(&rc, &rc.sets[i], err)) != 0)
 			goto out;
+	started = mono_now();
+	progress_start(60);
 	while (!rc.abort_msg) {
 		struct fetch_req *req;
+		struct progress prog;
 
+		progress_of(&rc, started, &prog);
+		progress_update(&prog);
 		fill(&rc);
 		req = fetcher_next(rc.fetcher, 500);
 		if (req) {
@@ -666,6 +702,12 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 			if (fetcher_in_flight(rc.fetcher) + fetcher_queued(rc.fetcher) == 0)
 				break;
 		}
+	}
+	{
+		struct progress prog;
+
+		progress_of(&rc, started, &prog);
+		progress_finish(&prog);
 	}
 	/* Sets still open here were cut off by a run-wide stop. */
 	for (i = 0; i < rc.n_sets; i++) {

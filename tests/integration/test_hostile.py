@@ -73,7 +73,7 @@ class HostileTest(EtlTestCase):
                 self.fake.set_scenario("hostile-a.com", total_count=350, faults=[dict(fault, offset=100)])
                 job = self.job(JOB)
                 code, out, err = self.etl("run", job, "--migrate", "--snapshot-date", "2026-07-01")
-                self.assertIn("h offset 100", err)
+                self.assertIn("h: offset 100", err)
                 self.assertIn("retrying", err)
                 self.assertLess(len(err), 20000, "the message must not dump the body")
                 at = [r for r in self.fake.requests if r["offset"] == 100]

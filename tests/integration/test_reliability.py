@@ -115,7 +115,7 @@ class ReliabilityTest(EtlTestCase):
                     # without an answer, so a drop may never reach the retry policy.
                     self.assertIn(attempts, ("1", "2", "3"))
                     continue
-                self.assertIn("alpha offset 400", err)
+                self.assertIn("alpha: offset 400", err)
                 self.assertEqual(attempts, "3")
 
     def test_mixed_faults_on_a_seeded_schedule(self):
@@ -150,7 +150,7 @@ class ReliabilityTest(EtlTestCase):
         self.scenarios(faults_alpha=[{"kind": "http500", "offset": 600, "times": -1}])
         self.fake.set_scenario("beta-a.com", total_count=650)
         code, out, err = self.etl("run", job, "--snapshot-date", "2026-05-02", "--fresh", expect=3)
-        self.assertIn("alpha offset 600: HTTP 500", err)
+        self.assertIn("alpha: offset 600: HTTP 500", err)
         self.assertIn("attempts exhausted", err)
         sets = self.db.rows("SELECT t.name, s.status FROM dataforseo.etl_run_set s JOIN dataforseo.target_set t "
                             "USING (target_set_id) WHERE s.run_id = 2 ORDER BY 1")

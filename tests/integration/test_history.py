@@ -1,0 +1,188 @@
+"""History features of the loader: the raw archive and replay, retention
+over a year of nightly snapshots, and the cost ceilings."""
+
+import datetime
+import json
+import unittest
+
+from harness import EtlTestCase
+
+JOB = """\
+version: 1
+job: hist
+api:
+  base_url: ${AISA_BASE_URL}
+  token: ${AISA_API_KEY}
+  concurrency: %(concurrency)d
+database: {url: "${DATABASE_URL}"}
+%(extra)s
+defaults: {limit: %(limit)d, max_rows: 100000}
+target_sets:
+  - {name: one, targets: [hist-a.com, hist-b.com]%(set_extra)s}
+  - {name: two, targets: [two-a.com]}
+"""
+
+
+def job_text(extra="", set_extra="", limit=200, concurrency=2):
+    return JOB % {"extra": extra, "set_extra": set_extra, "limit": limit, "concurrency": concurrency}
+
+
+class HistoryTest(EtlTestCase):
+
+    def dump(self):
+        return self.db.rows("SELECT * FROM dataforseo.domain_intersection "
+                            "ORDER BY target_set_id, snapshot_date, referring_domain, target_key")
+
+    def scenarios(self, one=700, two=300):
+        self.fake.set_scenario("hist-a.com", total_count=one)
+        self.fake.set_scenario("two-a.com", total_count=two)
+
+    def test_archive_and_replay(self):
+        self.scenarios()
+        job = self.job(job_text())
+        self.etl("run", job, "--migrate", "--snapshot-date", "2026-08-01")
+        before = self.dump()
+        self.assertEqual(len(before), 700 * 2 + 300)
+        pages = self.db.rows("SELECT page_offset, page_limit, length(body) > 0 AS has_body,"
+                             " request->'targets'->>'1' AS first FROM dataforseo.raw_page ORDER BY 4, 1")
+        self.assertEqual([(p["first"], p["page_offset"]) for p in pages],
+                         [("hist-a.com", o) for o in (0, 200, 400, 600)] + [("two-a.com", o) for o in (0, 200)])
+        self.assertTrue(all(p["has_body"] for p in pages))
+        # the archived body is exactly what the fake sent
+        served = {(r["first_target"], r["offset"]): r for r in self.fake.requests}
+        body = self.db.value("SELECT body FROM dataforseo.raw_page WHERE page_offset = 200 "
+                             "AND request->'targets'->>'1' = 'hist-a.com'")
+        self.assertEqual(json.loads(body)["tasks"][0]["result"][0]["items"], served[("hist-a.com", 200)]["items"])
+        self.assertNotIn("sk-aisa-test", self.db.value("SELECT string_agg(request::text, '') FROM dataforseo.raw_page"))
+
+        # replay of an unchanged run: no request, identical tables
+        n = len(self.fake.requests)
+        code, out, err = self.etl("replay", job, "1")
+        self.assertEqual(len(self.fake.requests), n)
+        self.assertEqual(self.dump(), before)
+        run = self.db.rows("SELECT run_id, status, replay_of, pages, rows, cost_usd FROM dataforseo.etl_run "
+                           "WHERE run_id = 2")[0]
+        self.assertEqual((run["status"], run["replay_of"], run["pages"], float(run["cost_usd"])),
+                         ("succeeded", 1, 6, 0.0))
+
+        # replay mends rows that went wrong after loading (as a transformer fix would)
+        self.db.psql("UPDATE dataforseo.domain_intersection SET rank = -1, extra = '{\"x\":1}' "
+                     "WHERE position < 10")
+        self.db.psql("DELETE FROM dataforseo.domain_intersection WHERE position BETWEEN 500 AND 509")
+        self.etl("replay", job, "1")
+        after = self.dump()
+        self.assertEqual([{k: v for k, v in r.items() if k != "run_id"} for r in after],
+                         [{k: v for k, v in r.items() if k != "run_id"} for r in before])
+        self.assertRowsMatch("one", "hist-a.com", ["hist-a.com", "hist-b.com"], snapshot_date="2026-08-01")
+        # a later `run` of that date is a new run, not a continuation of a replay
+        self.etl("run", job, "--snapshot-date", "2026-08-01")
+        self.assertEqual(self.db.value("SELECT max(run_id) FROM dataforseo.etl_run WHERE replay_of IS NULL"), "4")
+
+    def test_replay_errors(self):
+        self.scenarios()
+        job = self.job(job_text(extra="archive: false"))
+        self.etl("run", job, "--migrate", "--snapshot-date", "2026-08-02")
+        self.assertEqual(self.db.value("SELECT count(*) FROM dataforseo.raw_page"), "0")
+        code, out, err = self.etl("replay", job, "1", expect=1)
+        self.assertIn("run 1 has no archived pages", err)
+        self.assertIn("archive: false", err)
+        code, out, err = self.etl("replay", job, "99", expect=1)
+        self.assertIn("there is no run 99", err)
+        code, out, err = self.etl("replay", job, "x1", expect=2)
+        self.assertIn("x1: not a run id", err)
+        other = self.job(job_text().replace("job: hist", "job: other"), name="other.yaml")
+        code, out, err = self.etl("replay", other, "1", expect=2)
+        self.assertIn("run 1 belongs to job hist, not other", err)
+
+    def test_retention_over_a_year_of_snapshots(self):
+        self.scenarios(one=20, two=10)
+        job = self.job(job_text(extra="retention:\n  keep_snapshots: 300 days\n  keep_archive: 30 days"))
+        self.etl("migrate", job)
+        # One real run registers the sets; then a year of nightly snapshots is
+        # generated in SQL (a partition per date, as the loader makes them),
+        # plus another job's rows on one old date that must survive.
+        self.etl("run", job, "--snapshot-date", "2025-01-01")
+        start = datetime.date(2025, 1, 2)
+        self.db.psql("""
+            INSERT INTO dataforseo.target_set (job, name, targets, request, request_hash, page_limit, max_rows)
+            VALUES ('someone-else', 'x', '{x.com}', '{}', 'h', 100, 100);
+            SELECT dataforseo.ensure_partition(d::date)
+              FROM generate_series('2025-01-02'::date, '2025-12-31', '1 day') d;
+            INSERT INTO dataforseo.domain_intersection (snapshot_date, target_set_id, referring_domain,
+                   target_key, target, position, run_id)
+            SELECT d::date, t.target_set_id, 'ref-' || g || '.com', 1, t.targets[1], g, 1
+              FROM generate_series('2025-01-02'::date, '2025-12-31', '1 day') d,
+                   dataforseo.target_set t, generate_series(1, 3) g
+             WHERE t.job = 'hist' OR (t.job = 'someone-else' AND d = '2025-02-01');
+        """)
+        parts = self.db.value("SELECT count(*) FROM pg_inherits "
+                              "WHERE inhparent = 'dataforseo.domain_intersection'::regclass")
+        self.assertEqual(parts, "365")
+        self.etl("run", job, "--snapshot-date", "2026-01-01")
+        cutoff = datetime.date(2026, 1, 1) - datetime.timedelta(days=300)
+        dates = [r["snapshot_date"] for r in self.db.rows(
+            "SELECT DISTINCT snapshot_date FROM dataforseo.domain_intersection d JOIN dataforseo.target_set t "
+            "USING (target_set_id) WHERE t.job = 'hist' ORDER BY 1")]
+        want = [str(start + datetime.timedelta(days=i)) for i in range(364)
+                if start + datetime.timedelta(days=i) > cutoff] + ["2026-01-01"]
+        self.assertEqual(dates, want)
+        parts = [r["p"] for r in self.db.rows(
+            "SELECT c.relname AS p FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'dataforseo.domain_intersection'::regclass ORDER BY 1")]
+        # exactly the partitions past the limit are gone, except the shared one
+        self.assertIn("domain_intersection_p20250201", parts)
+        self.assertNotIn("domain_intersection_p20250202", parts)
+        self.assertEqual(len(parts), len(want) + 1)
+        self.assertEqual(self.db.value("SELECT count(*) FROM dataforseo.domain_intersection "
+                                       "WHERE snapshot_date = '2025-02-01'"), "3")
+        # the archive of the first run (older than 30 days) is gone, the last one's kept
+        self.assertEqual(self.db.value("SELECT string_agg(DISTINCT run_id::text, ',') FROM dataforseo.raw_page"),
+                         "2")
+
+    def test_retention_waits_for_a_successful_run(self):
+        self.scenarios(one=20, two=10)
+        job = self.job(job_text(extra="retention: {keep_snapshots: 1 day}"))
+        self.etl("run", job, "--migrate", "--snapshot-date", "2026-02-01")
+        self.fake.set_scenario("two-a.com", total_count=10, faults=[{"kind": "task", "code": 40501}])
+        self.etl("run", job, "--snapshot-date", "2026-02-05", expect=3)
+        self.assertIn("2026-02-01", [r["snapshot_date"] for r in self.db.rows(
+            "SELECT DISTINCT snapshot_date FROM dataforseo.domain_intersection")])
+        self.scenarios(one=20, two=10)
+        self.etl("run", job, "--snapshot-date", "2026-02-06")
+        self.assertEqual([r["snapshot_date"] for r in self.db.rows(
+            "SELECT DISTINCT snapshot_date FROM dataforseo.domain_intersection ORDER BY 1")], ["2026-02-06"])
+
+    def test_job_cost_ceiling_stops_sending(self):
+        # 10 pages of 100 rows per set, $0.023 each at worst; concurrency 1
+        self.scenarios(one=1000, two=1000)
+        job = self.job(job_text(extra="max_cost_usd: 0.1", limit=100, concurrency=1))
+        code, out, err = self.etl("plan", job)
+        self.assertIn("job max_cost_usd $0.1000: below the worst case", out)
+        code, out, err = self.etl("run", job, "--migrate", "--snapshot-date", "2026-09-01", expect=3)
+        # spent + worst case of the next page must stay <= 0.10: 4 pages of 0.023
+        self.assertEqual(len(self.fake.requests), 4)
+        run = self.db.rows("SELECT status, cost_usd, error FROM dataforseo.etl_run")[0]
+        self.assertEqual(run["status"], "partial")
+        self.assertAlmostEqual(float(run["cost_usd"]), 4 * 0.023, places=6)
+        self.assertIn("the job's cost ceiling max_cost_usd $0.1000 stopped the run: spent $0.0920", err)
+        self.assertIn("left unfetched", err)
+        sets = self.db.rows("SELECT status, error FROM dataforseo.etl_run_set ORDER BY target_set_id")
+        self.assertEqual([s["status"] for s in sets], ["failed", "failed"])
+        self.assertIn("left unfetched: offsets", sets[0]["error"])
+
+    def test_set_cost_ceiling(self):
+        self.scenarios(one=1000, two=300)
+        job = self.job(job_text(set_extra=", max_cost_usd: 0.05", limit=100, concurrency=1))
+        code, out, err = self.etl("plan", job)
+        self.assertIn("max_cost_usd $0.0500: below the worst case: the set may stop at its ceiling", out)
+        code, out, err = self.etl("run", job, "--migrate", "--snapshot-date", "2026-09-02", expect=3)
+        one = [r for r in self.fake.requests if r["first_target"] == "hist-a.com"]
+        self.assertEqual(len(one), 2)  # 0.023 + 0.023 + 0.023 > 0.05
+        self.assertIn("the set's cost ceiling max_cost_usd $0.0500 stopped it: spent $0.0460", err)
+        sets = self.db.rows("SELECT t.name, s.status FROM dataforseo.etl_run_set s "
+                            "JOIN dataforseo.target_set t USING (target_set_id) ORDER BY 1")
+        self.assertEqual([(s["name"], s["status"]) for s in sets], [("one", "failed"), ("two", "complete")])
+
+
+if __name__ == "__main__":
+    unittest.main()
