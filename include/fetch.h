@@ -64,6 +64,9 @@ struct fetch_req *fetcher_next(struct fetcher *f, int max_wait_ms);
  */
 struct fetch_req *fetcher_cancel_one(struct fetcher *f);
 
+/* Wakes fetcher_next from another thread (curl_multi_wakeup). */
+void fetcher_wakeup(struct fetcher *f);
+
 size_t fetcher_in_flight(const struct fetcher *f);
 size_t fetcher_queued(const struct fetcher *f);
 

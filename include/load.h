@@ -37,6 +37,7 @@ struct page_record {
 	double cost_usd;
 	int duration_ms;
 	const char *error;         /* NULL for a loaded page */
+	int direct;                /* the set loads straight into its partition */
 	/* the raw archive (both NULL when the job says archive: false): */
 	const char *request_body;  /* the JSON sent (never holds credentials) */
 	const char *response_body; /* the body received, response_len bytes */
@@ -72,15 +73,31 @@ int load_register_sets(PGconn *conn, const struct job *job, long long *ids,
 int load_start_run(PGconn *conn, const struct job *job, const char *snapshot_date, int fresh,
 		   long long *run_id, int *resumed, struct etl_error *err) ETL_WUR;
 
+/* Where a set stands in a run, as load_start_set finds it. */
+struct set_start {
+	int complete;               /* this run already finished the set */
+	int direct;                 /* pages load straight into the partition */
+	struct loaded_page *pages;  /* owned (free()): pages this run loaded */
+	size_t n_pages;
+};
+
+/* Records a new run (a replay when replay_of is not 0); *run_id is its id. */
+int load_insert_run(PGconn *conn, const char *job, const char *snapshot_date, long long replay_of,
+		    long long *run_id, struct etl_error *err) ETL_WUR;
+
 /*
- * Joins a set to the run, recording the definition it fetches
- * (`request_hash`, or NULL for the set's current one). *complete is set when
- * this run already finished the set; otherwise *pages (caller frees) lists
- * its loaded pages.
+ * Best effort, for a run that died of a database or internal error: marks
+ * it failed with `error` unless it already recorded its own outcome.
  */
-int load_start_set(PGconn *conn, long long run_id, long long set_id, const char *request_hash,
-		   int *complete, struct loaded_page **pages, size_t *n_pages,
-		   struct etl_error *err) ETL_WUR;
+void load_fail_run(PGconn *conn, long long run_id, const char *error);
+
+/*
+ * Joins a set to the run for snapshot_date, recording the definition it
+ * fetches (`request_hash`, or NULL for the set's current one) and, the first
+ * time, how it loads: direct when the set has no rows for that date yet.
+ */
+int load_start_set(PGconn *conn, long long run_id, long long set_id, const char *snapshot_date,
+		   const char *request_hash, struct set_start *out, struct etl_error *err) ETL_WUR;
 
 /* Creates the domain_intersection partition of a snapshot date if missing. */
 int load_ensure_partition(PGconn *conn, const char *snapshot_date, struct etl_error *err) ETL_WUR;

@@ -74,3 +74,9 @@ END $$;
 
 -- Which run a replay re-did; NULL for runs that fetched from the API.
 ALTER TABLE etl_run ADD COLUMN replay_of bigint REFERENCES etl_run;
+
+-- How a run loads a set: direct when the set had no rows for that date when
+-- the run began (a first load: pages COPY straight into the partition, since
+-- there is no published answer to protect), else through
+-- domain_intersection_pending and one publishing transaction at the end.
+ALTER TABLE etl_run_set ADD COLUMN direct boolean NOT NULL DEFAULT false;

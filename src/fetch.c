@@ -10,6 +10,7 @@
 #include "fetch.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ struct fetcher {
 	size_t n_queued, n_running;
 	CURL **pool;                  /* idle easy handles, reused */
 	size_t n_pool, cap_pool;
+	atomic_int woken;             /* fetcher_wakeup was called: return from fetcher_next */
 };
 
 double mono_now(void)
@@ -347,6 +349,8 @@ struct fetch_req *fetcher_next(struct fetcher *f, int max_wait_ms)
 			return done;
 		if (!f->n_running && !f->n_queued)
 			return NULL;
+		if (atomic_exchange(&f->woken, 0))
+			return NULL; /* another thread has news for the caller */
 		now = mono_now();
 		if (now >= deadline)
 			return NULL;
@@ -382,6 +386,12 @@ struct fetch_req *fetcher_cancel_one(struct fetcher *f)
 	if (r)
 		r->next = NULL;
 	return r;
+}
+
+void fetcher_wakeup(struct fetcher *f)
+{
+	atomic_store(&f->woken, 1);
+	curl_multi_wakeup(f->multi);
 }
 
 size_t fetcher_in_flight(const struct fetcher *f)

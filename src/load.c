@@ -49,7 +49,7 @@ static const char ledger_sql[] =
 	" WHERE etl_page.status <> 'loaded'";
 
 /* The statements built from data_columns, once per process. */
-static char *pending_upsert_sql, *publish_sql;
+static char *pending_upsert_sql, *direct_upsert_sql, *publish_sql;
 
 /* "c = EXCLUDED.c, ..." for every data column, then run_id. */
 static void append_update_set(struct strbuf *sb)
@@ -71,6 +71,21 @@ static void append_row(struct strbuf *sb, const char *alias)
 	sb_puts(sb, ")");
 }
 
+/*
+ * The staged page into `table`, duplicates within it collapsed first and
+ * a row met again keeping its first place in result order.
+ */
+static void append_stage_upsert(struct strbuf *sb, const char *table, const char *key)
+{
+	sb_printf(sb, "INSERT INTO %s AS d (" TRANSFORM_COLUMNS ") "
+		      "SELECT DISTINCT ON (referring_domain, target_key) " TRANSFORM_COLUMNS
+		      " FROM di_stage ORDER BY referring_domain, target_key, position "
+		      "ON CONFLICT (%s) DO UPDATE SET ",
+		  table, key);
+	append_update_set(sb);
+	sb_puts(sb, " WHERE EXCLUDED.position < d.position");
+}
+
 static void build_sql(void)
 {
 	struct strbuf sb;
@@ -78,13 +93,12 @@ static void build_sql(void)
 	if (pending_upsert_sql)
 		return;
 	sb_init(&sb);
-	sb_puts(&sb, "INSERT INTO domain_intersection_pending AS d (" TRANSFORM_COLUMNS ") "
-		     "SELECT DISTINCT ON (referring_domain, target_key) " TRANSFORM_COLUMNS
-		     " FROM di_stage ORDER BY referring_domain, target_key, position "
-		     "ON CONFLICT (run_id, target_set_id, referring_domain, target_key) DO UPDATE SET ");
-	append_update_set(&sb);
-	sb_puts(&sb, " WHERE EXCLUDED.position < d.position");
+	append_stage_upsert(&sb, "domain_intersection_pending",
+			    "run_id, target_set_id, referring_domain, target_key");
 	pending_upsert_sql = sb_detach(&sb);
+	append_stage_upsert(&sb, "domain_intersection",
+			    "target_set_id, snapshot_date, referring_domain, target_key");
+	direct_upsert_sql = sb_detach(&sb);
 
 	sb_puts(&sb, "INSERT INTO domain_intersection AS d (" TRANSFORM_COLUMNS ") "
 		     "SELECT " TRANSFORM_COLUMNS " FROM domain_intersection_pending "
@@ -193,6 +207,43 @@ int load_register_sets(PGconn *conn, const struct job *job, long long *ids, stru
 	return rc;
 }
 
+int load_insert_run(PGconn *conn, const char *job, const char *snapshot_date, long long replay_of,
+		    long long *run_id, struct etl_error *err)
+{
+	char pid[16], host[256] = "", of[24];
+	const char *params[6] = {job, snapshot_date, host, pid, ETL_VERSION, replay_of ? of : NULL};
+	PGresult *res = NULL;
+	int rc;
+
+	gethostname(host, sizeof(host) - 1);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	snprintf(of, sizeof(of), "%lld", replay_of);
+	rc = db_query(conn,
+		      "INSERT INTO etl_run (job, snapshot_date, host, pid, version, replay_of)"
+		      " VALUES ($1, $2, $3, $4, $5, $6) RETURNING run_id",
+		      6, params, &res, err);
+	if (rc != 0)
+		return rc;
+	*run_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return 0;
+}
+
+void load_fail_run(PGconn *conn, long long run_id, const char *error)
+{
+	char id[24];
+	const char *params[2] = {id, error};
+
+	if (!conn || !run_id || PQstatus(conn) != CONNECTION_OK)
+		return;
+	snprintf(id, sizeof(id), "%lld", run_id);
+	db_rollback(conn);
+	PQclear(PQexecParams(conn,
+			     "UPDATE etl_run SET status = 'failed', error = $2, finished_at = now()"
+			     " WHERE run_id = $1 AND status = 'running'",
+			     2, NULL, params, NULL, NULL, 0));
+}
+
 /*
  * Pending rows of this job's other runs can never be published: only the
  * latest unfinished run of a date is continued, and we hold the job's lock.
@@ -213,9 +264,9 @@ static int drop_stale_pending(PGconn *conn, const char *job, long long run_id,
 int load_start_run(PGconn *conn, const struct job *job, const char *snapshot_date, int fresh,
 		   long long *run_id, int *resumed, struct etl_error *err)
 {
-	const char *params[5];
+	const char *params[2];
 	PGresult *res = NULL;
-	char pid[16], host[256] = "";
+	char pid[16];
 	int rc;
 
 	*resumed = 0;
@@ -254,51 +305,41 @@ int load_start_run(PGconn *conn, const struct job *job, const char *snapshot_dat
 		}
 		PQclear(res);
 	}
-	gethostname(host, sizeof(host) - 1);
-	snprintf(pid, sizeof(pid), "%d", (int)getpid());
-	params[2] = host;
-	params[3] = pid;
-	params[4] = ETL_VERSION;
-	rc = db_query(conn,
-		      "INSERT INTO etl_run (job, snapshot_date, host, pid, version)"
-		      " VALUES ($1, $2, $3, $4, $5) RETURNING run_id",
-		      5, params, &res, err);
-	if (rc != 0)
+	if ((rc = load_insert_run(conn, job->name, snapshot_date, 0, run_id, err)) != 0)
 		return rc;
-	*run_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
 	return drop_stale_pending(conn, job->name, *run_id, err);
 }
 
-int load_start_set(PGconn *conn, long long run_id, long long set_id, const char *request_hash,
-		   int *complete, struct loaded_page **pages, size_t *n_pages,
-		   struct etl_error *err)
+int load_start_set(PGconn *conn, long long run_id, long long set_id, const char *snapshot_date,
+		   const char *request_hash, struct set_start *out, struct etl_error *err)
 {
 	char run[24], set[24];
-	const char *params[3] = {run, set, request_hash};
+	const char *params[4] = {run, set, request_hash, snapshot_date};
 	PGresult *res = NULL;
 	int rc, i;
 
-	*complete = 0;
-	*pages = NULL;
-	*n_pages = 0;
+	memset(out, 0, sizeof(*out));
 	snprintf(run, sizeof(run), "%lld", run_id);
 	snprintf(set, sizeof(set), "%lld", set_id);
+	/* direct is decided once, when the set first joins the run; a resumed
+	 * run keeps it (its own rows would otherwise make it look like a rerun) */
 	rc = db_query(conn,
-		      "INSERT INTO etl_run_set AS rs (run_id, target_set_id, request_hash)"
-		      " SELECT $1, $2, coalesce($3, request_hash) FROM target_set"
-		      " WHERE target_set_id = $2"
+		      "INSERT INTO etl_run_set AS rs (run_id, target_set_id, request_hash, direct)"
+		      " SELECT $1, $2, coalesce($3, request_hash), NOT EXISTS ("
+		      "   SELECT 1 FROM domain_intersection d WHERE d.target_set_id = $2"
+		      "   AND d.snapshot_date = $4::date)"
+		      " FROM target_set WHERE target_set_id = $2"
 		      " ON CONFLICT (run_id, target_set_id) DO UPDATE SET"
 		      "   status = CASE WHEN rs.status = 'complete' THEN 'complete' ELSE 'running' END,"
 		      "   error = CASE WHEN rs.status = 'complete' THEN rs.error END"
-		      " RETURNING status",
-		      3, params, &res, err);
+		      " RETURNING status, direct",
+		      4, params, &res, err);
 	if (rc != 0)
 		return rc;
-	*complete = strcmp(PQgetvalue(res, 0, 0), "complete") == 0;
-	params[2] = NULL;
+	out->complete = strcmp(PQgetvalue(res, 0, 0), "complete") == 0;
+	out->direct = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
 	PQclear(res);
-	if (*complete)
+	if (out->complete)
 		return 0;
 	rc = db_query(conn,
 		      "SELECT page_offset, items, coalesce(total_count, -1), coalesce(cost_usd, 0)"
@@ -308,13 +349,13 @@ int load_start_set(PGconn *conn, long long run_id, long long set_id, const char 
 		      2, params, &res, err);
 	if (rc != 0)
 		return rc;
-	*n_pages = (size_t)PQntuples(res);
-	*pages = xcalloc(*n_pages ? *n_pages : 1, sizeof(**pages));
+	out->n_pages = (size_t)PQntuples(res);
+	out->pages = xcalloc(out->n_pages ? out->n_pages : 1, sizeof(*out->pages));
 	for (i = 0; i < PQntuples(res); i++) {
-		(*pages)[i].offset = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		(*pages)[i].items = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-		(*pages)[i].total_count = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-		(*pages)[i].cost_usd = strtod(PQgetvalue(res, i, 3), NULL);
+		out->pages[i].offset = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		out->pages[i].items = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		out->pages[i].total_count = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+		out->pages[i].cost_usd = strtod(PQgetvalue(res, i, 3), NULL);
 	}
 	PQclear(res);
 	return 0;
@@ -380,12 +421,21 @@ static int write_archive(PGconn *conn, const struct page_record *rec, struct etl
 	return rc;
 }
 
-static int copy_rows(PGconn *conn, const struct row_batch *rows, struct etl_error *err)
+/*
+ * COPYs the batch into `table` (an identifier, already safe to splice).
+ * *sqlstate (if not NULL) gets the server's error code on failure.
+ */
+static int copy_rows(PGconn *conn, const char *table, const struct row_batch *rows,
+		     char *sqlstate, struct etl_error *err)
 {
 	PGresult *res;
+	char *sql = xasprintf("COPY %s (" TRANSFORM_COLUMNS ") FROM STDIN", table);
 	int rc = 0;
 
-	res = PQexec(conn, "COPY di_stage (" TRANSFORM_COLUMNS ") FROM STDIN");
+	if (sqlstate)
+		sqlstate[0] = '\0';
+	res = PQexec(conn, sql);
+	free(sql);
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
 		etl_fail(err, ETL_EFAIL, "database error: cannot start COPY: %s",
 			 PQresultErrorMessage(res));
@@ -398,12 +448,48 @@ static int copy_rows(PGconn *conn, const struct row_batch *rows, struct etl_erro
 	if (PQputCopyEnd(conn, rc ? "intersect-etl: sending rows failed" : NULL) != 1 && !rc)
 		rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s", PQerrorMessage(conn));
 	while ((res = PQgetResult(conn))) {
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && !rc)
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && !rc) {
+			const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
 			rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s",
 				      PQresultErrorMessage(res));
+			if (sqlstate && state)
+				snprintf(sqlstate, 6, "%s", state);
+		}
 		PQclear(res);
 	}
 	return rc;
+}
+
+/*
+ * A first load of a snapshot cannot conflict with an earlier answer, so its
+ * pages COPY straight into the date's partition: the fastest way in. Offset
+ * paging can still repeat a referring domain on two pages (or the API one
+ * within a page); then the page is redone, inside the same transaction,
+ * through staging and an upsert that keeps the first result position.
+ */
+static int load_direct(PGconn *conn, const char *snapshot_date, const struct row_batch *rows,
+		       struct etl_error *err)
+{
+	char part[64], state[6];
+	int rc, i, j;
+
+	/* the partition's name from a validated YYYY-MM-DD: digits only */
+	for (i = 0, j = snprintf(part, sizeof(part), "domain_intersection_p"); snapshot_date[i] &&
+	     j < (int)sizeof(part) - 1; i++)
+		if (snapshot_date[i] >= '0' && snapshot_date[i] <= '9')
+			part[j++] = snapshot_date[i];
+	part[j] = '\0';
+	if ((rc = db_exec(conn, "SAVEPOINT direct_copy", err)) != 0)
+		return rc;
+	rc = copy_rows(conn, part, rows, state, err);
+	if (rc == 0 || strcmp(state, "23505") != 0)
+		return rc;
+	if ((rc = db_exec(conn, "ROLLBACK TO SAVEPOINT direct_copy", err)) != 0)
+		return rc;
+	if ((rc = copy_rows(conn, "di_stage", rows, NULL, err)) != 0)
+		return rc;
+	return db_exec(conn, direct_upsert_sql, err);
 }
 
 int load_page(PGconn *conn, const char *snapshot_date, const struct page_record *rec,
@@ -411,11 +497,13 @@ int load_page(PGconn *conn, const char *snapshot_date, const struct page_record 
 {
 	int rc;
 
-	(void)snapshot_date; /* the rows carry it; kept for symmetry with finish_set */
 	if ((rc = db_exec(conn, "BEGIN", err)) != 0)
 		return rc;
-	if (rows->n_rows > 0) {
-		if ((rc = copy_rows(conn, rows, err)) != 0)
+	if (rows->n_rows > 0 && rec->direct) {
+		if ((rc = load_direct(conn, snapshot_date, rows, err)) != 0)
+			goto failed;
+	} else if (rows->n_rows > 0) {
+		if ((rc = copy_rows(conn, "di_stage", rows, NULL, err)) != 0)
 			goto failed;
 		if ((rc = db_exec(conn, pending_upsert_sql, err)) != 0)
 			goto failed;
@@ -451,6 +539,19 @@ int load_finish_set(PGconn *conn, long long run_id, long long set_id, const char
 	if ((rc = db_exec(conn, "BEGIN", err)) != 0)
 		return rc;
 	if (!error) {
+		PGresult *res = NULL;
+		int direct;
+
+		/* A direct set's rows are in place already: nothing to publish. */
+		rc = db_query(conn,
+			      "SELECT direct FROM etl_run_set WHERE run_id = $1 AND target_set_id = $2",
+			      2, del, &res, err);
+		if (rc != 0)
+			goto failed;
+		direct = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		PQclear(res);
+		if (direct)
+			goto mark;
 		/* Publish: the snapshot becomes exactly this run's answer. */
 		rc = db_query(conn,
 			      "DELETE FROM domain_intersection d WHERE d.target_set_id = $2"
@@ -469,6 +570,7 @@ int load_finish_set(PGconn *conn, long long run_id, long long set_id, const char
 		if (rc != 0)
 			goto failed;
 	}
+mark:
 	rc = db_query(conn,
 		      "UPDATE etl_run_set rs SET status = CASE WHEN $4::text IS NULL"
 		      "   THEN 'complete' ELSE 'failed' END,"

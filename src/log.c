@@ -5,12 +5,15 @@
 #include "log.h"
 
 #include <json-c/json.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
+/* The loader thread logs too (a lost connection): one line at a time. */
+static pthread_mutex_t emit_lock = PTHREAD_MUTEX_INITIALIZER;
 static enum log_level current = LOG_INFO;
 static enum log_format format = LOG_TEXT;
 static char ctx_job[128];
@@ -73,6 +76,7 @@ static void emit(enum log_level level, const char *set, const char *fmt, va_list
 
 	if (level > current)
 		return;
+	pthread_mutex_lock(&emit_lock);
 	clear_live();
 	if (format == LOG_JSON) {
 		json_object *o = json_object_new_object();
@@ -108,6 +112,7 @@ static void emit(enum log_level level, const char *set, const char *fmt, va_list
 	}
 	if (progress_live)
 		draw_live();
+	pthread_mutex_unlock(&emit_lock);
 }
 
 void log_set_msg(enum log_level level, const char *set, const char *fmt, ...)
@@ -187,7 +192,9 @@ void progress_update(const struct progress *p)
 	if (progress_live) {
 		if (now - progress_last >= 0.1) {
 			progress_last = now;
+			pthread_mutex_lock(&emit_lock);
 			draw_live();
+			pthread_mutex_unlock(&emit_lock);
 		}
 	} else if (now - progress_last >= progress_interval) {
 		char line[256];

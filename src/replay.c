@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "db.h"
 #include "job.h"
@@ -78,18 +77,17 @@ static int replay_set(PGconn *conn, const struct replay_src *src, long long new_
 {
 	char run[24], set[24];
 	const char *params[2] = {run, set};
-	struct loaded_page *ignore = NULL;
+	struct set_start st;
 	struct row_batch batch;
 	PGresult *res = NULL;
-	size_t n_ignore;
-	int complete, rc, i;
+	int rc, i;
 
 	*set_error = NULL;
 	row_batch_init(&batch);
 	snprintf(run, sizeof(run), "%lld", src->run_id);
 	snprintf(set, sizeof(set), "%lld", set_id);
-	rc = load_start_set(conn, new_run, set_id, request_hash, &complete, &ignore, &n_ignore, err);
-	free(ignore);
+	rc = load_start_set(conn, new_run, set_id, src->snapshot_date, request_hash, &st, err);
+	free(st.pages);
 	if (rc != 0)
 		return rc;
 	/* the pages the original loaded, with their bodies (all, or it cannot replay) */
@@ -146,6 +144,7 @@ static int replay_set(PGconn *conn, const struct replay_src *src, long long new_
 			rec.rows = (long long)batch.n_rows;
 			rec.total_count = resp.total_count;
 			rec.cost_usd = 0; /* a replay pays nothing */
+			rec.direct = st.direct;
 			rc = load_page(conn, src->snapshot_date, &rec, &batch, err);
 			result->pages++;
 			result->rows += rec.rows;
@@ -170,8 +169,8 @@ int replay_run(const char *job_path, long long run_id, struct run_result *result
 	struct job *job = NULL;
 	PGconn *conn = NULL;
 	PGresult *res = NULL, *sets = NULL;
-	char id[24], pid[16], host[256] = "";
-	const char *params[6];
+	char id[24];
+	const char *params[1];
 	long long new_run = 0;
 	size_t failed = 0, done = 0;
 	int rc, i;
@@ -219,24 +218,9 @@ int replay_run(const char *job_path, long long run_id, struct run_result *result
 	PQclear(res);
 	res = NULL;
 
-	gethostname(host, sizeof(host) - 1);
-	snprintf(pid, sizeof(pid), "%d", (int)getpid());
-	params[0] = src.job;
-	params[1] = src.snapshot_date;
-	params[2] = host;
-	params[3] = pid;
-	params[4] = ETL_VERSION;
-	params[5] = id;
-	rc = db_query(conn,
-		      "INSERT INTO etl_run (job, snapshot_date, host, pid, version, replay_of)"
-		      " VALUES ($1, $2, $3, $4, $5, $6) RETURNING run_id",
-		      6, params, &res, err);
-	if (rc != 0)
+	if ((rc = load_insert_run(conn, src.job, src.snapshot_date, run_id, &new_run, err)) != 0)
 		goto out;
-	new_run = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	result->run_id = new_run;
-	PQclear(res);
-	res = NULL;
 	if ((rc = load_ensure_partition(conn, src.snapshot_date, err)) != 0)
 		goto out;
 	log_info("run %lld: replay of run %lld (job %s, snapshot %s) from the archive", new_run,
@@ -284,17 +268,8 @@ int replay_run(const char *job_path, long long run_id, struct run_result *result
 			      "replay run %lld: %zu of %zu target sets could not be replayed", new_run,
 			      failed, failed + done);
 out:
-	if (rc != 0 && conn && new_run && PQstatus(conn) == CONNECTION_OK) {
-		char nid[24];
-		const char *p2[2] = {nid, err->msg};
-
-		snprintf(nid, sizeof(nid), "%lld", new_run);
-		db_rollback(conn);
-		PQclear(PQexecParams(conn,
-				     "UPDATE etl_run SET status = 'failed', error = $2, finished_at = now()"
-				     " WHERE run_id = $1 AND status = 'running'",
-				     2, NULL, p2, NULL, NULL, 0));
-	}
+	if (rc != 0)
+		load_fail_run(conn, new_run, err->msg);
 	PQclear(res);
 	PQclear(sets);
 	if (conn)

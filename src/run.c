@@ -20,6 +20,7 @@
 #include "fetch.h"
 #include "job.h"
 #include "load.h"
+#include "loader.h"
 #include "log.h"
 #include "migrate.h"
 #include "plan.h"
@@ -28,6 +29,8 @@
 
 /* Reconnect attempts when the database goes away mid-run. */
 #define RUN_DB_RETRIES 8
+/* Pages transformed and waiting for the loader thread, at most. */
+#define RUN_LOAD_QUEUE 4
 
 struct set_state {
 	const struct target_set *def;
@@ -37,7 +40,9 @@ struct set_state {
 	int in_flight;                /* issued and not yet settled */
 	int ended;                    /* an empty page was seen: issue nothing more */
 	int complete_before;          /* this run finished the set in an earlier process */
+	int direct;                   /* first load of its snapshot: straight into the partition */
 	int finished;                 /* outcome recorded in the database */
+	int finishing;                /* its outcome is on its way to the database */
 	char *error;                  /* owned: why the set failed, NULL if it did not */
 	struct loaded_page *loaded;   /* owned: pages loaded by an earlier process */
 	size_t n_loaded;
@@ -68,7 +73,8 @@ struct run_ctx {
 	long long run_id;
 	char *abort_msg;              /* owned: set when the whole run must stop */
 	int abort_code;
-	struct row_batch batch;       /* reused for every page */
+	struct loader *loader;        /* the database thread, while fetching */
+	struct db_msg *spare;         /* finished messages, their batches kept for reuse */
 	unsigned seed;                /* jitter state */
 	int ok_streak;                /* successes since the last slow-down */
 	double spent, reserved;       /* the run's, as for a set */
@@ -311,46 +317,122 @@ static int with_db(struct run_ctx *rc, int (*step)(struct run_ctx *, void *), vo
 	return ret;
 }
 
-struct load_args {
-	const struct page_record *rec;
-	struct etl_error *err;
+/*
+ * One piece of database work. Pages are transformed on the fetching thread
+ * and loaded on the loader thread (loader.h); the message owns everything
+ * the load needs, so the two threads share nothing else but the connection,
+ * which only the loader thread uses while fetching goes on.
+ */
+enum db_op { DB_PAGE, DB_PAGE_FAILED, DB_FINISH_SET };
+
+struct db_msg {
+	struct loader_msg base;   /* first member: the loader's link and rc */
+	enum db_op op;
+	struct set_state *s;      /* read only on the fetching thread */
+	long long set_id;
+	struct page_job *pj;      /* owned (DB_PAGE, DB_PAGE_FAILED) */
+	struct fetch_req *req;    /* owned: the archive's request and response bodies */
+	struct page_record rec;   /* its strings point into the owned fields */
+	struct row_batch batch;   /* DB_PAGE: the rows */
+	char *status_message;     /* owned copies of what rec points at */
+	char *task_id;
+	char *error;              /* DB_PAGE_FAILED: why; DB_FINISH_SET: the set's error or NULL */
+	long long total;          /* DB_FINISH_SET */
+	size_t n_items;
+	struct etl_error err;     /* the outcome, when base.rc != 0 */
 };
 
-static int step_load_page(struct run_ctx *rc, void *arg)
+static struct db_msg *msg_new(struct run_ctx *rc, enum db_op op, struct set_state *s)
 {
-	struct load_args *a = arg;
+	struct db_msg *m = rc->spare;
 
-	return load_page(rc->conn, rc->snapshot_date, a->rec, &rc->batch, a->err);
+	if (m) {
+		rc->spare = (struct db_msg *)m->base.next;
+		row_batch_reset(&m->batch);
+	} else {
+		m = xcalloc(1, sizeof(*m));
+		row_batch_init(&m->batch);
+	}
+	m->base.next = NULL;
+	m->base.rc = 0;
+	m->op = op;
+	m->s = s;
+	m->set_id = s->id;
+	etl_error_clear(&m->err);
+	return m;
 }
 
-static int step_page_failed(struct run_ctx *rc, void *arg)
+/* Frees what a message owns; its batch goes back to the pool. */
+static void msg_done(struct run_ctx *rc, struct db_msg *m)
 {
-	struct load_args *a = arg;
-
-	return load_page_failed(rc->conn, a->rec, a->err);
+	if (m->req)
+		fetch_req_free(m->req);
+	free(m->pj);
+	free(m->status_message);
+	free(m->task_id);
+	free(m->error);
+	m->req = NULL;
+	m->pj = NULL;
+	m->status_message = m->task_id = m->error = NULL;
+	m->base.next = (struct loader_msg *)rc->spare;
+	rc->spare = m;
 }
 
-struct finish_args {
-	struct set_state *s;
-	struct etl_error *err;
-};
-
-static int step_finish_set(struct run_ctx *rc, void *arg)
+static int step_load(struct run_ctx *rc, void *arg)
 {
-	struct finish_args *a = arg;
+	struct db_msg *m = arg;
 
-	return load_finish_set(rc->conn, rc->run_id, a->s->id, rc->snapshot_date, a->s->total,
-			       a->s->error, a->err);
+	switch (m->op) {
+	case DB_PAGE:
+		return load_page(rc->conn, rc->snapshot_date, &m->rec, &m->batch, &m->err);
+	case DB_PAGE_FAILED:
+		return load_page_failed(rc->conn, &m->rec, &m->err);
+	case DB_FINISH_SET:
+		return load_finish_set(rc->conn, rc->run_id, m->set_id, rc->snapshot_date, m->total,
+				       m->error, &m->err);
+	}
+	return ETL_EFAIL;
+}
+
+/* The loader thread's work: one message, reconnecting if the server went away. */
+static int exec_msg(void *ctx, struct loader_msg *lm)
+{
+	struct run_ctx *rc = ctx;
+	struct db_msg *m = (struct db_msg *)lm;
+
+	return with_db(rc, step_load, m, &m->err);
+}
+
+static void wake_fetcher(void *ctx)
+{
+	struct run_ctx *rc = ctx;
+
+	fetcher_wakeup(rc->fetcher);
+}
+
+static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err);
+
+/*
+ * Hands a message to the loader thread, or, when there is none (before and
+ * after fetching), runs it here and now.
+ */
+static int db_submit(struct run_ctx *rc, struct db_msg *m, struct etl_error *err)
+{
+	if (rc->loader) {
+		loader_submit(rc->loader, &m->base);
+		return 0;
+	}
+	m->base.rc = exec_msg(rc, &m->base);
+	return completed(rc, m, err);
 }
 
 /* Records the set's outcome once nothing of it is in flight or left to issue. */
 static int maybe_finish_set(struct run_ctx *rc, struct set_state *s, struct etl_error *err)
 {
 	long long dummy;
-	struct finish_args a = {s, err};
-	int ret;
+	struct db_msg *m;
 
-	if (s->finished || s->complete_before || s->in_flight > 0)
+	if (s->finished || s->finishing || s->complete_before || s->in_flight > 0)
 		return 0;
 	if (!s->error && !rc->abort_msg) {
 		/* nothing more to issue? (next_page advances only past loaded pages) */
@@ -364,23 +446,72 @@ static int maybe_finish_set(struct run_ctx *rc, struct set_state *s, struct etl_
 	}
 	if (rc->abort_msg && !s->error)
 		set_fail(s, rc->abort_msg);
-	ret = with_db(rc, step_finish_set, &a, err);
-	if (ret != 0)
-		return ret;
-	s->finished = 1;
-	if (s->error)
-		log_set_msg(LOG_WARN, s->def->name, "failed: %s", s->error);
-	else
-		log_set_msg(LOG_INFO, s->def->name,
-			    "complete: total_count %lld, %lld rows in %lld pages this process, $%.4f",
-			    s->total, s->rows, s->pages, s->cost);
-	return 0;
+	s->finishing = 1;
+	m = msg_new(rc, DB_FINISH_SET, s);
+	m->total = s->total;
+	m->error = s->error ? xstrdup(s->error) : NULL;
+	return db_submit(rc, m, err);
 }
 
-static void page_record_init(struct run_ctx *rc, const struct page_job *pj,
-			     const struct fetch_req *req, const struct api_response *resp,
-			     struct page_record *rec)
+/*
+ * What the fetching thread does when the database work of a message is done:
+ * counts, the set's end, or (a database failure) the end of the run.
+ */
+static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err)
 {
+	struct set_state *s = m->s;
+	int ret = m->base.rc;
+
+	if (ret != 0) {
+		*err = m->err;
+		if (m->op != DB_FINISH_SET)
+			etl_error_prefix(err, "loading %s offset %lld: ", s->def->name, m->rec.offset);
+		msg_done(rc, m);
+		return ret;
+	}
+	switch (m->op) {
+	case DB_PAGE:
+		s->pages++;
+		s->rows += m->rec.rows;
+		s->cost += m->rec.cost_usd;
+		s->spent += m->rec.cost_usd;
+		rc->spent += m->rec.cost_usd;
+		s->reserved -= m->pj->reserved;
+		rc->reserved -= m->pj->reserved;
+		s->in_flight--;
+		log_set_msg(LOG_DEBUG, s->def->name, "offset %lld: %zu items, %zu rows loaded",
+			    m->rec.offset, m->n_items, m->batch.n_rows);
+		break;
+	case DB_PAGE_FAILED:
+		s->reserved -= m->pj->reserved;
+		rc->reserved -= m->pj->reserved;
+		s->in_flight--;
+		break;
+	case DB_FINISH_SET:
+		s->finished = 1;
+		if (s->error)
+			log_set_msg(LOG_WARN, s->def->name, "failed: %s", s->error);
+		else
+			log_set_msg(LOG_INFO, s->def->name,
+				    "complete: total_count %lld, %lld rows in %lld pages this process, "
+				    "$%.4f",
+				    s->total, s->rows, s->pages, s->cost);
+		break;
+	}
+	{
+		enum db_op op = m->op;
+
+		msg_done(rc, m);
+		return op == DB_FINISH_SET ? 0 : maybe_finish_set(rc, s, err);
+	}
+}
+
+/* Fills m->rec from the request and its parsed answer (strings copied into m). */
+static void page_record_init(struct run_ctx *rc, struct db_msg *m, const struct page_job *pj,
+			     const struct fetch_req *req, const struct api_response *resp)
+{
+	struct page_record *rec = &m->rec;
+
 	memset(rec, 0, sizeof(*rec));
 	rec->run_id = rc->run_id;
 	rec->target_set_id = pj->set->id;
@@ -392,8 +523,10 @@ static void page_record_init(struct run_ctx *rc, const struct page_job *pj,
 	rec->duration_ms = (int)((mono_now() - pj->first_start) * 1000);
 	if (resp && resp->root) {
 		rec->api_status_code = resp->task_status ? resp->task_status : resp->status_code;
-		rec->api_status_message = resp->status_message;
-		rec->task_id = resp->task_id;
+		m->status_message = resp->status_message ? xstrdup(resp->status_message) : NULL;
+		m->task_id = resp->task_id ? xstrdup(resp->task_id) : NULL;
+		rec->api_status_message = m->status_message;
+		rec->task_id = m->task_id;
 		if (resp->error == RESP_OK) {
 			rec->total_count = resp->total_count;
 			rec->items = (long long)resp->n_items;
@@ -437,14 +570,18 @@ static void describe_failure(const struct page_job *pj, const struct fetch_req *
 			 resp && resp->status_message ? resp->status_message : "");
 }
 
-/* Handles one completed request; returns non-zero only for database failures. */
+/*
+ * Handles one completed request: a good page is transformed here and handed
+ * to the loader; a failed one is retried or recorded. Returns non-zero only
+ * for database failures.
+ */
 static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *err)
 {
 	struct page_job *pj = req->user;
 	struct set_state *s = pj->set;
 	struct api_response resp;
 	struct etl_error perr = {0, ""};
-	struct page_record rec;
+	struct db_msg *m = NULL;
 	enum retry_verdict v;
 	char why[1200];
 	int code = 0, ret = 0;
@@ -460,40 +597,34 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 		struct transform_ctx tc = {rc->snapshot_date, s->id, rc->run_id, pj->offset,
 					   pj->limit, s->def->targets, s->def->n_targets};
 
-		row_batch_reset(&rc->batch);
-		if (transform_page(&resp, &tc, &rc->batch, &perr) != 0)
+		m = msg_new(rc, DB_PAGE, s);
+		if (transform_page(&resp, &tc, &m->batch, &perr) != 0) {
 			v = VERDICT_RETRY; /* a malformed page is a page error: retry it */
+			msg_done(rc, m);
+			m = NULL;
+		}
 	}
-	if (v == VERDICT_OK && pj->offset == 0 && s->total < 0)
-		s->total = resp.total_count;
 	pace_on(rc, v);
 	if (v == VERDICT_OK) {
-		struct load_args a = {&rec, err};
-
-		page_record_init(rc, pj, req, &resp, &rec);
-		rec.rows = (long long)rc->batch.n_rows;
-		if (rc->job->archive) {
-			rec.request_body = req->body;
-			rec.response_body = req->response.data;
-			rec.response_len = req->response.len;
-		}
-		if ((ret = with_db(rc, step_load_page, &a, err)) != 0) {
-			etl_error_prefix(err, "loading %s offset %lld: ", s->def->name, pj->offset);
-			goto done;
-		}
-		s->pages++;
-		s->rows += rec.rows;
-		s->cost += rec.cost_usd;
-		s->spent += rec.cost_usd;
-		rc->spent += rec.cost_usd;
-		s->reserved -= pj->reserved;
-		rc->reserved -= pj->reserved;
+		/* What paging needs is known now; the counts follow the commit. */
+		if (pj->offset == 0 && s->total < 0)
+			s->total = resp.total_count;
 		if (resp.n_items == 0)
 			s->ended = 1;
-		log_set_msg(LOG_DEBUG, s->def->name, "offset %lld: %zu items, %zu rows (%.0f ms)", pj->offset,
-			  resp.n_items, rc->batch.n_rows, req->seconds * 1000);
-		s->in_flight--;
-		goto done;
+		page_record_init(rc, m, pj, req, &resp);
+		m->rec.rows = (long long)m->batch.n_rows;
+		m->rec.direct = s->direct;
+		m->n_items = resp.n_items;
+		if (rc->job->archive) {
+			m->rec.request_body = req->body;
+			m->rec.response_body = req->response.data;
+			m->rec.response_len = req->response.len;
+		}
+		m->pj = pj;
+		m->req = req;
+		req = NULL;
+		response_free(&resp);
+		return db_submit(rc, m, err);
 	}
 	describe_failure(pj, req, &resp, &perr, why, sizeof(why));
 	if ((v == VERDICT_RETRY || v == VERDICT_RETRY_SLOW) && pj->attempts < rc->job->api.max_attempts &&
@@ -501,42 +632,28 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 		double wait = retry_backoff(pj->attempts + 1, req->retry_after, &rc->seed);
 
 		log_set_msg(LOG_WARN, s->def->name, "%s (attempt %d of %d; retrying in %.1f s)", why,
-			 pj->attempts, rc->job->api.max_attempts, wait);
+			    pj->attempts, rc->job->api.max_attempts, wait);
 		pj->attempts++;
 		req->not_before = mono_now() + wait;
 		fetcher_add(rc->fetcher, req);
-		req = NULL; /* the fetcher owns it again */
-		goto done;
+		response_free(&resp);
+		return 0; /* the fetcher owns req again */
 	}
-	/* A page that failed for good: ledger row, and the set (or run) fails. */
-	{
-		struct load_args a = {&rec, err};
-		char *msg = xasprintf("%s%s", why,
-				      v == VERDICT_RETRY || v == VERDICT_RETRY_SLOW
-					      ? " (attempts exhausted)"
-					      : "");
-
-		page_record_init(rc, pj, req, &resp, &rec);
-		rec.error = msg;
-		ret = with_db(rc, step_page_failed, &a, err);
-		if (v == VERDICT_FAIL_RUN && !rc->abort_msg) {
-			rc->abort_msg = xasprintf("%s %s", s->def->name, msg);
-			rc->abort_code = ETL_EFAIL;
-		}
-		set_fail(s, msg);
-		free(msg);
-		s->in_flight--;
-		s->reserved -= pj->reserved;
-		rc->reserved -= pj->reserved;
+	/* A page that failed for good: its ledger row, and the set (or run) fails. */
+	m = msg_new(rc, DB_PAGE_FAILED, s);
+	page_record_init(rc, m, pj, req, &resp);
+	m->error = xasprintf("%s%s", why,
+			     v == VERDICT_RETRY || v == VERDICT_RETRY_SLOW ? " (attempts exhausted)" : "");
+	m->rec.error = m->error;
+	m->pj = pj;
+	m->req = req;
+	if (v == VERDICT_FAIL_RUN && !rc->abort_msg) {
+		rc->abort_msg = xasprintf("%s %s", s->def->name, m->error);
+		rc->abort_code = ETL_EFAIL;
 	}
-done:
+	set_fail(s, m->error);
 	response_free(&resp);
-	if (req) {
-		free(pj);
-		fetch_req_free(req);
-	}
-	if (ret == 0)
-		ret = maybe_finish_set(rc, s, err);
+	ret = db_submit(rc, m, err);
 	return ret;
 }
 
@@ -602,7 +719,6 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 
 	memset(&rc, 0, sizeof(rc));
 	memset(result, 0, sizeof(*result));
-	row_batch_init(&rc.batch);
 	/* Everything the user can get wrong is checked before any connection. */
 	if ((ret = job_load_file(opt->job_path, &job, err)) != 0)
 		goto out;
@@ -660,10 +776,17 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 		s->def = &job->sets[i];
 		s->id = ids[i];
 		s->total = -1;
-		ret = load_start_set(rc.conn, rc.run_id, s->id, NULL, &s->complete_before, &s->loaded,
-				     &s->n_loaded, err);
-		if (ret != 0)
-			goto out;
+		{
+			struct set_start st;
+
+			ret = load_start_set(rc.conn, rc.run_id, s->id, rc.snapshot_date, NULL, &st, err);
+			if (ret != 0)
+				goto out;
+			s->complete_before = st.complete;
+			s->direct = st.direct;
+			s->loaded = st.pages;
+			s->n_loaded = st.n_pages;
+		}
 		adopt_loaded(s);
 		rc.spent += s->spent;
 		if (s->n_loaded)
@@ -680,10 +803,16 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 			goto out;
 	started = mono_now();
 	progress_start(60);
+	/* From here until every answer is in, the connection is the loader's. */
+	rc.loader = loader_start(RUN_LOAD_QUEUE, exec_msg, wake_fetcher, &rc);
 	while (!rc.abort_msg) {
 		struct fetch_req *req;
+		struct loader_msg *lm;
 		struct progress prog;
 
+		while ((lm = loader_poll(rc.loader)))
+			if ((ret = completed(&rc, (struct db_msg *)lm, err)) != 0)
+				goto stop_loader;
 		progress_of(&rc, started, &prog);
 		progress_update(&prog);
 		fill(&rc);
@@ -694,15 +823,40 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 			if (!pj->first_start)
 				pj->first_start = req->started;
 			if ((ret = settle(&rc, req, err)) != 0)
-				goto out;
+				goto stop_loader;
 			continue;
 		}
 		if (fetcher_in_flight(rc.fetcher) + fetcher_queued(rc.fetcher) == 0) {
+			/* nothing on the wire: wait for the database, or we are done */
+			if (loader_outstanding(rc.loader) > 0) {
+				if ((lm = loader_wait(rc.loader)) &&
+				    (ret = completed(&rc, (struct db_msg *)lm, err)) != 0)
+					goto stop_loader;
+				continue;
+			}
 			fill(&rc);
 			if (fetcher_in_flight(rc.fetcher) + fetcher_queued(rc.fetcher) == 0)
 				break;
 		}
 	}
+stop_loader:
+	/* Take every answer still on its way (after a failure too: what was
+	 * loaded is counted), then the connection is ours again. */
+	{
+		struct loader_msg *lm;
+
+		while ((lm = loader_wait(rc.loader))) {
+			struct etl_error later;
+			int r = completed(&rc, (struct db_msg *)lm, ret ? &later : err);
+
+			if (r != 0 && ret == 0)
+				ret = r;
+		}
+		loader_stop(rc.loader, NULL);
+		rc.loader = NULL;
+	}
+	if (ret != 0)
+		goto out;
 	{
 		struct progress prog;
 
@@ -762,19 +916,8 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 		free(msg);
 	}
 out:
-	if (ret != 0 && rc.conn && rc.run_id && PQstatus(rc.conn) == CONNECTION_OK) {
-		/* Best effort: a run that died of a database or internal error says
-		 * so, unless it already recorded its own outcome above. */
-		char id[24];
-		const char *params[2] = {id, err->msg};
-
-		snprintf(id, sizeof(id), "%lld", rc.run_id);
-		db_rollback(rc.conn);
-		PQclear(PQexecParams(rc.conn,
-				     "UPDATE etl_run SET status = 'failed', error = $2, finished_at = now()"
-				     " WHERE run_id = $1 AND status = 'running'",
-				     2, NULL, params, NULL, NULL, 0));
-	}
+	if (ret != 0)
+		load_fail_run(rc.conn, rc.run_id, err->msg);
 	if (rc.fetcher) {
 		struct fetch_req *req;
 
@@ -794,7 +937,13 @@ out:
 	free(rc.ceiling_msg);
 	free(ids);
 	free(url);
-	row_batch_free(&rc.batch);
+	while (rc.spare) {
+		struct db_msg *m = rc.spare;
+
+		rc.spare = (struct db_msg *)m->base.next;
+		row_batch_free(&m->batch);
+		free(m);
+	}
 	if (rc.conn)
 		PQfinish(rc.conn);
 	job_free(job);
