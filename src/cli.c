@@ -16,7 +16,9 @@
 #include "migrate.h"
 #include "plan.h"
 #include "replay.h"
+#include "report.h"
 #include "run.h"
+#include "runs.h"
 
 static const char exit_help[] =
 	"Exit status:\n"
@@ -28,7 +30,7 @@ static const char exit_help[] =
 	"  5  the database schema is not at this binary's version (run `migrate`)\n";
 
 static const char main_help[] =
-	"Usage: intersect-etl [--quiet|--verbose] COMMAND [OPTIONS] [ARGS]\n"
+	"Usage: intersect-etl [--quiet|--verbose] [--log-format text|json] COMMAND [OPTIONS] [ARGS]\n"
 	"\n"
 	"Loads DataForSEO Backlinks \"Domain Intersection\" results into PostgreSQL.\n"
 	"\n"
@@ -38,11 +40,16 @@ static const char main_help[] =
 	"  validate JOB   check a job file and report the first error\n"
 	"  migrate [JOB]  create or update the database schema\n"
 	"  replay JOB RUN_ID  reload a run from the raw archive; no API call\n"
+	"  runs [JOB]     recent runs; `runs RUN_ID`: one run's target sets and failed pages\n"
+	"  report JOB     each target set's latest snapshot, its new and lost referring domains\n"
 	"  help COMMAND   options of one command\n"
 	"\n"
 	"Options:\n"
 	"  -q, --quiet    only warnings and errors\n"
 	"  -v, --verbose  a line per request (credentials are never shown)\n"
+	"  --log-format text|json\n"
+	"                 json: one object per line (time, level, job, run,\n"
+	"                 target_set, message) for log collectors\n"
 	"  -h, --help     this text\n"
 	"  -V, --version  the version\n"
 	"\n";
@@ -107,7 +114,7 @@ static int usage_error(const char *cmd, const char *fmt, ...)
 static int report(int rc, const struct etl_error *err)
 {
 	if (rc != 0)
-		fprintf(stderr, "intersect-etl: %s\n", err->msg[0] ? err->msg : etl_exit_name(rc));
+		log_error("%s", err->msg[0] ? err->msg : etl_exit_name(rc));
 	return rc;
 }
 
@@ -394,6 +401,161 @@ static int cmd_replay(int argc, char **argv)
 	return report(rc, &err);
 }
 
+static const char runs_help[] =
+	"Usage: intersect-etl runs [JOB] [RUN_ID] [OPTIONS]\n"
+	"\n"
+	"Without RUN_ID: the most recent runs, newest first, one line each: run id,\n"
+	"job, snapshot date, status, start (UTC), duration, target sets complete/all,\n"
+	"pages, failed pages, rows, cost, error.\n"
+	"With RUN_ID (a number): that run, its target sets (status, total_count,\n"
+	"pages, rows, cost, error) and every page that failed for good (offset,\n"
+	"limit, attempts, HTTP status, API status code and message, error). An\n"
+	"unknown RUN_ID is an error (exit status 1).\n"
+	"The database and schema come from the options, else from JOB, else from\n"
+	"DATABASE_URL (or libpq's PG* variables) and schema \"dataforseo\". Nothing is\n"
+	"written.\n"
+	"\n"
+	"Options:\n"
+	"  --job NAME          only runs of this job (default: JOB's; every job without JOB)\n"
+	"  --limit N           list at most N runs, 1..100000 (default 20)\n"
+	"  --database-url URL  libpq connection string or URI\n"
+	"  --schema NAME       schema of the tables\n"
+	"  --format FORMAT     table (default) or json (one document)\n"
+	"\n";
+
+static const char report_help[] =
+	"Usage: intersect-etl report JOB [--set NAME] [--format table|csv|json]\n"
+	"\n"
+	"For each target set of JOB (or the --set one): its latest complete snapshot\n"
+	"(date, the complete snapshot before it, referring domains, rows, cost of that\n"
+	"date's runs) and the referring domains new in it or lost since the one\n"
+	"before, each with its intersections count, lowest rank and backlinks; and a\n"
+	"note for each set whose latest run of a later date failed. The database and\n"
+	"schema are JOB's. Nothing is written.\n"
+	"\n"
+	"Options:\n"
+	"  --set NAME       only this target set\n"
+	"  --format FORMAT  table (default: aligned columns), csv (RFC 4180: a \"snapshot\"\n"
+	"                   record per set, then a \"new\" or \"lost\" record per domain)\n"
+	"                   or json (one document)\n"
+	"\n";
+
+/* Options of `runs` and `report` (numbered apart from the ones above). */
+enum { OPT_SET = 512, OPT_FORMAT, OPT_JOB, OPT_LIMIT };
+
+static int runs_opt(int c, const char *arg, void *ud)
+{
+	struct runs_options *o = ud;
+	char *end;
+	long v;
+
+	switch (c) {
+	case OPT_JOB:
+		o->job = arg;
+		return 0;
+	case OPT_LIMIT:
+		v = strtol(arg, &end, 10);
+		if (!*arg || *end || v < 1 || v > RUNS_MAX_LIMIT)
+			return usage_error("runs", "--limit %s: not a number from 1 to %d", arg,
+					   RUNS_MAX_LIMIT);
+		o->limit = (int)v;
+		return 0;
+	case OPT_URL:
+		o->database_url = arg;
+		return 0;
+	case OPT_SCHEMA:
+		o->schema = arg;
+		return 0;
+	case OPT_FORMAT:
+		if (report_parse_format(arg, &o->format) != 0 || o->format == REPORT_CSV)
+			return usage_error("runs", "--format %s: runs prints table or json", arg);
+		return 0;
+	}
+	return 1;
+}
+
+static int cmd_runs(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"job", required_argument, NULL, OPT_JOB},
+		{"limit", required_argument, NULL, OPT_LIMIT},
+		{"database-url", required_argument, NULL, OPT_URL},
+		{"schema", required_argument, NULL, OPT_SCHEMA},
+		{"format", required_argument, NULL, OPT_FORMAT},
+		{"help", no_argument, NULL, 'h'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{NULL, 0, NULL, 0},
+	};
+	struct runs_options opt;
+	struct etl_error err = {0, ""};
+	int rc, i;
+
+	memset(&opt, 0, sizeof(opt));
+	opt.limit = RUNS_DEFAULT_LIMIT;
+	opt.format = REPORT_TABLE;
+	rc = parse_opts(argc, argv, "runs", runs_help, longopts, runs_opt, &opt);
+	if (rc >= 0)
+		return rc;
+	/* All digits is a RUN_ID, anything else the JOB file (./123 names a file "123"). */
+	for (i = optind; i < argc; i++) {
+		if (argv[i][0] && argv[i][strspn(argv[i], "0123456789")] == '\0') {
+			if (opt.run_id)
+				return usage_error("runs", "%s: only one RUN_ID is taken", argv[i]);
+			if (runs_parse_id(argv[i], &opt.run_id) != 0)
+				return usage_error("runs", "%s: not a run id", argv[i]);
+		} else if (opt.job_path) {
+			return usage_error("runs", "%s: only one JOB file is taken", argv[i]);
+		} else {
+			opt.job_path = argv[i];
+		}
+	}
+	rc = runs_show(&opt, stdout, &err);
+	return report(rc, &err);
+}
+
+static int report_opt(int c, const char *arg, void *ud)
+{
+	struct report_options *o = ud;
+
+	switch (c) {
+	case OPT_SET:
+		o->set = arg;
+		return 0;
+	case OPT_FORMAT:
+		if (report_parse_format(arg, &o->format) != 0)
+			return usage_error("report", "--format %s: not table, csv or json", arg);
+		return 0;
+	}
+	return 1;
+}
+
+static int cmd_report(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"set", required_argument, NULL, OPT_SET},
+		{"format", required_argument, NULL, OPT_FORMAT},
+		{"help", no_argument, NULL, 'h'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{NULL, 0, NULL, 0},
+	};
+	struct report_options opt;
+	struct etl_error err = {0, ""};
+	int rc;
+
+	memset(&opt, 0, sizeof(opt));
+	opt.format = REPORT_TABLE;
+	rc = parse_opts(argc, argv, "report", report_help, longopts, report_opt, &opt);
+	if (rc >= 0)
+		return rc;
+	if (argc - optind != 1)
+		return usage_error("report", "report takes exactly one JOB file");
+	opt.job_path = argv[optind];
+	rc = report_run(&opt, stdout, &err);
+	return report(rc, &err);
+}
+
 struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -406,6 +568,8 @@ static const struct command commands[] = {
 	{"validate", cmd_validate, validate_help},
 	{"migrate", cmd_migrate, migrate_help},
 	{"replay", cmd_replay, replay_help},
+	{"runs", cmd_runs, runs_help},
+	{"report", cmd_report, report_help},
 };
 
 int cli_main(int argc, char **argv)
@@ -415,14 +579,23 @@ int cli_main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
+		{"log-format", required_argument, NULL, 'F'},
 		{NULL, 0, NULL, 0},
 	};
 	size_t i;
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+hVqv", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+hVqvF:", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'F':
+			if (strcmp(optarg, "json") == 0)
+				log_set_format(LOG_JSON);
+			else if (strcmp(optarg, "text") == 0)
+				log_set_format(LOG_TEXT);
+			else
+				return usage_error(NULL, "--log-format %s: expected text or json", optarg);
+			break;
 		case 'h':
 			printf("%s%s", main_help, exit_help);
 			return ETL_OK;

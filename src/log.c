@@ -68,6 +68,8 @@ static void clear_live(void)
 }
 
 static void draw_live(void);
+static void emit(enum log_level level, const char *set, const char *fmt, va_list ap)
+	ETL_PRINTF(3, 0);
 
 static void emit(enum log_level level, const char *set, const char *fmt, va_list ap)
 {
