@@ -72,7 +72,6 @@ struct run_ctx {
 	size_t rr;                    /* round-robin cursor over sets */
 	long long run_id;
 	char *abort_msg;              /* owned: set when the whole run must stop */
-	int abort_code;
 	struct loader *loader;        /* the database thread, while fetching */
 	struct db_msg *spare;         /* finished messages, their batches kept for reuse */
 	unsigned seed;                /* jitter state */
@@ -649,7 +648,6 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 	m->req = req;
 	if (v == VERDICT_FAIL_RUN && !rc->abort_msg) {
 		rc->abort_msg = xasprintf("%s %s", s->def->name, m->error);
-		rc->abort_code = ETL_EFAIL;
 	}
 	set_fail(s, m->error);
 	response_free(&resp);

@@ -1,0 +1,81 @@
+-- bi_readonly.sql - a login role for BI tools that can read the five report
+-- views of one schema and nothing else.
+--
+-- Not a migration (no NNN_ prefix: the binary does not carry it). An admin
+-- runs it with psql, connected to the ETL's database as a superuser or as
+-- the owner of the schema and of the views (the role that ran `migrate`):
+--
+--   psql -v schema=dataforseo -v role=intersect_bi -v password="'s3cret'" -f sql/bi_readonly.sql
+--
+-- password is an SQL literal, quotes included (double any ' inside it); leave
+-- it out to keep the role's current password, or to use another
+-- authentication method. Running it again is safe: it brings the role back
+-- to exactly these rights.
+--
+-- The views run with their owner's rights, so SELECT on a view is all the
+-- role needs; it gets no right on any table, sequence or function of the
+-- schema. What PostgreSQL grants to PUBLIC by default and would let the role
+-- write is revoked: CREATE on the schema and on "public" (still granted to
+-- PUBLIC in databases created before PostgreSQL 15), EXECUTE on the schema's
+-- functions (ensure_partition). PUBLIC's TEMPORARY right on the database is
+-- left alone because the loader's own session uses a temporary table; the
+-- role's sessions are read-only by default instead, which also stops a
+-- CREATE TEMP TABLE a tool might try.
+
+\set ON_ERROR_STOP on
+\if :{?schema}
+\else
+  DO $$ BEGIN RAISE EXCEPTION 'bi_readonly.sql: -v schema=NAME is required'; END $$;
+\endif
+\if :{?role}
+\else
+  DO $$ BEGIN RAISE EXCEPTION 'bi_readonly.sql: -v role=NAME is required'; END $$;
+\endif
+
+BEGIN;
+
+SELECT format('CREATE ROLE %I', :'role')
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role') \gexec
+
+-- A plain login: no inherited rights, no memberships it could SET ROLE to.
+ALTER ROLE :"role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS;
+\if :{?password}
+ALTER ROLE :"role" WITH PASSWORD :password;
+\endif
+SELECT format('REVOKE %I FROM %I', g.rolname, :'role')
+FROM pg_auth_members m
+JOIN pg_roles g ON g.oid = m.roleid
+JOIN pg_roles r ON r.oid = m.member
+WHERE r.rolname = :'role' \gexec
+
+-- Read-only sessions by default, a second line behind the privileges. And no
+-- JIT: the views read domain_intersection per (set, date) and prune its
+-- partitions at run time, so their plans list every partition and their
+-- cost estimates are large; JIT would compile code for all of them, which
+-- can take longer than the query.
+ALTER ROLE :"role" SET default_transaction_read_only = on;
+ALTER ROLE :"role" SET jit = off;
+
+GRANT CONNECT ON DATABASE :"DBNAME" TO :"role";
+GRANT USAGE ON SCHEMA :"schema" TO :"role";
+
+-- Nothing else in the schema, whatever was granted before.
+REVOKE CREATE ON SCHEMA :"schema" FROM PUBLIC, :"role";
+REVOKE ALL ON ALL TABLES IN SCHEMA :"schema" FROM :"role";
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA :"schema" FROM :"role";
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA :"schema" FROM PUBLIC, :"role";
+SELECT 'REVOKE CREATE ON SCHEMA public FROM PUBLIC'
+WHERE EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public') \gexec
+
+SET LOCAL search_path = pg_catalog;
+GRANT SELECT ON
+    :"schema".domain_intersection_latest,
+    :"schema".domain_intersection_changes,
+    :"schema".domain_intersection_daily,
+    :"schema".domain_intersection_breakdown,
+    :"schema".etl_run_summary
+TO :"role";
+
+COMMIT;
+
+\echo role :role can read the five report views of schema :schema in database :DBNAME

@@ -1,0 +1,505 @@
+"""The report views of sql/003_views.sql and the BI role of sql/bi_readonly.sql.
+
+A multi-night history is built through the fake API with the real binary:
+referring domains appear, disappear and reappear (total_count per night: the
+fake's items are a pure function of the request and the index), one set fails
+on one night, fails and is then completed by a rerun on another, a complete
+night is rerun and fails, and a set's targets are edited between nights. The
+exact contents of every view are then computed here, independently, from
+what the fake served, and compared row by row. Then EXPLAIN ANALYZE shows the
+views read only the partitions they need, and a role made by
+sql/bi_readonly.sql logs in and can read the five views and nothing else.
+"""
+
+import decimal
+import os
+import re
+import subprocess
+import unittest
+import uuid
+from datetime import datetime
+
+from harness import EtlTestCase, MAP_FIELDS, SOURCE, TIME_FIELDS, api_time_to_json, expected_rows
+import fakeapi  # noqa: E402  (harness put tests/fake_api on the path)
+
+S = "dataforseo"
+
+JOB = """\
+version: 1
+job: %(job)s
+api: {base_url: "${AISA_BASE_URL}", token: "${AISA_API_KEY}", concurrency: 4,
+      requests_per_minute: 10000, max_attempts: 1}
+database: {url: "${DATABASE_URL}", schema: dataforseo}
+defaults: {limit: %(limit)d, max_rows: 1000}
+target_sets:
+%(sets)s
+"""
+
+ALPHA = ["alpha-a.com", "alpha-b.com"]
+BETA_OLD = ["beta-a.com", "beta-b.com", "beta-c.com"]
+BETA_NEW = ["beta-a.com", "beta-b.com", "beta-d.com"]   # edited on the third night
+
+DIMENSIONS = [("tld", "referring_links_tld"), ("link_type", "referring_links_types"),
+              ("attribute", "referring_links_attributes"),
+              ("platform", "referring_links_platform_types"),
+              ("semantic_location", "referring_links_semantic_locations"),
+              ("country", "referring_links_countries")]
+
+
+def fail500(offset):
+    return [{"kind": "http500", "offset": offset, "times": -1}]
+
+
+def set_lines(sets):
+    return "\n".join("  - {name: %s, targets: [%s]}" % (n, ", ".join(t)) for n, t in sets)
+
+
+def good_pages(requests, first_target):
+    """The pages the fake served successfully for one set."""
+    return [r for r in requests if r.get("served") and r["first_target"] == first_target]
+
+
+def served_cost(requests, first_target):
+    return sum(fakeapi.cost_for(len(r["items"])) for r in good_pages(requests, first_target))
+
+
+def served_rows(requests, first_target):
+    return sum(len(i["domain_intersection"]) for r in good_pages(requests, first_target) for i in r["items"])
+
+
+def per_domain(rows):
+    """referring_domain -> (intersections_count, min rank, summed backlinks), as SQL aggregates do."""
+    out = {}
+    for r in rows.values():
+        out.setdefault(r["referring_domain"], []).append(r)
+    agg = {}
+    for dom, rs in out.items():
+        ic = [r["intersections_count"] for r in rs if r["intersections_count"] is not None]
+        ranks = [r["rank"] for r in rs if r["rank"] is not None]
+        bl = [r["backlinks"] for r in rs if r["backlinks"] is not None]
+        agg[dom] = (max(ic) if ic else None, min(ranks) if ranks else None, sum(bl) if bl else None)
+    return agg
+
+
+def sql_round2(num, den):
+    """PostgreSQL's round(numeric, 2): half away from zero."""
+    q = decimal.Decimal(num) / decimal.Decimal(den)
+    return float(q.quantize(decimal.Decimal("0.01"), rounding=decimal.ROUND_HALF_UP))
+
+
+def executed_partitions(plan):
+    """Partitions an EXPLAIN ANALYZE plan scanned, those it listed but never
+    executed, and the count of subplans removed before execution."""
+    scanned, skipped, removed = set(), set(), 0
+    for line in plan.splitlines():
+        m = re.search(r"Subplans Removed: (\d+)", line)
+        if m:
+            removed += int(m.group(1))
+        for part in re.findall(r"\bon (domain_intersection_p\d{8})\b", line):
+            (skipped if "(never executed)" in line else scanned).add(part)
+    return scanned, skipped - scanned, removed
+
+
+def part(date):
+    return "domain_intersection_p" + date.replace("-", "")
+
+
+class ViewsTest(EtlTestCase):
+
+    def night(self, date, sets, scenarios, expect=0, job="views", limit=100):
+        """One `run --snapshot-date` with fresh scenarios; returns what the fake saw."""
+        self.fake.reset()
+        for first, total, faults in scenarios:
+            self.fake.set_scenario(first, total_count=total, faults=faults or [])
+        path = self.job(JOB % {"job": job, "limit": limit, "sets": set_lines(sets)}, name=job + ".yaml")
+        self.etl("run", path, "--migrate", "--snapshot-date", date, expect=expect)
+        return self.fake.requests
+
+    def view(self, name, order):
+        return self.db.rows("SELECT * FROM %s.%s ORDER BY %s" % (S, name, order))
+
+    # ------------------------------------------------------------------ history
+
+    def test_history_views_exact(self):
+        alpha, beta_old, beta_new = ("alpha", ALPHA), ("beta", BETA_OLD), ("beta", BETA_NEW)
+        # model: (set, date) -> {"runs": [requests of each run of that date],
+        #        "answer": requests of its latest run if that completed the set, else None,
+        #        "defn": the definition (version) that run fetched}
+        model, runs = {}, []
+
+        def record(date, reqs, outcome, run_key):
+            """outcome: set name -> (first target, targets, definition, complete?)."""
+            runs.append((run_key, reqs, outcome))
+            for name, (first, targets, defn, ok) in outcome.items():
+                m = model.setdefault((name, date), {"runs": [], "answer": None, "first": first,
+                                                    "targets": targets, "defn": defn})
+                m["runs"].append(reqs)
+                m["answer"], m["targets"], m["defn"] = (reqs if ok else None), targets, defn
+
+        # Night 1: both sets complete.
+        r = self.night("2026-01-01", [alpha, beta_old],
+                       [("alpha-a.com", 300, None), ("beta-a.com", 200, None)])
+        record("2026-01-01", r, {"alpha": ("alpha-a.com", ALPHA, 1, True),
+                                 "beta": ("beta-a.com", BETA_OLD, 1, True)}, 1)
+        # Night 2: alpha's items 250..299 disappear.
+        r = self.night("2026-01-02", [alpha, beta_old],
+                       [("alpha-a.com", 250, None), ("beta-a.com", 200, None)])
+        record("2026-01-02", r, {"alpha": ("alpha-a.com", ALPHA, 1, True),
+                                 "beta": ("beta-a.com", BETA_OLD, 1, True)}, 2)
+        # Night 3: they reappear, and 300..319 are new; beta's targets are edited.
+        r = self.night("2026-01-03", [alpha, beta_new],
+                       [("alpha-a.com", 320, None), ("beta-a.com", 180, None)])
+        record("2026-01-03", r, {"alpha": ("alpha-a.com", ALPHA, 1, True),
+                                 "beta": ("beta-a.com", BETA_NEW, 2, True)}, 3)
+        # Night 4: alpha fails (one page never answers); beta loses 150..179.
+        r = self.night("2026-01-04", [alpha, beta_new],
+                       [("alpha-a.com", 320, fail500(100)), ("beta-a.com", 150, None)], expect=3)
+        record("2026-01-04", r, {"alpha": ("alpha-a.com", ALPHA, 1, False),
+                                 "beta": ("beta-a.com", BETA_NEW, 2, True)}, 4)
+        # Night 5: alpha fails, then the rerun continues the run and completes it.
+        r1 = self.night("2026-01-05", [alpha, beta_new],
+                        [("alpha-a.com", 280, fail500(100)), ("beta-a.com", 150, None)], expect=3)
+        r2 = self.night("2026-01-05", [alpha, beta_new],
+                        [("alpha-a.com", 280, None), ("beta-a.com", 150, None)])
+        record("2026-01-05", r1 + r2, {"alpha": ("alpha-a.com", ALPHA, 1, True),
+                                       "beta": ("beta-a.com", BETA_NEW, 2, True)}, 5)
+        # Night 6: complete; then a rerun of the same date fails alpha. The
+        # latest run decides: alpha's 01-06 is failed now, and the views fall
+        # back to 01-05 (the table keeps the first run's rows).
+        r = self.night("2026-01-06", [alpha, beta_new],
+                       [("alpha-a.com", 280, None), ("beta-a.com", 150, None)])
+        record("2026-01-06", r, {"alpha": ("alpha-a.com", ALPHA, 1, True),
+                                 "beta": ("beta-a.com", BETA_NEW, 2, True)}, 6)
+        r = self.night("2026-01-06", [alpha, beta_new],
+                       [("alpha-a.com", 280, fail500(200)), ("beta-a.com", 150, None)], expect=3)
+        record("2026-01-06", r, {"alpha": ("alpha-a.com", ALPHA, 1, False),
+                                 "beta": ("beta-a.com", BETA_NEW, 2, True)}, 7)
+
+        ids = {t["name"]: t["target_set_id"] for t in self.db.rows("SELECT * FROM %s.target_set" % S)}
+        for m in model.values():
+            if m["answer"] is not None:
+                m["rows"] = expected_rows(m["answer"], m["first"], m["targets"])
+        # The published rows are exactly the model's answers (run_id comes from the table).
+        table = {}
+        for d in self.db.rows("SELECT t.name, d.* FROM %s.domain_intersection d JOIN %s.target_set t "
+                              "USING (target_set_id)" % (S, S)):
+            table.setdefault((d["name"], d["snapshot_date"]), {})[(d["referring_domain"], d["target_key"])] = d
+        for key, m in model.items():
+            if m["answer"] is not None:
+                self.assertEqual(sorted(table[key]), sorted(m["rows"]), key)
+        first6 = expected_rows(runs[5][1], "alpha-a.com", ALPHA)
+        self.assertEqual(sorted(table[("alpha", "2026-01-06")]), sorted(first6))
+        # (A failed first load may leave part of its answer in the partition:
+        # the views below must not show it, whether or not it is there.)
+
+        complete = {k: m for k, m in model.items() if m["answer"] is not None}
+        self.check_latest(complete, table, ids)
+        changes = self.check_changes(complete, ids)
+        self.check_daily(model, changes, ids)
+        self.check_breakdown(complete, ids)
+        self.check_run_summary(runs)
+        self.check_partition_gone(ids)
+
+    def expected_latest(self, complete):
+        latest = {}
+        for (name, date), m in sorted(complete.items()):
+            latest[name] = (date, m)
+        return latest
+
+    def check_latest(self, complete, table, ids):
+        latest = self.expected_latest(complete)
+        self.assertEqual({n: d for n, (d, m) in latest.items()}, {"alpha": "2026-01-05", "beta": "2026-01-06"})
+        got = self.view("domain_intersection_latest", "target_set, referring_domain, target_key")
+        want = []
+        for name, (date, m) in sorted(latest.items()):
+            for k, row in m["rows"].items():
+                w = {"job": "views", "target_set": name, "target_set_id": ids[name], "snapshot_date": date,
+                     "extra": None, "run_id": table[(name, date)][k]["run_id"]}
+                for f, v in row.items():
+                    w[f] = api_time_to_json(v) if f in TIME_FIELDS else v
+                want.append(w)
+        want.sort(key=lambda w: (w["target_set"], w["referring_domain"], w["target_key"]))
+        self.assertEqual(len(got), len(want))
+        self.assertEqual([list(g) for g in got[:1]], [[
+            "job", "target_set", "target_set_id", "snapshot_date", "referring_domain", "target_key", "target",
+            "position", "intersections_count", "type", "rank", "backlinks", "first_seen", "lost_date",
+            "backlinks_spam_score", "broken_backlinks", "broken_pages", "referring_domains",
+            "referring_domains_nofollow", "referring_main_domains", "referring_main_domains_nofollow",
+            "referring_ips", "referring_subnets", "referring_pages", "referring_pages_nofollow"]
+            + MAP_FIELDS + ["extra", "run_id"]])
+        # ORDER BY referring_domain sorts by the database's collation; compare by key instead.
+        got_by = {(g["target_set"], g["referring_domain"], g["target_key"]): g for g in got}
+        for w in want:
+            self.assertEqual(got_by[(w["target_set"], w["referring_domain"], w["target_key"])], w)
+        self.assertEqual(len({g["referring_domain"] for g in got if g["target_set"] == "alpha"}), 280)
+
+    def check_changes(self, complete, ids):
+        want = []
+        counts = {}
+        for name in ("alpha", "beta"):
+            dates = sorted(d for (n, d) in complete if n == name)
+            prev = None
+            for date in dates:
+                m = complete[(name, date)]
+                base = {"job": "views", "target_set": name, "target_set_id": ids[name], "snapshot_date": date,
+                        "previous_snapshot_date": prev}
+                if prev is None or complete[(name, prev)]["defn"] != m["defn"]:
+                    want.append(dict(base, change="restart", referring_domain=None, intersections_count=None,
+                                     min_rank=None, backlinks=None))
+                    counts[(name, date)] = None
+                else:
+                    cur, old = per_domain(m["rows"]), per_domain(complete[(name, prev)]["rows"])
+                    for change, side, other in (("new", cur, old), ("lost", old, cur)):
+                        for dom in side.keys() - other.keys():
+                            ic, rank, bl = side[dom]
+                            want.append(dict(base, change=change, referring_domain=dom, intersections_count=ic,
+                                             min_rank=rank, backlinks=bl))
+                    counts[(name, date)] = (len(cur.keys() - old.keys()), len(old.keys() - cur.keys()))
+                prev = date
+        key = lambda r: (r["target_set"], r["snapshot_date"], r["change"], r["referring_domain"] or "")
+        got = sorted(self.view("domain_intersection_changes", "1"), key=key)
+        want.sort(key=key)
+        self.assertEqual(got, want)
+        # The story told by the history above, in numbers.
+        self.assertEqual(counts, {
+            ("alpha", "2026-01-01"): None, ("alpha", "2026-01-02"): (0, 50), ("alpha", "2026-01-03"): (70, 0),
+            ("alpha", "2026-01-05"): (0, 40),
+            ("beta", "2026-01-01"): None, ("beta", "2026-01-02"): (0, 0), ("beta", "2026-01-03"): None,
+            ("beta", "2026-01-04"): (0, 30), ("beta", "2026-01-05"): (0, 0), ("beta", "2026-01-06"): (0, 0)})
+        # The restart of beta names the snapshot it does not compare with.
+        self.assertIn(("beta", "2026-01-03", "2026-01-02"),
+                      [(r["target_set"], r["snapshot_date"], r["previous_snapshot_date"])
+                       for r in got if r["change"] == "restart"])
+        return counts
+
+    def check_daily(self, model, counts, ids):
+        want = []
+        for (name, date), m in sorted(model.items()):
+            ok = m["answer"] is not None
+            # previous complete snapshot before this date, for definition_changed
+            prev = [k for k in sorted(model) if k[0] == name and k[1] < date and model[k]["answer"] is not None]
+            prev_defn = model[prev[-1]]["defn"] if prev else None
+            row = {"job": "views", "target_set": name, "target_set_id": ids[name], "snapshot_date": date,
+                   "status": "complete" if ok else "failed",
+                   "referring_domains": None, "new_domains": None, "lost_domains": None,
+                   "avg_rank": None, "total_backlinks": None,
+                   "cost_usd": round(sum(served_cost(reqs, m["first"]) for reqs in m["runs"]), 6),
+                   "definition_changed": prev_defn is not None and prev_defn != m["defn"]}
+            if ok:
+                rows = m["rows"].values()
+                ranks = [r["rank"] for r in rows if r["rank"] is not None]
+                row["referring_domains"] = len({r["referring_domain"] for r in rows})
+                if counts[(name, date)] is not None:
+                    row["new_domains"], row["lost_domains"] = counts[(name, date)]
+                row["avg_rank"] = sql_round2(sum(ranks), len(ranks))
+                row["total_backlinks"] = sum(r["backlinks"] for r in rows if r["backlinks"] is not None)
+            want.append(row)
+        got = self.view("domain_intersection_daily", "target_set, snapshot_date")
+        for g in got:
+            g["cost_usd"] = round(g["cost_usd"], 6)
+        self.assertEqual(got, want)
+        by = {(g["target_set"], g["snapshot_date"]): g for g in got}
+        self.assertEqual(by[("alpha", "2026-01-04")]["status"], "failed")
+        self.assertEqual(by[("alpha", "2026-01-05")]["status"], "complete")
+        self.assertEqual(by[("alpha", "2026-01-06")]["status"], "failed")
+        self.assertTrue(by[("beta", "2026-01-03")]["definition_changed"])
+        self.assertEqual(sum(g["definition_changed"] for g in got), 1)
+
+    def check_breakdown(self, complete, ids):
+        latest = self.expected_latest(complete)
+        want = []
+        for name, (date, m) in latest.items():
+            for row in m["rows"].values():
+                for dim, field in DIMENSIONS:
+                    for key, links in (row[field] or {}).items():
+                        want.append(("views", name, ids[name], date, row["referring_domain"], row["target_key"],
+                                     row["target"], dim, key, links))
+        got = [tuple(r.values()) for r in self.db.rows("SELECT * FROM %s.domain_intersection_breakdown" % S)]
+        self.assertEqual(sorted(got), sorted(want))
+        self.assertIn("", {w[8] for w in want if w[7] == "country"})  # "" is a key the API returns
+
+    def check_run_summary(self, runs):
+        got = self.view("etl_run_summary", "run_id")
+        table = {r["run_id"]: r for r in self.db.rows("SELECT * FROM %s.etl_run" % S)}
+        # Run 5 was continued by the rerun: one run, the requests of both invocations.
+        merged = {}
+        for key, reqs, outcome in runs:
+            m = merged.setdefault(key, {"reqs": [], "outcome": outcome})
+            m["reqs"] += reqs
+        self.assertEqual(len(got), len(merged))
+        want = []
+        for (key, m), g in zip(sorted(merged.items()), got):
+            firsts = [o[0] for o in m["outcome"].values()]
+            failed = sum(1 for o in m["outcome"].values() if not o[3])
+            t = table[g["run_id"]]
+            secs = (datetime.fromisoformat(t["finished_at"]) - datetime.fromisoformat(t["started_at"])).total_seconds()
+            failed_pages = sum(1 for r in m["reqs"] if r["fault"]) if failed else 0
+            want.append({
+                "run_id": g["run_id"], "job": "views", "snapshot_date": t["snapshot_date"],
+                "status": "partial" if failed else "succeeded",
+                "started_at": t["started_at"], "finished_at": t["finished_at"],
+                "duration_seconds": round(secs, 6),
+                "pages": sum(len(good_pages(m["reqs"], f)) for f in firsts),
+                "failed_pages": failed_pages,
+                "rows": sum(served_rows(m["reqs"], f) for f in firsts),
+                "sets_complete": len(firsts) - failed, "sets_failed": failed,
+                "cost_usd": round(sum(served_cost(m["reqs"], f) for f in firsts), 6),
+                "error": t["error"], "replay_of": None})
+        for g in got:
+            g["duration_seconds"] = round(g["duration_seconds"], 6)
+            g["cost_usd"] = round(g["cost_usd"], 6)
+        self.assertEqual(got, want)
+        self.assertEqual([g["snapshot_date"] for g in got], ["2026-01-0%d" % d for d in (1, 2, 3, 4, 5, 6, 6)])
+        self.assertEqual([g["failed_pages"] for g in got], [0, 0, 0, 1, 0, 0, 1])
+        self.assertTrue(all(g["error"] for g in got if g["status"] == "partial"))
+
+    def check_partition_gone(self, ids):
+        """Retention drops whole partitions: what is gone is neither shown nor compared with."""
+        self.db.psql("DROP TABLE %s.%s" % (S, part("2026-01-01")))
+        first = self.db.rows("SELECT target_set, snapshot_date, previous_snapshot_date, change "
+                             "FROM %s.domain_intersection_changes WHERE snapshot_date = '2026-01-02' "
+                             "ORDER BY 1, 4" % S)
+        self.assertEqual(first, [
+            {"target_set": "alpha", "snapshot_date": "2026-01-02", "previous_snapshot_date": None,
+             "change": "restart"},
+            {"target_set": "beta", "snapshot_date": "2026-01-02", "previous_snapshot_date": None,
+             "change": "restart"}])
+        self.assertEqual(self.db.value("SELECT min(snapshot_date) FROM %s.domain_intersection_daily" % S),
+                         "2026-01-02")
+
+    # ------------------------------------------------------------------ pruning
+
+    def test_views_scan_only_the_partitions_they_need(self):
+        dates = ["2026-02-%02d" % d for d in range(1, 13)]
+        sets = [("p1", ["p1-a.com", "p1-b.com"]), ("p2", ["p2-a.com"])]
+        for i, date in enumerate(dates):
+            fails = date == "2026-02-08"
+            self.night(date, sets, [("p1-a.com", 30 + i, fail500(10) if fails else None), ("p2-a.com", 20, None)],
+                       job="prune", limit=10, expect=3 if fails else 0)
+            if i % 4 == 0:  # another job, every fourth night
+                self.night(date, [("q1", ["q1-a.com"])], [("q1-a.com", 15, None)], job="sparse", limit=10)
+        self.db.psql("ANALYZE %s.domain_intersection" % S)
+        n_parts = int(self.db.value("SELECT count(*) FROM pg_inherits "
+                                    "WHERE inhparent = '%s.domain_intersection'::regclass" % S))
+        self.assertEqual(n_parts, 12)
+        p1 = self.db.value("SELECT target_set_id FROM %s.target_set WHERE name = 'p1'" % S)
+
+        def scanned(query):
+            plan = self.db.psql("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) " + query)
+            done, skipped, removed = executed_partitions(plan)
+            # every other partition was pruned at run time, none scanned for nothing
+            self.assertGreater(len(skipped) + removed, 0, plan)
+            return sorted(done)
+
+        cases = [
+            ("SELECT * FROM %s.domain_intersection_latest WHERE target_set = 'p1'" % S, ["2026-02-12"]),
+            ("SELECT * FROM %s.domain_intersection_latest WHERE target_set_id = %s" % (S, p1), ["2026-02-12"]),
+            ("SELECT * FROM %s.domain_intersection_latest WHERE job = 'sparse'" % S, ["2026-02-09"]),
+            # 02-08 failed for p1: 02-09 is compared with 02-07
+            ("SELECT * FROM %s.domain_intersection_changes WHERE target_set = 'p1' "
+             "AND snapshot_date = '2026-02-09'" % S, ["2026-02-07", "2026-02-09"]),
+            ("SELECT * FROM %s.domain_intersection_changes WHERE target_set_id = %s "
+             "AND snapshot_date = '2026-02-05'" % (S, p1), ["2026-02-04", "2026-02-05"]),
+            ("SELECT * FROM %s.domain_intersection_changes WHERE target_set = 'q1'" % S,
+             ["2026-02-01", "2026-02-05", "2026-02-09"]),
+            ("SELECT * FROM %s.domain_intersection_daily WHERE target_set = 'p1' "
+             "AND snapshot_date = '2026-02-09'" % S, ["2026-02-07", "2026-02-09"]),
+            ("SELECT * FROM %s.domain_intersection_breakdown WHERE target_set = 'p2'" % S, ["2026-02-12"]),
+        ]
+        for query, want in cases:
+            with self.subTest(query=query):
+                self.assertEqual(scanned(query), [part(d) for d in want])
+        # and the answer is right: 02-09 has items 36 and 37 that 02-07 lacked (02-08 failed)
+        got = self.db.rows("SELECT change, count(*) AS n FROM %s.domain_intersection_changes WHERE target_set = 'p1' "
+                           "AND snapshot_date = '2026-02-09' GROUP BY 1" % S)
+        self.assertEqual(got, [{"change": "new", "n": 2}])
+
+    # ------------------------------------------------------------------ BI role
+
+    def bi_script(self, role, *extra):
+        pg = self.db.pg
+        cmd = [os.path.join(pg["PG_BINDIR"], "psql"), "-X", "-q", "-h", pg["PGHOST"], "-p", pg["PGPORT"],
+               "-U", pg["PGUSER"], "-d", self.db.name, "-v", "schema=" + S, "-v", "role=" + role,
+               *extra, "-f", os.path.join(SOURCE, "sql", "bi_readonly.sql")]
+        return subprocess.run(cmd, capture_output=True, text=True)
+
+    def as_role(self, role, *sql, host="127.0.0.1"):
+        pg = self.db.pg
+        cmd = [os.path.join(pg["PG_BINDIR"], "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+               "-h", host, "-p", pg["PGPORT"], "-U", role, "-d", self.db.name]
+        for s in sql:
+            cmd += ["-c", s]
+        return subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PGPASSWORD="x"))
+
+    def test_bi_role_reads_the_views_and_nothing_else(self):
+        self.night("2026-03-01", [("bi", ["bi-a.com", "bi-b.com"])], [("bi-a.com", 40, None)], job="bi")
+        role = "bi_%s" % uuid.uuid4().hex[:10]
+        self.addCleanup(self.db.admin, 'DROP ROLE IF EXISTS "%s"' % role)  # after tearDown drops the database
+        # schema and role are required
+        p = subprocess.run([os.path.join(self.db.pg["PG_BINDIR"], "psql"), "-X", "-q", "-h", self.db.pg["PGHOST"],
+                            "-p", self.db.pg["PGPORT"], "-U", self.db.pg["PGUSER"], "-d", self.db.name,
+                            "-f", os.path.join(SOURCE, "sql", "bi_readonly.sql")], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 3)
+        self.assertIn("-v schema=NAME is required", p.stderr)
+        # A broad grant made by hand before is taken back by the script.
+        self.db.psql('CREATE ROLE "%s" LOGIN; GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA %s TO "%s"'
+                     % (role, S, role))
+        for _ in range(2):  # idempotent
+            p = self.bi_script(role, "-v", "password='s3cret pass'")
+            self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.db.value("SELECT rolcanlogin AND NOT rolsuper AND rolpassword IS NOT NULL "
+                                       "FROM pg_authid WHERE rolname = '%s'" % role), "t")
+
+        views = ["domain_intersection_latest", "domain_intersection_changes", "domain_intersection_daily",
+                 "domain_intersection_breakdown", "etl_run_summary"]
+        for v in views:
+            with self.subTest(view=v):
+                p = self.as_role(role, "SELECT count(*) FROM %s.%s" % (S, v))
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertGreater(int(p.stdout), 0)
+        # over the unix socket too, and with the settings the script gives the role
+        p = self.as_role(role, "SELECT current_user, current_setting('jit'), "
+                               "current_setting('default_transaction_read_only')", host=self.db.pg["PGHOST"])
+        self.assertEqual(p.stdout.strip(), "%s|off|on" % role)
+
+        tables = [r["relname"] for r in self.db.rows(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = '%s' AND c.relkind IN ('r', 'p', 'v') AND c.relname NOT IN (%s) ORDER BY 1"
+            % (S, ", ".join("'%s'" % v for v in views)))]
+        self.assertIn("domain_intersection_p20260301", tables)
+        self.assertIn("etl_snapshot", tables)   # the internal view is not granted either
+        for t in tables:
+            with self.subTest(table=t):
+                p = self.as_role(role, "SELECT 1 FROM %s.%s LIMIT 1" % (S, t))
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn("permission denied for", p.stderr)
+        # Writes fail on privileges alone, even with the read-only default switched off.
+        writes = [
+            "INSERT INTO %s.etl_run (job, snapshot_date) VALUES ('x', '2026-01-01')" % S,
+            "UPDATE %s.target_set SET name = 'x'" % S,
+            "DELETE FROM %s.domain_intersection" % S,
+            "TRUNCATE %s.raw_page" % S,
+            "CREATE TABLE %s.x (a int)" % S,
+            "CREATE TABLE public.x (a int)",
+            "CREATE VIEW %s.v AS SELECT 1" % S,
+            "SELECT %s.ensure_partition('2030-01-01')" % S,
+            "ALTER VIEW %s.etl_run_summary RENAME TO x" % S,
+            "GRANT SELECT ON %s.etl_run TO PUBLIC" % S,
+        ]
+        for w in writes:
+            with self.subTest(write=w):
+                p = self.as_role(role, "SET default_transaction_read_only = off", w)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertRegex(p.stderr, "permission denied|must be owner")
+        for v in views:
+            with self.subTest(view_write=v):
+                p = self.as_role(role, "SET default_transaction_read_only = off", "DELETE FROM %s.%s" % (S, v))
+                self.assertNotEqual(p.returncode, 0)
+        p = self.as_role(role, "CREATE TEMP TABLE t (a int)")
+        self.assertIn("read-only transaction", p.stderr)
+        # Nothing changed.
+        self.assertEqual(self.db.value("SELECT count(*) FROM %s.etl_run" % S), "1")
+
+
+if __name__ == "__main__":
+    unittest.main()
