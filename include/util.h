@@ -24,6 +24,7 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) ETL_PRINTF(1, 2);
+char *xvasprintf(const char *fmt, va_list ap) ETL_PRINTF(1, 0);
 
 /* A NUL-terminated growable buffer; data may also hold NULs (len counts them). */
 struct strbuf {

@@ -150,12 +150,12 @@ static int parse_opts(int argc, char **argv, const char *cmd, const char *help,
 	return -1;
 }
 
-static const struct option common_longopts[] = {
-	{"help", no_argument, NULL, 'h'},
-	{"quiet", no_argument, NULL, 'q'},
-	{"verbose", no_argument, NULL, 'v'},
-	{NULL, 0, NULL, 0},
-};
+/* Every subcommand takes these, and ends its table with them. */
+#define COMMON_LONGOPTS                                                                            \
+	{"help", no_argument, NULL, 'h'}, {"quiet", no_argument, NULL, 'q'},                       \
+		{"verbose", no_argument, NULL, 'v'}, { NULL, 0, NULL, 0 }
+
+static const struct option common_longopts[] = {COMMON_LONGOPTS};
 
 static int no_opt(int c, const char *arg, void *ud)
 {
@@ -220,10 +220,7 @@ static int cmd_plan(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"only", required_argument, NULL, OPT_ONLY},
-		{"help", no_argument, NULL, 'h'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"verbose", no_argument, NULL, 'v'},
-		{NULL, 0, NULL, 0},
+		COMMON_LONGOPTS,
 	};
 	struct etl_error err = {0, ""};
 	struct only_list only = {NULL, 0};
@@ -283,10 +280,7 @@ static int cmd_run(int argc, char **argv)
 		{"snapshot-date", required_argument, NULL, OPT_DATE},
 		{"migrate", no_argument, NULL, OPT_MIGRATE},
 		{"fresh", no_argument, NULL, OPT_FRESH},
-		{"help", no_argument, NULL, 'h'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"verbose", no_argument, NULL, 'v'},
-		{NULL, 0, NULL, 0},
+		COMMON_LONGOPTS,
 	};
 	struct run_options opt;
 	struct run_result res;
@@ -336,10 +330,7 @@ static int cmd_migrate(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"database-url", required_argument, NULL, OPT_URL},
 		{"schema", required_argument, NULL, OPT_SCHEMA},
-		{"help", no_argument, NULL, 'h'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"verbose", no_argument, NULL, 'v'},
-		{NULL, 0, NULL, 0},
+		COMMON_LONGOPTS,
 	};
 	struct migrate_opts m = {NULL, NULL};
 	struct etl_error err = {0, ""};
@@ -482,10 +473,7 @@ static int cmd_runs(int argc, char **argv)
 		{"database-url", required_argument, NULL, OPT_URL},
 		{"schema", required_argument, NULL, OPT_SCHEMA},
 		{"format", required_argument, NULL, OPT_FORMAT},
-		{"help", no_argument, NULL, 'h'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"verbose", no_argument, NULL, 'v'},
-		{NULL, 0, NULL, 0},
+		COMMON_LONGOPTS,
 	};
 	struct runs_options opt;
 	struct etl_error err = {0, ""};
@@ -535,10 +523,7 @@ static int cmd_report(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"set", required_argument, NULL, OPT_SET},
 		{"format", required_argument, NULL, OPT_FORMAT},
-		{"help", no_argument, NULL, 'h'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"verbose", no_argument, NULL, 'v'},
-		{NULL, 0, NULL, 0},
+		COMMON_LONGOPTS,
 	};
 	struct report_options opt;
 	struct etl_error err = {0, ""};

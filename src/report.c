@@ -248,15 +248,14 @@ void report_table_cell(struct report_table *t, const char *text)
 
 void report_table_cellf(struct report_table *t, const char *fmt, ...)
 {
-	struct strbuf sb;
 	va_list ap;
+	char *text;
 
-	sb_init(&sb);
 	va_start(ap, fmt);
-	sb_vprintf(&sb, fmt, ap);
+	text = xvasprintf(fmt, ap);
 	va_end(ap);
-	report_table_cell(t, sb.data ? sb.data : "");
-	sb_free(&sb);
+	report_table_cell(t, text);
+	free(text);
 }
 
 size_t report_table_rows(const struct report_table *t)
