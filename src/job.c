@@ -1363,7 +1363,7 @@ static int check_field(struct ctx *c, const struct field_spec *f, const struct y
 		*out = jnew(json_object_new_int64(v));
 		return 0;
 	case CK_MONEY: {
-		double d;
+		double d = 0;
 
 		if ((rc = get_money(c, n, (double)f->max, &d)) != 0)
 			return rc;
