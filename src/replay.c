@@ -90,9 +90,11 @@ static int replay_set(PGconn *conn, const struct replay_src *src, long long new_
 	free(st.pages);
 	if (rc != 0)
 		return rc;
-	/* the pages the original loaded, with their bodies (all, or it cannot replay) */
+	/* The pages the original loaded (all of them have a body, or the set
+	 * cannot be replayed); each body is read on its own, so memory holds one
+	 * page at a time, as in a run. */
 	rc = db_query(conn,
-		      "SELECT p.page_offset, p.page_limit, r.request::text, r.body, p.attempts"
+		      "SELECT p.page_offset, p.page_limit, r.page_offset IS NOT NULL"
 		      " FROM etl_page p LEFT JOIN raw_page r USING (run_id, target_set_id, page_offset)"
 		      " WHERE p.run_id = $1 AND p.target_set_id = $2 AND p.status = 'loaded'"
 		      " ORDER BY p.page_offset",
@@ -100,23 +102,33 @@ static int replay_set(PGconn *conn, const struct replay_src *src, long long new_
 	if (rc != 0)
 		return rc;
 	for (i = 0; i < PQntuples(res) && !*set_error; i++) {
+		const char *page_params[3] = {run, set, PQgetvalue(res, i, 0)};
 		struct api_response resp;
 		struct etl_error perr = {0, ""};
 		struct page_record rec;
 		struct transform_ctx tc;
+		PGresult *page = NULL;
 		char **targets = NULL;
 		size_t n_targets = 0;
 
 		memset(&resp, 0, sizeof(resp));
-		if (PQgetisnull(res, i, 3)) {
+		if (strcmp(PQgetvalue(res, i, 2), "t") != 0) {
 			*set_error = xasprintf("offset %s has no archived body", PQgetvalue(res, i, 0));
 			break;
 		}
-		if (request_targets(PQgetvalue(res, i, 2), &targets, &n_targets, &perr) != 0 ||
-		    response_parse(PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3), &resp, &perr) != 0) {
+		rc = db_query(conn,
+			      "SELECT request::text, body FROM raw_page"
+			      " WHERE run_id = $1 AND target_set_id = $2 AND page_offset = $3",
+			      3, page_params, &page, err);
+		if (rc != 0)
+			break;
+		if (request_targets(PQgetvalue(page, 0, 0), &targets, &n_targets, &perr) != 0 ||
+		    response_parse(PQgetvalue(page, 0, 1), (size_t)PQgetlength(page, 0, 1), &resp,
+				   &perr) != 0) {
 			*set_error = xasprintf("offset %s: %s", PQgetvalue(res, i, 0), perr.msg);
 			response_free(&resp);
 			free_targets(targets, n_targets);
+			PQclear(page);
 			break;
 		}
 		tc.snapshot_date = src->snapshot_date;
@@ -151,6 +163,7 @@ static int replay_set(PGconn *conn, const struct replay_src *src, long long new_
 		}
 		response_free(&resp);
 		free_targets(targets, n_targets);
+		PQclear(page);
 		if (rc != 0)
 			break;
 	}

@@ -1,6 +1,7 @@
 """One end-to-end run under valgrind: no invalid reads or writes, no
-definite or indirect leaks, across validate, plan, migrate and a run with a
-retried fault and a failed set. (Skipped in the sanitizer build, where
+definite or indirect leaks, across validate, plan, migrate, a run with a
+retried fault and a failed set (two threads: fetching and loading), a
+replay, runs and report. (Skipped in the sanitizer build, where
 ASan/UBSan/LSan check every test instead.)"""
 
 import os
@@ -52,8 +53,12 @@ class ValgrindTest(EtlTestCase):
         self.vg("plan", job)
         self.vg("migrate", job)
         self.vg("run", job, "--snapshot-date", "2026-06-01", expect=3)
+        self.vg("replay", job, "1")
+        self.vg("--log-format", "json", "runs", job)
+        self.vg("report", job)
         self.vg("validate", self.job("version: 1\njob: [\n", name="bad.yaml"), expect=2)
-        self.assertEqual(self.db.value("SELECT status FROM dataforseo.etl_run"), "partial")
+        self.assertEqual(self.db.value("SELECT status FROM dataforseo.etl_run WHERE run_id = 1"), "partial")
+        self.assertEqual(self.db.value("SELECT replay_of FROM dataforseo.etl_run WHERE run_id = 2"), "1")
 
 
 if __name__ == "__main__":
