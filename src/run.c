@@ -620,7 +620,12 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 			m->rec.response_len = req->response.len;
 		}
 		m->pj = pj;
-		m->req = req;
+		/* The request and its response body wait for the loader only when
+		 * they are to be archived; otherwise their memory goes now. */
+		if (rc->job->archive)
+			m->req = req;
+		else
+			fetch_req_free(req);
 		req = NULL;
 		response_free(&resp);
 		return db_submit(rc, m, err);
