@@ -513,9 +513,10 @@ class _Reply:
     """An HTTP answer to send, built before anything reaches the socket."""
 
     def __init__(self, status, body=b"", content_type="application/json",
-                 headers=None, drop=False, wire_cut=False):
+                 headers=None, drop=False, wire_cut=False, gz=None):
         self.status = status
         self.body = body                    # bytes, before gzip
+        self.gz = gz                        # or else these, gzipped (cache)
         self.content_type = content_type
         self.headers = list(headers or [])  # extra (name, value) pairs
         self.drop = drop                    # close without any response
@@ -686,9 +687,13 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
             return
         body = reply.body
-        gz = body and _accepts_gzip(self.headers.get("Accept-Encoding", ""))
+        gz = (body or reply.gz) and \
+            _accepts_gzip(self.headers.get("Accept-Encoding", ""))
         if gz:
-            body = gzip.compress(body, mtime=0)
+            body = reply.gz if reply.gz is not None else \
+                gzip.compress(body, mtime=0)
+        elif reply.gz is not None:
+            body = gzip.decompress(reply.gz)
         if reply.wire_cut:
             body = body[:len(body) // 2]
         try:
@@ -776,16 +781,26 @@ class FakeServer:
     token: the aisa profile's Bearer key; login/password: the dataforseo
     profile's Basic credentials; latency_ms: sleep before every API answer.
     verbose: write an access log to stderr.
+    cache_pages: for benchmarks, where generating a page (about 0.3 s per
+    1000 items of two targets, gzip included) would cost more than the
+    client under test: the gzipped bytes of each good page are kept and
+    served again to the same request (same task, any key order). Served
+    data is unchanged, but a repeated page repeats its first task id and
+    "time", and the request log keeps "served" without "items". Setting a
+    scenario forgets that first target's pages; reset() forgets all. Faults
+    are never cached.
     """
 
     def __init__(self, token="sk-aisa-demo", login="demo",
                  password="demo-password", latency_ms=0, port=0,
-                 verbose=False):
+                 verbose=False, cache_pages=False):
         self.token = token
         self.login = login
         self.password = password
         self.latency_ms = latency_ms
         self.verbose = verbose
+        self.cache_pages = cache_pages
+        self._page_cache = {}  # first target -> {canonical task JSON: (start, count, gzip)}
         self._want_port = port
         self._lock = threading.Lock()
         self._log = []
@@ -863,6 +878,7 @@ class FakeServer:
                          ensure_ascii=ensure_ascii)
         with self._lock:
             self._scenarios[first_target] = scen
+            self._page_cache.pop(first_target, None)
 
     def inject(self, *faults):
         """Queue faults for the next matching requests of any target set.
@@ -895,6 +911,7 @@ class FakeServer:
             self._log.clear()
             self._scenarios.clear()
             self._global_faults.clear()
+            self._page_cache.clear()
 
     @property
     def requests(self):
@@ -905,7 +922,8 @@ class FakeServer:
         (dict or None), first_target, offset/limit (effective values or
         None), status (HTTP status sent; None when dropped), fault (kind or
         None), served ([start, count] when a good page was sent, else None),
-        items (exactly the items in that page, else None). Control-endpoint
+        items (exactly the items in that page, else None; always None
+        with cache_pages). Control-endpoint
         requests are not logged. The entry is complete before the client
         receives the first byte of the answer.
         """
@@ -1098,9 +1116,28 @@ class FakeServer:
         return body, start, items
 
     def _page_reply(self, task, scen, entry, started):
+        if self.cache_pages:
+            return self._cached_page_reply(task, scen, entry, started)
         body, start, items = self._page_body(task, scen, started)
         entry["served"], entry["items"] = [start, len(items)], items
         return _Reply(200, body)
+
+    def _cached_page_reply(self, task, scen, entry, started):
+        # The scenario is part of what a page is; a first target's pages
+        # are forgotten whenever its scenario changes, so within it the task
+        # alone keys them. Two first requests of one page may both generate
+        # it: harmless.
+        first = entry["first_target"]
+        key = json.dumps(task, sort_keys=True, separators=(",", ":"))
+        with self._lock:
+            hit = self._page_cache.get(first, {}).get(key)
+        if hit is None:
+            body, start, items = self._page_body(task, scen, started)
+            hit = (start, len(items), gzip.compress(body, mtime=0))
+            with self._lock:
+                self._page_cache.setdefault(first, {})[key] = hit
+        entry["served"] = [hit[0], hit[1]]
+        return _Reply(200, gz=hit[2])
 
     # -- control endpoints -------------------------------------------------
 
@@ -1167,13 +1204,17 @@ def main(argv=None):
     ap.add_argument("--password", default="demo-password")
     ap.add_argument("--latency-ms", type=int, default=0)
     ap.add_argument("--scenario-file", help="JSON scenarios to preload")
+    ap.add_argument("--cache-pages", action="store_true",
+                    help="serve each good page's bytes again to the same "
+                         "request (benchmarks; see FakeServer)")
     ap.add_argument("--verbose", action="store_true",
                     help="access log on stderr")
     args = ap.parse_args(argv)
 
     srv = FakeServer(token=args.token, login=args.login,
                      password=args.password, latency_ms=args.latency_ms,
-                     port=args.port, verbose=args.verbose)
+                     port=args.port, verbose=args.verbose,
+                     cache_pages=args.cache_pages)
     if args.scenario_file:
         srv.load_scenario_file(args.scenario_file)
 

@@ -1,0 +1,1430 @@
+#!/usr/bin/env python3
+"""bench.py - the performance benchmark of intersect-etl (run it with scripts/bench).
+
+Every figure it reports is a ratio of two times measured side by side in the
+same run on the same machine, so that a shared, noisy machine moves both
+sides alike: the ETL against the ideal of a latency-bound run, the ETL
+against PostgreSQL doing the same load with no ETL around it (plain COPY; the
+loader's own SQL fed pre-rendered rows), peak memory against itself at
+other sizes. bench/README.md says what each row measures and how to read it.
+
+Everything runs on this machine: the release binary, a throwaway PostgreSQL
+cluster (scripts/pg-tmp, started by scripts/bench) reached on 127.0.0.1 as
+the ETL reaches its database, and the fake API (tests/fake_api/fakeapi.py
+--cache-pages) in processes of its own, so that its Python never shares a
+GIL with the timing code. Standard library only.
+
+    python3 bench/bench.py --bin BIN --pg-dir DIR --work DIR [--quick] [--out FILE]
+"""
+
+import argparse
+import datetime
+import http.client
+import itertools
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.dirname(HERE)
+FAKEAPI = os.path.join(SOURCE, "tests", "fake_api", "fakeapi.py")
+FAKE_CHANGED = os.path.join(HERE, "fake_changed.py")
+
+TOKEN = "sk-aisa-bench"
+SCHEMA = "dataforseo"
+DATE = "2026-01-15"          # the snapshot every measured run writes
+CAP_DATE = "2025-12-31"      # the statement-capture run's, recognisable in its log
+CAP_RUN, CAP_SET = 7001, 3001  # the capture runs' first ids, likewise
+FLOOR_RUN = 900001           # run_id of the rows the SQL floor stages
+LIMIT = 1000                 # items per page, the API's maximum
+LATENCY_MS = 150
+CPU_CONCURRENCY = 8          # the job default; the CPU-bound runs use it
+API_PATH = "/apis/v1/dataforseo/backlinks/domain_intersection/live"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+MODES = {
+    # rows are table rows (items x 2 targets); latency layouts are
+    # (sets, pages per set) of 1000-row pages (1 target).
+    "full": {"cpu_sizes": [100_000, 1_000_000], "rss_extra": [10_000], "repeat": 3, "repeat_big": 2,
+             "run_limit_s": 3600, "slow_factor": 5, "hazard_max_rows": 100_000,
+             "latency_layouts": [(8, 25), (1, 200)], "concurrency": [1, 4, 16]},
+    "quick": {"cpu_sizes": [10_000, 100_000], "rss_extra": [], "repeat": 1, "repeat_big": 1,
+              "run_limit_s": 900, "slow_factor": 5, "hazard_max_rows": 100_000,
+              "latency_layouts": [(8, 5), (1, 40)], "concurrency": [1, 4, 16]},
+}
+
+
+def log(msg):
+    sys.stderr.write("[bench %s] %s\n" % (time.strftime("%H:%M:%S"), msg))
+    sys.stderr.flush()
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def proc_cpu(pid, children=True):
+    """CPU seconds of a process (user+system, all threads), plus those of its
+    reaped children when `children`; None if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    ticks = int(rest[11]) + int(rest[12])
+    if children:
+        ticks += int(rest[13]) + int(rest[14])
+    return ticks / CLK_TCK
+
+
+def child_pids(ppid):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(rest[1]) == ppid:
+            out.append(int(d))
+    return out
+
+
+class TimedOut(Exception):
+    """A measured command ran past its time limit and was killed."""
+
+    def __init__(self, wall):
+        super().__init__("timed out after %.0f s" % wall)
+        self.wall = wall
+
+
+def run_rusage(argv, env=None, stdout=None, stderr=None, stdin=None, cwd=None, timeout=None):
+    """Runs argv to completion: (exit status, wall s, user s, sys s, peak RSS KiB).
+
+    Times and peak RSS are the kernel's accounting of that one process
+    (os.wait4's rusage: ru_maxrss is the high-water mark of its resident set).
+    Past `timeout` seconds the process is killed and TimedOut raised.
+    """
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, env=env, stdout=stdout, stderr=stderr, stdin=stdin, cwd=cwd)
+    state = {"done": False, "fired": False}
+    lock = threading.Lock()
+
+    def kill():
+        with lock:
+            if not state["done"]:
+                state["fired"] = True
+                os.kill(p.pid, 9)
+    timer = threading.Timer(timeout, kill) if timeout else None
+    if timer:
+        timer.start()
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.monotonic() - t0
+    with lock:
+        state["done"] = True
+    if timer:
+        timer.cancel()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if state["fired"]:
+        raise TimedOut(wall)
+    return p.returncode, wall, ru.ru_utime, ru.ru_stime, ru.ru_maxrss
+
+
+class Spawner:
+    """bench/spawn.py, the small process that runs the measured binary, so
+    that ru_maxrss is the ETL's own peak and not bench.py's (see spawn.py).
+    `floor_kib` is what the method reports for /bin/true: the smallest peak
+    it can tell apart."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, "-I", "-S", os.path.join(HERE, "spawn.py")],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.floor_kib = self.run(["/bin/true"], {}, os.devnull)["maxrss_kib"]
+
+    def run(self, argv, env, log_path, timeout=None):
+        self.proc.stdin.write(json.dumps({"argv": argv, "env": env, "log": log_path,
+                                          "timeout": timeout}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("bench/spawn.py died")
+        r = json.loads(line)
+        if r.get("error"):
+            raise RuntimeError("spawning %s: %s" % (argv[0], r["error"]))
+        if r["timed_out"]:
+            raise TimedOut(r["wall_s"])
+        return r
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+# --------------------------------------------------------------------------
+# PostgreSQL
+# --------------------------------------------------------------------------
+
+class Pg:
+    """The throwaway cluster of scripts/pg-tmp, through psql over TCP."""
+
+    def __init__(self, pg_dir):
+        self.dir = pg_dir
+        env = {}
+        with open(os.path.join(pg_dir, "env")) as f:
+            for line in f:
+                k, _, v = line.strip().partition("=")
+                env[k] = v
+        self.port = env["PGPORT"]
+        self.user = env["PGUSER"]
+        self.bindir = env["PG_BINDIR"]
+        self.psql_bin = os.path.join(self.bindir, "psql")
+        self.log_path = os.path.join(pg_dir, "server.log")
+        with open(os.path.join(pg_dir, "data", "postmaster.pid")) as f:
+            self.postmaster = int(f.readline())
+        self._n = itertools.count(1)
+
+    def url(self, db):
+        return "postgresql://%s@127.0.0.1:%s/%s" % (self.user, self.port, db)
+
+    def _argv(self, db):
+        return [self.psql_bin, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                "-h", "127.0.0.1", "-p", self.port, "-U", self.user, "-d", db]
+
+    options = ""  # PGOPTIONS of measured sessions (auto_explain, when the server has it)
+
+    def env(self, options=None):
+        e = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        e["PGTZ"] = "UTC"
+        e["LC_ALL"] = "C"
+        if options:
+            e["PGOPTIONS"] = options
+        return e
+
+    def psql(self, db, sql):
+        p = subprocess.run(self._argv(db) + ["-c", sql], capture_output=True, text=True,
+                           env=self.env())
+        if p.returncode != 0:
+            raise RuntimeError("psql failed: %s\n%s" % (sql[:300], p.stderr))
+        return p.stdout.strip()
+
+    def psql_file(self, db, path, log_path, timeout=None):
+        """Runs a script: (wall s, psql user+sys s). On TimedOut the
+        database's sessions are ended too (a backend outlives its client)."""
+        with open(log_path, "ab") as lf:
+            try:
+                rc, wall, us, sy, _ = run_rusage(self._argv(db) + ["-f", path], env=self.env(self.options),
+                                                 stdout=lf, stderr=lf, timeout=timeout)
+            except TimedOut as e:
+                e.running = self.active_queries(db)
+                self.end_sessions(db)
+                raise
+        if rc != 0:
+            raise RuntimeError("psql -f %s failed (status %d); see %s" % (path, rc, log_path))
+        return wall, us + sy
+
+    def active_queries(self, db):
+        """What db's sessions are running now: [(seconds, statement head)]."""
+        out = self.psql("postgres", "SELECT extract(epoch FROM now() - query_start)::int || '|' ||"
+                                    " left(regexp_replace(query, '\\s+', ' ', 'g'), 100)"
+                                    " FROM pg_stat_activity WHERE datname = '%s' AND state = 'active' AND backend_type = 'client backend'"
+                                    " AND pid <> pg_backend_pid()" % db)
+        return [(int(line.split("|", 1)[0]), line.split("|", 1)[1]) for line in out.splitlines() if "|" in line]
+
+    def end_sessions(self, db):
+        self.psql("postgres", "SELECT pg_terminate_backend(pid, 60000) FROM pg_stat_activity"
+                              " WHERE datname = '%s' AND pid <> pg_backend_pid()" % db)
+
+    def version(self):
+        return self.psql("postgres", "SHOW server_version")
+
+    def checkpoint(self):
+        self.psql("postgres", "CHECKPOINT")
+
+    def server_cpu(self):
+        """CPU seconds of the whole cluster so far: the postmaster with its
+        reaped children (ended backends) and every live child."""
+        total = proc_cpu(self.postmaster) or 0.0
+        for pid in child_pids(self.postmaster):
+            total += proc_cpu(pid, children=False) or 0.0
+        return total
+
+    def create_db(self, template=None, prefix="bench"):
+        name = "%s_%d" % (prefix, next(self._n))
+        self.drop_db(name)  # left over by an interrupted run on a kept cluster
+        self.psql("postgres", 'CREATE DATABASE "%s"%s' % (name, ' TEMPLATE "%s"' % template
+                                                          if template else ""))
+        return name
+
+    def drop_db(self, name):
+        self.psql("postgres", 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except OSError:
+            return 0
+
+    def log_since(self, offset):
+        with open(self.log_path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode("utf-8", errors="replace")
+
+
+_LOG_LINE = re.compile(r"^.*?\[(\d+)\] (LOG|DETAIL|ERROR|WARNING|STATEMENT|HINT|CONTEXT|FATAL):  (.*)$")
+
+
+def log_records(text):
+    """The server log as (pid, level, message) with continuation lines joined."""
+    recs = []
+    for line in text.split("\n"):
+        m = _LOG_LINE.match(line)
+        if m:
+            recs.append([int(m.group(1)), m.group(2), m.group(3)])
+        elif line.startswith("\t") and recs:
+            recs[-1][2] += "\n" + line[1:]
+    return recs
+
+
+_PARAM = re.compile(r"\$(\d+) = (NULL|'((?:[^']|'')*)')")
+
+
+def logged_statements(text):
+    """log_statement=all output as [(pid, sql, {n: value or None})]."""
+    out = []
+    for pid, level, msg in log_records(text):
+        if level == "LOG":
+            m = re.match(r"(?:statement|execute [^:]*): (.*)$", msg, re.S)
+            if m:
+                out.append((pid, m.group(1), {}))
+        elif level == "DETAIL" and out and msg.startswith("parameters: "):
+            for pm in _PARAM.finditer(msg):
+                out[-1][2][int(pm.group(1))] = None if pm.group(2) == "NULL" else \
+                    pm.group(3).replace("''", "'")
+    return out
+
+
+def statement_kind(sql):
+    """What a statement of the ETL is, for the time breakdown."""
+    s = " ".join(sql.split())
+    kinds = [
+        (r"^(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", "transaction control (BEGIN/COMMIT/SAVEPOINT)"),
+        (r"^COPY di_stage\b", "COPY rows into di_stage"),
+        (r"^COPY domain_intersection_p\d+\b", "COPY rows straight into the partition"),
+        (r"^INSERT INTO domain_intersection AS d .* FROM di_stage\b", "upsert di_stage -> partition"),
+        (r"^INSERT INTO domain_intersection_pending\b", "upsert di_stage -> pending"),
+        (r"^INSERT INTO etl_page\b", "ledger row (etl_page)"),
+        (r"^INSERT INTO raw_page\b", "archive body (raw_page)"),
+        (r"^DELETE FROM domain_intersection d\b", "publish: delete rows gone"),
+        (r"^INSERT INTO domain_intersection AS d\b", "publish: insert/update rows"),
+        (r"^DELETE FROM domain_intersection_pending\b", "publish: empty pending"),
+        (r"^SELECT .*\braw_page\b", "replay: read archived bodies"),
+    ]
+    for pat, name in kinds:
+        if re.search(pat, s):
+            return name
+    return "other statements"
+
+
+def slow_plans(text):
+    """auto_explain's entries: [{"ms", "statement", "plan"}], plan as the
+    chain of node names (the shape is what tells a quadratic join)."""
+    out = []
+    for pid, level, msg in log_records(text):
+        if level != "LOG":
+            continue
+        m = re.match(r"duration: ([0-9.]+) ms  plan:\n(.*)$", msg, re.S)
+        if not m:
+            continue
+        body = m.group(2)
+        q = re.search(r"Query Text: (.*)", body)
+        nodes = []
+        for line in body.split("\n"):
+            nm = re.match(r"\s*(?:->\s+)?([A-Z][A-Za-z ]+?)(?: on | using |  \(|\s*\()", line)
+            if nm and not line.lstrip().startswith(("Query Text", "Index Cond", "Filter", "Join Filter",
+                                                     "Hash Cond", "Sort Key", "Rows Removed", "Conflict")):
+                nodes.append(nm.group(1).strip())
+        out.append({"ms": float(m.group(1)), "statement": " ".join((q.group(1) if q else "").split())[:100],
+                    "plan": " > ".join(nodes[:6]),
+                    "quadratic": "Join Filter" in body and "Nested Loop" in body})
+    return out
+
+
+def statement_durations(text):
+    """log_min_duration_statement=0 output summed by statement_kind():
+    {kind: [milliseconds, statements]}, parse/bind/execute counted together."""
+    out = {}
+    for pid, level, msg in log_records(text):
+        if level != "LOG":
+            continue
+        m = re.match(r"duration: ([0-9.]+) ms  (statement|parse [^:]*|bind [^:]*|execute [^:]*): (.*)$",
+                     msg, re.S)
+        if not m:
+            continue
+        k = statement_kind(m.group(3))
+        acc = out.setdefault(k, [0.0, 0])
+        acc[0] += float(m.group(1))
+        if m.group(2) == "statement" or m.group(2).startswith("execute"):
+            acc[1] += 1
+    return out
+
+
+# --------------------------------------------------------------------------
+# The fake API, out of process
+# --------------------------------------------------------------------------
+
+class Fake:
+    """tests/fake_api/fakeapi.py (or bench/fake_changed.py) in a process of its own."""
+
+    def __init__(self, work, name, script=FAKEAPI, pre_args=()):
+        self.port_file = os.path.join(work, "%s.port" % name)
+        self.log = open(os.path.join(work, "logs", "%s.log" % name), "ab")
+        argv = [sys.executable, script] + list(pre_args) + [
+            "--port", "0", "--port-file", self.port_file, "--token", TOKEN, "--cache-pages"]
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(self.port_file):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("fake API %s did not start; see %s" % (name, self.log.name))
+            time.sleep(0.05)
+        with open(self.port_file) as f:
+            self.port = int(f.read())
+        self.base_url = "http://127.0.0.1:%d/apis/v1" % self.port
+
+    def scenario(self, first_target, **kw):
+        doc = dict(kw, first_target=first_target)
+        req = urllib.request.Request("http://127.0.0.1:%d/_fake/scenario" % self.port,
+                                     data=json.dumps(doc).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            if r.status != 200:
+                raise RuntimeError("fake scenario: HTTP %d" % r.status)
+
+    def cpu(self):
+        return proc_cpu(self.proc.pid, children=False) or 0.0
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def page_bodies(sets, limit=LIMIT):
+    """The request bodies the ETL sends, in the order it sends them: each
+    set's first page, then the rest round-robin. sets: [(targets, items)]."""
+    per_set = []
+    for targets, items in sets:
+        tobj = {str(i + 1): t for i, t in enumerate(targets)}
+        per_set.append([json.dumps({"targets": tobj, "offset": off, "limit": limit},
+                                   separators=(",", ":")).encode()
+                        for off in range(0, items, limit)])
+    out = [b[0] for b in per_set if b]
+    rest = [b[1:] for b in per_set]
+    for group in itertools.zip_longest(*rest):
+        out.extend(x for x in group if x is not None)
+    return out
+
+
+def fetch_all(port, bodies, concurrency):
+    """Fetches every body's page with a plain keep-alive HTTP client, at most
+    `concurrency` in flight; gzip accepted and left compressed, as a client
+    that only stores what it gets would. Returns (wall s, wire bytes)."""
+    idx = itertools.count()
+    got = [0]
+    errors = []
+    lock = threading.Lock()
+    headers = {"Content-Type": "application/json", "Accept": "application/json",
+               "Accept-Encoding": "gzip", "Authorization": "Bearer " + TOKEN}
+
+    def worker():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        try:
+            while True:
+                i = next(idx)
+                if i >= len(bodies):
+                    return
+                conn.request("POST", API_PATH, body=bodies[i], headers=headers)
+                r = conn.getresponse()
+                data = r.read()
+                with lock:
+                    got[0] += len(data)
+                    if r.status != 200:
+                        errors.append(r.status)
+        finally:
+            conn.close()
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(min(concurrency, len(bodies)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - t0
+    if errors:
+        raise RuntimeError("fake API answered %d requests with HTTP %s" % (len(errors), errors[:3]))
+    return wall, got[0]
+
+
+# --------------------------------------------------------------------------
+# The benchmark
+# --------------------------------------------------------------------------
+
+def write_job(path, base_url, sets, concurrency, archive=True):
+    """A job of target sets [(name, [targets])] against base_url."""
+    lines = [
+        "# written by bench/bench.py",
+        "version: 1",
+        "job: bench",
+        "api:",
+        "  provider: aisa",
+        "  base_url: %s" % base_url,
+        "  token: ${AISA_API_KEY}",
+        "  concurrency: %d" % concurrency,
+        "  requests_per_minute: 10000",
+        "  max_attempts: 2",
+        "database:",
+        "  url: ${DATABASE_URL}",
+        "  schema: %s" % SCHEMA,
+    ]
+    if not archive:
+        lines.append("archive: false")
+    lines += ["defaults:", "  limit: %d" % LIMIT, "  max_rows: 10000000", "target_sets:"]
+    for name, targets in sets:
+        lines += ["  - name: %s" % name, "    targets: [%s]" % ", ".join(targets)]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.mode = "quick" if args.quick else "full"
+        self.cfg = dict(MODES[self.mode])
+        if args.repeat:
+            self.cfg["repeat"] = args.repeat
+        self.bin = os.path.abspath(args.bin)
+        self.work = os.path.abspath(args.work)
+        os.makedirs(os.path.join(self.work, "logs"), exist_ok=True)
+        os.makedirs(os.path.join(self.work, "jobs"), exist_ok=True)
+        self.pg = Pg(args.pg_dir)
+        self.fake = None
+        self.fake_changed = None
+        self.template = None
+        self.results = {"mode": self.mode, "errors": []}
+        self.spawner = Spawner()
+        self._runs = itertools.count(1)
+
+    # -- plumbing ----------------------------------------------------------
+
+    def etl_env(self, db, extra=None):
+        e = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        e.update({"LC_ALL": "C", "AISA_API_KEY": TOKEN, "DATABASE_URL": self.pg.url(db)})
+        if extra:
+            e.update(extra)
+        return e
+
+    def etl(self, args, db, label, extra_env=None, fakes=(), timeout=None):
+        """Runs the binary once: a dict of its wall time, CPU, peak RSS, and
+        the CPU the cluster and the fakes spent meanwhile. Past `timeout`
+        (default: the mode's limit) it is killed, its database sessions
+        ended and its run marked failed, and TimedOut raised."""
+        logp = os.path.join(self.work, "logs", "%03d-%s.log" % (next(self._runs), label))
+        extra_env = dict(extra_env or {})
+        extra_env["PGOPTIONS"] = (self.pg.options + " " + extra_env.get("PGOPTIONS", "")).strip()
+        off = self.pg.log_size()
+        pg0 = self.pg.server_cpu()
+        f0 = sum(f.cpu() for f in fakes)
+        try:
+            r = self.spawner.run([self.bin] + args, self.etl_env(db, extra_env), logp,
+                                 timeout or self.cfg["run_limit_s"])
+        except TimedOut as e:
+            e.running = self.pg.active_queries(db)
+            log("%s: killed at the time limit; the database was running: %s" % (label, e.running))
+            self.pg.end_sessions(db)
+            e.slow_statements = slow_plans(self.pg.log_since(off))
+            self.pg.psql(db, "UPDATE %s.etl_run SET status = 'failed', error = 'bench: timed out'"
+                             " WHERE status = 'running'; DELETE FROM %s.domain_intersection_pending"
+                         % (SCHEMA, SCHEMA))
+            raise
+        rc, wall, rss = r["rc"], r["wall_s"], r["maxrss_kib"]
+        us, sy = r["user_s"], r["sys_s"]
+        pg_cpu = self.pg.server_cpu() - pg0
+        fake_cpu = sum(f.cpu() for f in fakes) - f0
+        if rc != 0:
+            with open(logp, errors="replace") as f:
+                tail = f.read()[-2000:]
+            raise RuntimeError("%s: intersect-etl %s exited %d:\n%s" % (label, " ".join(args), rc, tail))
+        return {"wall_s": wall, "etl_cpu_s": us + sy, "pg_cpu_s": pg_cpu, "fake_cpu_s": fake_cpu,
+                "peak_rss_kib": rss, "log": logp, "slow_statements": slow_plans(self.pg.log_since(off))}
+
+    def fresh_db(self):
+        return self.pg.create_db(template=self.template)
+
+    def count_rows(self, db, where=""):
+        return int(self.pg.psql(db, "SELECT count(*) FROM %s.domain_intersection WHERE snapshot_date = '%s'%s"
+                                % (SCHEMA, DATE, (" AND " + where) if where else "")))
+
+    def last_run(self, db):
+        return int(self.pg.psql(db, "SELECT max(run_id) FROM %s.etl_run" % SCHEMA))
+
+    def ensure_partition(self, db, date):
+        self.pg.psql(db, "SET search_path TO %s; SELECT CASE WHEN to_regproc('ensure_partition') IS NULL"
+                     " THEN NULL ELSE ensure_partition('%s'::date) END" % (SCHEMA, date)
+                     if self.partitioned else "SELECT 1")
+
+    def has_command(self, name):
+        p = subprocess.run([self.bin, "help", name], capture_output=True)
+        return p.returncode == 0
+
+    def job_key_ok(self, path):
+        p = subprocess.run([self.bin, "validate", path], capture_output=True, text=True,
+                           env=self.etl_env("postgres"))
+        return p.returncode == 0, p.stdout + p.stderr
+
+    # -- setup -------------------------------------------------------------
+
+    def machine(self):
+        model = "unknown"
+        mem_kib = None
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem_kib = int(line.split()[1])
+        git = subprocess.run(["git", "-C", SOURCE, "describe", "--always", "--dirty"],
+                             capture_output=True, text=True).stdout.strip()
+        return {"nproc": os.cpu_count(), "cpu_model": model,
+                "mem_gib": round(mem_kib / 1048576, 1) if mem_kib else None,
+                "postgresql": self.pg.version(), "kernel": platform.release(),
+                "python": platform.python_version(), "loadavg_start": os.getloadavg()[0],
+                "git": git or None,
+                "rss_method": "ru_maxrss of os.wait4(), spawned by bench/spawn.py; the method's floor (/bin/true): %d KiB"
+                              % self.spawner.floor_kib,
+                "binary": self.bin,
+                "binary_version": subprocess.run([self.bin, "--version"], capture_output=True,
+                                                 text=True).stdout.strip()}
+
+    def setup(self):
+        self.results["machine"] = self.machine()
+        try:
+            # Plans of statements over 1 s land in the server log (no
+            # instrumentation, so no cost below that): how a slow step is slow.
+            self.pg.psql("postgres", "LOAD 'auto_explain'")
+            self.pg.options = "-c session_preload_libraries=auto_explain -c auto_explain.log_min_duration=1000"
+        except RuntimeError:
+            self.pg.options = ""
+        self.fake = Fake(self.work, "fake")
+        self.fake_changed = Fake(self.work, "fake-changed", FAKE_CHANGED, ["--every", "10", "--"])
+        # One migrated database to copy (CREATE DATABASE ... TEMPLATE) for every measurement.
+        self.template = self.pg.create_db(prefix="bench_template")
+        rc = subprocess.run([self.bin, "migrate", "--database-url", self.pg.url(self.template),
+                             "--schema", SCHEMA], capture_output=True, text=True, env=self.etl_env("x"))
+        if rc.returncode != 0:
+            raise RuntimeError("migrate failed: %s" % rc.stderr)
+        self.partitioned = self.pg.psql(
+            self.template, "SELECT relkind FROM pg_class WHERE oid = '%s.domain_intersection'::regclass"
+            % SCHEMA) == "p"
+        probe = write_job(os.path.join(self.work, "jobs", "probe.yaml"), self.fake.base_url,
+                          [("s", ["x.example"])], 1, archive=False)
+        self.archive_key, _ = self.job_key_ok(probe)
+        self.replay = self.has_command("replay")
+        self.results["binary_features"] = {"partitioned": self.partitioned,
+                                           "archive_key": self.archive_key, "replay": self.replay}
+        self.capture()
+
+    def capture(self):
+        """Runs a 3-page job twice, a first load and then a rerun of the same
+        date, with log_statement=all, and keeps the statements the binary
+        sends: the rerun's staging, upsert and publish are the loader SQL the
+        floor replays (whatever src/load.c builds today)."""
+        db = self.fresh_db()
+        self.pg.psql(db, "ALTER TABLE %s.etl_run ALTER COLUMN run_id RESTART WITH %d;"
+                         "ALTER TABLE %s.target_set ALTER COLUMN target_set_id RESTART WITH %d"
+                     % (SCHEMA, CAP_RUN, SCHEMA, CAP_SET))
+        targets = ["cap-a.bench.example", "cap-b.bench.example"]
+        self.fake.scenario(targets[0], total_count=2500)
+        job = write_job(os.path.join(self.work, "jobs", "capture.yaml"), self.fake.base_url,
+                        [("cap", targets)], 2)
+        runs = []
+        for label in ("capture-first", "capture-rerun"):
+            off = self.pg.log_size()
+            self.etl(["run", job, "--snapshot-date", CAP_DATE], db, label,
+                     {"PGOPTIONS": "-c log_statement=all -c log_parameter_max_length=100"})
+            runs.append((self.last_run(db), logged_statements(self.pg.log_since(off))))
+        set_id = self.pg.psql(db, "SELECT target_set_id FROM %s.target_set WHERE name = 'cap'" % SCHEMA)
+        self.pg.drop_db(db)
+
+        def heads(stmts):
+            return [" ".join(sql.split()) for _, sql, _ in stmts]
+
+        def find(hs, pred, start=0):
+            for i in range(start, len(hs)):
+                if pred(hs[i]):
+                    return i
+            raise RuntimeError("statement capture: nothing matches in %d statements" % len(hs))
+
+        def txn_around(hs, i):
+            b = i
+            while b > 0 and hs[b] != "BEGIN":
+                b -= 1
+            e = i
+            while e < len(hs) - 1 and hs[e] != "COMMIT":
+                e += 1
+            return b, e
+
+        page_txns = {}
+        for name, (run_id, stmts) in zip(("first_load", "rerun"), runs):
+            hs = heads(stmts)
+            b, e = txn_around(hs, find(hs, lambda h: h.startswith("INSERT INTO etl_page")))
+            page_txns[name] = [h[:90] for h in hs[b:e + 1]]
+        rerun_id, stmts = runs[1]
+        hs = heads(stmts)
+        stage_ddl = stmts[find(hs, lambda h: h.startswith("CREATE TEMP TABLE") and "di_stage" in h)][1]
+        i_copy = find(hs, lambda h: h.startswith("COPY di_stage"))
+        upsert = stmts[find(hs, lambda h: h.startswith("INSERT INTO domain_intersection_pending"), i_copy)][1]
+        i_pub = find(hs, lambda h: re.match(r"INSERT INTO domain_intersection AS d .* FROM domain_intersection_pending", h)
+                     is not None)
+        b, e = txn_around(hs, i_pub)
+        publish = [(sql, params) for _, sql, params in stmts[b + 1:e] if "domain_intersection" in sql]
+        session = [sql for _, sql, _ in stmts if sql.startswith("SET ")]
+        self.sql = {"stage_ddl": stage_ddl, "copy": stmts[i_copy][1], "upsert": upsert, "publish": publish,
+                    "session": session,
+                    "mapping": {str(rerun_id): str(FLOOR_RUN), CAP_DATE: DATE}, "set_id": set_id}
+        m = re.match(r"COPY di_stage \((.*?)\) FROM STDIN", hs[i_copy])
+        self.columns = [c.strip() for c in m.group(1).split(",")]
+        self.results["loader_sql"] = {
+            "source": "captured from the binary's own session (log_statement=all): a 3-page first load,"
+                      " then a rerun of the same date",
+            "page_transaction": page_txns,
+            "publish_transaction": [" ".join(sql.split())[:90] for sql, _ in publish],
+            "session_settings": session,
+        }
+        for name, t in page_txns.items():
+            log("loader SQL, %s: %d statements per page: %s" % (
+                name, len(t), ", ".join(h.split(" (")[0][:48] for h in t)))
+
+    # -- floors --------------------------------------------------------------
+
+    def dump_rows(self, db, path):
+        """The snapshot's rows in COPY text, in result order, run_id set to FLOOR_RUN."""
+        cols = ", ".join("%d::bigint AS run_id" % FLOOR_RUN if c == "run_id" else c for c in self.columns)
+        sql = ("\\copy (SELECT %s FROM %s.domain_intersection WHERE snapshot_date = '%s' "
+               "ORDER BY target_set_id, position, target_key) TO '%s'" % (cols, SCHEMA, DATE, path))
+        self.pg.psql(db, sql)
+        set_ids = set()
+        pos_i = self.columns.index("position")
+        set_i = self.columns.index("target_set_id")
+        d = path + ".pages"
+        os.makedirs(d, exist_ok=True)
+        files = {}
+        rows = 0
+        out, cur = None, None
+        with open(path, "rb") as f:  # in (set, position) order: each page's rows are contiguous
+            for line in f:
+                fields = line.split(b"\t", max(pos_i, set_i) + 1)
+                key = (int(fields[set_i]), int(fields[pos_i]) // LIMIT)
+                if key != cur:
+                    if out:
+                        out.close()
+                    cur = key
+                    set_ids.add(key[0])
+                    files[key] = os.path.join(d, "%d-%06d.copy" % key)
+                    out = open(files[key], "ab")
+                out.write(line)
+                rows += 1
+        if out:
+            out.close()
+        return {"all": path, "pages": [files[k] for k in sorted(files, key=lambda k: (k[1], k[0]))],
+                "set_ids": sorted(set_ids), "rows": rows}
+
+    def floor_scripts(self, dump, tag):
+        """psql scripts: the plain COPY, and the loader's SQL (pages, publish)."""
+        cols = ", ".join(self.columns)
+        base = os.path.join(self.work, "floor-%s" % tag)
+        plain = base + "-copy.sql"
+        with open(plain, "w") as f:
+            f.write("\\copy %s.domain_intersection (%s) FROM '%s'\n" % (SCHEMA, cols, dump["all"]))
+        # the ETL session's own settings (search_path, timezone, jit, ...)
+        head = "".join(sql.rstrip(";") + ";\n" for sql in self.sql["session"]) or \
+            "SET search_path TO %s, pg_catalog, pg_temp;\nSET timezone TO 'UTC';\n" % SCHEMA
+        pages = base + "-pages.sql"
+        copy_meta = "\\copy " + re.sub(r"\s+FROM\s+STDIN\s*$", "", " ".join(self.sql["copy"].split())[5:])
+        with open(pages, "w") as f:
+            f.write(head + self.sql["stage_ddl"].rstrip(";") + ";\n")
+            for fp in dump["pages"]:
+                f.write("BEGIN;\n%s FROM '%s'\n%s;\nCOMMIT;\n" % (copy_meta, fp, self.sql["upsert"].rstrip(";")))
+        publish = base + "-publish.sql"
+        with open(publish, "w") as f:
+            f.write(head + "BEGIN;\n")
+            for set_id in dump["set_ids"]:
+                mapping = dict(self.sql["mapping"], **{self.sql["set_id"]: str(set_id)})
+                for sql, params in self.sql["publish"]:
+                    def lit(m):
+                        v = params.get(int(m.group(1)))
+                        if v is None:
+                            return "NULL"
+                        v = mapping.get(v, v)
+                        return "'%s'" % v.replace("'", "''")
+                    f.write(re.sub(r"\$(\d+)\b", lit, sql).rstrip(";") + ";\n")
+            f.write("COMMIT;\n")
+        return {"copy": plain, "pages": pages, "publish": publish}
+
+    def floor_copy(self, scripts, label, timeout):
+        db = self.fresh_db()
+        try:
+            self.ensure_partition(db, DATE)
+            self.pg.checkpoint()
+            pg0 = self.pg.server_cpu()
+            wall, client = self.pg.psql_file(db, scripts["copy"], os.path.join(self.work, "logs", label + ".log"),
+                                             timeout)
+            return {"wall_s": wall, "client_cpu_s": client, "pg_cpu_s": self.pg.server_cpu() - pg0}
+        finally:
+            self.pg.drop_db(db)
+
+    def floor_sql(self, db, scripts, label, timeout):
+        """The loader's SQL on pre-rendered rows in db: page transactions, then publish."""
+        self.pg.checkpoint()
+        pg0 = self.pg.server_cpu()
+        lp = os.path.join(self.work, "logs", label + ".log")
+        off = self.pg.log_size()
+        t0 = time.monotonic()
+        try:
+            w1, c1 = self.pg.psql_file(db, scripts["pages"], lp, timeout)
+            w2, c2 = self.pg.psql_file(db, scripts["publish"], lp, max(1.0, timeout - w1))
+        except TimedOut as cut:
+            self.pg.psql(db, "DELETE FROM %s.domain_intersection_pending" % SCHEMA)
+            e = TimedOut(time.monotonic() - t0)
+            e.slow_statements = slow_plans(self.pg.log_since(off))
+            e.running = getattr(cut, "running", [])
+            raise e
+        return {"wall_s": w1 + w2, "pages_s": w1, "publish_s": w2, "client_cpu_s": c1 + c2,
+                "pg_cpu_s": self.pg.server_cpu() - pg0, "slow_statements": slow_plans(self.pg.log_since(off))}
+
+    # -- suites ----------------------------------------------------------------
+
+    def cpu_suite(self):
+        """CPU-bound: no latency; first load, reruns, replay, against the floors."""
+        out = self.results["cpu"] = []
+        for n in self.cfg["cpu_sizes"]:
+            out.append(self.cpu_size(n))
+        for n in self.cfg["rss_extra"]:
+            out.append(self.cpu_size(n, first_only=True))
+
+    def slow_limit(self, reference):
+        """Time limit of a step whose first-load counterpart took `reference` s."""
+        return max(60.0, self.cfg["slow_factor"] * reference)
+
+    def settle(self, db):
+        """Untimed, before a rerun-state step: a checkpoint, and statistics on
+        the snapshot as autovacuum leaves them within a minute or so of a
+        load (the plans of the publish depend on them; see the hazard case)."""
+        self.pg.psql(db, "ANALYZE %s.domain_intersection; ANALYZE %s.domain_intersection_pending"
+                     % (SCHEMA, SCHEMA))
+        self.pg.checkpoint()
+
+    def cpu_size(self, n, first_only=False):
+        items = n // 2
+        targets = ["cpu%d-a.bench.example" % n, "cpu%d-b.bench.example" % n]
+        sets = [("s%d" % n, targets)]
+        for fk in (self.fake, self.fake_changed):
+            fk.scenario(targets[0], total_count=items)
+        jobs = self.work + "/jobs/"
+        job = write_job(jobs + "cpu%d.yaml" % n, self.fake.base_url, sets, CPU_CONCURRENCY)
+        job_changed = write_job(jobs + "cpu%d-changed.yaml" % n, self.fake_changed.base_url, sets,
+                                CPU_CONCURRENCY)
+        job_noarch = write_job(jobs + "cpu%d-noarchive.yaml" % n, self.fake.base_url, sets,
+                               CPU_CONCURRENCY, archive=False) if self.archive_key else None
+        bodies = page_bodies([(targets, items)])
+        res = {"rows": n, "items": items, "targets_per_set": 2, "pages": len(bodies),
+               "rows_per_page": 2 * LIMIT, "concurrency": CPU_CONCURRENCY, "runs": {}, "floors": {}}
+        log("CPU-bound %d rows (%d pages): generating the pages in the fakes" % (n, len(bodies)))
+        cold, _ = fetch_all(self.fake.port, bodies, 2)
+        if not first_only:
+            fetch_all(self.fake_changed.port, bodies, 2)
+        warm, wire = fetch_all(self.fake.port, bodies, CPU_CONCURRENCY)
+        res["fake_generate_s"] = cold
+        res["fake_alone_s"] = warm
+        res["wire_bytes"] = wire
+        runs, floors = res["runs"], res["floors"]
+        skip = set()  # steps that ran past their limit once: not run again
+
+        def step(rep, d, case, fn, limit):
+            if case in skip:
+                return None
+            try:
+                r = fn(limit)
+            except TimedOut as e:
+                skip.add(case)
+                r = {"wall_s": e.wall, "timed_out": True, "slow_statements": getattr(e, "slow_statements", []),
+                     "running_when_stopped": getattr(e, "running", [])}
+                self.results["errors"].append("%s rows, %s: stopped after %.0f s (its limit: %.0fx the "
+                                              "first load, at least 60 s), not run again; running then: %s"
+                                              % (fmt_rows(n), case, e.wall, self.cfg["slow_factor"],
+                                                 "; ".join("%s (%d s)" % (q, t) for t, q in r["running_when_stopped"])
+                                                 or "nothing"))
+            r["rep"] = rep
+            d.setdefault(case, []).append(r)
+            return r
+
+        fakes = (self.fake, self.fake_changed)
+        dump = changed_dump = scripts = changed_scripts = None
+        reps = self.cfg["repeat"] if n < 1_000_000 else self.cfg["repeat_big"]
+        for rep in range(reps):
+            log("CPU-bound %d rows: repetition %d of %d" % (n, rep + 1, reps))
+            db = self.fresh_db()
+            self.pg.checkpoint()
+            first = step(rep, runs, "first_load",
+                         lambda lim: self.etl(["run", job, "--snapshot-date", DATE], db, "first-%d" % n,
+                                              fakes=fakes, timeout=lim), self.cfg["run_limit_s"])
+            if first.get("timed_out"):
+                raise RuntimeError("first load of %d rows ran past %d s" % (n, self.cfg["run_limit_s"]))
+            got = self.count_rows(db)
+            if got != n:
+                raise RuntimeError("first load of %d rows left %d rows" % (n, got))
+            first_run = self.last_run(db)
+            if first_only:
+                self.pg.drop_db(db)
+                continue
+            slow = self.slow_limit(first["wall_s"])
+            if dump is None:
+                dump = self.dump_rows(db, os.path.join(self.work, "rows-%d.copy" % n))
+                scripts = self.floor_scripts(dump, "%d" % n)
+            # the floors, on the same rows, between the ETL's runs
+            step(rep, floors, "copy", lambda lim: self.floor_copy(scripts, "floor-copy-%d" % n, lim),
+                 self.cfg["run_limit_s"])
+            fdb = self.fresh_db()
+            self.ensure_partition(fdb, DATE)
+            f1 = step(rep, floors, "sql_first",
+                      lambda lim: self.floor_sql(fdb, scripts, "floor-sql-%d" % n, lim), self.cfg["run_limit_s"])
+            fslow = self.slow_limit(f1["wall_s"]) if f1 else slow
+            self.settle(fdb)
+            step(rep, floors, "sql_unchanged",
+                 lambda lim: self.floor_sql(fdb, scripts, "floor-sql-rerun-%d" % n, lim), fslow)
+            # reruns of the same date (--fresh: never continue a run a limit cut short)
+            self.settle(db)
+            step(rep, runs, "rerun_unchanged",
+                 lambda lim: self.etl(["run", job, "--snapshot-date", DATE, "--fresh"], db, "rerun-%d" % n,
+                                      fakes=fakes, timeout=lim), slow)
+            self.settle(db)
+            r = step(rep, runs, "rerun_10pct",
+                     lambda lim: self.etl(["run", job_changed, "--snapshot-date", DATE, "--fresh"], db,
+                                          "rerun10-%d" % n, fakes=fakes, timeout=lim), slow)
+            if r and not r.get("timed_out"):
+                changed = self.count_rows(db, "run_id = %d" % self.last_run(db))
+                want = 2 * ((items + 9) // 10)
+                if changed != want:
+                    self.results["errors"].append("rerun 10%% at %d rows changed %d rows, expected %d"
+                                                  % (n, changed, want))
+                if changed_dump is None:
+                    changed_dump = self.dump_rows(db, os.path.join(self.work, "rows-%d-changed.copy" % n))
+                    changed_scripts = self.floor_scripts(changed_dump, "%d-changed" % n)
+            if changed_scripts:
+                # fdb publishes the first load's rows (an unchanged rerun, or one
+                # cut short and rolled back, leaves them as they were)
+                self.settle(fdb)
+                step(rep, floors, "sql_10pct",
+                     lambda lim: self.floor_sql(fdb, changed_scripts, "floor-sql-rerun10-%d" % n, lim), fslow)
+            self.pg.drop_db(fdb)
+            # replay of the first run: into an emptied snapshot, then again unchanged
+            if self.replay:
+                self.pg.psql(db, "TRUNCATE %s.domain_intersection" % SCHEMA)
+                self.pg.checkpoint()
+                r = step(rep, runs, "replay_first",
+                         lambda lim: self.etl(["replay", job, str(first_run)], db, "replay-%d" % n, timeout=lim),
+                         slow)
+                if r and not r.get("timed_out"):
+                    got = self.count_rows(db)
+                    if got != n:
+                        self.results["errors"].append("replay of %d rows left %d rows" % (n, got))
+                    self.settle(db)
+                    step(rep, runs, "replay_unchanged",
+                         lambda lim: self.etl(["replay", job, str(first_run)], db, "replay-again-%d" % n,
+                                              timeout=lim), slow)
+            self.pg.drop_db(db)
+            if job_noarch:
+                db = self.fresh_db()
+                self.pg.checkpoint()
+                step(rep, runs, "first_load_no_archive",
+                     lambda lim: self.etl(["run", job_noarch, "--snapshot-date", DATE], db,
+                                          "first-noarchive-%d" % n, fakes=fakes, timeout=lim),
+                     self.cfg["run_limit_s"])
+                self.pg.drop_db(db)
+            if rep == 0 and n <= self.cfg["hazard_max_rows"]:
+                # The hazard: a rerun right after the first load, before
+                # autovacuum has analyzed the new partition (held off here so
+                # the case is the same every time).
+                db = self.fresh_db()
+                part = self.pg.psql(db, "SET search_path TO %s; SELECT ensure_partition('%s'::date)"
+                                    % (SCHEMA, DATE)) if self.partitioned else "domain_intersection"
+                self.pg.psql(db, "ALTER TABLE %s.%s SET (autovacuum_enabled = false);"
+                                 "ALTER TABLE %s.domain_intersection_pending SET (autovacuum_enabled = false)"
+                             % (SCHEMA, part, SCHEMA))
+                self.etl(["run", job, "--snapshot-date", DATE], db, "hazard-first-%d" % n, fakes=fakes)
+                self.pg.checkpoint()
+                step(rep, runs, "rerun_unanalyzed",
+                     lambda lim: self.etl(["run", job, "--snapshot-date", DATE, "--fresh"], db,
+                                          "hazard-rerun-%d" % n, fakes=fakes, timeout=lim), slow)
+                self.pg.drop_db(db)
+        for d in (dump, changed_dump):
+            if d:
+                os.remove(d["all"])
+                shutil.rmtree(d["all"] + ".pages", ignore_errors=True)
+        return res
+
+    def baseline(self):
+        """A run with nothing to load (one request, an empty answer, no
+        latency): the fixed cost every run pays, to read the latency rows by."""
+        target = "empty.bench.example"
+        self.fake.scenario(target, total_count=0)
+        job = write_job(self.work + "/jobs/empty.yaml", self.fake.base_url, [("empty", [target])], 1)
+        walls = []
+        for rep in range(max(3, self.cfg["repeat"])):
+            db = self.fresh_db()
+            walls.append(self.etl(["run", job, "--snapshot-date", DATE], db, "empty")["wall_s"])
+            self.pg.drop_db(db)
+        self.results["baseline"] = {"what": "run of one set, one request, 0 rows, no latency",
+                                    "wall_s_all": walls, "wall_s": median(walls)}
+
+    def latency_suite(self):
+        self.baseline()
+        out = self.results["latency"] = []
+        for n_sets, per_set in self.cfg["latency_layouts"]:
+            pages = n_sets * per_set
+            layout = "%dx%d" % (n_sets, per_set)
+            sets = [("l%s-%d" % (layout, i), ["lat%s-%d.bench.example" % (layout, i)])
+                    for i in range(n_sets)]
+            for _, t in sets:
+                self.fake.scenario(t[0], total_count=per_set * LIMIT, latency_ms=LATENCY_MS)
+            bodies = page_bodies([(t, per_set * LIMIT) for _, t in sets])
+            log("latency-bound %s: generating %d pages in the fake" % (layout, pages))
+            fetch_all(self.fake.port, bodies, 16)
+            for conc in self.cfg["concurrency"]:
+                ideal = pages * LATENCY_MS / 1000.0 / conc
+                alone, _ = fetch_all(self.fake.port, bodies, conc)
+                job = write_job(self.work + "/jobs/lat%s-c%d.yaml" % (layout, conc), self.fake.base_url,
+                                sets, conc)
+                runs = []
+                for rep in range(self.cfg["repeat"]):
+                    log("latency-bound %s concurrency %d: repetition %d of %d (ideal %.2f s)"
+                        % (layout, conc, rep + 1, self.cfg["repeat"], ideal))
+                    db = self.fresh_db()
+                    self.pg.checkpoint()
+                    runs.append(self.etl(["run", job, "--snapshot-date", DATE], db,
+                                         "latency-%s-c%d" % (layout, conc), fakes=(self.fake,)))
+                    got = self.count_rows(db)
+                    self.pg.drop_db(db)
+                    if got != pages * LIMIT:
+                        raise RuntimeError("latency run left %d rows, expected %d" % (got, pages * LIMIT))
+                out.append({"layout": layout, "sets": n_sets, "pages": pages, "rows": pages * LIMIT,
+                            "rows_per_page": LIMIT, "latency_ms": LATENCY_MS, "concurrency": conc,
+                            "ideal_s": ideal, "fake_alone_s": alone, "runs": runs})
+
+    def diag(self):
+        """One more first load of the largest size with every statement's
+        duration logged: where the wall time goes, database side."""
+        n = max(self.cfg["cpu_sizes"])
+        targets = ["cpu%d-a.bench.example" % n, "cpu%d-b.bench.example" % n]
+        job = self.work + "/jobs/cpu%d.yaml" % n
+        fetch_all(self.fake.port, page_bodies([(targets, n // 2)]), CPU_CONCURRENCY)  # the fake's cache warm
+        db = self.fresh_db()
+        self.pg.checkpoint()
+        log("diagnosis: first load of %d rows with statement durations logged" % n)
+        off = self.pg.log_size()
+        r = self.etl(["run", job, "--snapshot-date", DATE], db, "diag-%d" % n,
+                     {"PGOPTIONS": "-c log_min_duration_statement=0 -c log_parameter_max_length=0"},
+                     fakes=(self.fake,))
+        by_kind = statement_durations(self.pg.log_since(off))
+        first_run = self.last_run(db)
+        replay = None
+        if self.replay:
+            self.pg.psql(db, "TRUNCATE %s.domain_intersection" % SCHEMA)
+            self.pg.checkpoint()
+            off = self.pg.log_size()
+            replay = self.etl(["replay", job, str(first_run)], db, "diag-replay-%d" % n,
+                              {"PGOPTIONS": "-c log_min_duration_statement=0 -c log_parameter_max_length=0"})
+            replay["by_kind"] = statement_durations(self.pg.log_since(off))
+        sizes = self.pg.psql(db, "SELECT coalesce(sum(pg_total_relation_size(c.oid)) FILTER (WHERE relname = 'raw_page'), 0),"
+                                 " coalesce(sum(pg_total_relation_size(c.oid)) FILTER (WHERE relname LIKE 'domain_intersection_p%%'), 0)"
+                                 " FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace"
+                                 " WHERE s.nspname = '%s' AND c.relkind = 'r'" % SCHEMA)
+        self.pg.drop_db(db)
+        r["by_kind"] = by_kind
+        raw, part = (int(x) for x in sizes.split("|"))
+        self.results["diag"] = {"rows": n, "targets": targets, "run": r, "replay": replay,
+                                "raw_page_bytes": raw, "partition_bytes": part}
+
+    # -- report --------------------------------------------------------------
+
+    def summarize(self):
+        res = self.results
+        targets = []
+
+        def target(name, value, op, goal):
+            met = None if value is None else (value >= goal if op == ">=" else value <= goal)
+            targets.append({"name": name, "value": value, "target": "%s %s" % (op, goal), "met": met})
+
+        copy_rate = None  # rows/s of plain COPY at the largest size: what no loader beats
+        for row in res.get("cpu", []):
+            c = row.get("floors", {}).get("copy")
+            if c and not any(x.get("timed_out") for x in c):
+                copy_rate = row["rows"] / median([x["wall_s"] for x in c])
+        res["copy_floor_rows_per_s"] = copy_rate
+        for row in res.get("latency", []):
+            row["copy_floor_s"] = ratio(row["rows"], copy_rate)
+            row["bound_s"] = max(row["ideal_s"], row["copy_floor_s"] or 0)
+            walls = [r["wall_s"] for r in row["runs"]]
+            row["etl_s"] = median(walls)
+            row["etl_s_min"], row["etl_s_max"] = min(walls), max(walls)
+            row["ideal_over_etl"] = median([row["ideal_s"] / x for x in walls])
+            row["bound_over_etl"] = ratio(row["bound_s"], row["etl_s"])
+            row["ideal_over_fake_alone"] = ratio(row["ideal_s"], row["fake_alone_s"])
+            row["peak_rss_kib"] = max(r["peak_rss_kib"] for r in row["runs"])
+            for k in ("etl_cpu_s", "pg_cpu_s", "fake_cpu_s"):
+                row[k] = median([r[k] for r in row["runs"]])
+            if row["concurrency"] == 16:
+                target("latency-bound %s at concurrency 16: ideal/actual" % row["layout"],
+                       row["ideal_over_etl"], ">=", 0.9)
+                target("peak RSS at concurrency 16 (%s), MiB" % row["layout"],
+                       row["peak_rss_kib"] / 1024.0, "<=", 64)
+        for row in res.get("cpu", []):
+            n = row["rows"]
+            fl = row["floors"]
+            fs = {}
+            for k, v in fl.items():
+                fs[k] = {"wall_s": median([x["wall_s"] for x in v]),
+                         "wall_s_all": [x["wall_s"] for x in v],
+                         "timed_out": any(x.get("timed_out") for x in v)}
+                for key in ("pg_cpu_s", "pages_s", "publish_s"):
+                    fs[k][key] = median([x.get(key) for x in v])
+            row["floor_summary"] = fs
+            copy_s = fs.get("copy", {}).get("wall_s")
+            sql_s = fs.get("sql_first", {}).get("wall_s")
+            same_state = {"first_load": "sql_first", "first_load_no_archive": "sql_first",
+                          "replay_first": "sql_first", "rerun_unchanged": "sql_unchanged",
+                          "replay_unchanged": "sql_unchanged", "rerun_10pct": "sql_10pct",
+                          "rerun_unanalyzed": "sql_unchanged"}
+            row["summary"] = {}
+            for case, rs in row["runs"].items():
+                walls = [r["wall_s"] for r in rs]
+                s = {"etl_s": median(walls), "etl_s_all": walls,
+                     "timed_out": any(r.get("timed_out") for r in rs),
+                     "rows_per_s": ratio(n, median(walls)),
+                     "etl_cpu_s": median([r.get("etl_cpu_s") for r in rs]),
+                     "pg_cpu_s": median([r.get("pg_cpu_s") for r in rs]),
+                     "fake_cpu_s": median([r.get("fake_cpu_s") for r in rs]),
+                     "peak_rss_kib": max([r["peak_rss_kib"] for r in rs if "peak_rss_kib" in r] or [None])}
+                # rows/s ratios = floor time / ETL time, paired repetition by repetition
+                s["etl_over_copy"] = paired(rs, fl.get("copy"))
+                s["etl_over_sql"] = paired(rs, fl.get("sql_first"))
+                s["etl_over_sql_same_state"] = paired(rs, fl.get(same_state.get(case, "")))
+                row["summary"][case] = s
+            sm = row["summary"]
+
+            def med(case, key):
+                v = sm.get(case, {}).get(key)
+                return v and v["median"]
+            if copy_s:
+                target("first load %s rows: etl/copy" % fmt_rows(n), med("first_load", "etl_over_copy"), ">=", 0.7)
+            if sql_s:
+                target("rerun unchanged %s rows: etl/(staging+upsert)" % fmt_rows(n),
+                       med("rerun_unchanged", "etl_over_sql"), ">=", 1.0)
+                target("rerun 10%% changed %s rows: etl/(staging+upsert)" % fmt_rows(n),
+                       med("rerun_10pct", "etl_over_sql"), ">=", 1.0)
+                if "rerun_unanalyzed" in sm:
+                    target("rerun before autovacuum, %s rows: etl/(staging+upsert)" % fmt_rows(n),
+                           med("rerun_unanalyzed", "etl_over_sql"), ">=", 1.0)
+        rss = sorted(((row["rows"], row["summary"]["first_load"]["peak_rss_kib"])
+                      for row in res.get("cpu", []) if "first_load" in row.get("summary", {})))
+        res["rss"] = [{"rows": n, "peak_rss_kib": k} for n, k in rss]
+        if len(rss) >= 2:
+            target("peak RSS %d rows / %d rows" % (rss[-1][0], rss[0][0]),
+                   rss[-1][1] / rss[0][1], "<=", 1.2)
+        res["targets"] = targets
+
+    def report(self):
+        res = self.results
+        m = res["machine"]
+        lines = []
+        w = lines.append
+        w("intersect-etl benchmark (%s), %s" % (res["mode"], res["started"]))
+        w("machine: %s CPUs (%s), %s GiB RAM, PostgreSQL %s, Linux %s, load average %.2f at start, %.2f at end"
+          % (m["nproc"], m["cpu_model"], m["mem_gib"], m["postgresql"], m["kernel"], m["loadavg_start"],
+             m.get("loadavg_end", 0)))
+        w("binary: %s (%s), source %s; took %.0f s" % (m["binary"], m["binary_version"], m["git"],
+                                                       res["duration_s"]))
+        w("peak RSS: %s" % m["rss_method"])
+        w("")
+        if res.get("latency"):
+            w("1. Latency-bound: fake API answers after %d ms, pages of 1000 rows (1 target), "
+              "requests_per_minute 10000. ideal = pages x latency / concurrency." % LATENCY_MS)
+            if res.get("copy_floor_rows_per_s"):
+                w("   bound = max(ideal, rows / rows-per-s of plain COPY measured in 2.): no loader on this"
+                  " machine can beat it.")
+            if res.get("baseline"):
+                w("   A run with nothing to load (1 request, 0 rows) takes %.2f s here: part of every etl s."
+                  % res["baseline"]["wall_s"])
+            rows = []
+            for r in res["latency"]:
+                rows.append([r["layout"], r["concurrency"], r["pages"], "%.2f" % r["ideal_s"],
+                             "%.2f (%.2f-%.2f)" % (r["etl_s"], r["etl_s_min"], r["etl_s_max"]),
+                             "%.2f" % r["ideal_over_etl"], fmtn(r["copy_floor_s"] and r["bound_s"], "%.2f"),
+                             fmtr(r["copy_floor_s"] and r["bound_over_etl"]),
+                             "%.2f" % r["fake_alone_s"], "%.2f" % r["ideal_over_fake_alone"],
+                             "%.1f/%.1f/%.1f" % (r["etl_cpu_s"], r["pg_cpu_s"], r["fake_cpu_s"]),
+                             "%.1f" % (r["peak_rss_kib"] / 1024.0)])
+            w(table(["sets x pages", "conc", "pages", "ideal s", "etl s (min-max)", "ideal/etl", "bound s",
+                     "bound/etl", "fake alone s", "ideal/fake", "cpu s etl/pg/fake", "RSS MiB"], rows))
+            w("")
+        if res.get("cpu"):
+            w("2-3. CPU-bound: fake latency 0; rows = table rows = items x 2 targets; pages of 2000 rows;"
+              " concurrency %d." % CPU_CONCURRENCY)
+            w("   copy = plain COPY of the same rows into the empty table; sql = the loader's own SQL"
+              " (per page COPY di_stage + upsert into pending; then publish) on the same rows.")
+            w("   Ratios are rows/s of the ETL over rows/s of the floor (= floor s / etl s), paired repetition by"
+              " repetition: median (min-max).")
+            w("   Rerun-state steps start from an analyzed snapshot (ANALYZE, untimed); 'before autovacuum' is"
+              " the rerun right after a first load, the new partition not yet analyzed.")
+            rows = []
+            names = [("first_load", "first load"), ("first_load_no_archive", "first load, archive: false"),
+                     ("rerun_unchanged", "rerun, unchanged"), ("rerun_10pct", "rerun, 10% rows changed"),
+                     ("rerun_unanalyzed", "rerun, before autovacuum"),
+                     ("replay_first", "replay into empty snapshot"), ("replay_unchanged", "replay, unchanged")]
+            for row in res["cpu"]:
+                for key, label in names:
+                    s = row.get("summary", {}).get(key)
+                    if s is None:
+                        if key.startswith("replay") and not self.replay and "first_load" in row.get("summary", {}) \
+                                and row["floors"]:
+                            rows.append([fmt_rows(row["rows"]), label, "n/a (replay not available)"] + [""] * 7)
+                        continue
+                    lb = s["timed_out"]  # a time limit stopped a run: bounds, not values
+                    if lb:
+                        etl_s = ">%.0f (stopped)" % max(s["etl_s_all"])
+                    else:
+                        etl_s = "%.2f (%.2f-%.2f)" % (s["etl_s"], min(s["etl_s_all"]), max(s["etl_s_all"]))
+                    rows.append([fmt_rows(row["rows"]), label, etl_s,
+                                 ("<" if lb else "") + "%.0f" % s["rows_per_s"],
+                                 fmtp(s["etl_over_copy"]), fmtp(s["etl_over_sql"]),
+                                 fmtp(s["etl_over_sql_same_state"]),
+                                 "/".join(fmtn(s[k], "%.1f") for k in ("etl_cpu_s", "pg_cpu_s", "fake_cpu_s")),
+                                 fmtn(s["peak_rss_kib"] and s["peak_rss_kib"] / 1024.0, "%.1f")])
+            w(table(["rows", "case", "etl s (min-max)", "etl rows/s", "etl/copy", "etl/sql",
+                     "etl/sql same state", "cpu s etl/pg/fake", "RSS MiB"], rows))
+            w("")
+            rows = []
+            for row in res["cpu"]:
+                fs = row.get("floor_summary", {})
+                if not fs:
+                    continue
+                for key, label in (("copy", "plain COPY into empty table"),
+                                   ("sql_first", "loader SQL, first load"),
+                                   ("sql_unchanged", "loader SQL, unchanged rerun state"),
+                                   ("sql_10pct", "loader SQL, 10% changed state")):
+                    f = fs.get(key)
+                    if not f:
+                        continue
+                    lb = f["timed_out"]
+                    rows.append([fmt_rows(row["rows"]), label,
+                                 (">%.0f (stopped)" if lb else "%.2f") % f["wall_s"],
+                                 ("<" if lb else "") + "%.0f" % (row["rows"] / f["wall_s"]),
+                                 ("%.2f + %.2f" % (f["pages_s"], f["publish_s"]))
+                                 if f.get("pages_s") is not None else "",
+                                 fmtn(f["pg_cpu_s"], "%.1f")])
+                rows.append([fmt_rows(row["rows"]), "fake alone: %d pages at concurrency %d"
+                             % (row["pages"], row["concurrency"]), "%.2f" % row["fake_alone_s"],
+                             "%.0f" % (row["rows"] / row["fake_alone_s"]),
+                             "(generating them: %.1f s)" % row["fake_generate_s"], ""])
+            w(table(["rows", "floor", "s", "rows/s", "pages + publish s", "pg cpu s"], rows))
+            w("")
+        if res.get("rss"):
+            w("4. Peak RSS of intersect-etl (ru_maxrss from os.wait4), first loads at concurrency %d "
+              "(2000-row pages): %s" % (CPU_CONCURRENCY, ", ".join("%s rows %.1f MiB" % (
+                  fmt_rows(r["rows"]), r["peak_rss_kib"] / 1024.0) for r in res["rss"])))
+            lat = [r for r in res.get("latency", []) if r["concurrency"] in (1, 16)]
+            if lat:
+                w("   1000-row pages: " + ", ".join("%s concurrency %d %.1f MiB" % (
+                    r["layout"], r["concurrency"], r["peak_rss_kib"] / 1024.0) for r in lat))
+            w("")
+        d = res.get("diag")
+        if d:
+            w("Where the time goes: first load of %s rows with every statement's server-side duration "
+              "logged (wall %.2f s; this run is slower than the measured ones by the logging):"
+              % (fmt_rows(d["rows"]), d["run"]["wall_s"]))
+            w(diag_table(d["run"]))
+            if d.get("replay"):
+                w("Replay of that run into an emptied snapshot (wall %.2f s):" % d["replay"]["wall_s"])
+                w(diag_table(d["replay"]))
+            w("")
+        slow = []
+        for row in res.get("cpu", []):
+            for group in (row["runs"], row["floors"]):
+                for case, rs in group.items():
+                    for r in rs:
+                        for st in r.get("slow_statements", []):
+                            if st["quadratic"] or st["ms"] > 200 * r["wall_s"]:
+                                slow.append([fmt_rows(row["rows"]), case, "%.1f" % (st["ms"] / 1000.0),
+                                             st["statement"][:60], st["plan"][:80]])
+                        for t, q in r.get("running_when_stopped", []):
+                            slow.append([fmt_rows(row["rows"]), case, ">%d (stopped)" % t, q[:60],
+                                         "(never finished: no plan logged)"])
+        if slow:
+            w("Slow statements (auto_explain, over 1 s and over 20% of their step, or a nested loop with a"
+              " join filter):")
+            w(table(["rows", "step", "s", "statement", "plan"], slow))
+            w("")
+        if res.get("loader_sql"):
+            ls = res["loader_sql"]
+            w("Loader SQL (captured from the binary's session):")
+            for name, txn in ls["page_transaction"].items():
+                w("  page, %s: %s" % (name, " | ".join(h.split(" (")[0][:48] for h in txn)))
+            w("  publish: %s" % " | ".join(h[:60] for h in ls["publish_transaction"]))
+            w("")
+        w("Targets:")
+        for t in res.get("targets", []):
+            w("  %-62s %8s  target %-7s %s" % (t["name"], fmtr(t["value"]), t["target"],
+                                              {True: "met", False: "MISSED", None: "n/a"}[t["met"]]))
+        for e in res.get("errors", []):
+            w("  warning: " + e)
+        return "\n".join(lines)
+
+
+def paired(runs, floors):
+    """floor s / etl s per repetition (= rows/s of the ETL over the floor's),
+    over the repetitions that have both: median, min, max, and whether a
+    time limit stopped the ETL (then each is an upper bound)."""
+    fb = {f["rep"]: f for f in floors or [] if not f.get("timed_out")}
+    rs, bound = [], False
+    for r in runs:
+        f = fb.get(r.get("rep"))
+        if f is None:
+            continue
+        rs.append(f["wall_s"] / r["wall_s"])
+        bound = bound or bool(r.get("timed_out"))
+    if not rs:
+        return None
+    return {"median": median(rs), "min": min(rs), "max": max(rs), "upper_bound": bound, "n": len(rs)}
+
+
+def fmtp(p):
+    """A paired ratio: median (min-max), or <x for an upper bound."""
+    if p is None:
+        return "n/a"
+    if p["upper_bound"]:
+        return "<%.2f" % p["max"]
+    if p["n"] == 1:
+        return "%.2f" % p["median"]
+    return "%.2f (%.2f-%.2f)" % (p["median"], p["min"], p["max"])
+
+
+def fmt_rows(n):
+    return "%dk" % (n // 1000) if n < 1_000_000 else "%gM" % (n / 1e6)
+
+
+def fmtr(x, bound=False):
+    """A ratio; bound: the ETL side was stopped at a limit, so it is at most this."""
+    return "n/a" if x is None else ("<%.2f" if bound else "%.2f") % x
+
+
+def fmtn(x, fmt):
+    return "n/a" if x is None else fmt % x
+
+
+def table(headers, rows):
+    rows = [[str(c) for c in r] for r in rows]
+    widths = [max(len(headers[i]), *(len(r[i]) for r in rows)) if rows else len(headers[i])
+              for i in range(len(headers))]
+    out = ["  ".join(h.ljust(widths[i]) for i, h in enumerate(headers)),
+           "  ".join("-" * wd for wd in widths)]
+    for r in rows:
+        out.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)))
+    return "\n".join(out)
+
+
+def diag_table(run):
+    total = sum(v[0] for v in run["by_kind"].values()) / 1000.0
+    rows = []
+    for k, (ms, cnt) in sorted(run["by_kind"].items(), key=lambda kv: -kv[1][0]):
+        rows.append([k, cnt, "%.2f" % (ms / 1000.0), "%.0f%%" % (100 * ms / 1000.0 / run["wall_s"])])
+    rows.append(["all statements (server side)", "", "%.2f" % total, "%.0f%%" % (100 * total / run["wall_s"])])
+    rows.append(["rest: client side (fetch, parse, transform, protocol)", "", "%.2f" % (run["wall_s"] - total),
+                 "%.0f%%" % (100 * (run["wall_s"] - total) / run["wall_s"])])
+    rows.append(["  intersect-etl CPU (user+sys)", "", "%.2f" % run["etl_cpu_s"],
+                 "%.0f%%" % (100 * run["etl_cpu_s"] / run["wall_s"])])
+    return table(["statement", "count", "s", "of wall"], rows)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bin", required=True, help="the intersect-etl binary (a Release build)")
+    ap.add_argument("--pg-dir", required=True, help="a running scripts/pg-tmp cluster")
+    ap.add_argument("--work", required=True, help="scratch directory")
+    ap.add_argument("--out", default=os.path.join(HERE, "results.json"))
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, one repetition")
+    ap.add_argument("--repeat", type=int, help="repetitions of each measurement")
+    ap.add_argument("--only", action="append", choices=["latency", "cpu", "diag"],
+                    help="run only these parts (repeatable)")
+    args = ap.parse_args(argv)
+    b = Bench(args)
+    t0 = time.monotonic()
+    b.results["started"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    parts = args.only or ["latency", "cpu", "diag"]
+    try:
+        b.setup()
+        b.results["config"] = dict(b.cfg, latency_ms=LATENCY_MS, cpu_concurrency=CPU_CONCURRENCY,
+                                   page_items=LIMIT, snapshot_date=DATE)
+        for part, fn in (("latency", b.latency_suite), ("cpu", b.cpu_suite), ("diag", b.diag)):
+            if part in parts:
+                try:
+                    fn()
+                except Exception as e:  # report what was measured, and why the rest was not
+                    log("%s failed: %s" % (part, e))
+                    b.results["errors"].append("%s: %s" % (part, e))
+                    import traceback
+                    traceback.print_exc()
+    finally:
+        for f in (b.fake, b.fake_changed):
+            if f:
+                f.stop()
+        if b.template:
+            b.pg.drop_db(b.template)
+        b.spawner.close()
+    b.results["duration_s"] = time.monotonic() - t0
+    b.results["machine"]["loadavg_end"] = os.getloadavg()[0]
+    b.summarize()
+    text = b.report()
+    b.results["table"] = text
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(b.results, f, indent=1, default=str)
+        f.write("\n")
+    print(text)
+    print("\nresults: %s" % args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
