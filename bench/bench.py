@@ -392,6 +392,8 @@ class Fake:
 
     def __init__(self, work, name, script=FAKEAPI, pre_args=()):
         self.port_file = os.path.join(work, "%s.port" % name)
+        if os.path.exists(self.port_file):
+            os.remove(self.port_file)  # a stale one would send us to a dead port
         self.log = open(os.path.join(work, "logs", "%s.log" % name), "ab")
         argv = [sys.executable, script] + list(pre_args) + [
             "--port", "0", "--port-file", self.port_file, "--token", TOKEN, "--cache-pages"]
@@ -568,6 +570,7 @@ class Bench:
             raise
         rc, wall, rss = r["rc"], r["wall_s"], r["maxrss_kib"]
         us, sy = r["user_s"], r["sys_s"]
+        time.sleep(0.1)  # the postmaster reaps the ended backend: then its CPU is in the count
         pg_cpu = self.pg.server_cpu() - pg0
         fake_cpu = sum(f.cpu() for f in fakes) - f0
         if rc != 0:
