@@ -32,6 +32,15 @@ int db_exec(PGconn *conn, const char *sql, struct etl_error *err) ETL_WUR;
 int db_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
 	     PGresult **res, struct etl_error *err) ETL_WUR;
 
+/*
+ * db_query() with PQexecParams' lengths and formats (1 = binary) for the
+ * parameters, and result_format for the result: for bytea, which in text
+ * form would travel hex-encoded at twice its size.
+ */
+int db_query_bin(PGconn *conn, const char *sql, int nparams, const char *const *params,
+		 const int *lengths, const int *formats, int result_format, PGresult **res,
+		 struct etl_error *err) ETL_WUR;
+
 /* Rolls back an open transaction, ignoring errors (for cleanup paths). */
 void db_rollback(PGconn *conn);
 

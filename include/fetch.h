@@ -4,7 +4,9 @@
  * fetch.c owns the transfers: up to `concurrency` requests in flight, starts
  * spaced evenly to honour requests_per_minute (the provider asks for steady
  * traffic, not bursts), connection reuse through the multi handle's cache,
- * compressed transfer, connect and total timeouts, TLS verification always on.
+ * gzip transfer (decoded here, not by libcurl, so that the raw archive can
+ * keep the bytes as received), connect and total timeouts, TLS verification
+ * always on.
  * It knows nothing of pages or target sets: a request is an opaque body plus a
  * `user` pointer, and what to do with an answer is the scheduler's business.
  */
@@ -23,16 +25,22 @@
 struct fetch_req {
 	char *body;                   /* owned: the JSON request body */
 	void *user;                   /* the caller's; untouched here */
+	int keep_wire;                /* keep a gzip body's bytes as received in `wire` */
 	double not_before;            /* monotonic seconds; do not start earlier */
 	/* filled when the request completes: */
 	CURLcode curl_code;           /* CURLE_OK when an HTTP answer came */
 	long http_status;             /* 0 when no answer came */
 	char errbuf[CURL_ERROR_SIZE]; /* libcurl's message when curl_code != OK */
 	struct strbuf response;       /* owned: the (decompressed) body */
+	int gzipped;                  /* the body came gzip-encoded */
+	struct strbuf wire;           /* owned: with keep_wire, a gzipped body as it
+					 came over the wire (empty otherwise) */
 	double retry_after;           /* seconds from Retry-After; < 0 if none */
 	double started, seconds;      /* when it started, and how long it took */
 	/* private to fetch.c: */
 	CURL *easy;
+	struct gunzip *gz;            /* decoding a gzip body, while it arrives */
+	int bad_encoding;             /* a Content-Encoding that was not asked for */
 	struct fetch_req *next;
 };
 

@@ -38,10 +38,12 @@ struct page_record {
 	int duration_ms;
 	const char *error;         /* NULL for a loaded page */
 	int direct;                /* the set loads straight into its partition */
-	/* the raw archive (both NULL when the job says archive: false): */
+	/* the raw archive (all NULL when the job says archive: false): */
 	const char *request_body;  /* the JSON sent (never holds credentials) */
 	const char *response_body; /* the body received, response_len bytes */
 	size_t response_len;
+	const void *response_gzip; /* or else the gzip bytes it came as, when it did */
+	size_t response_gzip_len;
 };
 
 /* A page already loaded by this run (for resuming). */

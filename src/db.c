@@ -130,7 +130,15 @@ int db_exec(PGconn *conn, const char *sql, struct etl_error *err)
 int db_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
 	     PGresult **res, struct etl_error *err)
 {
-	PGresult *r = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	return db_query_bin(conn, sql, nparams, params, NULL, NULL, 0, res, err);
+}
+
+int db_query_bin(PGconn *conn, const char *sql, int nparams, const char *const *params,
+		 const int *lengths, const int *formats, int result_format, PGresult **res,
+		 struct etl_error *err)
+{
+	PGresult *r = PQexecParams(conn, sql, nparams, NULL, params, lengths, formats,
+				   result_format);
 	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 
 	if (res)

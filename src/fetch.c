@@ -9,6 +9,8 @@
  */
 #include "fetch.h"
 
+#include "gzip.h"
+
 #include <ctype.h>
 #include <stdatomic.h>
 #include <math.h>
@@ -70,6 +72,8 @@ int fetcher_new(const struct job_api *api, const char *url, struct fetcher **out
 	f->next_slot = 0;
 	f->headers = curl_slist_append(NULL, "Content-Type: application/json");
 	f->headers = curl_slist_append(f->headers, "Accept: application/json");
+	/* gzip only, decoded in on_body(): see fetch.h */
+	f->headers = curl_slist_append(f->headers, "Accept-Encoding: gzip");
 	if (api->provider == API_AISA && api->token) {
 		char *h = xasprintf("Authorization: Bearer %s", api->token);
 		f->headers = curl_slist_append(f->headers, h);
@@ -91,6 +95,7 @@ struct fetch_req *fetch_req_new(char *body, void *user)
 	r->user = user;
 	r->retry_after = -1;
 	sb_init(&r->response);
+	sb_init(&r->wire);
 	return r;
 }
 
@@ -100,6 +105,8 @@ void fetch_req_free(struct fetch_req *r)
 		return;
 	free(r->body);
 	sb_free(&r->response);
+	sb_free(&r->wire);
+	gunzip_free(r->gz);
 	free(r);
 }
 
@@ -143,10 +150,46 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
 	struct fetch_req *r = userp;
 	size_t len = size * n;
 
-	if (r->response.len + len > FETCH_MAX_RESPONSE_BYTES)
-		return 0; /* libcurl fails the transfer with CURLE_WRITE_ERROR */
-	sb_append(&r->response, data, len);
-	return len;
+	if (r->bad_encoding)
+		return 0; /* libcurl fails the transfer; collect_done() says why */
+	if (!r->gz) {
+		if (r->response.len + len > FETCH_MAX_RESPONSE_BYTES)
+			return 0; /* libcurl fails the transfer with CURLE_WRITE_ERROR */
+		sb_append(&r->response, data, len);
+		return len;
+	}
+	if (r->keep_wire)
+		sb_append(&r->wire, data, len);
+	return gunzip_feed(r->gz, data, len, &r->response) == 0 ? len : 0;
+}
+
+/* Resets what the headers of the previous response (or attempt) said. */
+static void body_reset(struct fetch_req *r)
+{
+	sb_reset(&r->response);
+	sb_reset(&r->wire);
+	gunzip_free(r->gz);
+	r->gz = NULL;
+	r->gzipped = 0;
+	r->bad_encoding = 0;
+}
+
+/* Content-Encoding: gzip (or x-gzip) is decoded; identity is the body itself. */
+static void on_content_encoding(struct fetch_req *r, const char *v, size_t n)
+{
+	while (n && (*v == ' ' || *v == '\t')) {
+		v++;
+		n--;
+	}
+	while (n && (v[n - 1] == ' ' || v[n - 1] == '\t' || v[n - 1] == '\r' || v[n - 1] == '\n'))
+		n--;
+	if ((n == 4 && strncasecmp(v, "gzip", 4) == 0) || (n == 6 && strncasecmp(v, "x-gzip", 6) == 0)) {
+		r->gzipped = 1;
+		if (!r->gz)
+			r->gz = gunzip_new(FETCH_MAX_RESPONSE_BYTES);
+	} else if (n && !(n == 8 && strncasecmp(v, "identity", 8) == 0)) {
+		r->bad_encoding = 1;
+	}
 }
 
 /* Retry-After is either delta-seconds or an HTTP date; both are honoured. */
@@ -155,7 +198,16 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp)
 	struct fetch_req *r = userp;
 	size_t len = size * n;
 	static const char name[] = "retry-after:";
+	static const char enc[] = "content-encoding:";
 
+	if (len > 5 && strncmp(data, "HTTP/", 5) == 0) {
+		body_reset(r); /* a new response: an interim one's headers do not count */
+		return len;
+	}
+	if (len > sizeof(enc) - 1 && strncasecmp(data, enc, sizeof(enc) - 1) == 0) {
+		on_content_encoding(r, data + sizeof(enc) - 1, len - (sizeof(enc) - 1));
+		return len;
+	}
 	if (len > sizeof(name) - 1 && strncasecmp(data, name, sizeof(name) - 1) == 0) {
 		char buf[64];
 		size_t vlen = len - (sizeof(name) - 1);
@@ -198,7 +250,6 @@ static CURL *easy_for(struct fetcher *f, struct fetch_req *r)
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* every encoding libcurl decodes */
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, connect_timeout);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)f->api->timeout_seconds);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -223,7 +274,7 @@ void fetcher_add(struct fetcher *f, struct fetch_req *r)
 	r->curl_code = CURLE_OK;
 	r->errbuf[0] = '\0';
 	r->retry_after = -1;
-	sb_reset(&r->response);
+	body_reset(r);
 	if (f->queue_tail)
 		f->queue_tail->next = r;
 	else
@@ -313,10 +364,21 @@ static struct fetch_req *collect_done(struct fetcher *f)
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &r->http_status);
 		if (r->curl_code != CURLE_OK && !r->errbuf[0])
 			snprintf(r->errbuf, sizeof(r->errbuf), "%s", curl_easy_strerror(r->curl_code));
-		if (r->curl_code == CURLE_WRITE_ERROR &&
-		    r->response.len + CURL_MAX_WRITE_SIZE > FETCH_MAX_RESPONSE_BYTES)
+		if (r->curl_code == CURLE_WRITE_ERROR && r->bad_encoding) {
+			r->curl_code = CURLE_BAD_CONTENT_ENCODING;
+			snprintf(r->errbuf, sizeof(r->errbuf),
+				 "the response has a Content-Encoding other than gzip, "
+				 "which was not asked for");
+		} else if (r->gz && (r->curl_code == CURLE_OK || r->curl_code == CURLE_WRITE_ERROR) &&
+			   gunzip_finish(r->gz) != 0) {
+			r->curl_code = CURLE_BAD_CONTENT_ENCODING;
+			snprintf(r->errbuf, sizeof(r->errbuf), "gzip body: %s (%zu bytes decoded)",
+				 gunzip_error(r->gz), r->response.len);
+		} else if (r->curl_code == CURLE_WRITE_ERROR &&
+			   r->response.len + CURL_MAX_WRITE_SIZE > FETCH_MAX_RESPONSE_BYTES) {
 			snprintf(r->errbuf, sizeof(r->errbuf), "response larger than %u bytes",
 				 FETCH_MAX_RESPONSE_BYTES);
+		}
 		r->seconds = mono_now() - r->started;
 		curl_multi_remove_handle(f->multi, r->easy);
 		release_easy(f, r->easy);

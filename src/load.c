@@ -14,6 +14,7 @@
  */
 #include "load.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -398,27 +399,38 @@ static int write_ledger(PGconn *conn, const struct page_record *rec, struct etl_
 	return db_query(conn, ledger_sql, 16, params, NULL, err);
 }
 
-/* The page's bodies, in the page's own transaction: archived exactly when loaded. */
+/*
+ * The page's bodies, in the page's own transaction: archived exactly when
+ * loaded. A gzip body goes in as received, as binary bytea (in text form it
+ * would travel hex-encoded at twice its size); see sql/004_*.
+ */
 static int write_archive(PGconn *conn, const struct page_record *rec, struct etl_error *err)
 {
 	char v[4][24];
-	char *body = xstrndup(rec->response_body, rec->response_len);
-	const char *params[6] = {v[0], v[1], v[2], v[3], rec->request_body, body};
-	int rc;
+	int gz = rec->response_gzip != NULL;
+	const char *params[7] = {v[0], v[1], v[2], v[3], rec->request_body,
+				 gz ? NULL : rec->response_body,
+				 gz ? (const char *)rec->response_gzip : NULL};
+	int lengths[7] = {0, 0, 0, 0, 0, gz ? 0 : (int)rec->response_len,
+			  gz ? (int)rec->response_gzip_len : 0};
+	int formats[7] = {0, 0, 0, 0, 0, 1, 1};
 
+	if ((gz ? rec->response_gzip_len : rec->response_len) > INT_MAX)
+		return etl_fail(err, ETL_EFAIL, "a response body of %zu bytes is too large to archive",
+				gz ? rec->response_gzip_len : rec->response_len);
 	snprintf(v[0], sizeof(v[0]), "%lld", rec->run_id);
 	snprintf(v[1], sizeof(v[1]), "%lld", rec->target_set_id);
 	snprintf(v[2], sizeof(v[2]), "%lld", rec->offset);
 	snprintf(v[3], sizeof(v[3]), "%d", rec->limit);
-	rc = db_query(conn,
-		      "INSERT INTO raw_page (run_id, target_set_id, page_offset, page_limit, request, body)"
-		      " VALUES ($1, $2, $3, $4, $5::jsonb, $6)"
-		      " ON CONFLICT (run_id, target_set_id, page_offset) DO UPDATE SET"
-		      " page_limit = EXCLUDED.page_limit, request = EXCLUDED.request,"
-		      " body = EXCLUDED.body, fetched_at = now()",
-		      6, params, NULL, err);
-	free(body);
-	return rc;
+	/* text in binary format is its bytes: no copy to add a NUL */
+	return db_query_bin(conn,
+			    "INSERT INTO raw_page (run_id, target_set_id, page_offset, page_limit,"
+			    " request, body, body_gzip)"
+			    " VALUES ($1, $2, $3, $4, $5::jsonb, $6::text, $7::bytea)"
+			    " ON CONFLICT (run_id, target_set_id, page_offset) DO UPDATE SET"
+			    " page_limit = EXCLUDED.page_limit, request = EXCLUDED.request,"
+			    " body = EXCLUDED.body, body_gzip = EXCLUDED.body_gzip, fetched_at = now()",
+			    7, params, lengths, formats, 0, NULL, err);
 }
 
 /*
@@ -510,7 +522,7 @@ int load_page(PGconn *conn, const char *snapshot_date, const struct page_record 
 	}
 	if ((rc = write_ledger(conn, rec, err)) != 0)
 		goto failed;
-	if (rec->response_body && (rc = write_archive(conn, rec, err)) != 0)
+	if ((rec->response_body || rec->response_gzip) && (rc = write_archive(conn, rec, err)) != 0)
 		goto failed;
 	if ((rc = db_exec(conn, "COMMIT", err)) != 0)
 		goto failed;

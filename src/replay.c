@@ -3,11 +3,14 @@
  */
 #include "replay.h"
 
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "db.h"
+#include "fetch.h"
+#include "gzip.h"
 #include "job.h"
 #include "load.h"
 #include "log.h"
@@ -79,11 +82,13 @@ static int replay_set(PGconn *conn, const struct replay_src *src, long long new_
 	const char *params[2] = {run, set};
 	struct set_start st;
 	struct row_batch batch;
+	struct strbuf body; /* one page's decoded body, reused */
 	PGresult *res = NULL;
 	int rc, i;
 
 	*set_error = NULL;
 	row_batch_init(&batch);
+	sb_init(&body);
 	snprintf(run, sizeof(run), "%lld", src->run_id);
 	snprintf(set, sizeof(set), "%lld", set_id);
 	rc = load_start_set(conn, new_run, set_id, src->snapshot_date, request_hash, &st, err);
@@ -116,15 +121,26 @@ static int replay_set(PGconn *conn, const struct replay_src *src, long long new_
 			*set_error = xasprintf("offset %s has no archived body", PQgetvalue(res, i, 0));
 			break;
 		}
-		rc = db_query(conn,
-			      "SELECT request::text, body FROM raw_page"
-			      " WHERE run_id = $1 AND target_set_id = $2 AND page_offset = $3",
-			      3, page_params, &page, err);
+		/* binary results: bytea as its bytes (text would double them as hex) */
+		rc = db_query_bin(conn,
+				  "SELECT request::text, body, body_gzip FROM raw_page"
+				  " WHERE run_id = $1 AND target_set_id = $2 AND page_offset = $3",
+				  3, page_params, NULL, NULL, 1, &page, err);
 		if (rc != 0)
 			break;
+		sb_reset(&body);
+		if (!PQgetisnull(page, 0, 2) &&
+		    gunzip_all(PQgetvalue(page, 0, 2), (size_t)PQgetlength(page, 0, 2),
+			       FETCH_MAX_RESPONSE_BYTES, &body, perr.msg, sizeof(perr.msg)) != 0) {
+			*set_error = xasprintf("offset %s: archived gzip body: %s",
+					       PQgetvalue(res, i, 0), perr.msg);
+			PQclear(page);
+			break;
+		}
+		if (PQgetisnull(page, 0, 2))
+			sb_append(&body, PQgetvalue(page, 0, 1), (size_t)PQgetlength(page, 0, 1));
 		if (request_targets(PQgetvalue(page, 0, 0), &targets, &n_targets, &perr) != 0 ||
-		    response_parse(PQgetvalue(page, 0, 1), (size_t)PQgetlength(page, 0, 1), &resp,
-				   &perr) != 0) {
+		    response_parse(body.data ? body.data : "", body.len, &resp, &perr) != 0) {
 			*set_error = xasprintf("offset %s: %s", PQgetvalue(res, i, 0), perr.msg);
 			response_free(&resp);
 			free_targets(targets, n_targets);
@@ -169,6 +185,7 @@ static int replay_set(PGconn *conn, const struct replay_src *src, long long new_
 	}
 	PQclear(res);
 	row_batch_free(&batch);
+	sb_free(&body);
 	if (rc != 0)
 		return rc;
 	return load_finish_set(conn, new_run, set_id, src->snapshot_date, total_count, *set_error,

@@ -175,6 +175,7 @@ static void submit(struct run_ctx *rc, struct set_state *s, long long offset, in
 	s->reserved += pj->reserved;
 	rc->reserved += pj->reserved;
 	req = fetch_req_new(plan_request_body(rc->job, s->def, offset, limit), pj);
+	req->keep_wire = rc->job->archive;
 	s->in_flight++;
 	log_set_msg(LOG_DEBUG, s->def->name, "request offset %lld limit %d", offset, limit);
 	fetcher_add(rc->fetcher, req);
@@ -616,16 +617,25 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 		m->n_items = resp.n_items;
 		if (rc->job->archive) {
 			m->rec.request_body = req->body;
-			m->rec.response_body = req->response.data;
-			m->rec.response_len = req->response.len;
+			if (req->gzipped) {
+				m->rec.response_gzip = req->wire.data;
+				m->rec.response_gzip_len = req->wire.len;
+			} else {
+				m->rec.response_body = req->response.data;
+				m->rec.response_len = req->response.len;
+			}
 		}
 		m->pj = pj;
 		/* The request and its response body wait for the loader only when
 		 * they are to be archived; otherwise their memory goes now. */
-		if (rc->job->archive)
+		if (rc->job->archive) {
 			m->req = req;
-		else
+			/* the archive takes the gzip bytes: the decoded text can go */
+			if (req->gzipped)
+				sb_free(&req->response);
+		} else {
 			fetch_req_free(req);
+		}
 		req = NULL;
 		response_free(&resp);
 		return db_submit(rc, m, err);

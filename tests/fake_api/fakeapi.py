@@ -116,7 +116,8 @@ STATUS_MESSAGES = {
 #: every fault kind the fake knows; anything else is rejected when queued so
 #: that a typo in a test fails loudly instead of silently serving data.
 FAULT_KINDS = ("http429", "http500", "http502_html", "http401", "task", "top",
-               "truncated", "slow", "drop", "result_null", "raw", "edit")
+               "truncated", "slow", "drop", "result_null", "raw", "edit",
+               "encoding")
 
 # Dataset-defining task fields and the defaults the real API applies, so that
 # sending a default explicitly yields the same data set as omitting it.
@@ -457,6 +458,8 @@ def _normalize_fault(fault):
         raise ValueError("raw fault needs a 'body' (str or bytes)")
     if kind == "edit" and not callable(f.get("fn")):
         raise ValueError("edit fault needs a callable 'fn' (in-process only)")
+    if kind == "encoding" and not isinstance(f.get("as"), str):
+        raise ValueError("encoding fault needs 'as' (a string)")
     if kind == "slow" and not isinstance(f.get("seconds", 1), (int, float)):
         raise ValueError("slow fault 'seconds' must be a number")
     return f
@@ -513,7 +516,8 @@ class _Reply:
     """An HTTP answer to send, built before anything reaches the socket."""
 
     def __init__(self, status, body=b"", content_type="application/json",
-                 headers=None, drop=False, wire_cut=False, gz=None):
+                 headers=None, drop=False, wire_cut=False, gz=None,
+                 encoding=None):
         self.status = status
         self.body = body                    # bytes, before gzip
         self.gz = gz                        # or else these, gzipped (cache)
@@ -521,6 +525,7 @@ class _Reply:
         self.headers = list(headers or [])  # extra (name, value) pairs
         self.drop = drop                    # close without any response
         self.wire_cut = wire_cut            # cut after compression instead
+        self.encoding = encoding            # an "encoding" fault's "as"
 
 
 def _json_bytes(obj, ensure_ascii=False):
@@ -687,7 +692,7 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
             return
         body = reply.body
-        gz = (body or reply.gz) and \
+        gz = (body or reply.gz) and reply.encoding != "identity" and \
             _accepts_gzip(self.headers.get("Accept-Encoding", ""))
         if gz:
             body = reply.gz if reply.gz is not None else \
@@ -696,13 +701,22 @@ class _Handler(BaseHTTPRequestHandler):
             body = gzip.decompress(reply.gz)
         if reply.wire_cut:
             body = body[:len(body) // 2]
+        coding = "gzip"
+        if gz and reply.encoding == "garbled":
+            mid = len(body) // 2  # inside the deflate data: CRC or data error
+            body = body[:mid] + bytes(b ^ 0x55 for b in body[mid:mid + 64]) + \
+                body[mid + 64:]
+        elif gz and reply.encoding == "trailing":
+            body = body + b"trailing bytes"
+        elif gz and reply.encoding not in (None, "identity"):
+            coding = reply.encoding  # e.g. "br": a coding never asked for
         try:
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Vary", "Accept-Encoding")
             if gz:
-                self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Encoding", coding)
             for name, value in reply.headers:
                 self.send_header(name, value)
             self.end_headers()
@@ -900,6 +914,11 @@ class FakeServer:
           raw           body (str|bytes), status (200), content_type: any bytes
           edit          fn (callable, in-process only): fn(doc) edits the real
                         page's JSON before it is sent
+          encoding      as (required): the real page, but "identity" sends it
+                        uncompressed although gzip was asked for, "garbled"
+                        corrupts 64 gzip bytes mid-body, "trailing" adds bytes
+                        after the gzip stream, any other value is sent as the
+                        Content-Encoding of the gzip bytes (e.g. "br")
         """
         norm = [_normalize_fault(f) for f in faults]
         with self._lock:
@@ -997,6 +1016,14 @@ class FakeServer:
             entry["fault"] = fault["kind"]
             if fault["kind"] == "slow":
                 time.sleep(float(fault.get("seconds", 1)))
+            elif fault["kind"] == "encoding":
+                # the real page; only its HTTP encoding goes wrong (or, for
+                # "identity", merely differs from what was asked)
+                reply = self._page_reply(task, scen, entry, started)
+                reply.encoding = fault["as"]
+                if fault["as"] != "identity":
+                    entry["served"] = entry["items"] = None
+                return reply
             else:
                 return self._fault_reply(fault, profile, task, started, scen)
         return self._page_reply(task, scen, entry, started)

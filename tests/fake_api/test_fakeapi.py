@@ -12,6 +12,7 @@ Run: python3 tests/fake_api/test_fakeapi.py -v   (exits non-zero on failure)
 
 import base64
 import gzip
+import zlib
 import hashlib
 import http.client
 import json
@@ -689,6 +690,40 @@ class TestFaults(ServerCase):
         self.assertEqual(len(wire), int(resp.headers["Content-Length"]))
         with self.assertRaises(EOFError):
             gzip.decompress(wire)
+
+    def test_encoding(self):
+        def raw(as_):
+            self.srv.set_scenario("hubspot.com",
+                                  faults=[{"kind": "encoding", "as": as_}])
+            c = self.conn()
+            c.request("POST", fakeapi.PATHS["aisa"],
+                      json.dumps(task_for(limit=10)),
+                      {"Authorization": "Bearer " + TOKEN,
+                       "Accept-Encoding": "gzip"})
+            resp = c.getresponse()
+            wire = resp.read()
+            c.close()
+            return resp.headers.get("Content-Encoding"), wire
+
+        def items(b):
+            return json.loads(b)["tasks"][0]["result"][0]["items"]
+
+        full = items(self.post(task_for(limit=10)).data)
+        coding, wire = raw("identity")  # asked for gzip, got it plain
+        self.assertEqual((coding, items(wire)), (None, full))
+        self.assertEqual(self.srv.requests[-1]["served"], [0, 10])
+        coding, wire = raw("garbled")
+        self.assertEqual(coding, "gzip")
+        with self.assertRaises((OSError, EOFError, zlib.error)):
+            gzip.decompress(wire)
+        self.assertIsNone(self.srv.requests[-1]["served"])
+        coding, wire = raw("trailing")
+        self.assertTrue(wire.endswith(b"trailing bytes"))
+        self.assertEqual(items(gzip.decompress(wire[:-len(b"trailing bytes")])), full)
+        coding, wire = raw("br")
+        self.assertEqual((coding, items(gzip.decompress(wire))), ("br", full))
+        with self.assertRaises(ValueError):
+            self.srv.inject({"kind": "encoding"})
 
     def test_slow(self):
         t0 = time.monotonic()

@@ -1,7 +1,9 @@
 """History features of the loader: the raw archive and replay, retention
 over a year of nightly snapshots, and the cost ceilings."""
 
+import base64
 import datetime
+import gzip
 import json
 import unittest
 
@@ -43,15 +45,15 @@ class HistoryTest(EtlTestCase):
         self.etl("run", job, "--migrate", "--snapshot-date", "2026-08-01")
         before = self.dump()
         self.assertEqual(len(before), 700 * 2 + 300)
-        pages = self.db.rows("SELECT page_offset, page_limit, length(body) > 0 AS has_body,"
+        pages = self.db.rows("SELECT page_offset, page_limit, body IS NULL AND length(body_gzip) > 0 AS gz,"
                              " request->'targets'->>'1' AS first FROM dataforseo.raw_page ORDER BY 4, 1")
         self.assertEqual([(p["first"], p["page_offset"]) for p in pages],
                          [("hist-a.com", o) for o in (0, 200, 400, 600)] + [("two-a.com", o) for o in (0, 200)])
-        self.assertTrue(all(p["has_body"] for p in pages))
+        # the fake gzips, as the API does: the bytes are kept as they came
+        self.assertTrue(all(p["gz"] for p in pages))
         # the archived body is exactly what the fake sent
         served = {(r["first_target"], r["offset"]): r for r in self.fake.requests}
-        body = self.db.value("SELECT body FROM dataforseo.raw_page WHERE page_offset = 200 "
-                             "AND request->'targets'->>'1' = 'hist-a.com'")
+        body = gzip.decompress(self.archived_gzip(200))
         self.assertEqual(json.loads(body)["tasks"][0]["result"][0]["items"], served[("hist-a.com", 200)]["items"])
         self.assertNotIn("sk-aisa-test", self.db.value("SELECT string_agg(request::text, '') FROM dataforseo.raw_page"))
 
@@ -77,6 +79,47 @@ class HistoryTest(EtlTestCase):
         # a later `run` of that date is a new run, not a continuation of a replay
         self.etl("run", job, "--snapshot-date", "2026-08-01")
         self.assertEqual(self.db.value("SELECT max(run_id) FROM dataforseo.etl_run WHERE replay_of IS NULL"), "4")
+
+    def archived_gzip(self, offset, first="hist-a.com"):
+        b64 = self.db.value("SELECT encode(body_gzip, 'base64') FROM dataforseo.raw_page "
+                            "WHERE page_offset = %d AND request->'targets'->>'1' = '%s'" % (offset, first))
+        return base64.b64decode(b64)
+
+    def test_archive_encodings(self):
+        """A body sent uncompressed is archived as text; gzip that does not
+        decode, or a coding never asked for, is a page error and retried."""
+        self.scenarios()
+        self.fake.set_scenario("hist-a.com", total_count=700, faults=[
+            {"kind": "encoding", "as": "identity", "offset": 0},
+            {"kind": "encoding", "as": "garbled", "offset": 200},
+            {"kind": "encoding", "as": "trailing", "offset": 400},
+            {"kind": "encoding", "as": "br", "offset": 600}])
+        job = self.job(job_text())
+        code, out, err = self.etl("run", job, "--migrate", "--snapshot-date", "2026-08-01")
+        for why in ("gzip body: not a valid gzip stream", "gzip body: data after the end of the gzip stream",
+                    "Content-Encoding other than gzip"):
+            self.assertIn(why, err)
+        attempts = {r["page_offset"]: r["attempts"] for r in self.db.rows(
+            "SELECT page_offset, attempts FROM dataforseo.etl_page p JOIN dataforseo.target_set t "
+            "USING (target_set_id) WHERE t.name = 'one'")}
+        self.assertEqual(attempts, {0: 1, 200: 2, 400: 2, 600: 2})
+        stored = {r["page_offset"]: r for r in self.db.rows(
+            "SELECT page_offset, body IS NOT NULL AS text, body_gzip IS NOT NULL AS gz "
+            "FROM dataforseo.raw_page r JOIN dataforseo.target_set t USING (target_set_id) WHERE t.name = 'one'")}
+        self.assertEqual({o: (r["text"], r["gz"]) for o, r in stored.items()},
+                         {0: (True, False), 200: (False, True), 400: (False, True), 600: (False, True)})
+        self.assertRowsMatch("one", "hist-a.com", ["hist-a.com", "hist-b.com"], snapshot_date="2026-08-01")
+        before = self.dump()
+        # replay reads both forms back
+        self.db.psql("TRUNCATE dataforseo.domain_intersection")
+        self.etl("replay", job, "1")
+        self.assertEqual([{k: v for k, v in r.items() if k != "run_id"} for r in self.dump()],
+                         [{k: v for k, v in r.items() if k != "run_id"} for r in before])
+        # an archived body that no longer decodes is named by replay
+        self.db.psql("UPDATE dataforseo.raw_page SET body_gzip = substr(body_gzip, 1, 100) "
+                     "WHERE page_offset = 200 AND body_gzip IS NOT NULL")
+        code, out, err = self.etl("replay", job, "1", expect=1)
+        self.assertIn("target set one failed: offset 200: archived gzip body: the gzip stream ends early", err)
 
     def test_replay_errors(self):
         self.scenarios()
