@@ -67,6 +67,13 @@ void fetcher_add(struct fetcher *f, struct fetch_req *r);
 struct fetch_req *fetcher_next(struct fetcher *f, int max_wait_ms);
 
 /*
+ * Starts what is queued and may start now, and sends what it can without
+ * waiting: for a caller about to spend time on an answer, so that the
+ * requests it just queued are on the wire meanwhile.
+ */
+void fetcher_start(struct fetcher *f);
+
+/*
  * Takes back any one request not yet returned (queued or in flight, which is
  * aborted), for cleaning up after a run-wide stop; NULL when none is left.
  */

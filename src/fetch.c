@@ -429,6 +429,14 @@ struct fetch_req *fetcher_next(struct fetcher *f, int max_wait_ms)
 	}
 }
 
+void fetcher_start(struct fetcher *f)
+{
+	int still;
+
+	start_ready(f);
+	curl_multi_perform(f->multi, &still);
+}
+
 struct fetch_req *fetcher_cancel_one(struct fetcher *f)
 {
 	struct fetch_req *r;

@@ -835,6 +835,11 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 
 			if (!pj->first_start)
 				pj->first_start = req->started;
+			/* The next request goes out before this answer is parsed:
+			 * parsing takes milliseconds a page, which would otherwise
+			 * be added to every request's latency. */
+			fill(&rc);
+			fetcher_start(rc.fetcher);
 			if ((ret = settle(&rc, req, err)) != 0)
 				goto stop_loader;
 			continue;
