@@ -13,10 +13,10 @@
 #ifndef INTERSECT_TRANSFORM_H
 #define INTERSECT_TRANSFORM_H
 
-#include <json-c/json.h>
 #include <stddef.h>
 
 #include "err.h"
+#include "jsondoc.h"
 #include "util.h"
 
 /* The columns of domain_intersection, in COPY order (see sql/001_*). */
@@ -45,23 +45,22 @@ enum response_error {
 };
 
 struct api_response {
-	json_object *root;          /* owned: the parsed body */
+	struct jd_doc doc;          /* owned: the parsed body */
+	const struct jd_node *root; /* doc's top value; NULL unless the body
+				       is JSON (run.c records the API's
+				       status only from a parsed body) */
 	enum response_error error;  /* RESP_OK when usable */
 	int status_code;            /* top-level status_code (0 if absent) */
 	int task_status;            /* tasks[0].status_code (0 if absent) */
-	const char *status_message; /* borrowed from root: the most specific
+	const char *status_message; /* borrowed from doc: the most specific
 				       message (task's, else top-level's, else
 				       the gateway error's); may be NULL */
-	const char *task_id;        /* borrowed; may be NULL */
+	const char *task_id;        /* borrowed from doc; may be NULL */
 	double cost;                /* tasks[0].cost, else top-level cost */
 	long long total_count;      /* result[0].total_count */
-	json_object *items;         /* borrowed: result[0].items (an array) */
+	size_t items;               /* doc's node of result[0].items (an
+				       array), or JD_NONE for null or absent */
 	size_t n_items;
-	size_t item_members;        /* object members the body holds beyond the
-				       envelope's own, i.e. inside items: json-c
-				       keeps only the last of repeated keys, so
-				       transform_page() checks its walk finds
-				       as many (added for transform.c) */
 };
 
 /*

@@ -2,16 +2,17 @@
  * transform.c - from one API response body to COPY rows of domain_intersection.
  *
  * This file owns everything between the bytes the fetcher received and the
- * COPY text the loader sends. response_parse() parses the body with json-c,
- * first checking what json-c accepts or quietly alters but PostgreSQL must
- * not see (see body_scan()), then walks the envelope in the order the API
- * reports failure: the gateway's error object, the top status_code, the first
- * task's status_code and tasks_error, and finally result[0]. transform_page()
- * turns each item into one row per target key, validating every value and
- * writing it straight into the batch, escaped for COPY text format; a row
- * never exists as anything but bytes in the batch. Fields the program does
- * not know go, as JSON, into the `extra` column; an item that cannot be
- * stored whole fails the page, which then leaves the batch as it found it.
+ * COPY text the loader sends. response_parse() parses the body with
+ * jd_parse() (jsondoc.c), which refuses in the same pass whatever PostgreSQL
+ * must not see and any object that repeats a key, then walks the envelope in
+ * the order the API reports failure: the gateway's error object, the top
+ * status_code, the first task's status_code and tasks_error, and finally
+ * result[0]. transform_page() turns each item into one row per target key,
+ * validating every value and writing it straight into the batch, escaped for
+ * COPY text format; a row never exists as anything but bytes in the batch.
+ * Fields the program does not know go, as JSON, into the `extra` column; an
+ * item that cannot be stored whole fails the page, which then leaves the
+ * batch as it found it.
  */
 #include "transform.h"
 
@@ -23,157 +24,57 @@
 #include <string.h>
 
 #define STATUS_OK 20000
-#define PARSE_MAX_DEPTH 64   /* a response nests ~10 deep; 64 leaves room for new fields */
 #define MAX_TARGET_KEYS 20   /* the API's own limit on targets */
-#define JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
-#define EXCERPT_MAX 60       /* bytes of a value or body quoted in a message */
+#define EXCERPT_MAX JD_EXCERPT_MAX
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers shared by both steps                                        */
 /* ------------------------------------------------------------------------ */
 
-static const char *type_name(json_object *v)
+/* v, or JD_NONE when v is JSON null: absent and null mean the same here. */
+static size_t nonnull(const struct jd_doc *d, size_t v)
 {
-	switch (json_object_get_type(v)) {
-	case json_type_null: return "null";
-	case json_type_boolean: return "boolean";
-	case json_type_double: return "number";
-	case json_type_int: return "integer";
-	case json_type_object: return "object";
-	case json_type_array: return "array";
-	case json_type_string: return "string";
+	return v != JD_NONE && jd_type(d, v) == JD_NULL ? JD_NONE : v;
+}
+
+/* A JSON member's value, or JD_NONE when the member is absent or JSON null. */
+static size_t member(const struct jd_doc *d, size_t obj, const char *key)
+{
+	return nonnull(d, jd_member(d, obj, key));
+}
+
+static bool is_type(const struct jd_doc *d, size_t v, enum jd_type t)
+{
+	return v != JD_NONE && jd_type(d, v) == t;
+}
+
+/* Either kind of integer node. */
+static bool is_int(const struct jd_doc *d, size_t v)
+{
+	return is_type(d, v, JD_INT) || is_type(d, v, JD_UINT);
+}
+
+static const char *type_name(const struct jd_doc *d, size_t v)
+{
+	if (v == JD_NONE)
+		return "null";
+	switch (jd_type(d, v)) {
+	case JD_NULL: return "null";
+	case JD_FALSE:
+	case JD_TRUE: return "boolean";
+	case JD_NUMBER: return "number";
+	case JD_INT:
+	case JD_UINT: return "integer";
+	case JD_OBJECT: return "object";
+	case JD_ARRAY: return "array";
+	case JD_STRING: return "string";
 	}
 	return "unknown";
 }
 
-/*
- * Length of the UTF-8 sequence at s (n bytes available), or 0 when it is not
- * one PostgreSQL accepts: RFC 3629 forbids overlong forms, UTF-16 surrogates
- * and code points past U+10FFFF, all of which json-c 0.16's own validation
- * lets through.
- */
-static size_t utf8_len(const unsigned char *s, size_t n)
+static bool is_digit(char c)
 {
-	unsigned char c = s[0];
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
-	if (c >= 0xE0 && c <= 0xEF) {
-		if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
-			return 0;
-		if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0))
-			return 0;
-		return 3;
-	}
-	if (c >= 0xF0 && c <= 0xF4) {
-		if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 ||
-		    (s[3] & 0xC0) != 0x80)
-			return 0;
-		if ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))
-			return 0;
-		return 4;
-	}
-	return 0;
-}
-
-static bool utf8_valid(const char *s, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, k;
-
-	while (i < n) {
-		if (p[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if (!(k = utf8_len(p + i, n - i)))
-			return false;
-		i += k;
-	}
-	return true;
-}
-
-/*
- * Copies at most EXCERPT_MAX bytes of s into dst (dstsz >= EXCERPT_MAX + 4)
- * for a message: control bytes become '?', a cut never splits a UTF-8
- * sequence, and "..." marks a cut.
- */
-static void excerpt(char *dst, size_t dstsz, const char *s, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, o = 0, k;
-
-	while (i < n && o + 4 < dstsz && i < EXCERPT_MAX) {
-		if (p[i] < 0x20 || p[i] == 0x7f) {
-			dst[o++] = '?';
-			i++;
-			continue;
-		}
-		if (!(k = utf8_len(p + i, n - i))) {
-			dst[o++] = '?';
-			i++;
-			continue;
-		}
-		if (i + k > EXCERPT_MAX)
-			break;
-		memcpy(dst + o, p + i, k);
-		o += k;
-		i += k;
-	}
-	if (i < n && o + 4 <= dstsz) {
-		memcpy(dst + o, "...", 3);
-		o += 3;
-	}
-	dst[o] = '\0';
-}
-
-/* "string \"abc\"", "integer 123", "object {...}": a value as a message shows it. */
-static void describe(json_object *v, char *dst, size_t dstsz)
-{
-	char ex[EXCERPT_MAX + 8];
-	const char *text;
-
-	if (!v) {
-		snprintf(dst, dstsz, "null");
-		return;
-	}
-	if (json_object_is_type(v, json_type_string)) {
-		/* from the value itself: serializing a 10 MB string for a message
-		   would be a waste */
-		excerpt(ex, sizeof(ex), json_object_get_string(v),
-			(size_t)json_object_get_string_len(v));
-		snprintf(dst, dstsz, "string \"%s\"", ex);
-		return;
-	}
-	/* the serialization is cached in v and freed with the tree */
-	text = json_object_to_json_string_ext(v, JSON_FLAGS);
-	excerpt(ex, sizeof(ex), text, strlen(text));
-	snprintf(dst, dstsz, "%s %s", type_name(v), ex);
-}
-
-/* A JSON member's value, or NULL when the member is absent or JSON null. */
-static json_object *member(json_object *obj, const char *key)
-{
-	json_object *v = NULL;
-
-	return json_object_object_get_ex(obj, key, &v) ? v : NULL;
-}
-
-/*
- * The exact value of a json-c integer. json-c 0.16 stores integers past
- * INT64_MAX as uint64 and reports them to json_object_get_int64() as
- * INT64_MAX, so that value is only trusted when the uint64 view agrees.
- */
-static bool int_exact(json_object *v, long long *out)
-{
-	int64_t x = json_object_get_int64(v);
-
-	if (x == INT64_MAX && json_object_get_uint64(v) != (uint64_t)INT64_MAX)
-		return false;
-	*out = (long long)x;
-	return true;
+	return c >= '0' && c <= '9';
 }
 
 /* ------------------------------------------------------------------------ */
@@ -198,307 +99,13 @@ static int resp_fail(struct api_response *out, struct etl_error *err, enum respo
 			msg);
 }
 
-/* Bytes a string's fast run goes over: ASCII but NUL, quote and backslash. */
-static bool str_plain(unsigned char c)
+/* An integer node as a message shows it ("-12", "18446744073709551615"). */
+static void int_text(const struct jd_doc *d, size_t v, char *dst, size_t dstsz)
 {
-	return c - 1u < 0x7fu && c != '"' && c != '\\';
-}
-
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool is_ws(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-/*
- * Does the integer token s[0..n) (optional '-', digits, no leading zero) lie
- * outside what json-c stores exactly? json-c 0.16 saturates to INT64_MIN below
- * it and to UINT64_MAX above that, silently; the exact uint64 range above
- * INT64_MAX is left to the field checks, which name the field.
- */
-static bool int_token_clamped(const char *s, size_t n)
-{
-	static const char min_abs[] = "9223372036854775808";
-	static const char max_u64[] = "18446744073709551615";
-
-	if (s[0] == '-') {
-		if (n - 1 != sizeof(min_abs) - 1)
-			return n - 1 > sizeof(min_abs) - 1;
-		return memcmp(s + 1, min_abs, n - 1) > 0;
-	}
-	if (n != sizeof(max_u64) - 1)
-		return n > sizeof(max_u64) - 1;
-	return memcmp(s, max_u64, n) > 0;
-}
-
-/* Where body_scan() is, and the last string it closed (a key, at a ':'). */
-struct scan {
-	const char *b;
-	size_t len;
-	size_t i;                /* the next byte to look at */
-	size_t str_off, str_len; /* the last string's contents */
-	size_t key_off, key_len; /* the key of the member being read */
-	size_t members;          /* ':' seen outside strings */
-};
-
-/* The string opening at sc->i; leaves sc->i past its closing quote. */
-static int scan_string(struct scan *sc, struct api_response *out, struct etl_error *err)
-{
-	const char *b = sc->b;
-	size_t i = sc->i + 1, j, len = sc->len;
-	bool nul = false;
-	char ex[EXCERPT_MAX + 8];
-
-	sc->str_off = i;
-	for (;;) {
-		while (i < len && str_plain((unsigned char)b[i]))
-			i++;
-		if (i >= len)
-			return resp_fail(out, err, RESP_MALFORMED,
-					 "unterminated string at byte %zu", sc->str_off - 1);
-		if (b[i] == '"')
-			break;
-		if (b[i] == '\\') {
-			/* json-c has checked the escapes; only \u0000 matters here */
-			if (i + 6 <= len && b[i + 1] == 'u') {
-				nul |= memcmp(b + i + 2, "0000", 4) == 0;
-				i += 6;
-			} else {
-				i += 2;
-			}
-			continue;
-		}
-		if (b[i] == '\0')
-			return resp_fail(out, err, RESP_MALFORMED, "NUL byte at byte %zu", i);
-		if (!(j = utf8_len((const unsigned char *)b + i, len - i)))
-			return resp_fail(out, err, RESP_MALFORMED, "invalid UTF-8 at byte %zu", i);
-		i += j;
-	}
-	sc->str_len = i - sc->str_off;
-	sc->i = i + 1;
-	if (!nul)
-		return 0;
-	/* a value may hold \u0000 (the columns' checks refuse it); a key may not */
-	for (j = sc->i; j < len && is_ws(b[j]); j++)
-		;
-	if (j < len && b[j] == ':') {
-		excerpt(ex, sizeof(ex), b + sc->str_off, sc->str_len);
-		return resp_fail(out, err, RESP_MALFORMED,
-				 "object key \"%s\" at byte %zu holds \\u0000, which json-c would "
-				 "cut short",
-				 ex, sc->str_off - 1);
-	}
-	return 0;
-}
-
-/* The number starting at sc->i: JSON's grammar, and within what json-c keeps. */
-static int scan_number(struct scan *sc, struct api_response *out, struct etl_error *err)
-{
-	const char *b = sc->b;
-	size_t i = sc->i, start = sc->i, len = sc->len;
-	bool integer = true;
-	char ex[EXCERPT_MAX + 8];
-
-	if (b[i] == '-')
-		i++;
-	if (i < len && b[i] == '0')
-		i++;
-	else if (i < len && is_digit(b[i]))
-		while (i < len && is_digit(b[i]))
-			i++;
+	if (jd_type(d, v) == JD_UINT)
+		snprintf(dst, dstsz, "%llu", (unsigned long long)d->nodes[v].v.u);
 	else
-		goto bad;
-	if (i < len && b[i] == '.') {
-		integer = false;
-		if (++i >= len || !is_digit(b[i]))
-			goto bad;
-		while (i < len && is_digit(b[i]))
-			i++;
-	}
-	if (i < len && (b[i] == 'e' || b[i] == 'E')) {
-		integer = false;
-		if (++i < len && (b[i] == '+' || b[i] == '-'))
-			i++;
-		if (i >= len || !is_digit(b[i]))
-			goto bad;
-		while (i < len && is_digit(b[i]))
-			i++;
-	}
-	sc->i = i;
-	if (integer && int_token_clamped(b + start, i - start)) {
-		excerpt(ex, sizeof(ex), b + sc->key_off, sc->key_len);
-		return resp_fail(out, err, RESP_MALFORMED,
-				 "integer %.*s at byte %zu (in \"%s\") does not fit in 64 bits",
-				 (int)(i - start > 40 ? 40 : i - start), b + start, start, ex);
-	}
-	return 0;
-bad:
-	excerpt(ex, sizeof(ex), b + start, len - start);
-	return resp_fail(out, err, RESP_MALFORMED, "\"%s\" at byte %zu is not a JSON number",
-			 ex, start);
-}
-
-/*
- * One pass over a body json-c has accepted, for what json-c accepts or alters
- * without a word but the database must never see:
- *  - a raw NUL byte, or UTF-8 PostgreSQL rejects (see utf8_len());
- *  - NaN, Infinity and numbers such as "1." (json-c takes them even in strict
- *    mode; jsonb does not);
- *  - integers json-c clamps (int_token_clamped());
- *  - an object key holding \u0000, which json-c cuts at the NUL.
- * It also counts object members: json-c keeps only the last of repeated keys,
- * so a tree with fewer members than the text has lost one (response_parse()).
- */
-static int body_scan(const char *b, size_t len, size_t *n_members, struct api_response *out,
-		     struct etl_error *err)
-{
-	struct scan sc = {b, len, 0, 0, 0, 0, 0, 0};
-	char ex[EXCERPT_MAX + 8];
-	size_t start;
-	int rc;
-
-	while (sc.i < len) {
-		char c = b[sc.i];
-
-		if (c == '"') {
-			if ((rc = scan_string(&sc, out, err)) != 0)
-				return rc;
-		} else if (c == ':') {
-			sc.members++;
-			sc.key_off = sc.str_off;
-			sc.key_len = sc.str_len;
-			sc.i++;
-		} else if (c == '-' || is_digit(c)) {
-			if ((rc = scan_number(&sc, out, err)) != 0)
-				return rc;
-		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
-			/* true, false, null; json-c also takes NaN and Infinity */
-			for (start = sc.i; sc.i < len && (b[sc.i] | 0x20) >= 'a' &&
-					   (b[sc.i] | 0x20) <= 'z';
-			     sc.i++)
-				;
-			if (!((sc.i - start == 4 && memcmp(b + start, "true", 4) == 0) ||
-			      (sc.i - start == 4 && memcmp(b + start, "null", 4) == 0) ||
-			      (sc.i - start == 5 && memcmp(b + start, "false", 5) == 0))) {
-				excerpt(ex, sizeof(ex), b + start, sc.i - start);
-				return resp_fail(out, err, RESP_MALFORMED,
-						 "\"%s\" at byte %zu is not JSON", ex, start);
-			}
-		} else if (c == '\0') {
-			return resp_fail(out, err, RESP_MALFORMED, "NUL byte at byte %zu", sc.i);
-		} else {
-			sc.i++;
-		}
-	}
-	*n_members = sc.members;
-	return 0;
-}
-
-/*
- * Object members in the parsed tree below v, leaving out the subtree `skip`.
- * Depth is bounded by PARSE_MAX_DEPTH.
- */
-static size_t tree_members(json_object *v, const json_object *skip)
-{
-	size_t n = 0, i, len;
-
-	if (v == skip)
-		return 0;
-	if (json_object_is_type(v, json_type_object)) {
-		json_object_object_foreach(v, key, val) {
-			(void)key;
-			n += 1 + tree_members(val, skip);
-		}
-	} else if (json_object_is_type(v, json_type_array)) {
-		len = json_object_array_length(v);
-		for (i = 0; i < len; i++)
-			n += tree_members(json_object_array_get_idx(v, i), skip);
-	}
-	return n;
-}
-
-/* The tokenizer failed: say how, for a person who has the body in a log. */
-static int parse_error(const char *body, size_t len, struct json_tokener *tok,
-		       enum json_tokener_error jerr, bool at_end, struct api_response *out,
-		       struct etl_error *err)
-{
-	char ex[EXCERPT_MAX + 8];
-	size_t i, at = json_tokener_get_parse_end(tok);
-
-	for (i = 0; i < len && is_ws(body[i]); i++)
-		;
-	if (i == len)
-		return resp_fail(out, err, RESP_MALFORMED, "empty body");
-	if (at_end)
-		return resp_fail(out, err, RESP_MALFORMED,
-				 "truncated: the JSON ends early, after %zu bytes",
-				 len);
-	if (jerr == json_tokener_error_depth)
-		return resp_fail(out, err, RESP_MALFORMED,
-				 "JSON nested deeper than %d levels at byte %zu",
-				 PARSE_MAX_DEPTH, at);
-	excerpt(ex, sizeof(ex), body + i, len - i);
-	return resp_fail(out, err, RESP_MALFORMED,
-			 "not JSON: %s at byte %zu; the body starts \"%s\"%s",
-			 json_tokener_error_desc(jerr), at, ex,
-			 body[i] == '<' ? "\nhint: an HTML page comes from a proxy or the gateway, "
-					  "not from the API"
-					: "");
-}
-
-/*
- * Parses the body into out->root and counts its object members in *members;
- * the envelope is not looked at yet.
- */
-static int parse_json(const char *body, size_t len, size_t *members, struct api_response *out,
-		      struct etl_error *err)
-{
-	struct json_tokener *tok;
-	enum json_tokener_error jerr;
-	size_t end;
-	int rc;
-
-	if (len >= INT32_MAX)
-		return resp_fail(out, err, RESP_MALFORMED,
-				 "body of %zu bytes is too large", len);
-	tok = json_tokener_new_ex(PARSE_MAX_DEPTH);
-	if (!tok) {
-		fputs("intersect-etl: out of memory creating a JSON tokener\n", stderr);
-		abort();
-	}
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	out->root = json_tokener_parse_ex(tok, body, (int)len);
-	jerr = json_tokener_get_error(tok);
-	if (jerr == json_tokener_continue) {
-		/* a lone NUL tells json-c the input ended: a top-level scalar
-		   completes, anything else fails as truncated */
-		out->root = json_tokener_parse_ex(tok, "", 1);
-		if ((jerr = json_tokener_get_error(tok)) != json_tokener_success) {
-			rc = parse_error(body, len, tok, jerr, true, out, err);
-			goto done;
-		}
-	} else if (jerr != json_tokener_success) {
-		rc = parse_error(body, len, tok, jerr, false, out, err);
-		goto done;
-	} else {
-		/* strict mode refuses trailing data itself; this is belt and braces */
-		for (end = json_tokener_get_parse_end(tok); end < len && is_ws(body[end]); end++)
-			;
-		if (end < len) {
-			rc = resp_fail(out, err, RESP_MALFORMED,
-				       "data after the JSON value at byte %zu", end);
-			goto done;
-		}
-	}
-	/* out->root is NULL here for a body of JSON null */
-	rc = body_scan(body, len, members, out, err);
-done:
-	json_tokener_free(tok);
-	return rc;
+		snprintf(dst, dstsz, "%lld", (long long)d->nodes[v].v.i);
 }
 
 /*
@@ -506,79 +113,88 @@ done:
  * message), treats JSON null like an absent member, and fails RESP_MALFORMED
  * on a value of the wrong type.
  */
-static int env_int(json_object *obj, const char *path, const char *key, long long lo,
-		   long long hi, long long *val, bool *found, struct api_response *out,
-		   struct etl_error *err)
+static int env_int(size_t obj, const char *path, const char *key, long long lo, long long hi,
+		   long long *val, bool *found, struct api_response *out, struct etl_error *err)
 {
-	json_object *v = member(obj, key);
+	const struct jd_doc *d = &out->doc;
+	size_t v = member(d, obj, key);
+	char text[32];
 	long long x;
 
 	*found = false;
-	if (!v)
+	if (v == JD_NONE)
 		return 0;
-	if (!json_object_is_type(v, json_type_int))
+	if (!is_int(d, v))
 		return resp_fail(out, err, RESP_MALFORMED,
 				 "%s%s: expected an integer, got %s", path, key,
-				 type_name(v));
-	if (!int_exact(v, &x) || x < lo || x > hi)
-		return resp_fail(out, err, RESP_MALFORMED,
-				 "%s%s: %s is out of range", path, key,
-				 json_object_to_json_string_ext(v, JSON_FLAGS));
+				 type_name(d, v));
+	x = (long long)d->nodes[v].v.i;
+	if (jd_type(d, v) == JD_UINT || x < lo || x > hi) {
+		int_text(d, v, text, sizeof(text));
+		return resp_fail(out, err, RESP_MALFORMED, "%s%s: %s is out of range", path, key,
+				 text);
+	}
 	*val = x;
 	*found = true;
 	return 0;
 }
 
-static int env_str(json_object *obj, const char *path, const char *key, const char **val,
+/* A string member as a C string borrowed from out->doc (cut at a \u0000). */
+static int env_str(size_t obj, const char *path, const char *key, const char **val,
 		   struct api_response *out, struct etl_error *err)
 {
-	json_object *v = member(obj, key);
+	const struct jd_doc *d = &out->doc;
+	size_t v = member(d, obj, key);
 
 	*val = NULL;
-	if (!v)
+	if (v == JD_NONE)
 		return 0;
-	if (!json_object_is_type(v, json_type_string))
+	if (!is_type(d, v, JD_STRING))
 		return resp_fail(out, err, RESP_MALFORMED,
 				 "%s%s: expected a string, got %s", path, key,
-				 type_name(v));
-	*val = json_object_get_string(v);
+				 type_name(d, v));
+	*val = jd_str(d, v);
 	return 0;
 }
 
-static int env_num(json_object *obj, const char *path, const char *key, double *val,
+static int env_num(size_t obj, const char *path, const char *key, double *val,
 		   struct api_response *out, struct etl_error *err)
 {
-	json_object *v = member(obj, key);
+	const struct jd_doc *d = &out->doc;
+	size_t v = member(d, obj, key);
 
-	if (!v)
+	if (v == JD_NONE)
 		return 0;
-	if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
-		return resp_fail(out, err, RESP_MALFORMED,
-				 "%s%s: expected a number, got %s", path, key,
-				 type_name(v));
-	*val = json_object_get_double(v);
-	return 0;
+	switch (jd_type(d, v)) {
+	case JD_INT: *val = (double)d->nodes[v].v.i; return 0;
+	case JD_UINT: *val = (double)d->nodes[v].v.u; return 0;
+	case JD_NUMBER: *val = d->nodes[v].v.d; return 0;
+	default:
+		return resp_fail(out, err, RESP_MALFORMED, "%s%s: expected a number, got %s",
+				 path, key, type_name(d, v));
+	}
 }
 
 /* A non-empty array's first element, which must be an object. */
-static int env_first(json_object *obj, const char *path, const char *key, json_object **first,
+static int env_first(size_t obj, const char *path, const char *key, size_t *first,
 		     struct api_response *out, struct etl_error *err)
 {
-	json_object *v = member(obj, key);
+	const struct jd_doc *d = &out->doc;
+	size_t v = member(d, obj, key);
 
-	if (!v || !json_object_is_type(v, json_type_array))
+	if (!is_type(d, v, JD_ARRAY))
 		return resp_fail(out, err, RESP_MALFORMED,
 				 "%s%s: expected a non-empty array, got %s", path,
-				 key, type_name(v));
-	if (json_object_array_length(v) == 0)
+				 key, type_name(d, v));
+	if (jd_len(d, v) == 0)
 		return resp_fail(out, err, RESP_MALFORMED,
 				 "%s%s: expected a non-empty array, got an empty one",
 				 path, key);
-	*first = json_object_array_get_idx(v, 0);
-	if (!json_object_is_type(*first, json_type_object))
+	*first = nonnull(d, v + 1);
+	if (!is_type(d, *first, JD_OBJECT))
 		return resp_fail(out, err, RESP_MALFORMED,
 				 "%s%s[0]: expected an object, got %s", path, key,
-				 type_name(*first));
+				 type_name(d, *first));
 	return 0;
 }
 
@@ -586,55 +202,58 @@ static int env_first(json_object *obj, const char *path, const char *key, json_o
  * The gateway's own {"error": {...}}: an error whatever its fields hold, so
  * they are read leniently and only for the message.
  */
-static int gateway_error(json_object *e, struct api_response *out, struct etl_error *err)
+static int gateway_error(size_t e, struct api_response *out, struct etl_error *err)
 {
-	json_object *code, *type, *msg, *rid;
+	const struct jd_doc *d = &out->doc;
+	size_t code, type, msg, rid;
 	const char *type_s = "", *rid_s = NULL;
-	char code_s[64] = "";
+	char code_s[64] = "", num[32];
 
-	if (json_object_is_type(e, json_type_string)) {
-		out->status_message = json_object_get_string(e);
+	if (is_type(d, e, JD_STRING)) {
+		out->status_message = jd_str(d, e);
 		return resp_fail(out, err, RESP_GATEWAY, "API gateway error: %s",
 				 out->status_message);
 	}
-	if (!json_object_is_type(e, json_type_object))
+	if (!is_type(d, e, JD_OBJECT))
 		return resp_fail(out, err, RESP_MALFORMED,
-				 "error: expected an object, got %s", type_name(e));
-	code = member(e, "code");
-	type = member(e, "type");
-	msg = member(e, "message");
-	rid = member(e, "request_id");
-	if (json_object_is_type(msg, json_type_string))
-		out->status_message = json_object_get_string(msg);
-	if (json_object_is_type(code, json_type_int) || json_object_is_type(code, json_type_string))
-		snprintf(code_s, sizeof(code_s), " %s", json_object_get_string(code));
-	if (json_object_is_type(type, json_type_string))
-		type_s = json_object_get_string(type);
-	if (json_object_is_type(rid, json_type_string))
-		rid_s = json_object_get_string(rid);
+				 "error: expected an object, got %s", type_name(d, e));
+	code = member(d, e, "code");
+	type = member(d, e, "type");
+	msg = member(d, e, "message");
+	rid = member(d, e, "request_id");
+	if (is_type(d, msg, JD_STRING))
+		out->status_message = jd_str(d, msg);
+	if (is_int(d, code)) {
+		int_text(d, code, num, sizeof(num));
+		snprintf(code_s, sizeof(code_s), " %s", num);
+	} else if (is_type(d, code, JD_STRING)) {
+		snprintf(code_s, sizeof(code_s), " %s", jd_str(d, code));
+	}
+	if (is_type(d, type, JD_STRING))
+		type_s = jd_str(d, type);
+	if (is_type(d, rid, JD_STRING))
+		rid_s = jd_str(d, rid);
 	return resp_fail(out, err, RESP_GATEWAY, "API gateway error%s%s%s: %s%s%s%s", code_s,
 			 *type_s ? " " : "", type_s,
 			 out->status_message ? out->status_message : "(no message)",
 			 rid_s ? " (request_id " : "", rid_s ? rid_s : "", rid_s ? ")" : "");
 }
 
-/*
- * The envelope checks, in the order the API reports failure. *added says
- * whether an "items" member was added to result[0] (see below).
- */
-static int envelope(struct api_response *out, bool *added, struct etl_error *err)
+/* The envelope checks, in the order the API reports failure. */
+static int envelope(struct api_response *out, struct etl_error *err)
 {
-	json_object *root = out->root, *e, *task, *res0, *items;
+	const struct jd_doc *d = &out->doc;
+	size_t root = 0, e, task, res0, items;
 	const char *top_msg, *msg;
 	long long x, tasks_error = 0, items_count = 0;
 	bool found, have_items_count;
 	int rc;
 
-	if (!json_object_is_type(root, json_type_object))
+	if (!is_type(d, root, JD_OBJECT))
 		return resp_fail(out, err, RESP_MALFORMED,
-				 "expected a JSON object, got %s", type_name(root));
+				 "expected a JSON object, got %s", type_name(d, root));
 
-	if ((e = member(root, "error")))
+	if ((e = member(d, root, "error")) != JD_NONE)
 		return gateway_error(e, out, err);
 
 	if ((rc = env_num(root, "", "cost", &out->cost, out, err)) ||
@@ -673,7 +292,7 @@ static int envelope(struct api_response *out, bool *added, struct etl_error *err
 				 "status %d",
 				 tasks_error, out->task_status);
 
-	if (!member(task, "result"))
+	if (member(d, task, "result") == JD_NONE)
 		return resp_fail(out, err, RESP_MALFORMED,
 				 "tasks[0].result is null although the task's "
 				 "status is %d",
@@ -688,19 +307,15 @@ static int envelope(struct api_response *out, bool *added, struct etl_error *err
 	if ((rc = env_int(res0, "tasks[0].result[0].", "items_count", 0, INT64_MAX, &items_count,
 			  &have_items_count, out, err)))
 		return rc;
-	if (!(items = member(res0, "items"))) {
-		/* "items": null comes with total_count 0; an empty array owned by
-		   root spares every reader a NULL check */
-		*added = !json_object_object_get_ex(res0, "items", NULL);
-		items = json_object_new_array();
-		json_object_object_add(res0, "items", items);
-	} else if (!json_object_is_type(items, json_type_array)) {
-		return resp_fail(out, err, RESP_MALFORMED,
-				 "tasks[0].result[0].items: expected an array, got %s",
-				 type_name(items));
+	/* "items": null (or absent) comes with total_count 0: no items */
+	if ((items = member(d, res0, "items")) != JD_NONE) {
+		if (!is_type(d, items, JD_ARRAY))
+			return resp_fail(out, err, RESP_MALFORMED,
+					 "tasks[0].result[0].items: expected an array, got %s",
+					 type_name(d, items));
+		out->items = items;
+		out->n_items = jd_len(d, items);
 	}
-	out->items = items;
-	out->n_items = json_object_array_length(items);
 	if (have_items_count && (unsigned long long)items_count != out->n_items)
 		return resp_fail(out, err, RESP_MALFORMED,
 				 "tasks[0].result[0].items_count is %lld but items "
@@ -713,43 +328,23 @@ static int envelope(struct api_response *out, bool *added, struct etl_error *err
 int response_parse(const char *body, size_t len, struct api_response *out,
 		   struct etl_error *err)
 {
-	size_t members = 0, tree;
-	bool added = false;
-	int rc;
+	char msg[sizeof(err->msg)];
 
 	memset(out, 0, sizeof(*out));
-	if ((rc = parse_json(body ? body : "", body ? len : 0, &members, out, err)) != 0)
-		return rc;
-	rc = envelope(out, &added, err);
-	/*
-	 * Repeated keys: json-c keeps the last value, so the tree holds fewer
-	 * members than the body. An error response is small and is counted
-	 * whole here (it might hold two status codes). A page's items are
-	 * counted by transform_page() as it walks them anyway, which spares a
-	 * second pass over the largest part of the tree.
-	 */
-	tree = tree_members(out->root, rc ? NULL : out->items) - (added ? 1 : 0);
-	if (rc) {
-		if (tree != members)
-			return resp_fail(out, err, RESP_MALFORMED,
-					 "an object repeats a key; json-c "
-					 "would keep only the last value");
-		return rc;
-	}
-	if (tree > members) /* cannot happen: the tree comes from the text */
-		return resp_fail(out, err, RESP_MALFORMED,
-				 "%zu object members parsed from %zu", tree,
-				 members);
-	out->item_members = members - tree;
-	return 0;
+	out->items = JD_NONE;
+	if (jd_parse(&out->doc, body ? body : "", body ? len : 0, msg, sizeof(msg)) != 0)
+		return resp_fail(out, err, RESP_MALFORMED, "%s", msg);
+	out->root = out->doc.nodes;
+	return envelope(out, err);
 }
 
 void response_free(struct api_response *resp)
 {
 	if (!resp)
 		return;
-	json_object_put(resp->root);
+	jd_free(&resp->doc);
 	memset(resp, 0, sizeof(*resp));
+	resp->items = JD_NONE;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -824,15 +419,19 @@ static bool put_text(struct strbuf *sb, const char *s, size_t n)
 }
 
 /*
- * s[0..n) as a JSON string, written as COPY text: the JSON escapes of
- * json_object_to_json_string_ext(JSON_FLAGS), then every backslash doubled
- * for COPY (no raw tab, newline or CR is left after JSON escaping). False if
- * s holds a NUL: jsonb rejects \u0000.
+ * s[0..n) as a JSON string, in the escapes the `extra` and map columns have
+ * always held (json-c's PLAIN | NOSLASHESCAPE serializer: \" \\ \b \f \n \r
+ * \t, \u00XX for the other control bytes, nothing else), so that a value
+ * stored today compares equal to one stored by an earlier release. With
+ * copy, every backslash is doubled for COPY text (no raw tab, newline or CR
+ * is left after JSON escaping), and a NUL fails the call (false): jsonb
+ * rejects \u0000. Without, for a message, a NUL is written \u0000.
  */
-static bool put_json_str(struct strbuf *sb, const char *s, size_t n)
+static bool put_json_str(struct strbuf *sb, const char *s, size_t n, bool copy)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t chunk, i;
+	char esc[6];
+	size_t chunk, i, k, j;
 	char *p;
 
 	out_c(sb, '"');
@@ -848,27 +447,32 @@ static bool put_json_str(struct strbuf *sb, const char *s, size_t n)
 				*p++ = (char)c;
 				continue;
 			}
-			if (c == 0) {
+			if (c == 0 && copy) {
 				sb->len = (size_t)(p - sb->data);
 				*p = '\0';
 				return false;
 			}
-			*p++ = '\\';
-			*p++ = '\\';
+			esc[0] = '\\';
+			k = 2;
 			switch (c) {
-			case '"': *p++ = '"'; break;
-			case '\\': *p++ = '\\'; *p++ = '\\'; break;
-			case '\b': *p++ = 'b'; break;
-			case '\f': *p++ = 'f'; break;
-			case '\n': *p++ = 'n'; break;
-			case '\r': *p++ = 'r'; break;
-			case '\t': *p++ = 't'; break;
+			case '"': esc[1] = '"'; break;
+			case '\\': esc[1] = '\\'; break;
+			case '\b': esc[1] = 'b'; break;
+			case '\f': esc[1] = 'f'; break;
+			case '\n': esc[1] = 'n'; break;
+			case '\r': esc[1] = 'r'; break;
+			case '\t': esc[1] = 't'; break;
 			default:
-				memcpy(p, "u00", 3);
-				p += 3;
-				*p++ = hex[c >> 4];
-				*p++ = hex[c & 0xf];
+				memcpy(esc + 1, "u00", 3);
+				esc[4] = hex[c >> 4];
+				esc[5] = hex[c & 0xf];
+				k = 6;
 				break;
+			}
+			for (j = 0; j < k; j++) {
+				if (copy && esc[j] == '\\')
+					*p++ = '\\';
+				*p++ = esc[j];
 			}
 		}
 		sb->len = (size_t)(p - sb->data);
@@ -904,65 +508,82 @@ static void put_lit(struct strbuf *sb, const char *s)
 }
 
 /*
- * Any JSON value as JSON text in COPY text, for `extra`. Integers are
- * printed from their exact value, doubles from the token json-c kept (which
- * body_scan() checked is a JSON number). False if a string in v holds a NUL.
+ * Any JSON value as JSON text, for `extra` (copy: as COPY text, see
+ * put_json_str()) or for a message. Integers are printed from their exact
+ * value, other numbers as their token in the body, which jd_parse() checked
+ * is a JSON number. False if a string in v holds a NUL and copy is set.
  */
-static bool put_json(struct strbuf *sb, json_object *v)
+static bool put_json(struct strbuf *sb, const struct jd_doc *d, size_t v, bool copy)
 {
-	size_t i, len;
-	bool first = true;
+	size_t i, end;
 
-	switch (json_object_get_type(v)) {
-	case json_type_null:
+	switch (jd_type(d, v)) {
+	case JD_NULL:
 		put_lit(sb, "null");
 		return true;
-	case json_type_boolean:
-		put_lit(sb, json_object_get_boolean(v) ? "true" : "false");
+	case JD_FALSE:
+		put_lit(sb, "false");
 		return true;
-	case json_type_int: {
-		long long x;
-
-		if (int_exact(v, &x))
-			put_i64(sb, x);
-		else
-			put_u64(sb, (unsigned long long)json_object_get_uint64(v), false);
+	case JD_TRUE:
+		put_lit(sb, "true");
 		return true;
-	}
-	case json_type_double:
-		put_lit(sb, json_object_to_json_string_ext(v, JSON_FLAGS));
+	case JD_INT:
+		put_i64(sb, (long long)d->nodes[v].v.i);
 		return true;
-	case json_type_string:
-		return put_json_str(sb, json_object_get_string(v),
-				    (size_t)json_object_get_string_len(v));
-	case json_type_array:
+	case JD_UINT:
+		put_u64(sb, (unsigned long long)d->nodes[v].v.u, false);
+		return true;
+	case JD_NUMBER:
+		out_n(sb, jd_token(d, v), jd_len(d, v));
+		return true;
+	case JD_STRING:
+		return put_json_str(sb, jd_str(d, v), jd_len(d, v), copy);
+	case JD_ARRAY:
 		out_c(sb, '[');
-		len = json_object_array_length(v);
-		for (i = 0; i < len; i++) {
-			if (i)
+		for (i = v + 1, end = jd_next(d, v); i < end; i = jd_next(d, i)) {
+			if (i != v + 1)
 				out_c(sb, ',');
-			if (!put_json(sb, json_object_array_get_idx(v, i)))
+			if (!put_json(sb, d, i, copy))
 				return false;
 		}
 		out_c(sb, ']');
 		return true;
-	case json_type_object: {
+	case JD_OBJECT:
 		out_c(sb, '{');
-		json_object_object_foreach(v, key, val) {
-			if (!first)
+		for (i = v + 1, end = jd_next(d, v); i < end; i = jd_next(d, i + 1)) {
+			if (i != v + 1)
 				out_c(sb, ',');
-			first = false;
-			if (!put_json_str(sb, key, strlen(key)))
-				return false;
+			(void)put_json_str(sb, jd_str(d, i), jd_len(d, i), copy); /* keys hold no NUL */
 			out_c(sb, ':');
-			if (!put_json(sb, val))
+			if (!put_json(sb, d, i + 1, copy))
 				return false;
 		}
 		out_c(sb, '}');
 		return true;
 	}
-	}
 	return false;
+}
+
+/* "string \"abc\"", "integer 123", "object {...}": a value as a message shows it. */
+static void describe(const struct jd_doc *d, size_t v, char *dst, size_t dstsz)
+{
+	char ex[EXCERPT_MAX + 8];
+	struct strbuf sb;
+
+	if (v == JD_NONE || jd_type(d, v) == JD_NULL) {
+		snprintf(dst, dstsz, "null");
+		return;
+	}
+	if (jd_type(d, v) == JD_STRING) {
+		jd_excerpt(ex, sizeof(ex), jd_str(d, v), jd_len(d, v));
+		snprintf(dst, dstsz, "string \"%s\"", ex);
+		return;
+	}
+	sb_init(&sb);
+	(void)put_json(&sb, d, v, false);
+	jd_excerpt(ex, sizeof(ex), sb.data, sb.len);
+	sb_free(&sb);
+	snprintf(dst, dstsz, "%s %s", type_name(d, v), ex);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1033,16 +654,16 @@ static int field_lookup(const char *key, size_t *hint)
 
 /* What one item holds, found in one pass over its keys (item_scan()). */
 struct item_info {
+	const struct jd_doc *doc;        /* the page */
 	size_t index;                    /* in the page's items */
 	long long position;              /* ctx->offset + index */
-	json_object *item;               /* borrowed: the item */
-	json_object *summary;            /* borrowed: "summary", or NULL */
-	json_object *by_key[MAX_TARGET_KEYS + 1]; /* borrowed: per-target objects */
+	size_t item;                     /* the item's node */
+	size_t summary;                  /* "summary", or JD_NONE */
+	size_t by_key[MAX_TARGET_KEYS + 1]; /* per-target objects, or JD_NONE */
 	bool has_count;                  /* intersections_count given */
 	long long count;
 	size_t n_item_unknown;           /* item keys that go to extra._item */
 	size_t n_summary_unknown;        /* summary keys that go to extra._summary */
-	size_t members;                  /* object members seen outside per-target objects */
 };
 
 /* "item 3 (position 1003), target key "2", rank: <detail>". key 0 = none. */
@@ -1072,17 +693,19 @@ enum int_problem { INT_OK, INT_TYPE, INT_FRACTION, INT_RANGE };
  * written oddly. Strings, booleans, fractions and anything out of range are
  * refused, never coerced or clamped.
  */
-static enum int_problem int_value(json_object *v, long long lo, long long hi, long long *out)
+static enum int_problem int_value(const struct jd_doc *doc, size_t v, long long lo, long long hi,
+				  long long *out)
 {
 	double d;
 
-	switch (json_object_get_type(v)) {
-	case json_type_int:
-		if (!int_exact(v, out) || *out < lo || *out > hi)
-			return INT_RANGE;
-		return INT_OK;
-	case json_type_double:
-		d = json_object_get_double(v);
+	switch (jd_type(doc, v)) {
+	case JD_INT:
+		*out = (long long)doc->nodes[v].v.i;
+		return *out < lo || *out > hi ? INT_RANGE : INT_OK;
+	case JD_UINT:
+		return INT_RANGE;
+	case JD_NUMBER:
+		d = doc->nodes[v].v.d;
 		if (isfinite(d) && d != floor(d))
 			return INT_FRACTION;
 		if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
@@ -1095,11 +718,11 @@ static enum int_problem int_value(json_object *v, long long lo, long long hi, lo
 }
 
 static int int_fail(struct etl_error *err, const struct item_info *it, int key,
-		    const char *field, json_object *v, enum int_problem p, bool int4)
+		    const char *field, size_t v, enum int_problem p, bool int4)
 {
 	char d[EXCERPT_MAX + 32];
 
-	describe(v, d, sizeof(d));
+	describe(it->doc, v, d, sizeof(d));
 	switch (p) {
 	case INT_FRACTION:
 		return item_fail(err, it, key, field, "expected an integer, got a fraction: %s", d);
@@ -1191,15 +814,15 @@ static bool item_key_known(const char *k)
 }
 
 /* The intersections_count at v (item or summary level) as an int4, or NULL. */
-static int count_value(json_object *v, const char *field, struct item_info *it,
-		       long long *out, bool *found, struct etl_error *err)
+static int count_value(size_t v, const char *field, struct item_info *it, long long *out,
+		       bool *found, struct etl_error *err)
 {
 	enum int_problem p;
 
 	*found = false;
-	if (!v)
+	if (v == JD_NONE)
 		return 0;
-	if ((p = int_value(v, INT32_MIN, INT32_MAX, out)) != INT_OK)
+	if ((p = int_value(it->doc, v, INT32_MIN, INT32_MAX, out)) != INT_OK)
 		return int_fail(err, it, 0, field, v, p, true);
 	*found = true;
 	return 0;
@@ -1214,16 +837,19 @@ static int count_value(json_object *v, const char *field, struct item_info *it,
  */
 static int item_scan(struct item_info *it, size_t n_targets, struct etl_error *err)
 {
-	json_object *di = NULL, *sum_count = NULL, *item_count = NULL;
+	const struct jd_doc *d = it->doc;
+	size_t di = JD_NONE, sum_count = JD_NONE, item_count = JD_NONE, k, end, val;
 	bool have_di = false, have_legacy = false, f1, f2;
 	long long c1 = 0, c2 = 0;
-	int k, n_rows = 0, rc;
+	const char *key;
+	int t, n_rows = 0, rc;
 
-	if (!json_object_is_type(it->item, json_type_object))
+	if (!is_type(d, it->item, JD_OBJECT))
 		return item_fail(err, it, 0, NULL, "expected an object, got %s",
-				 type_name(it->item));
-	it->members = (size_t)json_object_object_length(it->item);
-	json_object_object_foreach(it->item, key, val) {
+				 type_name(d, it->item));
+	for (k = it->item + 1, end = jd_next(d, it->item); k < end; k = jd_next(d, k + 1)) {
+		key = jd_str(d, k);
+		val = nonnull(d, k + 1);
 		if (strcmp(key, "domain_intersection") == 0) {
 			have_di = true;
 			di = val;
@@ -1231,47 +857,43 @@ static int item_scan(struct item_info *it, size_t n_targets, struct etl_error *e
 			it->summary = val;
 		} else if (strcmp(key, "intersections_count") == 0) {
 			item_count = val;
-		} else if ((k = target_key(key)) == 0) {
+		} else if ((t = target_key(key)) == 0) {
 			it->n_item_unknown++;
-			it->members += tree_members(val, NULL);
 		} else {
 			/* the pre-2023 shape: the item's own "1".."20" */
 			have_legacy = true;
-			if (k < 0 || (size_t)k > n_targets)
+			if (t < 0 || (size_t)t > n_targets)
 				return item_fail(err, it, 0, NULL, NOT_A_KEY, key, n_targets);
-			it->by_key[k] = val; /* null: no data for this target */
+			it->by_key[t] = val; /* null: no data for this target */
 		}
 	}
 	if (have_di && have_legacy)
 		return item_fail(err, it, 0, NULL,
 				 "both domain_intersection and target keys at the item's top "
 				 "level");
-	if (di) {
-		if (!json_object_is_type(di, json_type_object))
+	if (di != JD_NONE) {
+		if (!is_type(d, di, JD_OBJECT))
 			return item_fail(err, it, 0, "domain_intersection",
-					 "expected an object, got %s", type_name(di));
-		it->members += (size_t)json_object_object_length(di);
-		json_object_object_foreach(di, dkey, dval) {
-			k = target_key(dkey);
-			if (k <= 0 || (size_t)k > n_targets)
-				return item_fail(err, it, 0, "domain_intersection", NOT_A_KEY, dkey,
-						 n_targets);
-			it->by_key[k] = dval;
+					 "expected an object, got %s", type_name(d, di));
+		for (k = di + 1, end = jd_next(d, di); k < end; k = jd_next(d, k + 1)) {
+			t = target_key(jd_str(d, k));
+			if (t <= 0 || (size_t)t > n_targets)
+				return item_fail(err, it, 0, "domain_intersection", NOT_A_KEY,
+						 jd_str(d, k), n_targets);
+			it->by_key[t] = nonnull(d, k + 1);
 		}
 	}
-	if (it->summary) {
-		if (!json_object_is_type(it->summary, json_type_object))
+	if (it->summary != JD_NONE) {
+		if (!is_type(d, it->summary, JD_OBJECT))
 			return item_fail(err, it, 0, "summary",
 					 "expected an object or null, got %s",
-					 type_name(it->summary));
-		it->members += (size_t)json_object_object_length(it->summary);
-		json_object_object_foreach(it->summary, skey, sval) {
-			if (strcmp(skey, "intersections_count") == 0) {
-				sum_count = sval;
-			} else {
+					 type_name(d, it->summary));
+		for (k = it->summary + 1, end = jd_next(d, it->summary); k < end;
+		     k = jd_next(d, k + 1)) {
+			if (strcmp(jd_str(d, k), "intersections_count") == 0)
+				sum_count = nonnull(d, k + 1);
+			else
 				it->n_summary_unknown++;
-				it->members += tree_members(sval, NULL);
-			}
 		}
 	}
 	if ((rc = count_value(sum_count, "summary.intersections_count", it, &c1, &f1, err)) ||
@@ -1284,8 +906,8 @@ static int item_scan(struct item_info *it, size_t n_targets, struct etl_error *e
 				 c1, c2);
 	it->has_count = f1 || f2;
 	it->count = f1 ? c1 : c2;
-	for (k = 1; k <= MAX_TARGET_KEYS; k++)
-		n_rows += it->by_key[k] != NULL;
+	for (t = 1; t <= MAX_TARGET_KEYS; t++)
+		n_rows += it->by_key[t] != JD_NONE;
 	if (!n_rows)
 		return item_fail(err, it, 0, NULL,
 				 "no target data: neither domain_intersection nor keys "
@@ -1295,38 +917,37 @@ static int item_scan(struct item_info *it, size_t n_targets, struct etl_error *e
 }
 
 /* A breakdown map: an object of counts (or null) as jsonb text, or \N. */
-static int put_map(struct strbuf *sb, json_object *m, const char *field,
-		   const struct item_info *it, int key, size_t *members, struct etl_error *err)
+static int put_map(struct strbuf *sb, size_t m, const char *field, const struct item_info *it,
+		   int key, struct etl_error *err)
 {
+	const struct jd_doc *d = it->doc;
 	char where[EXCERPT_MAX + 80], ex[EXCERPT_MAX + 8];
 	enum int_problem p;
+	size_t k, end, v;
 	long long x;
-	bool first = true;
 
-	if (!m) {
+	if (m == JD_NONE) {
 		out_n(sb, "\\N", 2);
 		return 0;
 	}
-	if (!json_object_is_type(m, json_type_object))
+	if (!is_type(d, m, JD_OBJECT))
 		return item_fail(err, it, key, field, "expected an object or null, got %s",
-				 type_name(m));
-	*members += (size_t)json_object_object_length(m);
+				 type_name(d, m));
 	out_c(sb, '{');
-	json_object_object_foreach(m, mkey, mval) {
-		if (!first)
+	for (k = m + 1, end = jd_next(d, m); k < end; k = jd_next(d, k + 1)) {
+		if (k != m + 1)
 			out_c(sb, ',');
-		first = false;
-		/* body_scan() has made sure no key holds a NUL */
-		(void)put_json_str(sb, mkey, strlen(mkey));
+		/* jd_parse() has made sure no key holds a NUL */
+		(void)put_json_str(sb, jd_str(d, k), jd_len(d, k), true);
 		out_c(sb, ':');
-		if (!mval) {
+		if ((v = nonnull(d, k + 1)) == JD_NONE) {
 			put_lit(sb, "null");
-		} else if ((p = int_value(mval, INT64_MIN, INT64_MAX, &x)) == INT_OK) {
+		} else if ((p = int_value(d, v, INT64_MIN, INT64_MAX, &x)) == INT_OK) {
 			put_i64(sb, x);
 		} else {
-			excerpt(ex, sizeof(ex), mkey, strlen(mkey));
+			jd_excerpt(ex, sizeof(ex), jd_str(d, k), jd_len(d, k));
 			snprintf(where, sizeof(where), "%s[\"%s\"]", field, ex);
-			return int_fail(err, it, key, where, mval, p, false);
+			return int_fail(err, it, key, where, v, p, false);
 		}
 	}
 	out_c(sb, '}');
@@ -1340,10 +961,13 @@ static int put_map(struct strbuf *sb, json_object *m, const char *field,
  * keys under "_item" and the summary's under "_summary"; \N when there are
  * none. Rare, so it re-walks the objects rather than remembering the keys.
  */
-static int put_extra(struct strbuf *sb, json_object *obj, size_t n_unknown,
-		     const struct item_info *it, int key, struct etl_error *err)
+static int put_extra(struct strbuf *sb, size_t obj, size_t n_unknown, const struct item_info *it,
+		     int key, struct etl_error *err)
 {
+	const struct jd_doc *d = it->doc;
 	bool first = true, first_inner;
+	size_t k, end;
+	const char *name;
 
 	if (!n_unknown && !it->n_item_unknown && !it->n_summary_unknown) {
 		out_n(sb, "\\N", 2);
@@ -1353,21 +977,22 @@ static int put_extra(struct strbuf *sb, json_object *obj, size_t n_unknown,
 	if (n_unknown) {
 		size_t hint = 0;
 
-		json_object_object_foreach(obj, k, v) {
-			if (field_lookup(k, &hint) >= 0)
+		for (k = obj + 1, end = jd_next(d, obj); k < end; k = jd_next(d, k + 1)) {
+			name = jd_str(d, k);
+			if (field_lookup(name, &hint) >= 0)
 				continue;
-			if (strcmp(k, "_item") == 0 || strcmp(k, "_summary") == 0)
-				return item_fail(err, it, key, k,
+			if (strcmp(name, "_item") == 0 || strcmp(name, "_summary") == 0)
+				return item_fail(err, it, key, name,
 						 "a field of this name would be confused with "
 						 "extra's own \"%s\"",
-						 k);
+						 name);
 			if (!first)
 				out_c(sb, ',');
 			first = false;
-			(void)put_json_str(sb, k, strlen(k));
+			(void)put_json_str(sb, name, jd_len(d, k), true);
 			out_c(sb, ':');
-			if (!put_json(sb, v))
-				return item_fail(err, it, key, k, NUL_IN_JSONB, "");
+			if (!put_json(sb, d, k + 1, true))
+				return item_fail(err, it, key, name, NUL_IN_JSONB, "");
 		}
 	}
 	if (it->n_item_unknown) {
@@ -1376,16 +1001,17 @@ static int put_extra(struct strbuf *sb, json_object *obj, size_t n_unknown,
 		first = false;
 		put_lit(sb, "\"_item\":{");
 		first_inner = true;
-		json_object_object_foreach(it->item, ik, iv) {
-			if (item_key_known(ik) || target_key(ik) != 0)
+		for (k = it->item + 1, end = jd_next(d, it->item); k < end; k = jd_next(d, k + 1)) {
+			name = jd_str(d, k);
+			if (item_key_known(name) || target_key(name) != 0)
 				continue;
 			if (!first_inner)
 				out_c(sb, ',');
 			first_inner = false;
-			(void)put_json_str(sb, ik, strlen(ik));
+			(void)put_json_str(sb, name, jd_len(d, k), true);
 			out_c(sb, ':');
-			if (!put_json(sb, iv))
-				return item_fail(err, it, 0, ik, NUL_IN_JSONB, "");
+			if (!put_json(sb, d, k + 1, true))
+				return item_fail(err, it, 0, name, NUL_IN_JSONB, "");
 		}
 		out_c(sb, '}');
 	}
@@ -1394,16 +1020,18 @@ static int put_extra(struct strbuf *sb, json_object *obj, size_t n_unknown,
 			out_c(sb, ',');
 		put_lit(sb, "\"_summary\":{");
 		first_inner = true;
-		json_object_object_foreach(it->summary, sk, sv) {
-			if (strcmp(sk, "intersections_count") == 0)
+		for (k = it->summary + 1, end = jd_next(d, it->summary); k < end;
+		     k = jd_next(d, k + 1)) {
+			name = jd_str(d, k);
+			if (strcmp(name, "intersections_count") == 0)
 				continue;
 			if (!first_inner)
 				out_c(sb, ',');
 			first_inner = false;
-			(void)put_json_str(sb, sk, strlen(sk));
+			(void)put_json_str(sb, name, jd_len(d, k), true);
 			out_c(sb, ':');
-			if (!put_json(sb, sv))
-				return item_fail(err, it, 0, sk, NUL_IN_JSONB, " in summary");
+			if (!put_json(sb, d, k + 1, true))
+				return item_fail(err, it, 0, name, NUL_IN_JSONB, " in summary");
 		}
 		out_c(sb, '}');
 	}
@@ -1425,43 +1053,42 @@ struct page_fmt {
  * absent are both SQL NULL.
  */
 static int put_row(struct strbuf *sb, const struct page_fmt *pf, const struct item_info *it,
-		   int key, json_object *obj, size_t *members, struct etl_error *err)
+		   int key, size_t obj, struct etl_error *err)
 {
-	json_object *f[NFIELDS] = {0}, *v;
+	const struct jd_doc *d = it->doc;
+	size_t f[NFIELDS], v, k, end, i, n_unknown = 0, hint = 0;
 	const char *target = pf->ctx->targets[key - 1];
-	char d[EXCERPT_MAX + 32];
-	size_t i, n_unknown = 0, hint = 0;
+	char desc[EXCERPT_MAX + 32];
 	enum int_problem p;
 	long long x;
 	int id;
 
-	if (!json_object_is_type(obj, json_type_object))
+	if (!is_type(d, obj, JD_OBJECT))
 		return item_fail(err, it, key, NULL, "expected an object or null, got %s",
-				 type_name(obj));
-	*members += (size_t)json_object_object_length(obj);
-	json_object_object_foreach(obj, k, val) {
-		if ((id = field_lookup(k, &hint)) >= 0) {
-			f[id] = val;
-		} else {
+				 type_name(d, obj));
+	for (i = 0; i < NFIELDS; i++)
+		f[i] = JD_NONE;
+	for (k = obj + 1, end = jd_next(d, obj); k < end; k = jd_next(d, k + 1)) {
+		if ((id = field_lookup(jd_str(d, k), &hint)) >= 0)
+			f[id] = nonnull(d, k + 1);
+		else
 			n_unknown++;
-			*members += tree_members(val, NULL);
-		}
 	}
 	v = f[0];
-	if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0) {
-		describe(v, d, sizeof(d));
+	if (!is_type(d, v, JD_STRING) || jd_len(d, v) == 0) {
+		describe(d, v, desc, sizeof(desc));
 		return item_fail(err, it, key, "target",
-				 "expected the referring domain, a non-empty string; got %s", d);
+				 "expected the referring domain, a non-empty string; got %s", desc);
 	}
 	/* It is part of the primary key: a btree entry holds at most ~2.7 kB,
 	 * and no domain name (253 characters, 4 bytes each at most) comes near. */
-	if (json_object_get_string_len(v) > TRANSFORM_MAX_DOMAIN_BYTES)
+	if (jd_len(d, v) > TRANSFORM_MAX_DOMAIN_BYTES)
 		return item_fail(err, it, key, "target",
-				 "the referring domain is %d bytes long; at most %d are accepted",
-				 json_object_get_string_len(v), TRANSFORM_MAX_DOMAIN_BYTES);
+				 "the referring domain is %zu bytes long; at most %d are accepted",
+				 jd_len(d, v), TRANSFORM_MAX_DOMAIN_BYTES);
 
 	out_n(sb, pf->prefix.data, pf->prefix.len);
-	if (!put_text(sb, json_object_get_string(v), (size_t)json_object_get_string_len(v)))
+	if (!put_text(sb, jd_str(d, v), jd_len(d, v)))
 		return item_fail(err, it, key, "target", "holds \\u0000, which text cannot store");
 	out_c(sb, '\t');
 	put_i64(sb, key);
@@ -1480,49 +1107,45 @@ static int put_row(struct strbuf *sb, const struct page_fmt *pf, const struct it
 
 		out_c(sb, '\t');
 		v = f[i];
-		if (!v && fields[i].kind != FK_MAP) {
+		if (v == JD_NONE && fields[i].kind != FK_MAP) {
 			out_n(sb, "\\N", 2);
 			continue;
 		}
 		switch (fields[i].kind) {
 		case FK_TEXT:
-			if (!json_object_is_type(v, json_type_string)) {
-				describe(v, d, sizeof(d));
+			if (!is_type(d, v, JD_STRING)) {
+				describe(d, v, desc, sizeof(desc));
 				return item_fail(err, it, key, name,
-						 "expected a string or null, got %s", d);
+						 "expected a string or null, got %s", desc);
 			}
-			if (!put_text(sb, json_object_get_string(v),
-				      (size_t)json_object_get_string_len(v)))
+			if (!put_text(sb, jd_str(d, v), jd_len(d, v)))
 				return item_fail(err, it, key, name,
 						 "holds \\u0000, which text cannot store");
 			break;
 		case FK_INT4:
 		case FK_INT8:
 			if (fields[i].kind == FK_INT4)
-				p = int_value(v, INT32_MIN, INT32_MAX, &x);
+				p = int_value(d, v, INT32_MIN, INT32_MAX, &x);
 			else
-				p = int_value(v, INT64_MIN, INT64_MAX, &x);
+				p = int_value(d, v, INT64_MIN, INT64_MAX, &x);
 			if (p != INT_OK)
 				return int_fail(err, it, key, name, v, p,
 						fields[i].kind == FK_INT4);
 			put_i64(sb, x);
 			break;
 		case FK_TIME:
-			if (!json_object_is_type(v, json_type_string) ||
-			    !valid_time(json_object_get_string(v),
-					(size_t)json_object_get_string_len(v))) {
-				describe(v, d, sizeof(d));
+			if (!is_type(d, v, JD_STRING) || !valid_time(jd_str(d, v), jd_len(d, v))) {
+				describe(d, v, desc, sizeof(desc));
 				return item_fail(err, it, key, name,
 						 "expected a time \"YYYY-MM-DD HH:MM:SS "
 						 "+HH:MM\" or null, got %s",
-						 d);
+						 desc);
 			}
 			/* validated: nothing in it needs escaping */
-			out_n(sb, json_object_get_string(v),
-				  (size_t)json_object_get_string_len(v));
+			out_n(sb, jd_str(d, v), jd_len(d, v));
 			break;
 		case FK_MAP:
-			if (put_map(sb, v, name, it, key, members, err))
+			if (put_map(sb, v, name, it, key, err))
 				return ETL_EFAIL;
 			break;
 		}
@@ -1553,7 +1176,7 @@ static int check_ctx(const struct api_response *resp, const struct transform_ctx
 {
 	size_t i;
 
-	if (resp->error != RESP_OK || !resp->items)
+	if (resp->error != RESP_OK || !resp->root)
 		return etl_fail(err, ETL_EFAIL,
 				"transform: the response was not parsed successfully");
 	if (!ctx->snapshot_date || !valid_date(ctx->snapshot_date))
@@ -1563,7 +1186,7 @@ static int check_ctx(const struct api_response *resp, const struct transform_ctx
 	if (!ctx->targets || ctx->n_targets < 1)
 		return etl_fail(err, ETL_EFAIL, "transform: no targets given");
 	for (i = 0; i < ctx->n_targets; i++)
-		if (!ctx->targets[i] || !utf8_valid(ctx->targets[i], strlen(ctx->targets[i])))
+		if (!ctx->targets[i] || !jd_utf8_valid(ctx->targets[i], strlen(ctx->targets[i])))
 			return etl_fail(err, ETL_EFAIL, "transform: target %zu is %s", i + 1,
 					ctx->targets[i] ? "not valid UTF-8" : "missing");
 	if (ctx->offset < 0 || ctx->limit < 1)
@@ -1608,9 +1231,8 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 {
 	struct page_fmt pf;
 	struct item_info it;
-	size_t mark = out->copy.len, rows = 0, i, members = 0;
-	size_t n_keys;
-	int k, rc;
+	size_t mark = out->copy.len, rows = 0, i, item, n_keys;
+	int k, rc = 0;
 
 	if ((rc = check_ctx(resp, ctx, err)) != 0)
 		return rc;
@@ -1626,29 +1248,26 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 	sb_putc(&pf.suffix, '\n');
 
 	n_keys = ctx->n_targets < MAX_TARGET_KEYS ? ctx->n_targets : MAX_TARGET_KEYS;
-	for (i = 0; i < resp->n_items; i++) {
+	item = resp->n_items ? resp->items + 1 : JD_NONE;
+	for (i = 0; i < resp->n_items; i++, item = jd_next(&resp->doc, item)) {
 		memset(&it, 0, sizeof(it));
+		it.doc = &resp->doc;
 		it.index = i;
 		it.position = ctx->offset + (long long)i;
-		it.item = json_object_array_get_idx(resp->items, i);
+		it.item = item;
+		it.summary = JD_NONE;
+		for (k = 0; k <= MAX_TARGET_KEYS; k++)
+			it.by_key[k] = JD_NONE;
 		if ((rc = item_scan(&it, n_keys, err)) != 0)
 			goto done;
-		members += it.members;
 		for (k = 1; k <= MAX_TARGET_KEYS; k++) {
-			if (!it.by_key[k])
+			if (it.by_key[k] == JD_NONE)
 				continue;
-			rc = put_row(&out->copy, &pf, &it, k, it.by_key[k], &members, err);
+			rc = put_row(&out->copy, &pf, &it, k, it.by_key[k], err);
 			if (rc != 0)
 				goto done;
 			rows++;
 		}
-	}
-	/* see response_parse(): a repeated key leaves the tree short of members */
-	if (members != resp->item_members) {
-		rc = etl_fail(err, ETL_EFAIL,
-			      "malformed page: an object repeats a key; json-c would keep only "
-			      "the last value");
-		goto done;
 	}
 	out->n_rows += rows;
 	out->n_items += resp->n_items;
