@@ -366,8 +366,9 @@ def slow_plans(text):
 
 def statement_durations(text):
     """log_min_duration_statement=0 output summed by statement_kind():
-    {kind: [milliseconds, statements]}, parse/bind/execute counted together."""
-    out = {}
+    ({kind: [milliseconds, statements]}, {backend pid: milliseconds}),
+    parse/bind/execute counted together."""
+    out, per_pid = {}, {}
     for pid, level, msg in log_records(text):
         if level != "LOG":
             continue
@@ -378,9 +379,10 @@ def statement_durations(text):
         k = statement_kind(m.group(3))
         acc = out.setdefault(k, [0.0, 0])
         acc[0] += float(m.group(1))
+        per_pid[pid] = per_pid.get(pid, 0.0) + float(m.group(1))
         if m.group(2) == "statement" or m.group(2).startswith("execute"):
             acc[1] += 1
-    return out
+    return out, per_pid
 
 
 # --------------------------------------------------------------------------
@@ -490,7 +492,7 @@ def fetch_all(port, bodies, concurrency):
 # The benchmark
 # --------------------------------------------------------------------------
 
-def write_job(path, base_url, sets, concurrency, archive=True):
+def write_job(path, base_url, sets, concurrency, archive=True, connections=None):
     """A job of target sets [(name, [targets])] against base_url."""
     lines = [
         "# written by bench/bench.py",
@@ -507,6 +509,8 @@ def write_job(path, base_url, sets, concurrency, archive=True):
         "  url: ${DATABASE_URL}",
         "  schema: %s" % SCHEMA,
     ]
+    if connections is not None:
+        lines.append("  connections: %d" % connections)
     if not archive:
         lines.append("archive: false")
     lines += ["defaults:", "  limit: %d" % LIMIT, "  max_rows: 10000000", "target_sets:"]
@@ -654,9 +658,13 @@ class Bench:
         probe = write_job(os.path.join(self.work, "jobs", "probe.yaml"), self.fake.base_url,
                           [("s", ["x.example"])], 1, archive=False)
         self.archive_key, _ = self.job_key_ok(probe)
+        probe = write_job(os.path.join(self.work, "jobs", "probe-conn.yaml"), self.fake.base_url,
+                          [("s", ["x.example"])], 1, connections=1)
+        self.connections_key, _ = self.job_key_ok(probe)
         self.replay = self.has_command("replay")
         self.results["binary_features"] = {"partitioned": self.partitioned,
-                                           "archive_key": self.archive_key, "replay": self.replay}
+                                           "archive_key": self.archive_key,
+                                           "connections_key": self.connections_key, "replay": self.replay}
         self.capture()
 
     def capture(self):
@@ -670,8 +678,9 @@ class Bench:
                      % (SCHEMA, CAP_RUN, SCHEMA, CAP_SET))
         targets = ["cap-a.bench.example", "cap-b.bench.example"]
         self.fake.scenario(targets[0], total_count=2500)
+        # one connection: the page transactions are read off one session's log
         job = write_job(os.path.join(self.work, "jobs", "capture.yaml"), self.fake.base_url,
-                        [("cap", targets)], 2)
+                        [("cap", targets)], 2, connections=1 if self.connections_key else None)
         runs = []
         for label in ("capture-first", "capture-rerun"):
             off = self.pg.log_size()
@@ -861,6 +870,8 @@ class Bench:
                                 CPU_CONCURRENCY)
         job_noarch = write_job(jobs + "cpu%d-noarchive.yaml" % n, self.fake.base_url, sets,
                                CPU_CONCURRENCY, archive=False) if self.archive_key else None
+        job_one = write_job(jobs + "cpu%d-oneconn.yaml" % n, self.fake.base_url, sets,
+                            CPU_CONCURRENCY, connections=1) if self.connections_key else None
         bodies = page_bodies([(targets, items)])
         res = {"rows": n, "items": items, "targets_per_set": 2, "pages": len(bodies),
                "rows_per_page": 2 * LIMIT, "concurrency": CPU_CONCURRENCY, "runs": {}, "floors": {}}
@@ -976,6 +987,14 @@ class Bench:
                                           "first-noarchive-%d" % n, fakes=fakes, timeout=lim),
                      self.cfg["run_limit_s"])
                 self.pg.drop_db(db)
+            if job_one:
+                db = self.fresh_db()
+                self.pg.checkpoint()
+                step(rep, runs, "first_load_one_conn",
+                     lambda lim: self.etl(["run", job_one, "--snapshot-date", DATE], db,
+                                          "first-oneconn-%d" % n, fakes=fakes, timeout=lim),
+                     self.cfg["run_limit_s"])
+                self.pg.drop_db(db)
             if rep == 0 and n <= self.cfg["hazard_max_rows"]:
                 # The hazard: a rerun right after the first load, before
                 # autovacuum has analyzed the new partition (held off here so
@@ -1060,7 +1079,7 @@ class Bench:
         r = self.etl(["run", job, "--snapshot-date", DATE], db, "diag-%d" % n,
                      {"PGOPTIONS": "-c log_min_duration_statement=0 -c log_parameter_max_length=0"},
                      fakes=(self.fake,))
-        by_kind = statement_durations(self.pg.log_since(off))
+        by_kind, per_pid = statement_durations(self.pg.log_since(off))
         first_run = self.last_run(db)
         replay = None
         if self.replay:
@@ -1069,13 +1088,13 @@ class Bench:
             off = self.pg.log_size()
             replay = self.etl(["replay", job, str(first_run)], db, "diag-replay-%d" % n,
                               {"PGOPTIONS": "-c log_min_duration_statement=0 -c log_parameter_max_length=0"})
-            replay["by_kind"] = statement_durations(self.pg.log_since(off))
+            replay["by_kind"], replay["by_session_ms"] = statement_durations(self.pg.log_since(off))
         sizes = self.pg.psql(db, "SELECT coalesce(sum(pg_total_relation_size(c.oid)) FILTER (WHERE relname = 'raw_page'), 0),"
                                  " coalesce(sum(pg_total_relation_size(c.oid)) FILTER (WHERE relname LIKE 'domain_intersection_p%%'), 0)"
                                  " FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace"
                                  " WHERE s.nspname = '%s' AND c.relkind = 'r'" % SCHEMA)
         self.pg.drop_db(db)
-        r["by_kind"] = by_kind
+        r["by_kind"], r["by_session_ms"] = by_kind, per_pid
         raw, part = (int(x) for x in sizes.split("|"))
         self.results["diag"] = {"rows": n, "targets": targets, "run": r, "replay": replay,
                                 "raw_page_bytes": raw, "partition_bytes": part}
@@ -1185,8 +1204,8 @@ class Bench:
             w("1. Latency-bound: fake API answers after %d ms, pages of 1000 rows (1 target), "
               "requests_per_minute 10000. ideal = pages x latency / concurrency." % LATENCY_MS)
             if res.get("copy_floor_rows_per_s"):
-                w("   bound = max(ideal, rows / rows-per-s of plain COPY measured in 2.): no loader on this"
-                  " machine can beat it.")
+                w("   bound = max(ideal, rows / rows-per-s of plain COPY measured in 2.): what one COPY"
+                  " session can do; the ETL loads on several (database.connections), so it can beat it.")
             if res.get("baseline"):
                 w("   A run with nothing to load (1 request, 0 rows) takes %.2f s here: part of every etl s."
                   % res["baseline"]["wall_s"])
@@ -1213,6 +1232,7 @@ class Bench:
               " the rerun right after a first load, the new partition not yet analyzed.")
             rows = []
             names = [("first_load", "first load"), ("first_load_no_archive", "first load, archive: false"),
+                     ("first_load_one_conn", "first load, connections: 1"),
                      ("rerun_unchanged", "rerun, unchanged"), ("rerun_10pct", "rerun, 10% rows changed"),
                      ("rerun_unanalyzed", "rerun, before autovacuum"),
                      ("replay_first", "replay into empty snapshot"), ("replay_unchanged", "replay, unchanged")]
@@ -1372,9 +1392,19 @@ def diag_table(run):
     rows = []
     for k, (ms, cnt) in sorted(run["by_kind"].items(), key=lambda kv: -kv[1][0]):
         rows.append([k, cnt, "%.2f" % (ms / 1000.0), "%.0f%%" % (100 * ms / 1000.0 / run["wall_s"])])
-    rows.append(["all statements (server side)", "", "%.2f" % total, "%.0f%%" % (100 * total / run["wall_s"])])
-    rows.append(["rest: client side (fetch, parse, transform, protocol)", "", "%.2f" % (run["wall_s"] - total),
-                 "%.0f%%" % (100 * (run["wall_s"] - total) / run["wall_s"])])
+    # the loader's connections run side by side: their busiest one bounds the wall
+    sessions = sorted((run.get("by_session_ms") or {}).values(), reverse=True)
+    busiest = sessions[0] / 1000.0 if sessions else total
+    if len(sessions) > 1:
+        rows.append(["all statements (server side, summed over %d sessions)" % len(sessions), "",
+                     "%.2f" % total, "%.0f%%" % (100 * total / run["wall_s"])])
+        rows.append(["  the busiest session's statements", "", "%.2f" % busiest,
+                     "%.0f%%" % (100 * busiest / run["wall_s"])])
+    else:
+        rows.append(["all statements (server side)", "", "%.2f" % total,
+                     "%.0f%%" % (100 * total / run["wall_s"])])
+    rows.append(["rest: client side (fetch, parse, transform, protocol)", "", "%.2f" % (run["wall_s"] - busiest),
+                 "%.0f%%" % (100 * (run["wall_s"] - busiest) / run["wall_s"])])
     rows.append(["  intersect-etl CPU (user+sys)", "", "%.2f" % run["etl_cpu_s"],
                  "%.0f%%" % (100 * run["etl_cpu_s"] / run["wall_s"])])
     return table(["statement", "count", "s", "of wall"], rows)

@@ -41,6 +41,16 @@ int db_query_bin(PGconn *conn, const char *sql, int nparams, const char *const *
 		 const int *lengths, const int *formats, int result_format, PGresult **res,
 		 struct etl_error *err) ETL_WUR;
 
+/*
+ * The SQLSTATE of the calling thread's last statement that failed in db.c
+ * (or was passed to db_note_sqlstate()), "" if the failure had none (e.g. a
+ * lost connection) or after db_clear_sqlstate(): for telling a deadlock,
+ * which is worth redoing the transaction for, from a real error.
+ */
+const char *db_sqlstate(void);
+void db_clear_sqlstate(void);
+void db_note_sqlstate(const PGresult *res);
+
 /* Rolls back an open transaction, ignoring errors (for cleanup paths). */
 void db_rollback(PGconn *conn);
 

@@ -53,9 +53,14 @@ struct job_api {
 	int max_attempts;        /* tries per page, 1..20; default 5 */
 };
 
+/* Loading connections: 2 lets PostgreSQL spend two cores on a run's COPY. */
+#define JOB_DEFAULT_CONNECTIONS 2
+#define JOB_MAX_CONNECTIONS 8
+
 struct job_database {
-	char *url;     /* libpq conninfo or URI; "" = libpq's PG* variables */
-	char *schema;  /* [a-z_][a-z0-9_]{0,62}; default "dataforseo" */
+	char *url;       /* libpq conninfo or URI; "" = libpq's PG* variables */
+	char *schema;    /* [a-z_][a-z0-9_]{0,62}; default "dataforseo" */
+	int connections; /* connections loading pages, 1..8; default 2 */
 };
 
 struct target_set {

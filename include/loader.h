@@ -1,13 +1,16 @@
 /*
- * loader.h - the database work of a run, on a thread of its own.
+ * loader.h - the database work of a run, on threads of its own.
  *
- * loader.c owns a worker thread and two queues: requests (bounded: when it
- * is full, the submitting thread waits, which is the back-pressure that keeps
- * memory at about capacity x page size) and completions (handed back in
- * order). The fetching thread parses and transforms while the loader thread
- * COPYs the previous pages, so fetching never waits on the database unless
- * the database falls a whole queue behind. What a message does is the
- * caller's `exec` function: the loader knows only order and ownership.
+ * loader.c owns worker threads (one per database connection) and two queues:
+ * requests (bounded: when it is full, the submitting thread waits, which is
+ * the back-pressure that keeps memory at about capacity x page size) and
+ * completions. The fetching thread parses and transforms while the workers
+ * COPY the previous pages, so fetching never waits on the database unless
+ * the database falls a whole queue behind. Workers take requests in
+ * submission order but several run at once, so completions may come back in
+ * another order: a message that must follow others is submitted only once
+ * they have completed. What a message does is the caller's `exec` function:
+ * the loader knows only order and ownership.
  */
 #ifndef INTERSECT_LOADER_H
 #define INTERSECT_LOADER_H
@@ -23,11 +26,13 @@ struct loader_msg {
 };
 
 /*
- * exec runs on the loader thread, one message at a time, in submission
- * order. wake (may be NULL) is called from the loader thread after each
- * completion, so a thread sleeping elsewhere (in curl_multi_poll) wakes.
+ * Starts n_workers threads. exec runs on them, each worker one message at a
+ * time; `worker` (0..n_workers-1) says which, e.g. to pick its connection.
+ * wake (may be NULL) is called from a worker after each completion, so a
+ * thread sleeping elsewhere (in curl_multi_poll) wakes.
  */
-struct loader *loader_start(size_t capacity, int (*exec)(void *ctx, struct loader_msg *m),
+struct loader *loader_start(size_t capacity, int n_workers,
+			    int (*exec)(void *ctx, int worker, struct loader_msg *m),
 			    void (*wake)(void *ctx), void *ctx);
 /* Queues m; waits while `capacity` messages are already waiting. */
 void loader_submit(struct loader *l, struct loader_msg *m);
@@ -37,7 +42,7 @@ struct loader_msg *loader_poll(struct loader *l);
 struct loader_msg *loader_wait(struct loader *l);
 /* Messages submitted and not yet returned by loader_poll/loader_wait. */
 size_t loader_outstanding(const struct loader *l);
-/* Finishes the queued work, stops the thread; completions not yet taken are
+/* Finishes the queued work, stops the threads; completions not yet taken are
  * passed to `drop` (may be NULL) and the loader is freed. */
 void loader_stop(struct loader *l, void (*drop)(void *ctx, struct loader_msg *m));
 

@@ -40,6 +40,26 @@ static void one_line(char *s, size_t size)
 	sb_free(&sb);
 }
 
+/* The SQLSTATE of this thread's last failed statement: see db_sqlstate(). */
+static _Thread_local char last_sqlstate[6];
+
+void db_note_sqlstate(const PGresult *res)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	snprintf(last_sqlstate, sizeof(last_sqlstate), "%s", state ? state : "");
+}
+
+const char *db_sqlstate(void)
+{
+	return last_sqlstate;
+}
+
+void db_clear_sqlstate(void)
+{
+	last_sqlstate[0] = '\0';
+}
+
 static int result_error(PGconn *conn, PGresult *res, const char *sql, struct etl_error *err)
 {
 	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
@@ -47,6 +67,7 @@ static int result_error(PGconn *conn, PGresult *res, const char *sql, struct etl
 	char first[128];
 	size_t n = strcspn(sql, "\n");
 
+	db_note_sqlstate(res);
 	if (n >= sizeof(first))
 		n = sizeof(first) - 1;
 	memcpy(first, sql, n);

@@ -310,7 +310,7 @@ static const char *const retention_keys[] = {"keep_snapshots", "keep_archive", N
 static const char *const api_keys[] = {
 	"provider", "base_url", "token", "token_file", "login", "password", "password_file",
 	"body", "concurrency", "requests_per_minute", "timeout_seconds", "max_attempts", NULL};
-static const char *const database_keys[] = {"url", "schema", NULL};
+static const char *const database_keys[] = {"url", "schema", "connections", NULL};
 
 /*
  * The request fields, in the order they appear in target_set.request (after
@@ -1712,6 +1712,17 @@ static int load_database(struct ctx *c, const struct ynode *db, struct job_datab
 		}
 	}
 	out->schema = xstrdup(s ? s : "dataforseo");
+	path_set_len(c, old);
+
+	{
+		long long v = JOB_DEFAULT_CONNECTIONS;
+
+		n = map_get(db, "connections");
+		path_key(c, "connections");
+		if (!is_null(n) && (rc = get_int(c, n, 1, JOB_MAX_CONNECTIONS, &v)) != 0)
+			return rc;
+		out->connections = (int)v;
+	}
 	path_set_len(c, 0);
 	return 0;
 }

@@ -463,6 +463,7 @@ static int copy_rows(PGconn *conn, const char *table, const struct row_batch *ro
 		if (PQresultStatus(res) != PGRES_COMMAND_OK && !rc) {
 			const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
+			db_note_sqlstate(res);
 			rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s",
 				      PQresultErrorMessage(res));
 			if (sqlstate && state)

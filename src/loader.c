@@ -1,6 +1,6 @@
 /*
- * loader.c - a worker thread with a bounded request queue and a completion
- * queue. See loader.h.
+ * loader.c - worker threads sharing a bounded request queue and a
+ * completion queue. See loader.h.
  */
 #include "loader.h"
 
@@ -10,8 +10,15 @@
 
 #include "util.h"
 
+struct worker_arg {
+	struct loader *l;
+	int index;                  /* passed to exec: which worker runs it */
+};
+
 struct loader {
-	pthread_t thread;
+	pthread_t *threads;
+	struct worker_arg *args;
+	int n_workers;
 	pthread_mutex_t lock;
 	pthread_cond_t work;        /* the worker waits here for requests */
 	pthread_cond_t room;        /* submitters wait here for space */
@@ -21,7 +28,7 @@ struct loader {
 	size_t n_req, capacity;
 	size_t outstanding;         /* submitted, not yet taken back */
 	int stopping;
-	int (*exec)(void *ctx, struct loader_msg *m);
+	int (*exec)(void *ctx, int worker, struct loader_msg *m);
 	void (*wake)(void *ctx);
 	void *ctx;
 };
@@ -51,7 +58,8 @@ static struct loader_msg *pop(struct loader_msg **head, struct loader_msg **tail
 
 static void *worker(void *arg)
 {
-	struct loader *l = arg;
+	struct worker_arg *wa = arg;
+	struct loader *l = wa->l;
 
 	pthread_mutex_lock(&l->lock);
 	for (;;) {
@@ -65,7 +73,7 @@ static void *worker(void *arg)
 		l->n_req--;
 		pthread_cond_signal(&l->room);
 		pthread_mutex_unlock(&l->lock);
-		m->rc = l->exec(l->ctx, m);
+		m->rc = l->exec(l->ctx, wa->index, m);
 		pthread_mutex_lock(&l->lock);
 		push(&l->done_head, &l->done_tail, m);
 		pthread_cond_broadcast(&l->done);
@@ -76,12 +84,15 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-struct loader *loader_start(size_t capacity, int (*exec)(void *ctx, struct loader_msg *m),
+struct loader *loader_start(size_t capacity, int n_workers,
+			    int (*exec)(void *ctx, int worker, struct loader_msg *m),
 			    void (*wake)(void *ctx), void *ctx)
 {
 	struct loader *l = xcalloc(1, sizeof(*l));
+	int i;
 
 	l->capacity = capacity ? capacity : 1;
+	l->n_workers = n_workers > 0 ? n_workers : 1;
 	l->exec = exec;
 	l->wake = wake;
 	l->ctx = ctx;
@@ -89,9 +100,15 @@ struct loader *loader_start(size_t capacity, int (*exec)(void *ctx, struct loade
 	pthread_cond_init(&l->work, NULL);
 	pthread_cond_init(&l->room, NULL);
 	pthread_cond_init(&l->done, NULL);
-	if (pthread_create(&l->thread, NULL, worker, l) != 0) {
-		fprintf(stderr, "intersect-etl: cannot start the loader thread\n");
-		abort();
+	l->threads = xcalloc((size_t)l->n_workers, sizeof(*l->threads));
+	l->args = xcalloc((size_t)l->n_workers, sizeof(*l->args));
+	for (i = 0; i < l->n_workers; i++) {
+		l->args[i].l = l;
+		l->args[i].index = i;
+		if (pthread_create(&l->threads[i], NULL, worker, &l->args[i]) != 0) {
+			fprintf(stderr, "intersect-etl: cannot start a loader thread\n");
+			abort();
+		}
 	}
 	return l;
 }
@@ -148,14 +165,16 @@ size_t loader_outstanding(const struct loader *l)
 void loader_stop(struct loader *l, void (*drop)(void *ctx, struct loader_msg *m))
 {
 	struct loader_msg *m;
+	int i;
 
 	if (!l)
 		return;
 	pthread_mutex_lock(&l->lock);
 	l->stopping = 1;
-	pthread_cond_signal(&l->work);
+	pthread_cond_broadcast(&l->work);
 	pthread_mutex_unlock(&l->lock);
-	pthread_join(l->thread, NULL);
+	for (i = 0; i < l->n_workers; i++)
+		pthread_join(l->threads[i], NULL);
 	while ((m = pop(&l->done_head, &l->done_tail)))
 		if (drop)
 			drop(l->ctx, m);
@@ -163,5 +182,7 @@ void loader_stop(struct loader *l, void (*drop)(void *ctx, struct loader_msg *m)
 	pthread_cond_destroy(&l->room);
 	pthread_cond_destroy(&l->done);
 	pthread_mutex_destroy(&l->lock);
+	free(l->threads);
+	free(l->args);
 	free(l);
 }

@@ -29,8 +29,10 @@
 
 /* Reconnect attempts when the database goes away mid-run. */
 #define RUN_DB_RETRIES 8
-/* Pages transformed and waiting for the loader thread, at most. */
+/* Pages transformed and waiting for a loader thread, at most. */
 #define RUN_LOAD_QUEUE 4
+/* Redoing a page transaction that lost a deadlock to another connection. */
+#define RUN_DEADLOCK_RETRIES 5
 
 struct set_state {
 	const struct target_set *def;
@@ -65,7 +67,9 @@ struct page_job {
 struct run_ctx {
 	const struct job *job;
 	const char *snapshot_date;
-	PGconn *conn;
+	PGconn *conn;                 /* the run's own: its lock, run and set rows */
+	PGconn *conns[JOB_MAX_CONNECTIONS]; /* the loaders': conns[0] is conn */
+	int n_conns;
 	struct fetcher *fetcher;
 	struct set_state *sets;
 	size_t n_sets;
@@ -271,50 +275,71 @@ static void set_fail(struct set_state *s, const char *msg)
 }
 
 /*
- * Runs a database step, reconnecting with backoff if the connection was lost
- * (server restart, network): the step is one transaction, so redoing it
- * whole neither loses nor duplicates anything.
+ * A lost connection comes back with backoff, and with what the session had:
+ * search_path, the job's lock (only the run's own connection holds it) and
+ * the staging table.
  */
-static int with_db(struct run_ctx *rc, int (*step)(struct run_ctx *, void *), void *arg,
-		   struct etl_error *err)
+static int reconnect(struct run_ctx *rc, PGconn *conn, int *attempt, struct etl_error *err)
 {
-	int attempt, ret = 0;
+	char *ident, *sql;
+	int r;
 
-	for (attempt = 0; attempt <= RUN_DB_RETRIES; attempt++) {
-		ret = step(rc, arg);
-		if (ret == 0 || PQstatus(rc->conn) != CONNECTION_BAD)
-			return ret;
-		log_warn("database connection lost (%s); reconnecting", err->msg);
-		for (; attempt < RUN_DB_RETRIES; attempt++) {
-			struct timespec ts = {1 << (attempt < 4 ? attempt : 4), 0};
+	/* *attempt counts across a step's reconnects: one budget of waiting */
+	for (; *attempt < RUN_DB_RETRIES; (*attempt)++) {
+		struct timespec ts = {1 << (*attempt < 4 ? *attempt : 4), 0};
 
-			nanosleep(&ts, NULL);
-			PQreset(rc->conn);
-			if (PQstatus(rc->conn) == CONNECTION_OK)
-				break;
-		}
-		if (PQstatus(rc->conn) != CONNECTION_OK)
-			return ret;
-		/* the session's search_path, lock and temp table went with it */
-		{
-			char *ident = PQescapeIdentifier(rc->conn, rc->job->db.schema,
-							 strlen(rc->job->db.schema));
-			char *sql = xasprintf("SET search_path TO %s, pg_catalog, pg_temp; "
-					      "SET timezone TO 'UTC'",
-					      ident ? ident : "public");
-			int r = db_exec(rc->conn, sql, err);
-
-			PQfreemem(ident);
-			free(sql);
-			if (r == 0)
-				r = load_lock_job(rc->conn, rc->job->name, err);
-			if (r == 0)
-				r = load_prepare(rc->conn, err);
-			if (r != 0)
-				return r;
-		}
+		nanosleep(&ts, NULL);
+		PQreset(conn);
+		if (PQstatus(conn) == CONNECTION_OK)
+			break;
 	}
-	return ret;
+	if (PQstatus(conn) != CONNECTION_OK)
+		return ETL_EFAIL;
+	ident = PQescapeIdentifier(conn, rc->job->db.schema, strlen(rc->job->db.schema));
+	sql = xasprintf("SET search_path TO %s, pg_catalog, pg_temp; SET timezone TO 'UTC'",
+			ident ? ident : "public");
+	r = db_exec(conn, sql, err);
+	PQfreemem(ident);
+	free(sql);
+	if (r == 0 && conn == rc->conn)
+		r = load_lock_job(conn, rc->job->name, err);
+	if (r == 0)
+		r = load_prepare(conn, err);
+	return r;
+}
+
+/*
+ * Runs a message's database step on a loader's connection, and runs it
+ * again when that is safe: each step is one transaction, so redoing it whole
+ * neither loses nor duplicates anything. Safe after a lost connection
+ * (server restart, network: reconnect first), and after a deadlock, which
+ * two connections loading pages that share a referring domain can meet
+ * (PostgreSQL cancels one of them; the other goes on).
+ */
+static int with_db(struct run_ctx *rc, int worker, int (*step)(struct run_ctx *, PGconn *, void *),
+		   void *arg, struct etl_error *err)
+{
+	PGconn *conn = rc->conns[worker];
+	int deadlocks = 0, attempt = 0, ret = 0, r;
+
+	for (;;) {
+		db_clear_sqlstate();
+		ret = step(rc, conn, arg);
+		if (ret == 0)
+			return 0;
+		if (PQstatus(conn) == CONNECTION_BAD && attempt < RUN_DB_RETRIES) {
+			log_warn("database connection lost (%s); reconnecting", err->msg);
+			if ((r = reconnect(rc, conn, &attempt, err)) != 0)
+				return PQstatus(conn) == CONNECTION_OK ? r : ret;
+			attempt++; /* a server that keeps dropping us runs the budget out */
+			continue;
+		}
+		if (strcmp(db_sqlstate(), "40P01") == 0 && deadlocks++ < RUN_DEADLOCK_RETRIES) {
+			log_debug("%s; redoing the transaction", err->msg);
+			continue;
+		}
+		return ret;
+	}
 }
 
 /*
@@ -378,29 +403,29 @@ static void msg_done(struct run_ctx *rc, struct db_msg *m)
 	rc->spare = m;
 }
 
-static int step_load(struct run_ctx *rc, void *arg)
+static int step_load(struct run_ctx *rc, PGconn *conn, void *arg)
 {
 	struct db_msg *m = arg;
 
 	switch (m->op) {
 	case DB_PAGE:
-		return load_page(rc->conn, rc->snapshot_date, &m->rec, &m->batch, &m->err);
+		return load_page(conn, rc->snapshot_date, &m->rec, &m->batch, &m->err);
 	case DB_PAGE_FAILED:
-		return load_page_failed(rc->conn, &m->rec, &m->err);
+		return load_page_failed(conn, &m->rec, &m->err);
 	case DB_FINISH_SET:
-		return load_finish_set(rc->conn, rc->run_id, m->set_id, rc->snapshot_date, m->total,
+		return load_finish_set(conn, rc->run_id, m->set_id, rc->snapshot_date, m->total,
 				       m->error, &m->err);
 	}
 	return ETL_EFAIL;
 }
 
-/* The loader thread's work: one message, reconnecting if the server went away. */
-static int exec_msg(void *ctx, struct loader_msg *lm)
+/* A loader thread's work: one message on the worker's own connection. */
+static int exec_msg(void *ctx, int worker, struct loader_msg *lm)
 {
 	struct run_ctx *rc = ctx;
 	struct db_msg *m = (struct db_msg *)lm;
 
-	return with_db(rc, step_load, m, &m->err);
+	return with_db(rc, worker, step_load, m, &m->err);
 }
 
 static void wake_fetcher(void *ctx)
@@ -422,7 +447,7 @@ static int db_submit(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 		loader_submit(rc->loader, &m->base);
 		return 0;
 	}
-	m->base.rc = exec_msg(rc, &m->base);
+	m->base.rc = exec_msg(rc, 0, &m->base);
 	return completed(rc, m, err);
 }
 
@@ -754,6 +779,7 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 
 	if ((ret = db_connect(job->db.url, job->db.schema, opt->migrate, &rc.conn, err)) != 0)
 		goto out;
+	rc.conns[rc.n_conns++] = rc.conn;
 	if (opt->migrate) {
 		if ((ret = migrate_apply(rc.conn, &applied, err)) != 0)
 			goto out;
@@ -816,8 +842,26 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 			goto out;
 	started = mono_now();
 	progress_start(60);
-	/* From here until every answer is in, the connection is the loader's. */
-	rc.loader = loader_start(RUN_LOAD_QUEUE, exec_msg, wake_fetcher, &rc);
+	/* From here until every answer is in, the run's connection is the
+	 * loader's, with the others opened now (the job's lock stays with the
+	 * run's own). */
+	while (rc.n_conns < job->db.connections) {
+		PGconn *c = NULL;
+		struct etl_error cerr;
+
+		if (db_connect(job->db.url, job->db.schema, 0, &c, &cerr) != 0 ||
+		    load_prepare(c, &cerr) != 0) {
+			/* e.g. the server's max_connections: slower, not wrong */
+			log_warn("loading on %d connection%s, not %d: %s", rc.n_conns,
+				 rc.n_conns == 1 ? "" : "s", job->db.connections, cerr.msg);
+			if (c)
+				PQfinish(c);
+			break;
+		}
+		rc.conns[rc.n_conns++] = c;
+	}
+	log_debug("loading on %d connection%s", rc.n_conns, rc.n_conns == 1 ? "" : "s");
+	rc.loader = loader_start(RUN_LOAD_QUEUE, rc.n_conns, exec_msg, wake_fetcher, &rc);
 	while (!rc.abort_msg) {
 		struct fetch_req *req;
 		struct loader_msg *lm;
@@ -962,6 +1006,9 @@ out:
 		row_batch_free(&m->batch);
 		free(m);
 	}
+	for (i = 1; i < (size_t)rc.n_conns; i++)
+		if (rc.conns[i])
+			PQfinish(rc.conns[i]);
 	if (rc.conn)
 		PQfinish(rc.conn);
 	job_free(job);

@@ -157,23 +157,37 @@ class PipelineTest(EtlTestCase):
                          [("2026-02-01", 3300), ("2026-02-02", 2700)])
 
     def test_duplicate_across_pages_keeps_first_position(self):
+        """Also with pages loading on several connections at once, where two
+        pages holding one referring domain can be in flight together: the
+        first position still wins, on a first load (straight into the
+        partition) and on a rerun (through pending and publish)."""
         self.fake.set_scenario("dup-a.com", total_count=2500, duplicate_at=[1000, 2000])
-        job = self.job("""\
-            version: 1
-            job: dups
-            api: {base_url: "${AISA_BASE_URL}", token: "${AISA_API_KEY}", concurrency: 3}
-            database: {url: "${DATABASE_URL}"}
-            target_sets:
-              - {name: dup, targets: [dup-a.com, dup-b.com], limit: 1000, max_rows: 5000}
-            """)
-        self.etl("run", job, "--migrate", "--snapshot-date", "2026-03-01")
-        got = self.assertRowsMatch("dup", "dup-a.com", ["dup-a.com", "dup-b.com"])
-        # Page 1000 repeats item 999 and pushes item 1999 off; page 2000 repeats
-        # item 1999 (so it is served once after all) and pushes 2499 off.
-        self.assertEqual(len(got), 2499 * 2)
-        first_dup = [r for r in self.fake.requests if r["offset"] == 1000][0]["items"][0]
-        dom = first_dup["domain_intersection"]["1"]["target"]
-        self.assertEqual(got[(dom, 1)]["position"], 999)
+        for conns, date in ((1, "2026-03-01"), (4, "2026-03-02")):
+            with self.subTest(connections=conns):
+                job = self.job("""\
+                    version: 1
+                    job: dups
+                    api: {base_url: "${AISA_BASE_URL}", token: "${AISA_API_KEY}", concurrency: 3}
+                    database: {url: "${DATABASE_URL}", connections: %d}
+                    target_sets:
+                      - {name: dup, targets: [dup-a.com, dup-b.com], limit: 1000, max_rows: 5000}
+                    """ % conns)
+                for rerun in (False, True):
+                    start = len(self.fake.requests)
+                    code, out, err = self.etl("run", job, "--migrate", "--fresh", "-v",
+                                              "--snapshot-date", date)
+                    self.assertIn("loading on %d connection" % conns, err)
+                    got = self.assertRowsMatch("dup", "dup-a.com", ["dup-a.com", "dup-b.com"],
+                                               snapshot_date=date,
+                                               requests=self.fake.requests[start:])
+                    # Page 1000 repeats item 999 and pushes item 1999 off; page
+                    # 2000 repeats item 1999 (so it is served once after all)
+                    # and pushes 2499 off.
+                    self.assertEqual(len(got), 2499 * 2)
+                    first_dup = [r for r in self.fake.requests[start:]
+                                 if r["offset"] == 1000][0]["items"][0]
+                    dom = first_dup["domain_intersection"]["1"]["target"]
+                    self.assertEqual(got[(dom, 1)]["position"], 999)
 
     def test_legacy_shape_array_body_and_basic_auth(self):
         self.fake.set_scenario("legacy-a.com", total_count=1100, shape="legacy")

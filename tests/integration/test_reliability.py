@@ -252,6 +252,26 @@ class ReliabilityTest(EtlTestCase):
         self.assertIn("job rel is already running: run 1", err_b)
         self.assertEqual(self.db.value("SELECT count(*) FROM dataforseo.etl_run"), "1")
 
+    def test_fewer_connections_than_asked(self):
+        """A server that takes one connection of the two the job asks for:
+        the run says so and loads on that one, with every row right."""
+        role = "etl_one_%s" % self.db.name[-10:]
+        self.db.psql('CREATE ROLE "%s" LOGIN CONNECTION LIMIT 1; ALTER DATABASE "%s" OWNER TO "%s"'
+                     % (role, self.db.name, role))
+        try:
+            self.scenarios()
+            url = self.db.url.replace("postgresql://%s@" % self.db.pg["PGUSER"], "postgresql://%s@" % role)
+            job = self.job(job_text().replace('database: {url: "${DATABASE_URL}"}',
+                                              'database: {url: "${DATABASE_URL}", connections: 2}'))
+            code, out, err = self.etl("run", job, "--migrate", "--snapshot-date", "2026-05-01",
+                                      env=self.env(DATABASE_URL=url))
+            self.assertIn("warning: loading on 1 connection, not 2:", err)
+            self.assertIn("too many connections for role", err)
+            self.assertEqual(table_dump(self.db), self.baseline())
+        finally:
+            self.db.psql('ALTER DATABASE "%s" OWNER TO "%s"' % (self.db.name, self.db.pg["PGUSER"]))
+            self.db.psql('DROP OWNED BY "%s" CASCADE; DROP ROLE "%s"' % (role, role))
+
     def test_secret_appears_nowhere(self):
         secret = "sk-aisa-SECRET-7f3a9c"
         password = "pw-SECRET-91b2"

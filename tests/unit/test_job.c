@@ -253,6 +253,8 @@ static const struct {
 	{"login_colon.yaml", ETL_EUSAGE, "login_colon.yaml:5:10: api.login: must not contain ':'"},
 	/* database */
 	{"schema_bad.yaml", ETL_EUSAGE, "schema_bad.yaml:6:11: database.schema: expected a schema name [a-z_][a-z0-9_]* of at most 63 characters, got a string (\"Bad-Schema\")"},
+	{"connections_range.yaml", ETL_EUSAGE, "connections_range.yaml:6:16: database.connections: expected an integer from 1 to 8, got an integer (9)"},
+	{"connections_type.yaml", ETL_EUSAGE, "connections_type.yaml:6:16: database.connections: expected an integer from 1 to 8, got a string (\"two\")"},
 	/* ${VAR} expansion */
 	{"env_unset.yaml", ETL_EUSAGE, "env_unset.yaml:8:10: target_sets[0].tag: environment variable ETL_TEST_UNSET is not set\nhint: set it, or give a default: ${ETL_TEST_UNSET:-default}"},
 	{"env_unset_plain.yaml", ETL_EUSAGE, "env_unset_plain.yaml:4:10: api.token: environment variable ETL_TEST_UNSET is not set"},
@@ -306,6 +308,7 @@ static void test_full_file(void)
 	CHECK_INT(job->api.max_attempts, 20);
 	CHECK_STR(job->db.url, "postgresql://etl@localhost:5433/etl?application_name=intersect");
 	CHECK_STR(job->db.schema, "seo_data");
+	CHECK_INT(job->db.connections, 4);
 	CHECK_INT(job->n_sets, 2);
 
 	ts = &job->sets[0];
@@ -316,7 +319,7 @@ static void test_full_file(void)
 	CHECK_STR(ts->targets[2], "zoho.com");
 	CHECK_INT(ts->limit, 500);
 	CHECK_INT(ts->max_rows, 2000000);
-	CHECK_INT(ts->line, 35);
+	CHECK_INT(ts->line, 36);
 	CHECK_INT(ts->column, 5);
 	CHECK_STR(req_json(ts),
 		  "{\"targets\":{\"1\":\"hubspot.com\",\"2\":\"salesforce.com\",\"3\":\"zoho.com\"},"
@@ -336,7 +339,7 @@ static void test_full_file(void)
 	CHECK_STR(ts->targets[1], "https://www.sendinblue.com/pricing/");
 	CHECK_INT(ts->limit, 10);
 	CHECK_INT(ts->max_rows, 1);
-	CHECK_INT(ts->line, 37);
+	CHECK_INT(ts->line, 38);
 	CHECK_INT(ts->column, 5);
 	/* json-c escapes '/' unless told JSON_C_TO_STRING_NOSLASHESCAPE. */
 	CHECK_CONTAINS(req_json(ts), "{\"targets\":{\"1\":\"mailchimp.com\",\"2\":\"https:\\/\\/www.sendinblue.com\\/pricing\\/\"},\"exclude_targets\"");
@@ -423,6 +426,7 @@ static void test_provider_defaults(void)
 		CHECK_INT(job->api.max_attempts, 5);
 		CHECK_STR(job->db.url, "");
 		CHECK_STR(job->db.schema, "dataforseo");
+		CHECK_INT(job->db.connections, JOB_DEFAULT_CONNECTIONS);
 		CHECK_INT(job->n_sets, 1);
 		CHECK_INT(job->sets[0].limit, 1000);
 		CHECK_INT(job->sets[0].max_rows, 10000);
@@ -1158,7 +1162,7 @@ static void test_truncations(void)
 	CHECK(failed > 1000);
 	/* cut inside the first target list: libyaml reports the end of the stream, on a new line */
 	expect_str_err(text, (size_t)(strstr(text, "zoho.com") - text), ETL_EUSAGE,
-		       "t.yaml:37:1: target_sets[0].targets[2]: invalid YAML: did not find expected node content");
+		       "t.yaml:38:1: target_sets[0].targets[2]: invalid YAML: did not find expected node content");
 	free(text);
 }
 
