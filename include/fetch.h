@@ -33,13 +33,13 @@ struct fetch_req {
 	char errbuf[CURL_ERROR_SIZE]; /* libcurl's message when curl_code != OK */
 	struct strbuf response;       /* owned: the (decompressed) body */
 	int gzipped;                  /* the body came gzip-encoded */
-	struct strbuf wire;           /* owned: with keep_wire, a gzipped body as it
-					 came over the wire (empty otherwise) */
+	struct strbuf wire;           /* owned: a gzipped body as it came over the
+					 wire, while it arrives; kept after only
+					 with keep_wire (for the archive) */
 	double retry_after;           /* seconds from Retry-After; < 0 if none */
 	double started, seconds;      /* when it started, and how long it took */
 	/* private to fetch.c: */
 	CURL *easy;
-	struct gunzip *gz;            /* decoding a gzip body, while it arrives */
 	int bad_encoding;             /* a Content-Encoding that was not asked for */
 	struct fetch_req *next;
 };

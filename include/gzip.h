@@ -1,5 +1,5 @@
 /*
- * gzip.h - decoding the gzip bodies the API sends, as they arrive.
+ * gzip.h - decoding the gzip bodies the API sends.
  *
  * The fetcher asks for gzip and decodes it itself (rather than letting
  * libcurl do it) so that the compressed bytes are still in hand for the raw
@@ -16,25 +16,10 @@
 
 #include "util.h"
 
-struct gunzip;
-
-/* A decoder that appends at most max_out bytes to out; free with gunzip_free(). */
-struct gunzip *gunzip_new(size_t max_out);
-void gunzip_free(struct gunzip *g);
-
 /*
- * Decodes in[0..n) onto out. Returns 0, or -1 with gunzip_error() saying why;
- * after an error every later call fails the same way.
+ * Appends the decoding of the gzip stream in[0..n) to out, at most max_out
+ * bytes. Returns 0, or -1 with msg (msgsz bytes) saying why.
  */
-int gunzip_feed(struct gunzip *g, const void *in, size_t n, struct strbuf *out) ETL_WUR;
-
-/* 0 when the stream ended exactly at its end, else -1 (see gunzip_error()). */
-int gunzip_finish(struct gunzip *g) ETL_WUR;
-
-/* Why the last call failed; "" when none has. */
-const char *gunzip_error(const struct gunzip *g);
-
-/* The whole of in[0..n) onto out; -1 with msg (msgsz bytes) saying why. */
 int gunzip_all(const void *in, size_t n, size_t max_out, struct strbuf *out, char *msg,
 	       size_t msgsz) ETL_WUR;
 

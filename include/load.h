@@ -114,7 +114,13 @@ int load_ensure_partition(PGconn *conn, const char *snapshot_date, struct etl_er
 int load_retention(PGconn *conn, const struct job *job, const char *snapshot_date,
 		   int *dropped, struct etl_error *err) ETL_WUR;
 
-/* Loads a page's rows and its ledger row in one transaction. */
+/* A page transaction that lost a deadlock is redone up to this many times. */
+#define LOAD_DEADLOCK_RETRIES 5
+
+/*
+ * Loads a page's rows and its ledger row (and archive row) in one
+ * transaction, redone when it loses a deadlock to another connection.
+ */
 int load_page(PGconn *conn, const char *snapshot_date, const struct page_record *rec,
 	      const struct row_batch *rows, struct etl_error *err) ETL_WUR;
 

@@ -433,6 +433,8 @@ static int write_archive(PGconn *conn, const struct page_record *rec, struct etl
 			    7, params, lengths, formats, 0, NULL, err);
 }
 
+#define COPY_PIECE (64u * 1024) /* bytes handed to PQputCopyData at a time */
+
 /*
  * COPYs the batch into `table` (an identifier, already safe to splice).
  * *sqlstate (if not NULL) gets the server's error code on failure.
@@ -442,6 +444,7 @@ static int copy_rows(PGconn *conn, const char *table, const struct row_batch *ro
 {
 	PGresult *res;
 	char *sql = xasprintf("COPY %s (" TRANSFORM_COLUMNS ") FROM STDIN", table);
+	size_t off, piece = 0;
 	int rc = 0;
 
 	if (sqlstate)
@@ -455,8 +458,14 @@ static int copy_rows(PGconn *conn, const char *table, const struct row_batch *ro
 		return ETL_EFAIL;
 	}
 	PQclear(res);
-	if (rows->copy.len && PQputCopyData(conn, rows->copy.data, (int)rows->copy.len) != 1)
-		rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s", PQerrorMessage(conn));
+	/* In pieces: libpq copies what it is given into its output buffer, which
+	 * would otherwise grow to a whole page per connection and stay so. */
+	for (off = 0; off < rows->copy.len && rc == 0; off += piece) {
+		piece = rows->copy.len - off < COPY_PIECE ? rows->copy.len - off : COPY_PIECE;
+		if (PQputCopyData(conn, rows->copy.data + off, (int)piece) != 1)
+			rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s",
+				      PQerrorMessage(conn));
+	}
 	if (PQputCopyEnd(conn, rc ? "intersect-etl: sending rows failed" : NULL) != 1 && !rc)
 		rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s", PQerrorMessage(conn));
 	while ((res = PQgetResult(conn))) {
@@ -505,8 +514,8 @@ static int load_direct(PGconn *conn, const char *snapshot_date, const struct row
 	return db_exec(conn, direct_upsert_sql, err);
 }
 
-int load_page(PGconn *conn, const char *snapshot_date, const struct page_record *rec,
-	      const struct row_batch *rows, struct etl_error *err)
+static int page_transaction(PGconn *conn, const char *snapshot_date, const struct page_record *rec,
+			    const struct row_batch *rows, struct etl_error *err)
 {
 	int rc;
 
@@ -530,6 +539,21 @@ int load_page(PGconn *conn, const char *snapshot_date, const struct page_record 
 	return 0;
 failed:
 	db_rollback(conn);
+	return rc;
+}
+
+int load_page(PGconn *conn, const char *snapshot_date, const struct page_record *rec,
+	      const struct row_batch *rows, struct etl_error *err)
+{
+	int rc, tries = 0;
+
+	/* Two connections loading pages that share a referring domain can
+	 * deadlock; PostgreSQL cancels one, which is redone whole: the page's
+	 * transaction rolled back, so nothing is lost or doubled. */
+	do {
+		db_clear_sqlstate();
+		rc = page_transaction(conn, snapshot_date, rec, rows, err);
+	} while (rc != 0 && strcmp(db_sqlstate(), "40P01") == 0 && ++tries <= LOAD_DEADLOCK_RETRIES);
 	return rc;
 }
 

@@ -13,9 +13,13 @@
 #include "gzip.h"
 #include "job.h"
 #include "load.h"
+#include "loader.h"
 #include "log.h"
 #include "migrate.h"
 #include "transform.h"
+
+/* Pages transformed and waiting for a loading thread, at most (as in a run). */
+#define REPLAY_LOAD_QUEUE 2
 
 /* The original run as the ledger has it. */
 struct replay_src {
@@ -70,24 +74,86 @@ static void free_targets(char **t, size_t n)
 }
 
 /*
- * Replays one set: every archived page of the original, transformed and
- * loaded under the replay's run, then published. *set_error is set (caller
- * frees) when the set cannot be replayed; the return is for database errors.
+ * The loading side of a replay: as in a run, pages are loaded on worker
+ * threads with connections of their own (database.connections) while this
+ * thread reads, decodes and transforms the next ones on its connection.
  */
-static int replay_set(PGconn *conn, const struct replay_src *src, long long new_run,
-		      long long set_id, const char *request_hash, long long total_count,
-		      struct run_result *result, char **set_error, struct etl_error *err)
+struct replay_msg {
+	struct loader_msg base;  /* first member: the loader's link and rc */
+	struct page_record rec;  /* its strings point into the fields below */
+	struct row_batch batch;
+	char *status_message;    /* owned copies of what rec points at */
+	char *task_id;
+	struct etl_error err;    /* the outcome, when base.rc != 0 */
+};
+
+struct replay_loading {
+	struct loader *loader;
+	PGconn *conns[JOB_MAX_CONNECTIONS];
+	int n_conns;
+	const char *snapshot_date;
+	struct replay_msg *spare;  /* completed messages, kept for their batches */
+};
+
+static int replay_exec(void *ctx, int worker, struct loader_msg *lm)
+{
+	struct replay_loading *rl = ctx;
+	struct replay_msg *m = (struct replay_msg *)lm;
+
+	return load_page(rl->conns[worker], rl->snapshot_date, &m->rec, &m->batch, &m->err);
+}
+
+/* A completed message: counted (or its error kept in *err), then recycled. */
+static int replay_done(struct replay_loading *rl, struct replay_msg *m, struct run_result *result,
+		       int rc, struct etl_error *err)
+{
+	if (m->base.rc != 0 && rc == 0) {
+		*err = m->err;
+		etl_error_prefix(err, "loading offset %lld: ", m->rec.offset);
+		rc = m->base.rc;
+	} else if (m->base.rc == 0) {
+		result->pages++;
+		result->rows += m->rec.rows;
+	}
+	free(m->status_message);
+	free(m->task_id);
+	m->status_message = m->task_id = NULL;
+	m->base.next = (struct loader_msg *)rl->spare;
+	rl->spare = m;
+	return rc;
+}
+
+/* Waits for every page handed to the loader; the first failure wins. */
+static int replay_drain(struct replay_loading *rl, struct run_result *result, int rc,
+			struct etl_error *err)
+{
+	struct loader_msg *lm;
+
+	while ((lm = loader_wait(rl->loader)))
+		rc = replay_done(rl, (struct replay_msg *)lm, result, rc, err);
+	return rc;
+}
+
+/*
+ * Replays one set: every archived page of the original, transformed and
+ * loaded under the replay's run, then published once all are loaded.
+ * *set_error is set (caller frees) when the set cannot be replayed; the
+ * return is for database errors.
+ */
+static int replay_set(PGconn *conn, struct replay_loading *rl, const struct replay_src *src,
+		      long long new_run, long long set_id, const char *request_hash,
+		      long long total_count, struct run_result *result, char **set_error,
+		      struct etl_error *err)
 {
 	char run[24], set[24];
 	const char *params[2] = {run, set};
 	struct set_start st;
-	struct row_batch batch;
 	struct strbuf body; /* one page's decoded body, reused */
 	PGresult *res = NULL;
+	struct loader_msg *lm;
 	int rc, i;
 
 	*set_error = NULL;
-	row_batch_init(&batch);
 	sb_init(&body);
 	snprintf(run, sizeof(run), "%lld", src->run_id);
 	snprintf(set, sizeof(set), "%lld", set_id);
@@ -96,8 +162,8 @@ static int replay_set(PGconn *conn, const struct replay_src *src, long long new_
 	if (rc != 0)
 		return rc;
 	/* The pages the original loaded (all of them have a body, or the set
-	 * cannot be replayed); each body is read on its own, so memory holds one
-	 * page at a time, as in a run. */
+	 * cannot be replayed); each body is read on its own, so memory holds a
+	 * few pages at a time, as in a run. */
 	rc = db_query(conn,
 		      "SELECT p.page_offset, p.page_limit, r.page_offset IS NOT NULL"
 		      " FROM etl_page p LEFT JOIN raw_page r USING (run_id, target_set_id, page_offset)"
@@ -110,12 +176,16 @@ static int replay_set(PGconn *conn, const struct replay_src *src, long long new_
 		const char *page_params[3] = {run, set, PQgetvalue(res, i, 0)};
 		struct api_response resp;
 		struct etl_error perr = {0, ""};
-		struct page_record rec;
 		struct transform_ctx tc;
+		struct replay_msg *m;
 		PGresult *page = NULL;
 		char **targets = NULL;
 		size_t n_targets = 0;
 
+		while ((lm = loader_poll(rl->loader)))
+			rc = replay_done(rl, (struct replay_msg *)lm, result, rc, err);
+		if (rc != 0)
+			break;
 		memset(&resp, 0, sizeof(resp));
 		if (strcmp(PQgetvalue(res, i, 2), "t") != 0) {
 			*set_error = xasprintf("offset %s has no archived body", PQgetvalue(res, i, 0));
@@ -147,6 +217,16 @@ static int replay_set(PGconn *conn, const struct replay_src *src, long long new_
 			PQclear(page);
 			break;
 		}
+		if ((m = rl->spare)) {
+			rl->spare = (struct replay_msg *)m->base.next;
+			row_batch_reset(&m->batch);
+		} else {
+			m = xcalloc(1, sizeof(*m));
+			row_batch_init(&m->batch);
+		}
+		m->base.next = NULL;
+		m->base.rc = 0;
+		etl_error_clear(&m->err);
 		tc.snapshot_date = src->snapshot_date;
 		tc.target_set_id = set_id;
 		tc.run_id = new_run;
@@ -154,48 +234,99 @@ static int replay_set(PGconn *conn, const struct replay_src *src, long long new_
 		tc.limit = atoi(PQgetvalue(res, i, 1));
 		tc.targets = targets;
 		tc.n_targets = n_targets;
-		row_batch_reset(&batch);
-		if (transform_page(&resp, &tc, &batch, &perr) != 0) {
+		if (transform_page(&resp, &tc, &m->batch, &perr) != 0) {
 			*set_error = xasprintf("offset %lld: %s", tc.offset, perr.msg);
+			m->base.next = (struct loader_msg *)rl->spare;
+			rl->spare = m;
 		} else {
-			memset(&rec, 0, sizeof(rec));
-			rec.run_id = new_run;
-			rec.target_set_id = set_id;
-			rec.offset = tc.offset;
-			rec.limit = tc.limit;
-			rec.attempts = 1;
-			rec.http_status = 200;
-			rec.api_status_code = resp.task_status;
-			rec.api_status_message = resp.status_message;
-			rec.task_id = resp.task_id;
-			rec.items = (long long)resp.n_items;
-			rec.rows = (long long)batch.n_rows;
-			rec.total_count = resp.total_count;
-			rec.cost_usd = 0; /* a replay pays nothing */
-			rec.direct = st.direct;
-			rc = load_page(conn, src->snapshot_date, &rec, &batch, err);
-			result->pages++;
-			result->rows += rec.rows;
+			struct page_record *rec = &m->rec;
+
+			memset(rec, 0, sizeof(*rec));
+			rec->run_id = new_run;
+			rec->target_set_id = set_id;
+			rec->offset = tc.offset;
+			rec->limit = tc.limit;
+			rec->attempts = 1;
+			rec->http_status = 200;
+			rec->api_status_code = resp.task_status;
+			m->status_message = resp.status_message ? xstrdup(resp.status_message) : NULL;
+			m->task_id = resp.task_id ? xstrdup(resp.task_id) : NULL;
+			rec->api_status_message = m->status_message;
+			rec->task_id = m->task_id;
+			rec->items = (long long)resp.n_items;
+			rec->rows = (long long)m->batch.n_rows;
+			rec->total_count = resp.total_count;
+			rec->cost_usd = 0; /* a replay pays nothing */
+			rec->direct = st.direct;
+			loader_submit(rl->loader, &m->base);
 		}
 		response_free(&resp);
 		free_targets(targets, n_targets);
 		PQclear(page);
-		if (rc != 0)
-			break;
 	}
 	PQclear(res);
-	row_batch_free(&batch);
 	sb_free(&body);
+	/* the set is published only once every page of it is in */
+	rc = replay_drain(rl, result, rc, err);
 	if (rc != 0)
 		return rc;
 	return load_finish_set(conn, new_run, set_id, src->snapshot_date, total_count, *set_error,
 			       err);
 }
 
+/* Opens the loading connections and starts their threads. */
+static int replay_loading_start(const struct job *job, const char *snapshot_date,
+				struct replay_loading *rl, struct etl_error *err)
+{
+	memset(rl, 0, sizeof(*rl));
+	rl->snapshot_date = snapshot_date;
+	while (rl->n_conns < job->db.connections) {
+		PGconn *c = NULL;
+		struct etl_error cerr;
+
+		if (db_connect(job->db.url, job->db.schema, 0, &c, &cerr) != 0 ||
+		    load_prepare(c, &cerr) != 0) {
+			if (c)
+				PQfinish(c);
+			if (rl->n_conns == 0) {
+				*err = cerr;
+				return cerr.code ? cerr.code : ETL_EFAIL;
+			}
+			log_warn("loading on %d connection%s, not %d: %s", rl->n_conns,
+				 rl->n_conns == 1 ? "" : "s", job->db.connections, cerr.msg);
+			break;
+		}
+		rl->conns[rl->n_conns++] = c;
+	}
+	rl->loader = loader_start(REPLAY_LOAD_QUEUE, rl->n_conns, replay_exec, NULL, rl);
+	return 0;
+}
+
+static void replay_loading_stop(struct replay_loading *rl)
+{
+	struct replay_msg *m;
+	int i;
+
+	if (rl->loader)
+		loader_stop(rl->loader, NULL);
+	rl->loader = NULL;
+	while ((m = rl->spare)) {
+		rl->spare = (struct replay_msg *)m->base.next;
+		row_batch_free(&m->batch);
+		free(m->status_message);
+		free(m->task_id);
+		free(m);
+	}
+	for (i = 0; i < rl->n_conns; i++)
+		PQfinish(rl->conns[i]);
+	rl->n_conns = 0;
+}
+
 int replay_run(const char *job_path, long long run_id, struct run_result *result,
 	       struct etl_error *err)
 {
 	struct replay_src src;
+	struct replay_loading rl;
 	struct job *job = NULL;
 	PGconn *conn = NULL;
 	PGresult *res = NULL, *sets = NULL;
@@ -207,6 +338,7 @@ int replay_run(const char *job_path, long long run_id, struct run_result *result
 
 	memset(result, 0, sizeof(*result));
 	memset(&src, 0, sizeof(src));
+	memset(&rl, 0, sizeof(rl));
 	if ((rc = job_load_file(job_path, &job, err)) != 0)
 		return rc;
 	if ((rc = db_connect(job->db.url, job->db.schema, 0, &conn, err)) != 0)
@@ -255,6 +387,8 @@ int replay_run(const char *job_path, long long run_id, struct run_result *result
 		goto out;
 	log_info("run %lld: replay of run %lld (job %s, snapshot %s) from the archive", new_run,
 		 run_id, src.job, src.snapshot_date);
+	if ((rc = replay_loading_start(job, src.snapshot_date, &rl, err)) != 0)
+		goto out;
 
 	params[0] = id;
 	rc = db_query(conn,
@@ -273,7 +407,7 @@ int replay_run(const char *job_path, long long run_id, struct run_result *result
 				 run_id, PQgetvalue(sets, i, 4));
 			continue;
 		}
-		rc = replay_set(conn, &src, new_run, strtoll(PQgetvalue(sets, i, 0), NULL, 10),
+		rc = replay_set(conn, &rl, &src, new_run, strtoll(PQgetvalue(sets, i, 0), NULL, 10),
 				PQgetvalue(sets, i, 1), strtoll(PQgetvalue(sets, i, 2), NULL, 10), result,
 				&set_error, err);
 		if (rc != 0) {
@@ -298,6 +432,7 @@ int replay_run(const char *job_path, long long run_id, struct run_result *result
 			      "replay run %lld: %zu of %zu target sets could not be replayed", new_run,
 			      failed, failed + done);
 out:
+	replay_loading_stop(&rl);
 	if (rc != 0)
 		load_fail_run(conn, new_run, err->msg);
 	PQclear(res);
