@@ -721,8 +721,9 @@ class Bench:
         i_pub = find(hs, lambda h: re.match(r"INSERT INTO domain_intersection AS d .* FROM domain_intersection_pending", h)
                      is not None)
         b, e = txn_around(hs, i_pub)
-        publish = [(sql, params) for _, sql, params in stmts[b + 1:e] if "domain_intersection" in sql]
-        session = [sql for _, sql, _ in stmts if sql.startswith("SET ")]
+        publish = [(sql, params) for _, sql, params in stmts[b + 1:e]
+                   if "domain_intersection" in sql or sql.startswith("SET LOCAL")]
+        session = [sql for _, sql, _ in stmts if sql.startswith("SET ") and not sql.startswith("SET LOCAL")]
         self.sql = {"stage_ddl": stage_ddl, "copy": stmts[i_copy][1], "upsert": upsert, "publish": publish,
                     "session": session,
                     "mapping": {str(rerun_id): str(FLOOR_RUN), CAP_DATE: DATE}, "set_id": set_id}

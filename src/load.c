@@ -593,18 +593,28 @@ int load_finish_set(PGconn *conn, long long run_id, long long set_id, const char
 		 * to delete are found with EXCEPT, a hashed or sorted set
 		 * difference whatever the statistics of the freshly filled pending
 		 * table say (a NOT EXISTS anti-join was planned as a nested loop
-		 * there and took minutes for 100k rows). */
-		rc = db_query(conn,
-			      "DELETE FROM domain_intersection d USING ("
-			      "  SELECT referring_domain, target_key FROM domain_intersection"
-			      "  WHERE target_set_id = $2 AND snapshot_date = $3"
-			      "  EXCEPT"
-			      "  SELECT referring_domain, target_key FROM domain_intersection_pending"
-			      "  WHERE run_id = $1 AND target_set_id = $2) gone"
-			      " WHERE d.target_set_id = $2 AND d.snapshot_date = $3"
-			      " AND d.referring_domain = gone.referring_domain"
-			      " AND d.target_key = gone.target_key",
-			      3, del, NULL, err);
+		 * there and took minutes for 100k rows). Statistics can still be
+		 * missing altogether: a rerun minutes after a first load meets a
+		 * partition autovacuum has not analyzed yet, which the planner takes
+		 * for one row, and joined the EXCEPT to it in a nested loop that
+		 * rescanned its whole hash table per row (0.8 s for 10k rows, 11 s
+		 * when every row went). These statements join whole snapshots, where
+		 * a nested loop is never the right plan: it is switched off for
+		 * this transaction. */
+		rc = db_exec(conn, "SET LOCAL enable_nestloop = off", err);
+		if (rc == 0)
+			rc = db_query(conn,
+				      "DELETE FROM domain_intersection d USING ("
+				      "  SELECT referring_domain, target_key FROM domain_intersection"
+				      "  WHERE target_set_id = $2 AND snapshot_date = $3"
+				      "  EXCEPT"
+				      "  SELECT referring_domain, target_key"
+				      "  FROM domain_intersection_pending"
+				      "  WHERE run_id = $1 AND target_set_id = $2) gone"
+				      " WHERE d.target_set_id = $2 AND d.snapshot_date = $3"
+				      " AND d.referring_domain = gone.referring_domain"
+				      " AND d.target_key = gone.target_key",
+				      3, del, NULL, err);
 		if (rc == 0)
 			rc = db_query(conn, publish_sql, 2, del, NULL, err);
 		if (rc == 0)
