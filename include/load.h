@@ -58,6 +58,15 @@ struct loaded_page {
 int load_prepare(PGconn *conn, struct etl_error *err) ETL_WUR;
 
 /*
+ * Opens loading connections until *n reach `want` (conns[0..*n) are open
+ * already), each prepared as load_prepare() does. When the server refuses
+ * one (max_connections, a role's limit) the caller loads on those it has:
+ * a warning says so, and only having none at all is an error.
+ */
+int load_open_connections(const struct job_database *db, PGconn **conns, int *n, int want,
+			  struct etl_error *err) ETL_WUR;
+
+/*
  * Takes the job's session-level advisory lock. ETL_ELOCKED (with the
  * holder's run in the message) if another process holds it.
  */

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "log.h"
 
 /* Non-key columns of domain_intersection except run_id, as in TRANSFORM_COLUMNS. */
 static const char *const data_columns[] = {
@@ -122,6 +123,30 @@ int load_prepare(PGconn *conn, struct etl_error *err)
 		       "CREATE TEMP TABLE IF NOT EXISTS di_stage "
 		       "(LIKE domain_intersection INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
 		       err);
+}
+
+int load_open_connections(const struct job_database *db, PGconn **conns, int *n, int want,
+			  struct etl_error *err)
+{
+	while (*n < want) {
+		PGconn *c = NULL;
+		struct etl_error cerr;
+
+		if (db_connect(db->url, db->schema, 0, &c, &cerr) != 0 || load_prepare(c, &cerr) != 0) {
+			if (c)
+				PQfinish(c);
+			if (*n == 0) {
+				*err = cerr;
+				return cerr.code ? cerr.code : ETL_EFAIL;
+			}
+			/* e.g. the server's max_connections: slower, not wrong */
+			log_warn("loading on %d connection%s, not %d: %s", *n, *n == 1 ? "" : "s",
+				 want, cerr.msg);
+			break;
+		}
+		conns[(*n)++] = c;
+	}
+	return 0;
 }
 
 int load_lock_job(PGconn *conn, const char *job, struct etl_error *err)

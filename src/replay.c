@@ -278,26 +278,13 @@ static int replay_set(PGconn *conn, struct replay_loading *rl, const struct repl
 static int replay_loading_start(const struct job *job, const char *snapshot_date,
 				struct replay_loading *rl, struct etl_error *err)
 {
+	int rc;
+
 	memset(rl, 0, sizeof(*rl));
 	rl->snapshot_date = snapshot_date;
-	while (rl->n_conns < job->db.connections) {
-		PGconn *c = NULL;
-		struct etl_error cerr;
-
-		if (db_connect(job->db.url, job->db.schema, 0, &c, &cerr) != 0 ||
-		    load_prepare(c, &cerr) != 0) {
-			if (c)
-				PQfinish(c);
-			if (rl->n_conns == 0) {
-				*err = cerr;
-				return cerr.code ? cerr.code : ETL_EFAIL;
-			}
-			log_warn("loading on %d connection%s, not %d: %s", rl->n_conns,
-				 rl->n_conns == 1 ? "" : "s", job->db.connections, cerr.msg);
-			break;
-		}
-		rl->conns[rl->n_conns++] = c;
-	}
+	if ((rc = load_open_connections(&job->db, rl->conns, &rl->n_conns, job->db.connections,
+					err)) != 0)
+		return rc;
 	rl->loader = loader_start(REPLAY_LOAD_QUEUE, rl->n_conns, replay_exec, NULL, rl);
 	return 0;
 }

@@ -842,21 +842,9 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 	/* From here until every answer is in, the run's connection is the
 	 * loader's, with the others opened now (the job's lock stays with the
 	 * run's own). */
-	while (rc.n_conns < job->db.connections) {
-		PGconn *c = NULL;
-		struct etl_error cerr;
-
-		if (db_connect(job->db.url, job->db.schema, 0, &c, &cerr) != 0 ||
-		    load_prepare(c, &cerr) != 0) {
-			/* e.g. the server's max_connections: slower, not wrong */
-			log_warn("loading on %d connection%s, not %d: %s", rc.n_conns,
-				 rc.n_conns == 1 ? "" : "s", job->db.connections, cerr.msg);
-			if (c)
-				PQfinish(c);
-			break;
-		}
-		rc.conns[rc.n_conns++] = c;
-	}
+	if ((ret = load_open_connections(&job->db, rc.conns, &rc.n_conns, job->db.connections,
+					 err)) != 0)
+		goto out; /* cannot be: the run's own connection is one */
 	log_debug("loading on %d connection%s", rc.n_conns, rc.n_conns == 1 ? "" : "s");
 	rc.loader = loader_start(RUN_LOAD_QUEUE, rc.n_conns, exec_msg, wake_fetcher, &rc);
 	while (!rc.abort_msg) {
