@@ -9,8 +9,6 @@
  */
 #include "fetch.h"
 
-#include "gzip.h"
-
 #include <ctype.h>
 #include <stdatomic.h>
 #include <math.h>
@@ -18,6 +16,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+
+#include "gzip.h"
 
 struct fetcher {
 	CURLM *multi;
@@ -72,7 +72,7 @@ int fetcher_new(const struct job_api *api, const char *url, struct fetcher **out
 	f->next_slot = 0;
 	f->headers = curl_slist_append(NULL, "Content-Type: application/json");
 	f->headers = curl_slist_append(f->headers, "Accept: application/json");
-	/* gzip only, decoded in on_body(): see fetch.h */
+	/* gzip only, decoded here (decode_body()) rather than by libcurl: see fetch.h */
 	f->headers = curl_slist_append(f->headers, "Accept-Encoding: gzip");
 	if (api->provider == API_AISA && api->token) {
 		char *h = xasprintf("Authorization: Bearer %s", api->token);
@@ -160,8 +160,8 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
 
 /*
  * A gzip body is kept as it came while the transfer runs, and decoded only
- * when it is complete: a request in flight holds a tenth of the bytes, which
- * is what keeps memory flat at any concurrency. The gzip trailer's size
+ * when it is complete: a request in flight holds a fraction of the bytes,
+ * which is what keeps memory flat at any concurrency. The gzip trailer's size
  * field sizes the decoded buffer in one allocation.
  */
 static void decode_body(struct fetch_req *r)
