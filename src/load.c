@@ -273,6 +273,10 @@ void load_fail_run(PGconn *conn, long long run_id, const char *error)
 /*
  * Pending rows of this job's other runs can never be published: only the
  * latest unfinished run of a date is continued, and we hold the job's lock.
+ * A run that succeeded published every set, which deleted its pending rows
+ * in the same transaction, so only the others are looked at: the bench saw
+ * this statement take 2 s at 1M rows going through the dead rows of runs
+ * that had left nothing behind.
  */
 static int drop_stale_pending(PGconn *conn, const char *job, long long run_id,
 			      struct etl_error *err)
@@ -283,7 +287,8 @@ static int drop_stale_pending(PGconn *conn, const char *job, long long run_id,
 	snprintf(id, sizeof(id), "%lld", run_id);
 	return db_query(conn,
 			"DELETE FROM domain_intersection_pending p USING etl_run r"
-			" WHERE p.run_id = r.run_id AND r.job = $1 AND r.run_id <> $2",
+			" WHERE p.run_id = r.run_id AND r.job = $1 AND r.run_id <> $2"
+			" AND r.status <> 'succeeded'",
 			2, params, NULL, err);
 }
 

@@ -235,6 +235,32 @@ class ReliabilityTest(EtlTestCase):
         self.assertEqual(self.db.value("SELECT count(*) FROM dataforseo.etl_run"), "1")
         self.assertEqual(self.db.value("SELECT status FROM dataforseo.etl_run"), "succeeded")
 
+    def test_killed_rerun_leaves_no_pending_rows(self):
+        """A rerun killed mid-way leaves its pages in domain_intersection_pending;
+        the next fresh run of the job removes them, and publishes only its own."""
+        self.scenarios()
+        job = self.job(job_text(limit=50, concurrency=1))
+        self.etl("run", job, "--migrate", "--snapshot-date", "2026-05-01")
+        self.fake.set_scenario("alpha-a.com", total_count=1000, latency_ms=100)
+        env = dict(os.environ, LC_ALL="C", **self.env())
+        p = subprocess.Popen([BIN, "run", job, "--fresh", "--snapshot-date", "2026-05-01"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.db.value(
+                "SELECT count(*) FROM dataforseo.domain_intersection_pending") == "0":
+            time.sleep(0.05)
+        p.send_signal(signal.SIGKILL)
+        _, err = p.communicate(timeout=60)
+        check_sanitizers(err)
+        left = int(self.db.value("SELECT count(*) FROM dataforseo.domain_intersection_pending WHERE run_id = 2"))
+        self.assertGreater(left, 0)
+        self.scenarios()
+        self.etl("run", job, "--fresh", "--snapshot-date", "2026-05-01")
+        self.assertEqual(self.db.value("SELECT count(*) FROM dataforseo.domain_intersection_pending"), "0")
+        self.assertEqual(self.db.value("SELECT string_agg(run_id || ':' || status, ',' ORDER BY run_id) "
+                                       "FROM dataforseo.etl_run"), "1:succeeded,2:running,3:succeeded")
+        self.assertEqual(table_dump(self.db), self.baseline())
+
     def test_two_runs_at_once_one_exits_locked(self):
         self.scenarios()
         self.fake.set_scenario("alpha-a.com", total_count=1000, latency_ms=300)
