@@ -980,20 +980,16 @@ class Bench:
                          lambda lim: self.etl(["replay", job, str(first_run)], db, "replay-again-%d" % n,
                                               timeout=lim), slow)
             self.pg.drop_db(db)
-            if job_noarch:
+            # first loads of the same rows with one job setting changed
+            for variant, case, label in ((job_noarch, "first_load_no_archive", "first-noarchive"),
+                                         (job_one, "first_load_one_conn", "first-oneconn")):
+                if not variant:
+                    continue
                 db = self.fresh_db()
                 self.pg.checkpoint()
-                step(rep, runs, "first_load_no_archive",
-                     lambda lim: self.etl(["run", job_noarch, "--snapshot-date", DATE], db,
-                                          "first-noarchive-%d" % n, fakes=fakes, timeout=lim),
-                     self.cfg["run_limit_s"])
-                self.pg.drop_db(db)
-            if job_one:
-                db = self.fresh_db()
-                self.pg.checkpoint()
-                step(rep, runs, "first_load_one_conn",
-                     lambda lim: self.etl(["run", job_one, "--snapshot-date", DATE], db,
-                                          "first-oneconn-%d" % n, fakes=fakes, timeout=lim),
+                step(rep, runs, case,
+                     lambda lim: self.etl(["run", variant, "--snapshot-date", DATE], db,
+                                          "%s-%d" % (label, n), fakes=fakes, timeout=lim),
                      self.cfg["run_limit_s"])
                 self.pg.drop_db(db)
             if rep == 0 and n <= self.cfg["hazard_max_rows"]:

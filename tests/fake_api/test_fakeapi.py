@@ -677,33 +677,30 @@ class TestFaults(ServerCase):
         with self.assertRaises(ValueError):
             json.loads(r.data)
         # "wire": cut after gzip, so decompression itself fails.
-        self.srv.set_scenario("hubspot.com",
-                              faults=[{"kind": "truncated", "wire": True}])
-        c = self.conn()
-        c.request("POST", fakeapi.PATHS["aisa"],
-                  json.dumps(task_for(limit=10)),
-                  {"Authorization": "Bearer " + TOKEN,
-                   "Accept-Encoding": "gzip"})
-        resp = c.getresponse()
-        wire = resp.read()
-        c.close()
-        self.assertEqual(len(wire), int(resp.headers["Content-Length"]))
+        headers, wire = self.gzip_wire({"kind": "truncated", "wire": True})
+        self.assertEqual(len(wire), int(headers["Content-Length"]))
         with self.assertRaises(EOFError):
             gzip.decompress(wire)
 
-    def test_encoding(self):
-        def raw(as_):
-            self.srv.set_scenario("hubspot.com",
-                                  faults=[{"kind": "encoding", "as": as_}])
-            c = self.conn()
+    def gzip_wire(self, fault):
+        """A page asked for with gzip under `fault`: (headers, the bytes as
+        sent), undecoded, for faults that break the encoding itself."""
+        self.srv.set_scenario("hubspot.com", faults=[fault])
+        c = self.conn()
+        try:
             c.request("POST", fakeapi.PATHS["aisa"],
                       json.dumps(task_for(limit=10)),
                       {"Authorization": "Bearer " + TOKEN,
                        "Accept-Encoding": "gzip"})
             resp = c.getresponse()
-            wire = resp.read()
+            return resp.headers, resp.read()
+        finally:
             c.close()
-            return resp.headers.get("Content-Encoding"), wire
+
+    def test_encoding(self):
+        def raw(as_):
+            headers, wire = self.gzip_wire({"kind": "encoding", "as": as_})
+            return headers.get("Content-Encoding"), wire
 
         def items(b):
             return json.loads(b)["tasks"][0]["result"][0]["items"]
