@@ -11,4 +11,14 @@
 
 int cli_main(int argc, char **argv);
 
+/*
+ * Turns core dumps off for good (RLIMIT_CORE 0, soft and hard) and marks the
+ * process not dumpable. cli_main() calls it first: from exec on, the process
+ * holds the API token and the database password (the job file, DATABASE_URL
+ * in the environment), and a core file or a same-user reader of /proc/PID/mem
+ * would have them in the clear. Wiping buffers after use cannot cover a
+ * crash in the middle of a run.
+ */
+void cli_no_core_dumps(void);
+
 #endif

@@ -9,7 +9,10 @@
  * at the default level and in text format, a progress line is redrawn in
  * place under the messages; elsewhere a summary line is logged periodically.
  * Nothing that holds a credential is ever passed here: request bodies carry
- * none, and the Authorization header is never logged.
+ * none, and the Authorization header is never logged. Messages quote text
+ * from the API and the database, so a text line shows its control
+ * characters escaped (log_escape()): a status_message cannot start a line
+ * of its own or send escape sequences to the terminal.
  */
 #ifndef INTERSECT_LOG_H
 #define INTERSECT_LOG_H
@@ -30,6 +33,16 @@ void log_set_context(const char *job, long long run_id);
 void log_set_msg(enum log_level level, const char *target_set, const char *fmt, ...)
 	ETL_PRINTF(3, 4);
 void log_msg(enum log_level level, const char *fmt, ...) ETL_PRINTF(2, 3);
+
+/*
+ * Appends s to sb fit for one text log line: line breaks, tabs and other
+ * control characters (C0, DEL, C1), the bidi controls and invalid UTF-8
+ * bytes become escapes (\n, \x1b, \u009b, \xc3), except a newline before
+ * one of our own "hint: ", "detail: " or "context: " lines. A backslash is
+ * kept as it is: the escapes make text safe for a terminal and a line-based
+ * collector, not reversible (the JSON format is that).
+ */
+void log_escape(struct strbuf *sb, const char *s);
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)

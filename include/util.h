@@ -25,6 +25,8 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) ETL_PRINTF(1, 2);
 char *xvasprintf(const char *fmt, va_list ap) ETL_PRINTF(1, 0);
+/* Frees a string that held a credential, zeroing it first (NULL: nothing). */
+void xfree_secret(char *s);
 
 /* A NUL-terminated growable buffer; data may also hold NULs (len counts them). */
 struct strbuf {

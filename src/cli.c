@@ -3,11 +3,15 @@
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include "db.h"
 #include "err.h"
@@ -44,7 +48,7 @@ static const char main_help[] =
 	"  report JOB     each target set's latest snapshot, its new and lost referring domains\n"
 	"  help COMMAND   options of one command\n"
 	"\n"
-	"Options:\n"
+	"Options (before the command, or after it among the command's options):\n"
 	"  -q, --quiet    only warnings and errors\n"
 	"  -v, --verbose  a line per request (credentials are never shown)\n"
 	"  --log-format text|json\n"
@@ -96,6 +100,12 @@ static const char migrate_help[] =
 	"  --schema NAME       schema to create the tables in\n"
 	"\n";
 
+/* Each command's --help ends with this and exit_help. */
+static const char global_help[] =
+	"Every command also takes -q/--quiet, -v/--verbose and --log-format text|json,\n"
+	"before or after the command name (see intersect-etl --help).\n"
+	"\n";
+
 static int usage_error(const char *cmd, const char *fmt, ...) ETL_PRINTF(2, 3);
 
 static int usage_error(const char *cmd, const char *fmt, ...)
@@ -118,30 +128,109 @@ static int report(int rc, const struct etl_error *err)
 	return rc;
 }
 
+/*
+ * Whether an argument may be shown back in a message: a plain word. Option
+ * values are typed next to --database-url, and a command name may be a URL
+ * pasted in the wrong place, so what could hold a password is never shown.
+ */
+static int plain_word(const char *arg)
+{
+	size_t n = strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
+
+	return n > 0 && n <= 32 && arg[n] == '\0';
+}
+
+/* "--format csv" for a message about an option's value, or "--format" alone. */
+static const char *opt_value(char *buf, size_t size, const char *opt, const char *arg)
+{
+	if (plain_word(arg))
+		snprintf(buf, size, "%s %s", opt, arg);
+	else
+		snprintf(buf, size, "%s", opt);
+	return buf;
+}
+
+/*
+ * The usage error for an option getopt_long refused (c is '?' or ':'), naming
+ * the option only: "--database-url=postgresql://u:PW@h/db" is shown as
+ * "--database-url". An unknown long option leaves optopt 0; a long option
+ * given a value it does not take leaves its val in optopt, which for a
+ * letter is one that optstring knows (an unknown letter is not in it).
+ */
+static int refused_option(const char *cmd, int c, const char *optstring, char **argv)
+{
+	const char *tok = argv[optind - 1];
+	/* tok is the previous argument when a letter of "-ab" is refused */
+	bool is_long = strncmp(tok, "--", 2) == 0 &&
+		       (optopt == 0 || optopt > 255 || c == ':' || strchr(optstring, optopt));
+	char name[64];
+
+	if (is_long)
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(tok, "="), tok);
+	else
+		snprintf(name, sizeof(name), "-%c", optopt > ' ' && optopt < 127 ? optopt : '?');
+	if (c == ':')
+		return usage_error(cmd, "%s: needs a value", name);
+	if (is_long && optopt != 0)
+		return usage_error(cmd, "%s: takes no value", name);
+	return usage_error(cmd, "%s: unknown option", name);
+}
+
+/*
+ * The options every command takes before or after its name (git-style
+ * placement is what --help shows; people type them anywhere). Returns -2
+ * when c is not one of them, -1 to go on, or an exit status.
+ */
+static int global_opt(int c, const char *arg, const char *cmd)
+{
+	char what[64];
+
+	switch (c) {
+	case 'q':
+		log_set_level(LOG_WARN);
+		return -1;
+	case 'v':
+		log_set_level(LOG_DEBUG);
+		return -1;
+	case 'F':
+		if (strcmp(arg, "json") == 0)
+			log_set_format(LOG_JSON);
+		else if (strcmp(arg, "text") == 0)
+			log_set_format(LOG_TEXT);
+		else
+			return usage_error(cmd, "%s: expected text or json",
+					   opt_value(what, sizeof(what), "--log-format", arg));
+		return -1;
+	case 'V':
+		printf("intersect-etl %s\n", ETL_VERSION);
+		return ETL_OK;
+	}
+	return -2;
+}
+
 /* Parses a subcommand's options; returns -1 to go on, or an exit status. */
 static int parse_opts(int argc, char **argv, const char *cmd, const char *help,
 		      const struct option *longopts, int (*on_opt)(int c, const char *arg, void *ud),
 		      void *ud)
 {
-	int c;
+	static const char optstring[] = ":hqvVF:";
+	int c, rc;
 
 	optind = 0; /* 0, not 1: glibc then forgets the "+" of the global parse */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":hqv", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, optstring, longopts, NULL)) != -1) {
+		if ((rc = global_opt(c, optarg, cmd)) != -2) {
+			if (rc >= 0)
+				return rc;
+			continue;
+		}
 		switch (c) {
 		case 'h':
-			printf("%s%s", help, exit_help);
+			printf("%s%s%s", help, global_help, exit_help);
 			return ETL_OK;
-		case 'q':
-			log_set_level(LOG_WARN);
-			break;
-		case 'v':
-			log_set_level(LOG_DEBUG);
-			break;
 		case '?':
-			return usage_error(cmd, "%s: unknown option", argv[optind - 1]);
 		case ':':
-			return usage_error(cmd, "%s: needs a value", argv[optind - 1]);
+			return refused_option(cmd, c, optstring, argv);
 		default:
 			if (on_opt(c, optarg, ud) != 0)
 				return ETL_EUSAGE;
@@ -153,7 +242,8 @@ static int parse_opts(int argc, char **argv, const char *cmd, const char *help,
 /* Every subcommand takes these, and ends its table with them. */
 #define COMMON_LONGOPTS                                                                            \
 	{"help", no_argument, NULL, 'h'}, {"quiet", no_argument, NULL, 'q'},                       \
-		{"verbose", no_argument, NULL, 'v'}, { NULL, 0, NULL, 0 }
+		{"verbose", no_argument, NULL, 'v'}, {"version", no_argument, NULL, 'V'},          \
+		{"log-format", required_argument, NULL, 'F'}, { NULL, 0, NULL, 0 }
 
 static const struct option common_longopts[] = {COMMON_LONGOPTS};
 
@@ -248,6 +338,7 @@ out:
 static int run_opt(int c, const char *arg, void *ud)
 {
 	struct run_options *o = ud;
+	char what[64];
 
 	switch (c) {
 	case OPT_ONLY:
@@ -255,12 +346,9 @@ static int run_opt(int c, const char *arg, void *ud)
 		o->only[o->n_only++] = (char *)arg;
 		return 0;
 	case OPT_DATE:
-		if (!run_valid_date(arg)) {
-			fprintf(stderr,
-				"intersect-etl: --snapshot-date %s: not a date of the form YYYY-MM-DD\n",
-				arg);
-			return 1;
-		}
+		if (!run_valid_date(arg))
+			return usage_error("run", "%s: not a date of the form YYYY-MM-DD",
+					   opt_value(what, sizeof(what), "--snapshot-date", arg));
 		o->snapshot_date = arg;
 		return 0;
 	case OPT_MIGRATE:
@@ -308,16 +396,31 @@ out:
 }
 
 struct migrate_opts {
-	const char *url;
+	char *url; /* owned, a secret: xfree_secret() */
 	const char *schema;
 };
+
+/*
+ * A copy of a --database-url value, whose bytes in argv are overwritten:
+ * `ps` shows a process's arguments to every user, and the URL may hold a
+ * password. (It was visible from exec until now; DATABASE_URL or the job
+ * file never is.) The caller frees the copy with xfree_secret().
+ */
+static char *take_secret(const char *arg, char *old)
+{
+	char *copy = xstrdup(arg);
+
+	memset((char *)arg, 'x', strlen(arg)); /* argv's strings are writable */
+	xfree_secret(old);
+	return copy;
+}
 
 static int migrate_opt(int c, const char *arg, void *ud)
 {
 	struct migrate_opts *m = ud;
 
 	if (c == OPT_URL)
-		m->url = arg;
+		m->url = take_secret(arg, m->url);
 	else if (c == OPT_SCHEMA)
 		m->schema = arg;
 	else
@@ -341,11 +444,13 @@ static int cmd_migrate(int argc, char **argv)
 	int applied = 0;
 
 	if (rc >= 0)
-		return rc;
-	if (argc - optind > 1)
-		return usage_error("migrate", "migrate takes at most one JOB file");
+		goto out;
+	if (argc - optind > 1) {
+		rc = usage_error("migrate", "migrate takes at most one JOB file");
+		goto out;
+	}
 	if (argc - optind == 1 && (rc = job_load_file(argv[optind], &job, &err)) != 0)
-		return report(rc, &err);
+		goto failed;
 	url = m.url ? m.url : job ? job->db.url : getenv("DATABASE_URL") ? getenv("DATABASE_URL") : "";
 	schema = m.schema ? m.schema : job ? job->db.schema : "dataforseo";
 	rc = db_connect(url, schema, 1, &conn, &err);
@@ -354,10 +459,14 @@ static int cmd_migrate(int argc, char **argv)
 	if (rc == 0)
 		log_info("schema %s: %d migration%s applied, up to date", schema, applied,
 			 applied == 1 ? "" : "s");
+failed:
+	rc = report(rc, &err);
+out:
 	if (conn)
 		PQfinish(conn);
 	job_free(job);
-	return report(rc, &err);
+	xfree_secret(m.url);
+	return rc;
 }
 
 static const char replay_help[] =
@@ -437,7 +546,7 @@ enum { OPT_SET = 512, OPT_FORMAT, OPT_JOB, OPT_LIMIT };
 static int runs_opt(int c, const char *arg, void *ud)
 {
 	struct runs_options *o = ud;
-	char *end;
+	char *end, what[64];
 	long v;
 
 	switch (c) {
@@ -447,19 +556,21 @@ static int runs_opt(int c, const char *arg, void *ud)
 	case OPT_LIMIT:
 		v = strtol(arg, &end, 10);
 		if (!*arg || *end || v < 1 || v > RUNS_MAX_LIMIT)
-			return usage_error("runs", "--limit %s: not a number from 1 to %d", arg,
-					   RUNS_MAX_LIMIT);
+			return usage_error("runs", "%s: not a number from 1 to %d",
+					   opt_value(what, sizeof(what), "--limit", arg), RUNS_MAX_LIMIT);
 		o->limit = (int)v;
 		return 0;
 	case OPT_URL:
-		o->database_url = arg;
+		/* cmd_runs() frees it; the struct's field is const for runs.c */
+		o->database_url = take_secret(arg, (char *)o->database_url);
 		return 0;
 	case OPT_SCHEMA:
 		o->schema = arg;
 		return 0;
 	case OPT_FORMAT:
 		if (report_parse_format(arg, &o->format) != 0 || o->format == REPORT_CSV)
-			return usage_error("runs", "--format %s: runs prints table or json", arg);
+			return usage_error("runs", "%s: runs prints table or json",
+					   opt_value(what, sizeof(what), "--format", arg));
 		return 0;
 	}
 	return 1;
@@ -484,27 +595,36 @@ static int cmd_runs(int argc, char **argv)
 	opt.format = REPORT_TABLE;
 	rc = parse_opts(argc, argv, "runs", runs_help, longopts, runs_opt, &opt);
 	if (rc >= 0)
-		return rc;
+		goto out;
 	/* All digits is a RUN_ID, anything else the JOB file (./123 names a file "123"). */
 	for (i = optind; i < argc; i++) {
 		if (argv[i][0] && argv[i][strspn(argv[i], "0123456789")] == '\0') {
-			if (opt.run_id)
-				return usage_error("runs", "%s: only one RUN_ID is taken", argv[i]);
-			if (runs_parse_id(argv[i], &opt.run_id) != 0)
-				return usage_error("runs", "%s: not a run id", argv[i]);
+			if (opt.run_id) {
+				rc = usage_error("runs", "%s: only one RUN_ID is taken", argv[i]);
+				goto out;
+			}
+			if (runs_parse_id(argv[i], &opt.run_id) != 0) {
+				rc = usage_error("runs", "%s: not a run id", argv[i]);
+				goto out;
+			}
 		} else if (opt.job_path) {
-			return usage_error("runs", "%s: only one JOB file is taken", argv[i]);
+			rc = usage_error("runs", "%s: only one JOB file is taken", argv[i]);
+			goto out;
 		} else {
 			opt.job_path = argv[i];
 		}
 	}
 	rc = runs_show(&opt, stdout, &err);
-	return report(rc, &err);
+	rc = report(rc, &err);
+out:
+	xfree_secret((char *)opt.database_url); /* runs_opt()'s copy */
+	return rc;
 }
 
 static int report_opt(int c, const char *arg, void *ud)
 {
 	struct report_options *o = ud;
+	char what[64];
 
 	switch (c) {
 	case OPT_SET:
@@ -512,7 +632,8 @@ static int report_opt(int c, const char *arg, void *ud)
 		return 0;
 	case OPT_FORMAT:
 		if (report_parse_format(arg, &o->format) != 0)
-			return usage_error("report", "--format %s: not table, csv or json", arg);
+			return usage_error("report", "%s: not table, csv or json",
+					   opt_value(what, sizeof(what), "--format", arg));
 		return 0;
 	}
 	return 1;
@@ -557,6 +678,20 @@ static const struct command commands[] = {
 	{"report", cmd_report, report_help},
 };
 
+void cli_no_core_dumps(void)
+{
+	const struct rlimit none = {0, 0};
+
+	/* The hard limit too, so nothing this process runs can raise it again. */
+	if (setrlimit(RLIMIT_CORE, &none) != 0)
+		log_warn("cannot disable core dumps: %s", strerror(errno));
+	/* Not dumpable also keeps other processes of the same user from reading
+	 * /proc/PID/environ and /proc/PID/mem or attaching a debugger (valgrind
+	 * is not one: it runs the program inside its own process). */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		log_warn("cannot mark the process not dumpable: %s", strerror(errno));
+}
+
 int cli_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -567,35 +702,22 @@ int cli_main(int argc, char **argv)
 		{"log-format", required_argument, NULL, 'F'},
 		{NULL, 0, NULL, 0},
 	};
+	static const char optstring[] = "+:hVqvF:"; /* "+": stop at the command */
 	size_t i;
-	int c;
+	int c, rc;
 
+	cli_no_core_dumps();
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+hVqvF:", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'F':
-			if (strcmp(optarg, "json") == 0)
-				log_set_format(LOG_JSON);
-			else if (strcmp(optarg, "text") == 0)
-				log_set_format(LOG_TEXT);
-			else
-				return usage_error(NULL, "--log-format %s: expected text or json", optarg);
-			break;
-		case 'h':
-			printf("%s%s", main_help, exit_help);
-			return ETL_OK;
-		case 'V':
-			printf("intersect-etl %s\n", ETL_VERSION);
-			return ETL_OK;
-		case 'q':
-			log_set_level(LOG_WARN);
-			break;
-		case 'v':
-			log_set_level(LOG_DEBUG);
-			break;
-		default:
-			return usage_error(NULL, "%s: unknown option", argv[optind - 1]);
+	while ((c = getopt_long(argc, argv, optstring, longopts, NULL)) != -1) {
+		if ((rc = global_opt(c, optarg, NULL)) != -2) {
+			if (rc >= 0)
+				return rc;
+			continue;
 		}
+		if (c != 'h')
+			return refused_option(NULL, c, optstring, argv);
+		printf("%s%s", main_help, exit_help);
+		return ETL_OK;
 	}
 	if (optind >= argc)
 		return usage_error(NULL, "no command given");
@@ -606,13 +728,17 @@ int cli_main(int argc, char **argv)
 		}
 		for (i = 0; i < ETL_ARRAY_LEN(commands); i++)
 			if (strcmp(argv[optind + 1], commands[i].name) == 0) {
-				printf("%s%s", commands[i].help, exit_help);
+				printf("%s%s%s", commands[i].help, global_help, exit_help);
 				return ETL_OK;
 			}
+		if (!plain_word(argv[optind + 1]))
+			return usage_error(NULL, "help: no such command");
 		return usage_error(NULL, "help %s: no such command", argv[optind + 1]);
 	}
 	for (i = 0; i < ETL_ARRAY_LEN(commands); i++)
 		if (strcmp(argv[optind], commands[i].name) == 0)
 			return commands[i].fn(argc - optind, argv + optind);
+	if (!plain_word(argv[optind]))
+		return usage_error(NULL, "the first argument after the options is not a command");
 	return usage_error(NULL, "%s: no such command", argv[optind]);
 }

@@ -78,22 +78,133 @@ static int result_error(PGconn *conn, PGresult *res, const char *sql, struct etl
 	return ETL_EFAIL;
 }
 
+/*
+ * The connection string is not valid. libpq's message quotes the string or
+ * the part it choked on, which may be the password ("invalid percent-encoded
+ * token: "pa%zzss""): every quoted part is dropped, and when the string
+ * itself holds a '"' (so quotes in the message no longer pair) everything
+ * from the first quote on. The program never calls setlocale(), so these
+ * are libpq's English messages with their ASCII quotes.
+ */
+static void parse_error(const char *conninfo, const char *msg, struct etl_error *err)
+{
+	struct strbuf sb;
+	const char *q, *close;
+
+	sb_init(&sb);
+	if (strchr(conninfo, '"')) {
+		sb_append(&sb, msg, strcspn(msg, "\""));
+	} else {
+		for (; (q = strchr(msg, '"')) != NULL; msg = close + 1) {
+			sb_append(&sb, msg, (size_t)(q - msg));
+			sb_puts(&sb, "\"...\"");
+			if (!(close = strchr(q + 1, '"')))
+				break;
+		}
+		if (!q)
+			sb_puts(&sb, msg);
+	}
+	if (sb.data)
+		chomp(sb.data);
+	etl_fail(err, ETL_EFAIL, "cannot connect to the database: the connection string is not "
+		 "valid: %s\nhint: the URI form is postgresql://USER:PASSWORD@HOST:PORT/DATABASE, "
+		 "special characters percent-encoded", sb.data ? sb.data : "");
+	sb_free(&sb);
+}
+
+/* libpq reads a dbname with '=' or a postgres[ql]:// prefix as a whole connection string. */
+static int is_conninfo(const char *s)
+{
+	return strchr(s, '=') || strncmp(s, "postgresql://", 13) == 0 ||
+	       strncmp(s, "postgres://", 11) == 0;
+}
+
+/* An option's value from PQconninfoParse(), NULL if unset or empty. */
+static const char *option(const PQconninfoOption *opts, const char *key)
+{
+	for (; opts && opts->keyword; opts++)
+		if (strcmp(opts->keyword, key) == 0)
+			return opts->val && *opts->val ? opts->val : NULL;
+	return NULL;
+}
+
+/* Wipes what the parsed options hold, the password among them, and frees them. */
+static void options_free(PQconninfoOption *opts)
+{
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (o->val)
+			explicit_bzero(o->val, strlen(o->val));
+	PQconninfoFree(opts);
+}
+
+/* "(default)" for what neither the string nor libpq's PG* variables set. */
+static const char *shown(const char *from_string, const char *effective)
+{
+	return from_string ? from_string : effective && *effective ? effective : "(default)";
+}
+
+/* A copy of msg with every occurrence of secret (if any) as "***". */
+static void redact(struct strbuf *sb, const char *msg, const char *secret)
+{
+	const char *p;
+
+	while (secret && *secret && (p = strstr(msg, secret)) != NULL) {
+		sb_append(sb, msg, (size_t)(p - msg));
+		sb_puts(sb, "***");
+		msg = p + strlen(secret);
+	}
+	sb_puts(sb, msg);
+}
+
+/*
+ * A failed connection, named by host, port, user and database only. libpq
+ * names the server it tried and the server the user or database it refused,
+ * but a message from a server (or another libpq) might quote any option:
+ * the password, from the string or from PGPASSWORD or ~/.pgpass (PQpass()),
+ * should it appear, is cut out of the message as well.
+ */
+static void connect_error(PGconn *conn, const PQconninfoOption *opts, struct etl_error *err)
+{
+	const char *host = option(opts, "host") ? option(opts, "host") : option(opts, "hostaddr");
+	struct strbuf once, sb;
+
+	sb_init(&once);
+	sb_init(&sb);
+	redact(&once, conn ? PQerrorMessage(conn) : "out of memory", option(opts, "password"));
+	redact(&sb, once.data, conn ? PQpass(conn) : NULL);
+	etl_fail(err, ETL_EFAIL,
+		 "cannot connect to the database (host %s, port %s, user %s, database %s): %s",
+		 shown(host, conn ? PQhost(conn) : NULL),
+		 shown(option(opts, "port"), conn ? PQport(conn) : NULL),
+		 shown(option(opts, "user"), conn ? PQuser(conn) : NULL),
+		 shown(option(opts, "dbname"), conn ? PQdb(conn) : NULL), sb.data);
+	one_line(err->msg, sizeof(err->msg));
+	explicit_bzero(once.data, once.len);
+	explicit_bzero(sb.data, sb.len);
+	sb_free(&once);
+	sb_free(&sb);
+}
+
 int db_connect(const char *conninfo, const char *schema, int create_schema, PGconn **out,
 	       struct etl_error *err)
 {
 	/* application_name lets a DBA see who holds a lock; fallback only. */
 	const char *keys[] = {"dbname", "fallback_application_name", NULL};
 	const char *vals[] = {conninfo ? conninfo : "", "intersect-etl", NULL};
-	PGconn *conn;
-	char *ident = NULL, *sql = NULL;
+	PQconninfoOption *opts = NULL;
+	PGconn *conn = NULL;
+	char *ident = NULL, *sql = NULL, *perr = NULL;
 	int rc = ETL_EFAIL;
 
 	*out = NULL;
+	/* Parsed first, so that no error of libpq's quotes the string itself. */
+	if (is_conninfo(vals[0]) && !(opts = PQconninfoParse(vals[0], &perr))) {
+		parse_error(vals[0], perr ? perr : "out of memory", err);
+		goto failed;
+	}
 	conn = PQconnectdbParams(keys, vals, 1);
 	if (!conn || PQstatus(conn) != CONNECTION_OK) {
-		etl_fail(err, ETL_EFAIL, "cannot connect to the database: %s",
-			 conn ? PQerrorMessage(conn) : "out of memory");
-		one_line(err->msg, sizeof(err->msg));
+		connect_error(conn, opts, err);
 		goto failed;
 	}
 	if (PQsetClientEncoding(conn, "UTF8") != 0) {
@@ -128,6 +239,9 @@ int db_connect(const char *conninfo, const char *schema, int create_schema, PGco
 	conn = NULL;
 	rc = 0;
 failed:
+	options_free(opts);
+	if (perr)
+		PQfreemem(perr);
 	if (ident)
 		PQfreemem(ident);
 	free(sql);

@@ -641,8 +641,19 @@ static int parse_yaml(struct ctx *c, const char *buf, size_t len, struct ynode *
 			break;
 		}
 		rc = parse_event(c, &ps, &ev, &end);
+		/* a scalar may be a credential; ynode_free() wipes our copy */
+		if (ev.type == YAML_SCALAR_EVENT && ev.data.scalar.value)
+			explicit_bzero(ev.data.scalar.value, ev.data.scalar.length);
 		yaml_event_delete(&ev);
 	}
+	/* libyaml's copies of the file text, credentials included (its own
+	 * scanning scratch strings are out of reach) */
+	if (parser.raw_buffer.start)
+		explicit_bzero(parser.raw_buffer.start,
+			       (size_t)(parser.raw_buffer.end - parser.raw_buffer.start));
+	if (parser.buffer.start)
+		explicit_bzero(parser.buffer.start,
+			       (size_t)(parser.buffer.end - parser.buffer.start));
 	yaml_parser_delete(&parser);
 	path_set_len(c, 0);
 	if (rc) {
@@ -1030,34 +1041,44 @@ static int get_money(struct ctx *c, const struct ynode *n, double max, double *o
 	return fail_node(c, n, "expected an amount in USD above 0 and at most %.0f, got %s", max, what);
 }
 
+#define JOB_MAX_DAYS 36500 /* a century; leaving the key out keeps everything */
+
 /*
  * A period in whole days: an integer, or "N day(s)" / "N week(s)". Returns
- * the number of days in *out (1..36500).
+ * the number of days in *out (1..JOB_MAX_DAYS). The count is bounded before
+ * it is scaled by its unit: "7905747460161236407 weeks" once overflowed
+ * `v *= 7` and wrapped to a small, valid-looking number of days.
  */
 static int get_days(struct ctx *c, const struct ynode *n, int *out)
 {
-	char what[96], unit[16];
-	long long v = 0;
-	int used = 0;
+	char what[96], *unit;
+	long long v = -1, per = 1;
 
 	if (n->kind == YN_SCALAR && n->type == YT_INT) {
 		v = n->i;
-	} else if (n->kind == YN_SCALAR && n->type == YT_STR &&
-		   sscanf(n->text, "%lld %15s%n", &v, unit, &used) == 2 && n->text[used] == '\0') {
+	} else if (n->kind == YN_SCALAR && n->type == YT_STR && n->text[0] >= '0' &&
+		   n->text[0] <= '9') {
+		/* past LLONG_MAX strtoll saturates, which the bound below refuses */
+		v = strtoll(n->text, &unit, 10);
+		unit += strspn(unit, " \t");
 		if (strcmp(unit, "week") == 0 || strcmp(unit, "weeks") == 0)
-			v *= 7;
+			per = 7;
 		else if (strcmp(unit, "day") != 0 && strcmp(unit, "days") != 0)
 			v = -1;
-	} else {
-		v = -1;
 	}
-	if (v >= 1 && v <= 36500) {
-		*out = (int)v;
+	if (v > JOB_MAX_DAYS / per) {
+		describe(n, what, sizeof(what));
+		return fail_node(c, n, "%s is more than the maximum of %d days (%d weeks)\n"
+				 "hint: without the key, nothing is deleted", what, JOB_MAX_DAYS,
+				 JOB_MAX_DAYS / 7);
+	}
+	if (v >= 1) {
+		*out = (int)(v * per);
 		return 0;
 	}
 	describe(n, what, sizeof(what));
-	return fail_node(c, n, "expected a period such as 400 days or 8 weeks (1 to 36500 days), "
-			 "got %s", what);
+	return fail_node(c, n, "expected a period such as 400 days or 8 weeks (1 to %d days), "
+			 "got %s", JOB_MAX_DAYS, what);
 }
 
 /* A string (by YAML type, not just any scalar) for a request field. */
@@ -1427,10 +1448,13 @@ static bool loopback_host(const char *h, size_t len)
 	return parts == 4;
 }
 
-/* https://HOST[...], or http:// on loopback only. *out is a new string without trailing '/'. */
+/*
+ * https://HOST[...], or http:// on loopback only, never with user:password@.
+ * *out is a new string without trailing '/'.
+ */
 static int check_base_url(struct ctx *c, const struct ynode *n, const char *url, char **out)
 {
-	const char *auth, *end, *host, *at;
+	const char *auth, *end, *host;
 	bool https;
 	size_t len = strlen(url), hlen;
 
@@ -1453,10 +1477,14 @@ static int check_base_url(struct ctx *c, const struct ynode *n, const char *url,
 	end = auth;
 	while (end < url + len && *end != '/')
 		end++;
+	/* A password in the URL would be printed by `plan` and could be by
+	 * libcurl's messages; the API's credentials have keys of their own,
+	 * which are never printed. */
+	if (memchr(auth, '@', (size_t)(end - auth)))
+		return fail_node(c, n, "must not contain a user name or password (user:password@)"
+				 "\nhint: credentials belong in api.token or token_file (aisa), or "
+				 "api.login and api.password or password_file (dataforseo)");
 	host = auth;
-	for (at = auth; at < end; at++)
-		if (*at == '@')
-			host = at + 1;
 	if (*host == '[') {
 		const char *rb = memchr(host, ']', (size_t)(end - host));
 		hlen = rb ? (size_t)(rb - host) + 1 : (size_t)(end - host);
@@ -2071,14 +2099,6 @@ out:
 	return rc;
 }
 
-static void wipe_free(char *s)
-{
-	if (s) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
-
 void job_free(struct job *job)
 {
 	if (!job)
@@ -2086,10 +2106,10 @@ void job_free(struct job *job)
 	free(job->path);
 	free(job->name);
 	free(job->api.base_url);
-	wipe_free(job->api.token);
-	free(job->api.login);
-	wipe_free(job->api.password);
-	wipe_free(job->db.url); /* a conninfo may hold a password */
+	xfree_secret(job->api.token);
+	xfree_secret(job->api.login); /* half of the Basic credential */
+	xfree_secret(job->api.password);
+	xfree_secret(job->db.url); /* a conninfo may hold a password */
 	free(job->db.schema);
 	for (size_t i = 0; i < job->n_sets; i++) {
 		struct target_set *ts = &job->sets[i];

@@ -6,7 +6,9 @@
 
 #include <json-c/json.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -67,6 +69,90 @@ static void clear_live(void)
 	}
 }
 
+/* Length of the valid UTF-8 sequence at s (its code point in *cp), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
+{
+	size_t len, i;
+	uint32_t c;
+
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	}
+	if (s[0] >= 0xC2 && s[0] <= 0xDF)
+		len = 2, c = s[0] & 0x1Fu;
+	else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+		len = 3, c = s[0] & 0x0Fu;
+	else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+		len = 4, c = s[0] & 0x07u;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[i] & 0x3Fu);
+	}
+	if ((len == 3 && c < 0x800) || (len == 4 && (c < 0x10000 || c > 0x10FFFF)) ||
+	    (c >= 0xD800 && c <= 0xDFFF))
+		return 0;
+	*cp = c;
+	return len;
+}
+
+/* C0, DEL, C1, and the bidi controls that reorder what a terminal shows. */
+static int escaped_cp(uint32_t cp)
+{
+	return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x061C || cp == 0x200E ||
+	       cp == 0x200F || (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/*
+ * The labels of our own continuation lines (etl_fail messages put them
+ * after the primary line). Only a newline before one of them stays a line
+ * break: any other, such as one inside an API status_message or a COPY
+ * error quoting a value, could start a line that passes for a log record.
+ */
+static int continuation(const char *s)
+{
+	static const char *const labels[] = {"hint: ", "detail: ", "context: "};
+
+	for (size_t i = 0; i < ETL_ARRAY_LEN(labels); i++)
+		if (strncmp(s, labels[i], strlen(labels[i])) == 0)
+			return 1;
+	return 0;
+}
+
+void log_escape(struct strbuf *sb, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+
+	while (n > 0) {
+		uint32_t cp = 0;
+		size_t len = utf8_seq(p, n, &cp);
+
+		if (len == 0) {
+			sb_printf(sb, "\\x%02x", p[0]);
+			len = 1;
+		} else if (cp == '\n' && continuation((const char *)p + 1)) {
+			sb_putc(sb, '\n');
+		} else if (cp == '\n' || cp == '\r' || cp == '\t') {
+			sb_putc(sb, '\\');
+			sb_putc(sb, cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't');
+		} else if (cp < 0x80 && escaped_cp(cp)) {
+			sb_printf(sb, "\\x%02x", (unsigned)cp);
+		} else if (escaped_cp(cp)) {
+			sb_printf(sb, "\\u%04x", (unsigned)cp);
+		} else {
+			sb_append(sb, (const char *)p, len);
+		}
+		p += len;
+		n -= len;
+	}
+}
+
 static void draw_live(void);
 static void emit(enum log_level level, const char *set, const char *fmt, va_list ap)
 	ETL_PRINTF(3, 0);
@@ -106,11 +192,16 @@ static void emit(enum log_level level, const char *set, const char *fmt, va_list
 							  JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
 	} else {
-		fprintf(stderr, "intersect-etl: %s", text_names[level]);
-		if (set)
-			fprintf(stderr, "%s: ", set);
-		vfprintf(stderr, fmt, ap);
-		fputc('\n', stderr);
+		char *msg = xvasprintf(fmt, ap);
+		struct strbuf sb;
+
+		/* json-c escapes every control character already; text needs it done */
+		sb_init(&sb);
+		log_escape(&sb, msg);
+		fprintf(stderr, "intersect-etl: %s%s%s%s\n", text_names[level], set ? set : "",
+			set ? ": " : "", sb.data ? sb.data : "");
+		sb_free(&sb);
+		free(msg);
 	}
 	if (progress_live)
 		draw_live();

@@ -43,6 +43,9 @@ class CliTest(EtlTestCase):
             code, out, err = self.etl(cmd, "--help")
             self.assertIn("Usage: intersect-etl " + cmd, out)
             self.assertIn("Exit status", out)
+            self.assertIn("-q/--quiet, -v/--verbose and --log-format text|json,\nbefore or after", out)
+            code, out2, err = self.etl("help", cmd)
+            self.assertEqual(out2, out)
         code, out, err = self.etl("--version")
         self.assertRegex(out, r"^intersect-etl \d+\.\d+\.\d+\n$")
 
@@ -56,6 +59,11 @@ class CliTest(EtlTestCase):
             (("run", "x.yaml", "--snapshot-date", "2026-02-30"), "--snapshot-date 2026-02-30: not a date"),
             (("run", "x.yaml", "--snapshot-date"), "--snapshot-date: needs a value"),
             (("plan", "x.yaml", "--nope"), "--nope: unknown option"),
+            (("plan", "x.yaml", "--nope=value"), "--nope: unknown option"),
+            (("run", "x.yaml", "--fresh=yes"), "--fresh: takes no value"),
+            (("run", "x.yaml", "--log-format", "yaml"), "--log-format yaml: expected text or json"),
+            (("run", "x.yaml", "--log-format"), "--log-format: needs a value"),
+            (("run", "x.yaml", "-Z"), "-Z: unknown option"),
             (("validate",), "validate takes exactly one JOB file"),
             (("help", "nothing"), "help nothing: no such command"),
         ]
