@@ -18,7 +18,10 @@
 
 /*
  * Appends the decoding of the gzip stream in[0..n) to out, at most max_out
- * bytes. Returns 0, or -1 with msg (msgsz bytes) saying why.
+ * bytes. Returns 0, or -1 with msg (msgsz bytes) saying why. Whatever the
+ * stream, out never grows past max_out + 2 bytes beyond what it held (the
+ * fetcher's cap is FETCH_MAX_RESPONSE_BYTES, 64 MiB): a bomb is refused
+ * having spent the cap, not twice it.
  */
 int gunzip_all(const void *in, size_t n, size_t max_out, struct strbuf *out, char *msg,
 	       size_t msgsz) ETL_WUR;

@@ -10,6 +10,12 @@
  * by its subtree and knowing where that ends, so a reader walks or skips
  * any value in O(1) a step; and one buffer of decoded, NUL-terminated
  * strings. No node is allocated on its own.
+ *
+ * Work and memory are bounded by the body, whatever it holds: at most
+ * JD_MAX_NODES(len) values (9 bytes each: a node and its type byte), at most
+ * JD_MAX_MEMBERS members in one object, and a repeated-key check whose hash
+ * reads every byte of a key under a per-process random key (SipHash), so no
+ * choice of keys makes it slower than linear in expectation.
  */
 #ifndef INTERSECT_JSONDOC_H
 #define INTERSECT_JSONDOC_H
@@ -31,6 +37,22 @@
 #define JD_MAX_BODY ((size_t)INT32_MAX - 1)
 /* "No node": an absent member, or an index past the end. */
 #define JD_NONE ((size_t)-1)
+/*
+ * Members of one object. The API's largest objects are the breakdown maps,
+ * capped at internal_list_limit (at most 1000) keys; 65536 leaves a wide
+ * margin and keeps the repeated-key table of one object at 512 KiB.
+ */
+#define JD_MAX_MEMBERS 65536
+/*
+ * Values (nodes, object keys included) in a body of len bytes: one per 4
+ * bytes. A page of the API holds about one per 10 bytes (the fake's pages:
+ * 9.6), one whose items carry 1000-key breakdown maps about one per 5; the
+ * densest JSON there is, `[0,0,...]`, one per 2. At the cap the nodes take
+ * 9/4 of the body's size, so the parser's memory stays within about 3.3x the
+ * body (nodes, and strings at most the body's size), where one node per 2
+ * bytes at 24 bytes a node used to take 12x.
+ */
+#define JD_MAX_NODES(len) ((len) / 4 + 64)
 
 enum jd_type {
 	JD_NULL,
@@ -45,29 +67,30 @@ enum jd_type {
 };
 
 /*
- * One value, or one object key. An object's members are its key node then
- * its value's nodes, in body order; an array's elements are their nodes.
+ * One value, or one object key, in 8 bytes (its type is in doc->types). An
+ * object's members are its key node then its value's nodes, in body order;
+ * an array's elements are their nodes. Read them through the accessors below.
  */
 struct jd_node {
-	uint8_t type;  /* enum jd_type */
 	uint32_t off;  /* STRING, NUMBER: offset of its text in doc->strings;
-			  ARRAY, OBJECT: the index just past the subtree */
-	uint32_t len;  /* STRING: decoded bytes; numbers: token bytes;
-			  ARRAY: elements; OBJECT: members */
-	union {
-		int64_t i;
-		uint64_t u;
-		double d;
-	} v;
+			  ARRAY, OBJECT: the index just past the subtree;
+			  INT, UINT: the value's low 32 bits */
+	uint32_t len;  /* STRING: decoded bytes; NUMBER: token bytes;
+			  ARRAY: elements; OBJECT: members;
+			  INT, UINT: the value's high 32 bits */
 };
 
 struct jd_doc {
 	struct jd_node *nodes; /* owned; nodes[0] is the root */
+	uint8_t *types;        /* owned: types[i] is nodes[i]'s enum jd_type */
 	size_t n_nodes;
 	size_t cap_nodes;
 	char *strings;         /* owned: decoded strings and the text of
 				  JD_NUMBER tokens, each NUL-terminated (a
 				  string may also hold a NUL of its own) */
+	size_t key_probes;     /* slots the repeated-key check looked at past
+				  the first: the tests bound it, to show the
+				  check stays linear */
 };
 
 /*
@@ -81,13 +104,34 @@ void jd_free(struct jd_doc *doc);
 /* The node after node i and its subtree. */
 static inline size_t jd_next(const struct jd_doc *d, size_t i)
 {
-	return d->nodes[i].type >= JD_ARRAY ? d->nodes[i].off : i + 1;
+	return d->types[i] >= JD_ARRAY ? d->nodes[i].off : i + 1;
 }
 
 static inline enum jd_type jd_type(const struct jd_doc *d, size_t i)
 {
-	return (enum jd_type)d->nodes[i].type;
+	return (enum jd_type)d->types[i];
 }
+
+/* A JD_UINT node's value, or a JD_INT node's as two's complement bits. */
+static inline uint64_t jd_uint(const struct jd_doc *d, size_t i)
+{
+	return (uint64_t)d->nodes[i].len << 32 | d->nodes[i].off;
+}
+
+/* A JD_INT node's value. */
+static inline int64_t jd_int(const struct jd_doc *d, size_t i)
+{
+	uint64_t u = jd_uint(d, i);
+
+	/* negate in unsigned arithmetic: no implementation-defined conversion */
+	return u <= (uint64_t)INT64_MAX ? (int64_t)u : -(int64_t)(~u) - 1;
+}
+
+/*
+ * A number node's value as a double: JD_NUMBER's through strtod() on its
+ * token (rarely needed, so not kept in every node), an integer's converted.
+ */
+double jd_double(const struct jd_doc *d, size_t i);
 
 /* A string node's bytes (NUL-terminated) and length. */
 static inline const char *jd_str(const struct jd_doc *d, size_t i)

@@ -9,6 +9,13 @@
  * TRANSFORM_COLUMNS, so the loader never re-parses or re-formats a value.
  * Nothing in an item is dropped: fields this program does not know go to the
  * `extra` jsonb column.
+ *
+ * What PostgreSQL would refuse is refused here first, as a page error that
+ * names the field, so that one odd value never fails a COPY (and with it the
+ * run): integers are judged from their token, never through a double;
+ * numbers bound for jsonb are kept within numeric's range; cost must fit
+ * etl_page.cost_usd. The COPY text of a page is capped relative to its body
+ * (TRANSFORM_MAX_COPY).
  */
 #ifndef INTERSECT_TRANSFORM_H
 #define INTERSECT_TRANSFORM_H
@@ -35,6 +42,31 @@
 /* Longest referring domain accepted (it is part of the primary key). */
 #define TRANSFORM_MAX_DOMAIN_BYTES 1024
 
+/*
+ * The largest cost accepted, top-level or task's: etl_page.cost_usd is
+ * numeric(14,6). A page costs about $0.05; a negative cost would lower the
+ * money spent and defeat max_cost_usd, so 0 is the floor.
+ */
+#define TRANSFORM_MAX_COST_USD 99999999.999999
+
+/*
+ * PostgreSQL numeric's range, which a number stored in jsonb must keep:
+ * digits before the decimal point, and digits after it (its display scale).
+ */
+#define TRANSFORM_NUMERIC_MAX_INT_DIGITS 131072
+#define TRANSFORM_NUMERIC_MAX_SCALE 16383
+
+/*
+ * The most COPY text one page may take: twice its body, plus 1 MiB. Each
+ * byte of the body lands in at most one row (a per-target field in its own
+ * row, an item's extras in one row), and JSON escaping doubled by COPY's is
+ * at most 2x (a backslash); what could pass that is the per-row overhead of
+ * many tiny per-target objects, which is what the cap stops. A real page
+ * takes about 1x. Checked after each row, so a page is refused as soon as it
+ * passes the cap.
+ */
+#define TRANSFORM_MAX_COPY(body_len) (2 * (size_t)(body_len) + ((size_t)1 << 20))
+
 /* Why a response was not usable; fetch.c decides from this what to retry. */
 enum response_error {
 	RESP_OK = 0,
@@ -42,6 +74,9 @@ enum response_error {
 	RESP_API_STATUS,  /* top-level status_code is not 20000 */
 	RESP_TASK_STATUS, /* tasks[0].status_code is not 20000 */
 	RESP_GATEWAY,     /* the gateway's own {"error": {...}} object */
+	RESP_OTHER_REQUEST, /* a usable answer, but it echoes another request
+			       (response_match()): a cache or gateway mixed
+			       answers up, so asking again may mend it */
 };
 
 struct api_response {
@@ -56,11 +91,15 @@ struct api_response {
 				       message (task's, else top-level's, else
 				       the gateway error's); may be NULL */
 	const char *task_id;        /* borrowed from doc; may be NULL */
-	double cost;                /* tasks[0].cost, else top-level cost */
+	double cost;                /* tasks[0].cost, else top-level cost;
+				       0 <= cost <= TRANSFORM_MAX_COST_USD */
 	long long total_count;      /* result[0].total_count */
 	size_t items;               /* doc's node of result[0].items (an
 				       array), or JD_NONE for null or absent */
 	size_t n_items;
+	size_t task;                /* doc's node of tasks[0], or JD_NONE */
+	size_t result;              /* doc's node of tasks[0].result[0], or JD_NONE */
+	size_t body_len;            /* bytes of the body parsed */
 };
 
 /*
@@ -72,15 +111,31 @@ int response_parse(const char *body, size_t len, struct api_response *out,
 		   struct etl_error *err) ETL_WUR;
 void response_free(struct api_response *resp);
 
+/*
+ * What was asked for, and where the rows go. offset, limit and targets are
+ * the request's own: an answer that echoes other values answers another
+ * request (response_match()).
+ */
 struct transform_ctx {
 	const char *snapshot_date;   /* "YYYY-MM-DD" */
 	long long target_set_id;
 	long long run_id;
-	long long offset;            /* result position of items[0] */
-	int limit;                   /* page size asked for; more items is an error */
+	long long offset;            /* result position of items[0]; the request's offset */
+	int limit;                   /* the request's limit; more items is an error */
 	char *const *targets;        /* targets[i] is the target of key "i+1" */
 	size_t n_targets;
 };
+
+/*
+ * Does a usable resp answer the request ctx describes? Where the answer
+ * echoes the request (tasks[0].data's targets, offset and limit, and
+ * tasks[0].result[0].targets), each value echoed must be the one sent; what
+ * is not echoed is not judged. Returns 0, or ETL_EFAIL with resp->error set
+ * to RESP_OTHER_REQUEST (retry_classify(): retry) and err saying "answer to
+ * another request" and what differed. transform_page() makes the same check.
+ */
+int response_match(struct api_response *resp, const struct transform_ctx *ctx,
+		   struct etl_error *err) ETL_WUR;
 
 /* Rows in COPY text format, one line per row, ready for PQputCopyData. */
 struct row_batch {
@@ -94,9 +149,13 @@ void row_batch_reset(struct row_batch *b);
 void row_batch_free(struct row_batch *b);
 
 /*
- * Appends the rows of every item of resp to out. On a malformed item returns
- * ETL_EFAIL naming the item's index and the field, and leaves out as it was
- * before the call (no partial page).
+ * Appends the rows of every item of resp to out: one row per target key an
+ * item has, its per-target unknown fields in that row's `extra`, and the
+ * item's own and its summary's unknown fields (extra's "_item" and
+ * "_summary") once per item, in the row of its lowest target key. On a
+ * malformed item, an answer to another request or a page past
+ * TRANSFORM_MAX_COPY returns ETL_EFAIL naming the item's index and the
+ * field, and leaves out as it was before the call (no partial page).
  */
 int transform_page(const struct api_response *resp, const struct transform_ctx *ctx,
 		   struct row_batch *out, struct etl_error *err) ETL_WUR;

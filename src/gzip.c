@@ -3,6 +3,12 @@
  *
  * zlib is already in every process that links libcurl and libpq; using it
  * directly adds no library to the machine, only to the link line.
+ *
+ * The cap is enforced before memory is spent, not after: the buffer grows
+ * by doubling but never past the cap, and zlib is never given room for more
+ * than one byte past it (the byte that shows the cap is passed). Growing
+ * first and checking after, as this file once did, let a bomb fill 128 MiB
+ * for a 64 MiB cap.
  */
 #include "gzip.h"
 
@@ -15,11 +21,29 @@
 #define OUT_STEP (256u * 1024) /* output space reserved when out runs short */
 #define ZMAX (1u << 30)        /* zlib counts in uInt: at most this per call */
 
+/*
+ * More room in out, doubling, but never more than the decoding can use:
+ * max_out bytes from start, one more that shows the cap is passed, and the
+ * NUL. Only called when out has less than 2 bytes free.
+ */
+static void grow(struct strbuf *out, size_t start, size_t max_out)
+{
+	size_t limit = max_out > SIZE_MAX - start - 2 ? SIZE_MAX : start + max_out + 2;
+	size_t want = out->cap < OUT_STEP ? out->len + OUT_STEP : 2 * out->cap;
+
+	if (want > limit)
+		want = limit;
+	if (want <= out->cap)
+		return;
+	out->data = xrealloc(out->data, want);
+	out->cap = want;
+}
+
 int gunzip_all(const void *in, size_t n, size_t max_out, struct strbuf *out, char *msg,
 	       size_t msgsz)
 {
 	z_stream zs;
-	size_t produced = 0, room, fed = 0;
+	size_t produced = 0, room, fed = 0, start = out->len;
 	int zrc = Z_OK;
 
 	memset(&zs, 0, sizeof(zs));
@@ -35,8 +59,10 @@ int gunzip_all(const void *in, size_t n, size_t max_out, struct strbuf *out, cha
 			fed += zs.avail_in;
 		}
 		if (out->cap - out->len < 2)
-			sb_reserve(out, OUT_STEP);
+			grow(out, start, max_out);
 		room = out->cap - out->len - 1; /* keep the NUL's byte */
+		if (room - 1 > max_out - produced) /* produced <= max_out here */
+			room = max_out - produced + 1;
 		zs.next_out = (Bytef *)out->data + out->len;
 		zs.avail_out = room > ZMAX ? ZMAX : (uInt)room;
 		room = zs.avail_out;

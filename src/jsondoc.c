@@ -11,20 +11,32 @@
  * as C strings). What the parser accepts, PostgreSQL's jsonb accepts too,
  * but for \u0000 in a string value: that is the caller's to judge.
  *
- * Memory: the node array grows by doubling; the string buffer is sized once,
- * as a decoded string plus its NUL never takes more bytes than its quoted
- * form in the body (numbers with a fraction or exponent keep their text
- * there too, see parse_number()); the document borrows nothing from the
- * body. A repeated key is found when its object closes, with a small
- * open-addressing table over the object's keys (pairwise for the smallest
- * objects), so the check costs O(members) per object.
+ * Memory: the node array grows by doubling up to JD_MAX_NODES(len), past
+ * which the body is refused (see jsondoc.h for why that cap); the string
+ * buffer is sized once, as a decoded string plus its NUL never takes more
+ * bytes than its quoted form in the body (numbers with a fraction or
+ * exponent keep their text there too, see parse_number()); the document
+ * borrows nothing from the body.
+ *
+ * A repeated key is found when its object closes, with an open-addressing
+ * table over the object's keys (pairwise for the smallest objects). The
+ * table's hash is SipHash-1-3 over the whole key under a key drawn once per
+ * process from getrandom(): a hash of a few bytes of each key, as this file
+ * once had, let keys that differ only in the middle all collide, and 40k of
+ * them took 7 s; a hash whose key the sender cannot know leaves it no such
+ * choice, so the check costs O(members) per object in expectation.
  */
 #include "jsondoc.h"
 
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 /* A key of an open object: its node, and where it stands in the body. */
 struct key_ref {
@@ -50,6 +62,7 @@ struct parser {
 	uint32_t *slots;        /* the repeated-key table (check_keys()) */
 	size_t cap_slots;
 	size_t last_key;        /* node of the last key read, for messages */
+	size_t max_nodes;       /* JD_MAX_NODES(len) */
 	char *msg;
 	size_t msgsz;
 };
@@ -108,22 +121,37 @@ static inline bool is_digit(unsigned char c)
 	return (unsigned)(c - '0') < 10u;
 }
 
-/* A new node of type t, counted in the container being filled; its index. */
+/*
+ * A new node of type t; its index, or JD_NONE (with the message set) when
+ * the body holds more values than JD_MAX_NODES allows for its size.
+ */
 static size_t new_node(struct parser *ps, enum jd_type t)
 {
 	struct jd_doc *d = ps->doc;
-	struct jd_node *n;
 
 	if (d->n_nodes == d->cap_nodes) {
-		d->cap_nodes *= 2;
+		if (d->cap_nodes == ps->max_nodes) {
+			fail(ps, "the body holds more than %zu JSON values at byte %zu: at most "
+				 "one per 4 bytes of body is accepted",
+			     ps->max_nodes, ps->p);
+			return JD_NONE;
+		}
+		d->cap_nodes = d->cap_nodes > ps->max_nodes / 2 ? ps->max_nodes : 2 * d->cap_nodes;
 		d->nodes = xrealloc(d->nodes, d->cap_nodes * sizeof(*d->nodes));
+		d->types = xrealloc(d->types, d->cap_nodes);
 	}
-	n = &d->nodes[d->n_nodes];
-	n->type = (uint8_t)t;
-	n->off = 0;
-	n->len = 0;
-	n->v.u = 0;
+	d->types[d->n_nodes] = (uint8_t)t;
+	d->nodes[d->n_nodes].off = 0;
+	d->nodes[d->n_nodes].len = 0;
 	return d->n_nodes++;
+}
+
+/* Stores an integer's 64 bits in node's off and len (see jd_uint()). */
+static void set_int(struct jd_doc *d, size_t node, enum jd_type t, uint64_t v)
+{
+	d->types[node] = (uint8_t)t;
+	d->nodes[node].off = (uint32_t)v;
+	d->nodes[node].len = (uint32_t)(v >> 32);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -366,20 +394,18 @@ static int parse_number(struct parser *ps, size_t node)
 		copy = ps->doc->strings + ps->out;
 		memcpy(copy, b + start, n);
 		copy[n] = '\0';
-		nd->type = JD_NUMBER;
+		ps->doc->types[node] = JD_NUMBER;
 		nd->off = (uint32_t)ps->out;
 		nd->len = (uint32_t)n;
-		nd->v.d = strtod(copy, NULL);
 		ps->out += n + 1;
 		return 0;
 	}
 	n = ps->p - start;
-	nd->len = (uint32_t)n;
 	if (neg && !over && x <= (uint64_t)INT64_MAX + 1) {
-		nd->v.i = x ? -(int64_t)(x - 1) - 1 : 0;
+		/* two's complement of x, in unsigned arithmetic */
+		set_int(ps->doc, node, JD_INT, 0 - x);
 	} else if (!neg && !over) {
-		nd->type = x > (uint64_t)INT64_MAX ? JD_UINT : JD_INT;
-		nd->v.u = x;
+		set_int(ps->doc, node, x > (uint64_t)INT64_MAX ? JD_UINT : JD_INT, x);
 		return 0;
 	} else {
 		ex[0] = '\0';
@@ -408,7 +434,7 @@ static int parse_literal(struct parser *ps, size_t node)
 	n = ps->p - start;
 	for (i = 0; i < ETL_ARRAY_LEN(lits); i++) {
 		if (strlen(lits[i].word) == n && memcmp(ps->b + start, lits[i].word, n) == 0) {
-			ps->doc->nodes[node].type = (uint8_t)lits[i].type;
+			ps->doc->types[node] = (uint8_t)lits[i].type;
 			return 0;
 		}
 		/* "tru" at the very end is a cut, not a typo */
@@ -430,21 +456,75 @@ static bool same_key(const struct jd_doc *d, uint32_t a, uint32_t b)
 	       memcmp(jd_str(d, a), jd_str(d, b), d->nodes[a].len) == 0;
 }
 
-/* A cheap hash of a key: its length and its first and last 8 bytes. */
+/* The repeated-key hash's key: random, drawn once per process. */
+static uint64_t hash_key[2];
+static pthread_once_t hash_key_once = PTHREAD_ONCE_INIT;
+
+static void hash_key_init(void)
+{
+	ssize_t got = getrandom(hash_key, sizeof(hash_key), 0);
+	int fd;
+
+	if (got == (ssize_t)sizeof(hash_key))
+		return;
+	/* a kernel before 3.17: the same bytes from the device */
+	if ((fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)) >= 0) {
+		got = read(fd, hash_key, sizeof(hash_key));
+		close(fd);
+		if (got == (ssize_t)sizeof(hash_key))
+			return;
+	}
+	/* no randomness at all: still a full-key hash, only a guessable one */
+	hash_key[0] = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
+	hash_key[1] = (uint64_t)(uintptr_t)&hash_key ^ 0x9E3779B97F4A7C15u;
+}
+
+static inline uint64_t rotl(uint64_t x, int b)
+{
+	return x << b | x >> (64 - b);
+}
+
+#define SIPROUND                                                                   \
+	do {                                                                       \
+		v0 += v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32);          \
+		v2 += v3; v3 = rotl(v3, 16); v3 ^= v2;                             \
+		v0 += v3; v3 = rotl(v3, 21); v3 ^= v0;                             \
+		v2 += v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32);          \
+	} while (0)
+
+/*
+ * SipHash-1-3 of s[0..n) under hash_key (Aumasson and Bernstein; the
+ * variant Rust's and Python's hash tables use against flooding). Words are
+ * read in host order: the values differ across hosts, the strength does not.
+ */
+static uint64_t siphash13(const unsigned char *s, size_t n)
+{
+	uint64_t v0 = 0x736f6d6570736575u ^ hash_key[0], v1 = 0x646f72616e646f6du ^ hash_key[1];
+	uint64_t v2 = 0x6c7967656e657261u ^ hash_key[0], v3 = 0x7465646279746573u ^ hash_key[1];
+	uint64_t m, last = (uint64_t)n << 56;
+	size_t i, j;
+
+	for (i = 0; i + 8 <= n; i += 8) {
+		memcpy(&m, s + i, 8);
+		v3 ^= m;
+		SIPROUND;
+		v0 ^= m;
+	}
+	for (j = 0; i + j < n; j++)
+		last |= (uint64_t)s[i + j] << (8 * j);
+	v3 ^= last;
+	SIPROUND;
+	v0 ^= last;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
 static size_t key_hash(const struct jd_doc *d, uint32_t k)
 {
-	const char *s = jd_str(d, k);
-	size_t n = d->nodes[k].len;
-	uint64_t a = 0, z = 0, h;
-
-	if (n >= 8) {
-		memcpy(&a, s, 8);
-		memcpy(&z, s + n - 8, 8);
-	} else {
-		memcpy(&a, s, n);
-	}
-	h = (a ^ n) * 0x9E3779B97F4A7C15u ^ z * 0xC2B2AE3D27D4EB4Fu;
-	return (size_t)(h ^ h >> 29);
+	return (size_t)siphash13((const unsigned char *)jd_str(d, k), d->nodes[k].len);
 }
 
 static int repeated(struct parser *ps, const struct key_ref *k)
@@ -485,9 +565,11 @@ static int check_keys(struct parser *ps, size_t from)
 	mask = size - 1;
 	for (j = 0; j < n; j++) {
 		/* a slot holds a key's index + 1; 0 is empty */
-		for (h = key_hash(ps->doc, keys[j].node) & mask; ps->slots[h]; h = (h + 1) & mask)
+		for (h = key_hash(ps->doc, keys[j].node) & mask; ps->slots[h]; h = (h + 1) & mask) {
+			ps->doc->key_probes++;
 			if (same_key(ps->doc, keys[ps->slots[h] - 1].node, keys[j].node))
 				return repeated(ps, &keys[j]);
+		}
 		ps->slots[h] = (uint32_t)(j + 1);
 	}
 	return 0;
@@ -505,8 +587,9 @@ static int parse_key(struct parser *ps, size_t obj)
 		return truncated(ps);
 	if (ps->b[at] != '"')
 		return unexpected(ps);
-	node = new_node(ps, JD_STRING);
-	if (parse_string(ps, node, true))
+	if (ps->doc->nodes[obj].len == JD_MAX_MEMBERS)
+		return fail(ps, "an object has more than %d members at byte %zu", JD_MAX_MEMBERS, at);
+	if ((node = new_node(ps, JD_STRING)) == JD_NONE || parse_string(ps, node, true))
 		return -1;
 	ps->doc->nodes[obj].len++;
 	if (ps->n_keys == ps->cap_keys) {
@@ -552,9 +635,10 @@ static int parse_doc(struct parser *ps)
 		c = ps->b[ps->p];
 		if (depth && !st[depth - 1].object)
 			ps->doc->nodes[st[depth - 1].node].len++;
-		node = new_node(ps, JD_NULL);
+		if ((node = new_node(ps, JD_NULL)) == JD_NONE)
+			return -1;
 		if (c == '{' || c == '[') {
-			ps->doc->nodes[node].type = c == '{' ? JD_OBJECT : JD_ARRAY;
+			ps->doc->types[node] = c == '{' ? JD_OBJECT : JD_ARRAY;
 			st[depth].node = node;
 			st[depth].keys = ps->n_keys;
 			st[depth].object = c == '{';
@@ -569,11 +653,10 @@ static int parse_doc(struct parser *ps)
 				continue;
 			}
 		} else if (c == '"') {
-			ps->doc->nodes[node].type = JD_STRING;
+			ps->doc->types[node] = JD_STRING;
 			if (parse_string(ps, node, false))
 				return -1;
 		} else if (c == '-' || is_digit(c)) {
-			ps->doc->nodes[node].type = JD_INT;
 			if (parse_number(ps, node))
 				return -1;
 		} else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') {
@@ -632,14 +715,19 @@ int jd_parse(struct jd_doc *doc, const char *body, size_t len, char *msg, size_t
 	ps.last_key = JD_NONE;
 	ps.msg = msg;
 	ps.msgsz = msgsz;
+	ps.max_nodes = JD_MAX_NODES(len);
 	if (len > JD_MAX_BODY)
 		return fail(&ps, "body of %zu bytes is too large", len);
 	skip_ws(&ps);
 	if (ps.p == len)
 		return fail(&ps, "empty body");
-	/* a page holds about one node in 8 bytes; doubling covers the rest */
+	pthread_once(&hash_key_once, hash_key_init);
+	/* a page holds about one node in 10 bytes; doubling covers the rest */
 	doc->cap_nodes = len / 8 + 16;
+	if (doc->cap_nodes > ps.max_nodes)
+		doc->cap_nodes = ps.max_nodes;
 	doc->nodes = xmalloc(doc->cap_nodes * sizeof(*doc->nodes));
+	doc->types = xmalloc(doc->cap_nodes);
 	doc->strings = xmalloc(len + 1);
 	rc = parse_doc(&ps);
 	free(ps.keys);
@@ -652,8 +740,19 @@ void jd_free(struct jd_doc *doc)
 	if (!doc)
 		return;
 	free(doc->nodes);
+	free(doc->types);
 	free(doc->strings);
 	memset(doc, 0, sizeof(*doc));
+}
+
+double jd_double(const struct jd_doc *d, size_t i)
+{
+	switch (jd_type(d, i)) {
+	case JD_INT: return (double)jd_int(d, i);
+	case JD_UINT: return (double)jd_uint(d, i);
+	case JD_NUMBER: return strtod(jd_token(d, i), NULL);
+	default: return 0;
+	}
 }
 
 size_t jd_member(const struct jd_doc *d, size_t obj, const char *key)

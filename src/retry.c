@@ -96,7 +96,10 @@ enum retry_verdict retry_classify(const struct fetch_req *req, const struct api_
 			return VERDICT_RETRY;
 		return by_code(*code);
 	}
-	if (!resp || resp->error == RESP_MALFORMED || resp->error == RESP_GATEWAY)
+	/* a body cut short, a gateway's hiccup, or an answer that echoes another
+	   request (a cache or gateway mixed answers up): asking again may mend it */
+	if (!resp || resp->error == RESP_MALFORMED || resp->error == RESP_GATEWAY ||
+	    resp->error == RESP_OTHER_REQUEST)
 		return VERDICT_RETRY;
 	if (resp->error == RESP_OK)
 		return VERDICT_OK;

@@ -13,10 +13,18 @@
  * Fields the program does not know go, as JSON, into the `extra` column; an
  * item that cannot be stored whole fails the page, which then leaves the
  * batch as it found it.
+ *
+ * Every value bound for a typed column or jsonb is checked against what
+ * PostgreSQL accepts there, so a hostile or odd value is this page's error
+ * naming its field, never a COPY failure: integers are read exactly from
+ * their token (token_int()), numbers in `extra` must fit numeric
+ * (numeric_fits()), times and the cost have their ranges. An item's own
+ * unknown fields go into one row's `extra`, not into each of its rows, and a
+ * page's COPY text is capped (TRANSFORM_MAX_COPY): no body makes a batch
+ * many times its size.
  */
 #include "transform.h"
 
-#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -103,9 +111,9 @@ static int resp_fail(struct api_response *out, struct etl_error *err, enum respo
 static void int_text(const struct jd_doc *d, size_t v, char *dst, size_t dstsz)
 {
 	if (jd_type(d, v) == JD_UINT)
-		snprintf(dst, dstsz, "%llu", (unsigned long long)d->nodes[v].v.u);
+		snprintf(dst, dstsz, "%llu", (unsigned long long)jd_uint(d, v));
 	else
-		snprintf(dst, dstsz, "%lld", (long long)d->nodes[v].v.i);
+		snprintf(dst, dstsz, "%lld", (long long)jd_int(d, v));
 }
 
 /*
@@ -128,7 +136,7 @@ static int env_int(size_t obj, const char *path, const char *key, long long lo, 
 		return resp_fail(out, err, RESP_MALFORMED,
 				 "%s%s: expected an integer, got %s", path, key,
 				 type_name(d, v));
-	x = (long long)d->nodes[v].v.i;
+	x = (long long)jd_int(d, v);
 	if (jd_type(d, v) == JD_UINT || x < lo || x > hi) {
 		int_text(d, v, text, sizeof(text));
 		return resp_fail(out, err, RESP_MALFORMED, "%s%s: %s is out of range", path, key,
@@ -157,22 +165,42 @@ static int env_str(size_t obj, const char *path, const char *key, const char **v
 	return 0;
 }
 
-static int env_num(size_t obj, const char *path, const char *key, double *val,
+/* A number member; *found says whether there was one (not null). */
+static int env_num(size_t obj, const char *path, const char *key, double *val, bool *found,
 		   struct api_response *out, struct etl_error *err)
 {
 	const struct jd_doc *d = &out->doc;
 	size_t v = member(d, obj, key);
 
+	*found = false;
 	if (v == JD_NONE)
 		return 0;
 	switch (jd_type(d, v)) {
-	case JD_INT: *val = (double)d->nodes[v].v.i; return 0;
-	case JD_UINT: *val = (double)d->nodes[v].v.u; return 0;
-	case JD_NUMBER: *val = d->nodes[v].v.d; return 0;
+	case JD_INT:
+	case JD_UINT:
+	case JD_NUMBER:
+		*val = jd_double(d, v);
+		*found = true;
+		return 0;
 	default:
 		return resp_fail(out, err, RESP_MALFORMED, "%s%s: expected a number, got %s",
 				 path, key, type_name(d, v));
 	}
+}
+
+/*
+ * A cost must fit etl_page.cost_usd, numeric(14,6), and may not be negative:
+ * a negative cost would lower the money spent and defeat max_cost_usd. NaN
+ * cannot come from JSON, but an overflowing token (1e400) reads as inf.
+ */
+static int check_cost(const char *path, double cost, struct api_response *out,
+		      struct etl_error *err)
+{
+	if (cost >= 0 && cost <= TRANSFORM_MAX_COST_USD)
+		return 0;
+	return resp_fail(out, err, RESP_MALFORMED,
+			 "%scost: %g is not a cost in USD: expected 0 <= cost < 100000000", path,
+			 cost);
 }
 
 /* A non-empty array's first element, which must be an object. */
@@ -246,7 +274,8 @@ static int envelope(struct api_response *out, struct etl_error *err)
 	size_t root = 0, e, task, res0, items;
 	const char *top_msg, *msg;
 	long long x, tasks_error = 0, items_count = 0;
-	bool found, have_items_count;
+	double top_cost = 0, task_cost = 0;
+	bool found, have_items_count, have_top_cost, have_task_cost;
 	int rc;
 
 	if (!is_type(d, root, JD_OBJECT))
@@ -256,7 +285,7 @@ static int envelope(struct api_response *out, struct etl_error *err)
 	if ((e = member(d, root, "error")) != JD_NONE)
 		return gateway_error(e, out, err);
 
-	if ((rc = env_num(root, "", "cost", &out->cost, out, err)) ||
+	if ((rc = env_num(root, "", "cost", &top_cost, &have_top_cost, out, err)) ||
 	    (rc = env_str(root, "", "status_message", &top_msg, out, err)) ||
 	    (rc = env_int(root, "", "status_code", INT32_MIN, INT32_MAX, &x, &found, out, err)))
 		return rc;
@@ -273,7 +302,7 @@ static int envelope(struct api_response *out, struct etl_error *err)
 	if ((rc = env_first(root, "", "tasks", &task, out, err)) ||
 	    (rc = env_str(task, "tasks[0].", "id", &out->task_id, out, err)) ||
 	    (rc = env_str(task, "tasks[0].", "status_message", &msg, out, err)) ||
-	    (rc = env_num(task, "tasks[0].", "cost", &out->cost, out, err)) ||
+	    (rc = env_num(task, "tasks[0].", "cost", &task_cost, &have_task_cost, out, err)) ||
 	    (rc = env_int(task, "tasks[0].", "status_code", INT32_MIN, INT32_MAX, &x, &found, out,
 			  err)))
 		return rc;
@@ -321,6 +350,13 @@ static int envelope(struct api_response *out, struct etl_error *err)
 				 "tasks[0].result[0].items_count is %lld but items "
 				 "holds %zu",
 				 items_count, out->n_items);
+	/* judged only now: a failed task's status says more than its cost */
+	if ((have_top_cost && (rc = check_cost("", top_cost, out, err))) ||
+	    (have_task_cost && (rc = check_cost("tasks[0].", task_cost, out, err))))
+		return rc;
+	out->cost = have_task_cost ? task_cost : top_cost;
+	out->task = task;
+	out->result = res0;
 	out->error = RESP_OK;
 	return 0;
 }
@@ -332,6 +368,9 @@ int response_parse(const char *body, size_t len, struct api_response *out,
 
 	memset(out, 0, sizeof(*out));
 	out->items = JD_NONE;
+	out->task = JD_NONE;
+	out->result = JD_NONE;
+	out->body_len = body ? len : 0;
 	if (jd_parse(&out->doc, body ? body : "", body ? len : 0, msg, sizeof(msg)) != 0)
 		return resp_fail(out, err, RESP_MALFORMED, "%s", msg);
 	out->root = out->doc.nodes;
@@ -345,6 +384,8 @@ void response_free(struct api_response *resp)
 	jd_free(&resp->doc);
 	memset(resp, 0, sizeof(*resp));
 	resp->items = JD_NONE;
+	resp->task = JD_NONE;
+	resp->result = JD_NONE;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -508,46 +549,130 @@ static void put_lit(struct strbuf *sb, const char *s)
 }
 
 /*
+ * A JSON number token read as decimal digits, exactly: its value is
+ * sig x 10^exp10, sig being the digits from the first non-zero one to the
+ * last non-zero one (n_sig of them; none for a zero). Never a double: a
+ * double cannot tell 2.0000000000000001 from 2.
+ */
+struct num_token {
+	bool neg;
+	const char *ip, *fp;  /* integer and fraction digits */
+	size_t ni, nf;
+	size_t first, n_sig;  /* of the digits ip[0..ni) then fp[0..nf) */
+	long long exp;        /* the token's exponent, saturated at +-2e9 */
+	long long exp10;      /* the exponent of sig's last digit */
+};
+
+static char num_digit(const struct num_token *t, size_t i)
+{
+	return i < t->ni ? t->ip[i] : t->fp[i - t->ni];
+}
+
+/* s is a token jd_parse() accepted as a JSON number. */
+static void num_read(const char *s, struct num_token *t)
+{
+	size_t n, last;
+	bool eneg = false;
+
+	memset(t, 0, sizeof(*t));
+	if ((t->neg = *s == '-'))
+		s++;
+	for (t->ip = s; is_digit(*s); s++)
+		t->ni++;
+	if (*s == '.')
+		for (t->fp = ++s; is_digit(*s); s++)
+			t->nf++;
+	if (*s == 'e' || *s == 'E') {
+		s++;
+		if (*s == '+' || *s == '-')
+			eneg = *s++ == '-';
+		for (; is_digit(*s); s++)
+			if (t->exp < 2000000000)
+				t->exp = t->exp * 10 + (*s - '0');
+		if (eneg)
+			t->exp = -t->exp;
+	}
+	n = t->ni + t->nf;
+	while (t->first < n && num_digit(t, t->first) == '0')
+		t->first++;
+	if (t->first == n)
+		return; /* zero */
+	for (last = n - 1; num_digit(t, last) == '0'; last--)
+		;
+	t->n_sig = last - t->first + 1;
+	/* the digit at index last stands for 10^(ni - 1 - last + exp) */
+	t->exp10 = (long long)t->ni - 1 - (long long)last + t->exp;
+}
+
+/*
+ * Would PostgreSQL's numeric (and so jsonb) take this token? Its limits:
+ * 131072 digits before the decimal point, a display scale (digits after the
+ * point, trailing zeros included, less the exponent) of 16383, and an
+ * exponent below INT32_MAX / 2 in magnitude (each boundary checked against
+ * PostgreSQL 15). Checked here because a number past them fails the whole
+ * COPY: "value overflows numeric format".
+ */
+static bool numeric_fits(const char *token)
+{
+	struct num_token t;
+	long long scale;
+
+	num_read(token, &t);
+	if (t.exp >= INT32_MAX / 2 || t.exp <= -(INT32_MAX / 2))
+		return false;
+	scale = (long long)t.nf - t.exp;
+	if (scale > TRANSFORM_NUMERIC_MAX_SCALE)
+		return false;
+	/* digits before the point: from the first significant one */
+	return !t.n_sig || (long long)t.ni - (long long)t.first + t.exp <=
+				   TRANSFORM_NUMERIC_MAX_INT_DIGITS;
+}
+
+/*
  * Any JSON value as JSON text, for `extra` (copy: as COPY text, see
  * put_json_str()) or for a message. Integers are printed from their exact
  * value, other numbers as their token in the body, which jd_parse() checked
- * is a JSON number. False if a string in v holds a NUL and copy is set.
+ * is a JSON number. With copy, returns the first node jsonb cannot store (a
+ * string holding a NUL, a number beyond numeric's range, see numeric_fits()),
+ * else JD_NONE; the caller cuts what was written on an error.
  */
-static bool put_json(struct strbuf *sb, const struct jd_doc *d, size_t v, bool copy)
+static size_t put_json(struct strbuf *sb, const struct jd_doc *d, size_t v, bool copy)
 {
-	size_t i, end;
+	size_t i, end, bad;
 
 	switch (jd_type(d, v)) {
 	case JD_NULL:
 		put_lit(sb, "null");
-		return true;
+		return JD_NONE;
 	case JD_FALSE:
 		put_lit(sb, "false");
-		return true;
+		return JD_NONE;
 	case JD_TRUE:
 		put_lit(sb, "true");
-		return true;
+		return JD_NONE;
 	case JD_INT:
-		put_i64(sb, (long long)d->nodes[v].v.i);
-		return true;
+		put_i64(sb, (long long)jd_int(d, v));
+		return JD_NONE;
 	case JD_UINT:
-		put_u64(sb, (unsigned long long)d->nodes[v].v.u, false);
-		return true;
+		put_u64(sb, (unsigned long long)jd_uint(d, v), false);
+		return JD_NONE;
 	case JD_NUMBER:
+		if (copy && !numeric_fits(jd_token(d, v)))
+			return v;
 		out_n(sb, jd_token(d, v), jd_len(d, v));
-		return true;
+		return JD_NONE;
 	case JD_STRING:
-		return put_json_str(sb, jd_str(d, v), jd_len(d, v), copy);
+		return put_json_str(sb, jd_str(d, v), jd_len(d, v), copy) ? JD_NONE : v;
 	case JD_ARRAY:
 		out_c(sb, '[');
 		for (i = v + 1, end = jd_next(d, v); i < end; i = jd_next(d, i)) {
 			if (i != v + 1)
 				out_c(sb, ',');
-			if (!put_json(sb, d, i, copy))
-				return false;
+			if ((bad = put_json(sb, d, i, copy)) != JD_NONE)
+				return bad;
 		}
 		out_c(sb, ']');
-		return true;
+		return JD_NONE;
 	case JD_OBJECT:
 		out_c(sb, '{');
 		for (i = v + 1, end = jd_next(d, v); i < end; i = jd_next(d, i + 1)) {
@@ -555,13 +680,13 @@ static bool put_json(struct strbuf *sb, const struct jd_doc *d, size_t v, bool c
 				out_c(sb, ',');
 			(void)put_json_str(sb, jd_str(d, i), jd_len(d, i), copy); /* keys hold no NUL */
 			out_c(sb, ':');
-			if (!put_json(sb, d, i + 1, copy))
-				return false;
+			if ((bad = put_json(sb, d, i + 1, copy)) != JD_NONE)
+				return bad;
 		}
 		out_c(sb, '}');
-		return true;
+		return JD_NONE;
 	}
-	return false;
+	return JD_NONE;
 }
 
 /* "string \"abc\"", "integer 123", "object {...}": a value as a message shows it. */
@@ -580,7 +705,7 @@ static void describe(const struct jd_doc *d, size_t v, char *dst, size_t dstsz)
 		return;
 	}
 	sb_init(&sb);
-	(void)put_json(&sb, d, v, false);
+	(void)put_json(&sb, d, v, false); /* without copy, nothing fails */
 	jd_excerpt(ex, sizeof(ex), sb.data, sb.len);
 	sb_free(&sb);
 	snprintf(dst, dstsz, "%s %s", type_name(d, v), ex);
@@ -688,30 +813,58 @@ static int item_fail(struct etl_error *err, const struct item_info *it, int key,
 enum int_problem { INT_OK, INT_TYPE, INT_FRACTION, INT_RANGE };
 
 /*
+ * A JD_NUMBER token's exact value as an integer within [lo, hi]. The token
+ * is an integer when its exact decimal value is integral, however written:
+ * 2.0, 2e0, 20e-1 and 0.2e1 are all 2, and -0.0 is 0. Anything else is a
+ * fraction (2.0000000000000001, 1e-400), and a value past int64 or the
+ * column is out of range (1e19, 9223372036854775808.0): an error either
+ * way, never a rounded value.
+ */
+static enum int_problem token_int(const char *token, long long lo, long long hi, long long *out)
+{
+	struct num_token t;
+	uint64_t x = 0;
+	size_t i;
+	long long e;
+
+	num_read(token, &t);
+	if (!t.n_sig) {
+		*out = 0;
+		return 0 < lo || 0 > hi ? INT_RANGE : INT_OK;
+	}
+	if (t.exp10 < 0)
+		return INT_FRACTION; /* its last significant digit is past the point */
+	/* 19 digits hold any int64; 20 or more are 1e19 at least */
+	if ((long long)t.n_sig + t.exp10 > 19)
+		return INT_RANGE;
+	for (i = t.first; i < t.first + t.n_sig; i++)
+		x = x * 10 + (uint64_t)(num_digit(&t, i) - '0');
+	for (e = 0; e < t.exp10; e++)
+		x *= 10;
+	if (x > (uint64_t)INT64_MAX + t.neg)
+		return INT_RANGE;
+	/* negate in unsigned arithmetic: -INT64_MIN overflows */
+	*out = t.neg ? -(long long)(x - 1) - 1 : (long long)x;
+	return *out < lo || *out > hi ? INT_RANGE : INT_OK;
+}
+
+/*
  * v (not JSON null) as an integer within [lo, hi]: a JSON integer, or a
- * number with an exact integral value (2.0, 1e3), which is an integer
- * written oddly. Strings, booleans, fractions and anything out of range are
- * refused, never coerced or clamped.
+ * number whose token has an exact integral value (token_int()), which is an
+ * integer written oddly. Strings, booleans, fractions and anything out of
+ * range are refused, never coerced, rounded or clamped.
  */
 static enum int_problem int_value(const struct jd_doc *doc, size_t v, long long lo, long long hi,
 				  long long *out)
 {
-	double d;
-
 	switch (jd_type(doc, v)) {
 	case JD_INT:
-		*out = (long long)doc->nodes[v].v.i;
+		*out = (long long)jd_int(doc, v);
 		return *out < lo || *out > hi ? INT_RANGE : INT_OK;
 	case JD_UINT:
 		return INT_RANGE;
 	case JD_NUMBER:
-		d = doc->nodes[v].v.d;
-		if (isfinite(d) && d != floor(d))
-			return INT_FRACTION;
-		if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
-			return INT_RANGE;
-		*out = (long long)d;
-		return *out < lo || *out > hi ? INT_RANGE : INT_OK;
+		return token_int(jd_token(doc, v), lo, hi, out);
 	default:
 		return INT_TYPE;
 	}
@@ -954,22 +1107,45 @@ static int put_map(struct strbuf *sb, size_t m, const char *field, const struct 
 	return 0;
 }
 
-#define NUL_IN_JSONB "a string%s holds \\u0000, which jsonb cannot store"
+/*
+ * Value `bad` of field `name` (a node put_json() could not write) as the
+ * item's error: a string with a NUL, or a number past numeric's range.
+ */
+static int extra_fail(struct etl_error *err, const struct item_info *it, int key,
+		      const char *name, size_t bad, const char *where)
+{
+	char ex[EXCERPT_MAX + 8];
+
+	if (jd_type(it->doc, bad) == JD_STRING)
+		return item_fail(err, it, key, name,
+				 "a string%s holds \\u0000, which jsonb cannot store", where);
+	jd_excerpt(ex, sizeof(ex), jd_token(it->doc, bad), jd_len(it->doc, bad));
+	return item_fail(err, it, key, name,
+			 "the number %s%s is beyond PostgreSQL numeric's range (%d digits "
+			 "before the point, %d after), which jsonb cannot store",
+			 ex, where, TRANSFORM_NUMERIC_MAX_INT_DIGITS, TRANSFORM_NUMERIC_MAX_SCALE);
+}
 
 /*
- * `extra`: the per-target object's unknown fields, then the item's unknown
- * keys under "_item" and the summary's under "_summary"; \N when there are
- * none. Rare, so it re-walks the objects rather than remembering the keys.
+ * `extra`: the per-target object's unknown fields, then, with with_item, the
+ * item's unknown keys under "_item" and the summary's under "_summary"; \N
+ * when there are none. The caller asks for the item's only in the row of the
+ * item's lowest target key: copied into every row, one field of an item with
+ * 20 targets took 20 times its size (80 times with COPY's doubled
+ * backslashes). Rare, so it re-walks the objects rather than remembering
+ * the keys.
  */
 static int put_extra(struct strbuf *sb, size_t obj, size_t n_unknown, const struct item_info *it,
-		     int key, struct etl_error *err)
+		     int key, bool with_item, struct etl_error *err)
 {
 	const struct jd_doc *d = it->doc;
 	bool first = true, first_inner;
-	size_t k, end;
+	size_t k, end, bad;
+	size_t n_item = with_item ? it->n_item_unknown : 0;
+	size_t n_summary = with_item ? it->n_summary_unknown : 0;
 	const char *name;
 
-	if (!n_unknown && !it->n_item_unknown && !it->n_summary_unknown) {
+	if (!n_unknown && !n_item && !n_summary) {
 		out_n(sb, "\\N", 2);
 		return 0;
 	}
@@ -991,11 +1167,11 @@ static int put_extra(struct strbuf *sb, size_t obj, size_t n_unknown, const stru
 			first = false;
 			(void)put_json_str(sb, name, jd_len(d, k), true);
 			out_c(sb, ':');
-			if (!put_json(sb, d, k + 1, true))
-				return item_fail(err, it, key, name, NUL_IN_JSONB, "");
+			if ((bad = put_json(sb, d, k + 1, true)) != JD_NONE)
+				return extra_fail(err, it, key, name, bad, "");
 		}
 	}
-	if (it->n_item_unknown) {
+	if (n_item) {
 		if (!first)
 			out_c(sb, ',');
 		first = false;
@@ -1010,12 +1186,12 @@ static int put_extra(struct strbuf *sb, size_t obj, size_t n_unknown, const stru
 			first_inner = false;
 			(void)put_json_str(sb, name, jd_len(d, k), true);
 			out_c(sb, ':');
-			if (!put_json(sb, d, k + 1, true))
-				return item_fail(err, it, 0, name, NUL_IN_JSONB, "");
+			if ((bad = put_json(sb, d, k + 1, true)) != JD_NONE)
+				return extra_fail(err, it, 0, name, bad, "");
 		}
 		out_c(sb, '}');
 	}
-	if (it->n_summary_unknown) {
+	if (n_summary) {
 		if (!first)
 			out_c(sb, ',');
 		put_lit(sb, "\"_summary\":{");
@@ -1030,8 +1206,8 @@ static int put_extra(struct strbuf *sb, size_t obj, size_t n_unknown, const stru
 			first_inner = false;
 			(void)put_json_str(sb, name, jd_len(d, k), true);
 			out_c(sb, ':');
-			if (!put_json(sb, d, k + 1, true))
-				return item_fail(err, it, 0, name, NUL_IN_JSONB, " in summary");
+			if ((bad = put_json(sb, d, k + 1, true)) != JD_NONE)
+				return extra_fail(err, it, 0, name, bad, " in summary");
 		}
 		out_c(sb, '}');
 	}
@@ -1050,10 +1226,11 @@ struct page_fmt {
  * Appends the row of target key `key` of an item. Integer fields take a JSON
  * integer, or a number with an exact integral value, within the column's
  * range (int4 for rank and backlinks_spam_score, int8 for the rest); null and
- * absent are both SQL NULL.
+ * absent are both SQL NULL. with_item: this row's `extra` also carries the
+ * item's own unknown fields (see put_extra()).
  */
 static int put_row(struct strbuf *sb, const struct page_fmt *pf, const struct item_info *it,
-		   int key, size_t obj, struct etl_error *err)
+		   int key, size_t obj, bool with_item, struct etl_error *err)
 {
 	const struct jd_doc *d = it->doc;
 	size_t f[NFIELDS], v, k, end, i, n_unknown = 0, hint = 0;
@@ -1151,7 +1328,7 @@ static int put_row(struct strbuf *sb, const struct page_fmt *pf, const struct it
 		}
 	}
 	out_c(sb, '\t');
-	if (put_extra(sb, obj, n_unknown, it, key, err))
+	if (put_extra(sb, obj, n_unknown, it, key, with_item, err))
 		return ETL_EFAIL;
 	out_n(sb, pf->suffix.data, pf->suffix.len);
 	return 0;
@@ -1205,6 +1382,109 @@ static int check_ctx(const struct api_response *resp, const struct transform_ctx
 	return 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Does the answer answer this request?                                      */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * An echoed targets object (v, at path) against the request's: the keys
+ * "1".."n" with the same strings, byte for byte, and no others. False, with
+ * what differs in why, if not.
+ */
+static bool same_targets(const struct jd_doc *d, size_t v, const char *path,
+			 const struct transform_ctx *ctx, char *why, size_t whysz)
+{
+	char key[24], ex[EXCERPT_MAX + 8], want[EXCERPT_MAX + 8];
+	size_t i, t, n;
+
+	if (!is_type(d, v, JD_OBJECT)) {
+		snprintf(why, whysz, "%s is %s, not an object of targets", path, type_name(d, v));
+		return false;
+	}
+	if (jd_len(d, v) != ctx->n_targets) {
+		snprintf(why, whysz, "%s holds %zu targets, the request %zu", path, jd_len(d, v),
+			 ctx->n_targets);
+		return false;
+	}
+	for (i = 0; i < ctx->n_targets; i++) {
+		snprintf(key, sizeof(key), "%zu", i + 1);
+		n = strlen(ctx->targets[i]);
+		t = jd_member(d, v, key);
+		if (is_type(d, t, JD_STRING) && jd_len(d, t) == n &&
+		    memcmp(jd_str(d, t), ctx->targets[i], n) == 0)
+			continue;
+		jd_excerpt(want, sizeof(want), ctx->targets[i], n);
+		if (is_type(d, t, JD_STRING)) {
+			jd_excerpt(ex, sizeof(ex), jd_str(d, t), jd_len(d, t));
+			snprintf(why, whysz, "%s.\"%s\" is \"%s\", the request's is \"%s\"", path,
+				 key, ex, want);
+		} else {
+			snprintf(why, whysz, "%s.\"%s\" is %s, the request's is \"%s\"", path, key,
+				 t == JD_NONE ? "missing" : type_name(d, t), want);
+		}
+		return false;
+	}
+	return true;
+}
+
+/* An echoed integer member, when there is one, against the request's value. */
+static bool same_int(const struct jd_doc *d, size_t obj, const char *path, const char *key,
+		     long long want, char *why, size_t whysz)
+{
+	size_t v = member(d, obj, key);
+	char got[EXCERPT_MAX + 32];
+
+	if (v == JD_NONE || (is_type(d, v, JD_INT) && jd_int(d, v) == want))
+		return true;
+	describe(d, v, got, sizeof(got));
+	snprintf(why, whysz, "%s%s is %s, the request's is %lld", path, key, got, want);
+	return false;
+}
+
+/*
+ * Whether resp echoes ctx's request wherever it echoes one: tasks[0].data is
+ * the request as the API read it, result[0].targets the targets it answered
+ * for. A gateway or cache that mixes answers up (seen: one that answered
+ * every request with the same body) loads one set's rows under another's
+ * targets; nothing else in an answer would show it.
+ */
+static bool echo_matches(const struct api_response *resp, const struct transform_ctx *ctx,
+			 char *why, size_t whysz)
+{
+	const struct jd_doc *d = &resp->doc;
+	size_t data = JD_NONE, t;
+
+	if (!ctx->targets)
+		return true; /* check_ctx() refuses such a ctx */
+	if (resp->task != JD_NONE)
+		data = member(d, resp->task, "data");
+	if (is_type(d, data, JD_OBJECT)) {
+		if ((t = member(d, data, "targets")) != JD_NONE &&
+		    !same_targets(d, t, "tasks[0].data.targets", ctx, why, whysz))
+			return false;
+		if (!same_int(d, data, "tasks[0].data.", "offset", ctx->offset, why, whysz) ||
+		    !same_int(d, data, "tasks[0].data.", "limit", ctx->limit, why, whysz))
+			return false;
+	}
+	if (resp->result != JD_NONE && (t = member(d, resp->result, "targets")) != JD_NONE &&
+	    !same_targets(d, t, "tasks[0].result[0].targets", ctx, why, whysz))
+		return false;
+	return true;
+}
+
+#define OTHER_REQUEST "answer to another request: %s"
+
+int response_match(struct api_response *resp, const struct transform_ctx *ctx,
+		   struct etl_error *err)
+{
+	char why[768];
+
+	if (resp->error != RESP_OK || echo_matches(resp, ctx, why, sizeof(why)))
+		return 0;
+	resp->error = RESP_OTHER_REQUEST;
+	return etl_fail(err, ETL_EFAIL, OTHER_REQUEST, why);
+}
+
 void row_batch_init(struct row_batch *b)
 {
 	sb_init(&b->copy);
@@ -1232,10 +1512,15 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 	struct page_fmt pf;
 	struct item_info it;
 	size_t mark = out->copy.len, rows = 0, i, item, n_keys;
+	size_t cap = TRANSFORM_MAX_COPY(resp->body_len);
+	char why[768];
+	bool with_item;
 	int k, rc = 0;
 
 	if ((rc = check_ctx(resp, ctx, err)) != 0)
 		return rc;
+	if (!echo_matches(resp, ctx, why, sizeof(why)))
+		return etl_fail(err, ETL_EFAIL, OTHER_REQUEST, why);
 	pf.ctx = ctx;
 	sb_init(&pf.prefix);
 	sb_init(&pf.suffix);
@@ -1260,13 +1545,23 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 			it.by_key[k] = JD_NONE;
 		if ((rc = item_scan(&it, n_keys, err)) != 0)
 			goto done;
+		with_item = true; /* the lowest key's row takes the item's extras */
 		for (k = 1; k <= MAX_TARGET_KEYS; k++) {
 			if (it.by_key[k] == JD_NONE)
 				continue;
-			rc = put_row(&out->copy, &pf, &it, k, it.by_key[k], err);
+			rc = put_row(&out->copy, &pf, &it, k, it.by_key[k], with_item, err);
 			if (rc != 0)
 				goto done;
+			with_item = false;
 			rows++;
+			if (out->copy.len - mark > cap) {
+				rc = etl_fail(err, ETL_EFAIL,
+					      "page refused at item %zu (position %lld): its rows "
+					      "pass %zu bytes of COPY text, twice its %zu-byte body "
+					      "plus 1 MiB",
+					      i, it.position, cap, resp->body_len);
+				goto done;
+			}
 		}
 	}
 	out->n_rows += rows;

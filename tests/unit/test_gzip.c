@@ -56,6 +56,41 @@ static void expect(const char *what, const char *in, size_t n, size_t max_out, c
 	sb_free(&out);
 }
 
+/*
+ * A bomb: 16 MiB of zeros (16 KiB gzipped) against caps around 1 MiB. The
+ * buffer never grows past the cap (plus the byte that shows it is passed
+ * and the NUL), where doubling before checking took up to twice the cap.
+ */
+static void test_bomb(void)
+{
+	static const size_t caps[] = {1 << 20, (1 << 20) + 12345, (3 << 20) / 2, 16 << 20};
+	size_t n = 16 << 20, i;
+	char *zeros = calloc(1, n);
+	struct strbuf gz, out;
+	char msg[200];
+
+	gzip_of(zeros, n, &gz);
+	for (i = 0; i < ETL_ARRAY_LEN(caps); i++) {
+		sb_init(&out);
+		sb_append(&out, "prefix:", 7);
+		msg[0] = '\0';
+		if (caps[i] < n) {
+			CHECK_INT(gunzip_all(gz.data, gz.len, caps[i], &out, msg, sizeof(msg)), -1);
+			CHECK_CONTAINS(msg, "the body decodes to more than");
+			CHECK_INT(out.len, 7 + caps[i] + 1);
+		} else {
+			CHECK_INT(gunzip_all(gz.data, gz.len, caps[i], &out, msg, sizeof(msg)), 0);
+			CHECK_INT(out.len, 7 + n);
+		}
+		if (out.cap > 7 + caps[i] + 2)
+			fprintf(stderr, "cap %zu: buffer of %zu bytes\n", caps[i], out.cap);
+		CHECK(out.cap <= 7 + caps[i] + 2);
+		sb_free(&out);
+	}
+	sb_free(&gz);
+	free(zeros);
+}
+
 int main(void)
 {
 	const char *small = "{\"status_code\": 20000}";
@@ -98,5 +133,6 @@ int main(void)
 	expect("big over cap", gz.data, gz.len, big_n - 1, NULL, 0, "decodes to more than");
 	sb_free(&gz);
 	free(big);
+	test_bomb();
 	return check_summary();
 }

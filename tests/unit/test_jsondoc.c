@@ -1,7 +1,9 @@
 /*
  * test_jsondoc.c - jd_parse()'s own rules, as a table of bodies and the
  * verdict (and message) expected, then the shape of what it builds: node
- * order, subtree skips, decoded strings and exact integers.
+ * order, subtree skips, decoded strings and exact integers; and its bounds:
+ * values per body byte, members per object, and a repeated-key check that
+ * stays linear whatever the keys (counted in probes, not timed).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -200,7 +202,7 @@ static void test_nodes(void)
 	CHECK_INT(jd_len(&doc, a), 3);
 	v = a + 1;
 	CHECK_INT(jd_type(&doc, v), JD_INT);
-	CHECK_INT(doc.nodes[v].v.i, 1);
+	CHECK_INT(jd_int(&doc, v), 1);
 	v = jd_next(&doc, v);
 	CHECK_INT(jd_type(&doc, v), JD_OBJECT);
 	CHECK_INT(jd_member(&doc, v, "x"), v + 2);
@@ -213,14 +215,15 @@ static void test_nodes(void)
 
 	v = jd_member(&doc, 0, "b");
 	CHECK_INT(jd_type(&doc, v), JD_INT);
-	CHECK(doc.nodes[v].v.i == INT64_MIN);
+	CHECK(jd_int(&doc, v) == INT64_MIN);
 	v = jd_member(&doc, 0, "c");
 	CHECK_INT(jd_type(&doc, v), JD_UINT);
-	CHECK(doc.nodes[v].v.u == UINT64_MAX);
+	CHECK(jd_uint(&doc, v) == UINT64_MAX);
+	CHECK(jd_double(&doc, v) == 18446744073709551615.0);
 	v = jd_member(&doc, 0, "d");
 	CHECK_INT(jd_type(&doc, v), JD_NUMBER);
 	CHECK_STR(jd_token(&doc, v), "-1.5e3");
-	CHECK(doc.nodes[v].v.d == -1500.0);
+	CHECK(jd_double(&doc, v) == -1500.0);
 	v = jd_member(&doc, 0, "e");
 	CHECK_INT(jd_type(&doc, v), JD_OBJECT);
 	CHECK_INT(jd_len(&doc, v), 0);
@@ -248,7 +251,7 @@ static void test_number_alone(void)
 	if (doc.nodes) {
 		CHECK_INT(jd_type(&doc, 0), JD_NUMBER);
 		CHECK_STR(jd_token(&doc, 0), "2.5");
-		CHECK(doc.nodes[0].v.d == 2.5);
+		CHECK(jd_double(&doc, 0) == 2.5);
 	}
 	jd_free(&doc);
 }
@@ -268,12 +271,147 @@ static void test_many_keys(void)
 	sb_putc(&sb, '}');
 	CHECK_INT(jd_parse(&doc, sb.data, sb.len, msg, sizeof(msg)), 0);
 	CHECK_INT(jd_len(&doc, 0), 5000);
-	CHECK_INT(doc.nodes[jd_member(&doc, 0, "key4321")].v.i, 4321);
+	CHECK_INT(jd_int(&doc, jd_member(&doc, 0, "key4321")), 4321);
 	jd_free(&doc);
 	sb.len--;
 	sb_puts(&sb, ",\"key2500\":0}");
 	CHECK_INT(jd_parse(&doc, sb.data, sb.len, msg, sizeof(msg)), -1);
 	CHECK_CONTAINS(msg, "an object repeats the key \"key2500\"");
+	jd_free(&doc);
+	sb_free(&sb);
+}
+
+/* Integers keep their 64 bits in an 8-byte node: both signs, both halves. */
+static void test_int_values(void)
+{
+	static const struct {
+		const char *body;
+		enum jd_type type;
+		int64_t i;
+		uint64_t u;
+	} ints[] = {
+		{"0", JD_INT, 0, 0},
+		{"-0", JD_INT, 0, 0},
+		{"-1", JD_INT, -1, 0},
+		{"4294967295", JD_INT, 4294967295LL, 0},
+		{"4294967296", JD_INT, 4294967296LL, 0},
+		{"-4294967297", JD_INT, -4294967297LL, 0},
+		{"9223372036854775807", JD_INT, INT64_MAX, 0},
+		{"-9223372036854775808", JD_INT, INT64_MIN, 0},
+		{"9223372036854775808", JD_UINT, 0, 9223372036854775808ULL},
+	};
+	size_t i;
+
+	for (i = 0; i < ETL_ARRAY_LEN(ints); i++) {
+		struct jd_doc doc;
+		char msg[256] = "";
+
+		CHECK_INT(jd_parse(&doc, ints[i].body, strlen(ints[i].body), msg, sizeof(msg)), 0);
+		if (!doc.nodes)
+			continue;
+		CHECK_INT(jd_type(&doc, 0), ints[i].type);
+		if (ints[i].type == JD_INT)
+			CHECK(jd_int(&doc, 0) == ints[i].i);
+		else
+			CHECK(jd_uint(&doc, 0) == ints[i].u);
+		jd_free(&doc);
+	}
+}
+
+/*
+ * 40000 keys of 64 bytes that differ only in their middle bytes: the hash
+ * that read a key's length and first and last 8 bytes gave them all one
+ * slot, and the check took n^2/2 probes (6.9 s). Probes beyond each key's
+ * first slot are counted, not timed: at most half the table is full, so a
+ * hash that spreads the keys needs about one extra probe per two keys.
+ */
+static void test_keys_differing_in_the_middle(void)
+{
+	const int n = 40000;
+	struct strbuf sb;
+	struct jd_doc doc;
+	char msg[256] = "";
+	int i;
+
+	sb_init(&sb);
+	sb_putc(&sb, '{');
+	for (i = 0; i < n; i++)
+		sb_printf(&sb, "%s\"aaaaaaaaaaaaaaaaaaaaaaaa%08dbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\":%d",
+			  i ? "," : "", i, i);
+	sb_putc(&sb, '}');
+	CHECK_INT(jd_parse(&doc, sb.data, sb.len, msg, sizeof(msg)), 0);
+	CHECK_STR(msg, "");
+	CHECK_INT(jd_len(&doc, 0), n);
+	if (doc.key_probes > (size_t)2 * n)
+		fprintf(stderr, "%zu probes for %d keys\n", doc.key_probes, n);
+	CHECK(doc.key_probes <= (size_t)2 * n);
+	jd_free(&doc);
+	/* and a repeat among them is still found */
+	sb.len--;
+	sb_puts(&sb, ",\"aaaaaaaaaaaaaaaaaaaaaaaa00031337bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\":0}");
+	CHECK_INT(jd_parse(&doc, sb.data, sb.len, msg, sizeof(msg)), -1);
+	CHECK_CONTAINS(msg, "an object repeats the key \"aaaaaaaaaaaaaaaaaaaaaaaa00031337");
+	CHECK(doc.key_probes <= (size_t)2 * n);
+	jd_free(&doc);
+	sb_free(&sb);
+}
+
+/* JD_MAX_MEMBERS members in one object, and one more. */
+static void test_members_cap(void)
+{
+	struct strbuf sb;
+	struct jd_doc doc;
+	char msg[256] = "";
+	int i;
+
+	sb_init(&sb);
+	sb_putc(&sb, '{');
+	for (i = 0; i < JD_MAX_MEMBERS; i++)
+		sb_printf(&sb, "%s\"%x\":0", i ? "," : "", i);
+	sb_putc(&sb, '}');
+	CHECK_INT(jd_parse(&doc, sb.data, sb.len, msg, sizeof(msg)), 0);
+	CHECK_INT(jd_len(&doc, 0), JD_MAX_MEMBERS);
+	jd_free(&doc);
+	sb.len--;
+	sb_puts(&sb, ",\"x\":0}");
+	CHECK_INT(jd_parse(&doc, sb.data, sb.len, msg, sizeof(msg)), -1);
+	CHECK_CONTAINS(msg, "an object has more than 65536 members at byte");
+	jd_free(&doc);
+	sb_free(&sb);
+}
+
+/*
+ * Values per body byte: `[0,0,...]` has one per 2 bytes and made a 24-byte
+ * node of each (12x the body); past one per 4 bytes the body is refused, and
+ * a body at that density is not.
+ */
+static void test_nodes_cap(void)
+{
+	const size_t n = 1 << 20;
+	struct strbuf sb;
+	struct jd_doc doc;
+	char msg[256] = "";
+	size_t i;
+
+	sb_init(&sb);
+	sb_putc(&sb, '[');
+	for (i = 0; i < n; i++)
+		sb_puts(&sb, i ? ",0" : "0");
+	sb_putc(&sb, ']');
+	CHECK_INT(jd_parse(&doc, sb.data, sb.len, msg, sizeof(msg)), -1);
+	CHECK_CONTAINS(msg, "JSON values at byte");
+	CHECK_CONTAINS(msg, "at most one per 4 bytes of body is accepted");
+	CHECK(doc.cap_nodes <= JD_MAX_NODES(sb.len));
+	jd_free(&doc);
+	/* one value per 4 bytes: "0,  " */
+	sb_reset(&sb);
+	sb_putc(&sb, '[');
+	for (i = 0; i < n; i++)
+		sb_puts(&sb, i ? ",  0" : "0");
+	sb_puts(&sb, "]  ");
+	CHECK_INT(jd_parse(&doc, sb.data, sb.len, msg, sizeof(msg)), 0);
+	CHECK_INT(jd_len(&doc, 0), n);
+	CHECK(doc.cap_nodes <= JD_MAX_NODES(sb.len));
 	jd_free(&doc);
 	sb_free(&sb);
 }
@@ -285,5 +423,9 @@ int main(void)
 	test_nodes();
 	test_number_alone();
 	test_many_keys();
+	test_int_values();
+	test_keys_differing_in_the_middle();
+	test_members_cap();
+	test_nodes_cap();
 	return check_summary();
 }

@@ -526,14 +526,15 @@ static void test_escapes(void)
 
 static void test_unknown_fields(void)
 {
-	/* every row of item 0 carries the item's and the summary's unknowns */
+	/* item 0's own and its summary's unknowns are in the row of its lowest
+	   key only ("1"): the row of key "2" has no unknowns of its own */
 #define ITEM0_EXTRA                                                                              \
 	"\"_item\":{\"item_flag\":true,\"weird\":null},\"_summary\":{\"new_summary_count\":7}}"
 	static const char *const extras[3] = {
 		("{\"new_metric\":5,\"nested\":{\"a\":[1,2.50,null,true,\"x\\\\ty\"],\"b\":{}},"
 		 "\"huge\":18446744073709551615,\"lowest\":-9223372036854775808,\"gone\":null,"
 		 ITEM0_EXTRA),
-		"{" ITEM0_EXTRA,
+		"\\N",
 		"{\"_item\":{\"legacy_extra\":\"x\\\\\\\\y\"}}",
 	};
 #undef ITEM0_EXTRA
@@ -553,7 +554,11 @@ static void test_unknown_fields(void)
 		CHECK_STR(f, extras[i]);
 		/* what lands in jsonb is JSON json-c reads back to the same text */
 		dec = copy_unescape(f);
-		o = dec ? json_tokener_parse(dec) : NULL;
+		if (!dec) {
+			free(f);
+			continue; /* \N */
+		}
+		o = json_tokener_parse(dec);
 		CHECK(o != NULL);
 		if (o)
 			CHECK_STR(json_object_to_json_string_ext(o, JSON_FLAGS), dec);
@@ -582,6 +587,11 @@ static void test_unknown_fields(void)
 /* an envelope up to a task object's fields */
 #define TASK(fields) "{\"status_code\":20000,\"tasks\":[{" fields "}]}"
 #define RESULT(fields) TASK("\"status_code\":20000,\"result\":[{" fields "}]")
+/* a usable empty page whose top-level (or task's) cost is c */
+#define TOP_COST(c)                                                                   \
+	"{\"status_code\":20000,\"cost\":" c ",\"tasks\":[{\"status_code\":20000,"        \
+	"\"result\":[{\"total_count\":0}]}]}"
+#define RESULT_COST(c, fields) TASK("\"status_code\":20000,\"cost\":" c ",\"result\":[{" fields "}]")
 /* an item with one per-target object whose fields follow "target" */
 #define ITEM1(fields) "{\"domain_intersection\":{\"1\":{\"target\":\"a.example\"" fields "}}}"
 #define ONE(fields) PAGE("[" ITEM1(fields) "]")
@@ -714,6 +724,31 @@ static const struct env_case {
 	 RESP_MALFORMED, 0, 0, "status_message: expected a string, got integer", NULL},
 	{"cost string", NULL, "{\"status_code\":20000,\"cost\":\"0.02\"}", 0, ETL_EFAIL,
 	 RESP_MALFORMED, 0, 0, "cost: expected a number, got string", NULL},
+	/* a cost must fit etl_page.cost_usd, numeric(14,6), and not be negative */
+	{"cost negative", NULL, TOP_COST("-0.01"), 0, ETL_EFAIL, RESP_MALFORMED, 20000, 20000,
+	 "malformed response: cost: -0.01 is not a cost in USD: expected 0 <= cost < 100000000",
+	 NULL},
+	{"cost 123456789", NULL, TOP_COST("123456789"), 0, ETL_EFAIL, RESP_MALFORMED, 20000, 20000,
+	 "cost: 1.23457e+08 is not a cost in USD", NULL},
+	{"cost 1e8", NULL, TOP_COST("1e8"), 0, ETL_EFAIL, RESP_MALFORMED, 20000, 20000,
+	 "is not a cost in USD", NULL},
+	{"cost 1e400", NULL, TOP_COST("1e400"), 0, ETL_EFAIL, RESP_MALFORMED, 20000, 20000,
+	 "cost: inf is not a cost in USD", NULL},
+	{"cost past uint64", NULL, TOP_COST("18446744073709551615"), 0, ETL_EFAIL, RESP_MALFORMED,
+	 20000, 20000, "is not a cost in USD", NULL},
+	{"cost numeric(14,6) max", NULL, TOP_COST("99999999.999999"), 0, 0, RESP_OK, 20000, 20000,
+	 "", NULL},
+	{"cost -0", NULL, TOP_COST("-0.0"), 0, 0, RESP_OK, 20000, 20000, "", NULL},
+	{"task cost negative", NULL, RESULT_COST("-1", "\"total_count\":0"), 0, ETL_EFAIL,
+	 RESP_MALFORMED, 20000, 20000,
+	 "tasks[0].cost: -1 is not a cost in USD", NULL},
+	{"task cost fine, top cost not", NULL,
+	 "{\"status_code\":20000,\"cost\":-5,\"tasks\":[{\"status_code\":20000,\"cost\":0.5,"
+	 "\"result\":[{\"total_count\":0}]}]}",
+	 0, ETL_EFAIL, RESP_MALFORMED, 20000, 20000, "malformed response: cost: -5 is not", NULL},
+	/* a failed task's status decides, whatever its cost says */
+	{"failed task, odd cost", NULL, TASK("\"status_code\":40501,\"cost\":-3"), 0, ETL_EFAIL,
+	 RESP_TASK_STATUS, 20000, 40501, "API task error 40501", NULL},
 	{"tasks_error string", NULL, "{\"status_code\":20000,\"tasks_error\":\"0\"}", 0, ETL_EFAIL,
 	 RESP_MALFORMED, 20000, 0, "tasks_error: expected an integer, got string", NULL},
 	{"tasks missing", NULL, "{\"status_code\":20000}", 0, ETL_EFAIL, RESP_MALFORMED, 20000, 0,
@@ -1052,6 +1087,38 @@ static const struct item_case {
 	{"rank past int32", ONE(",\"rank\":3000000000"), ETL_EFAIL, 0,
 	 "rank: integer 3000000000 is out of range for a 32-bit integer"},
 	{"rank 2.0", ONE(",\"rank\":2.0"), 0, 1, "\t\\N\t2\t\\N\t"},
+	/* judged from the token, never through a double */
+	{"rank 2.0000000000000001", ONE(",\"rank\":2.0000000000000001"), ETL_EFAIL, 0,
+	 "target key \"1\", rank: expected an integer, got a fraction: number 2.0000000000000001"},
+	{"backlinks 2^53+1", ONE(",\"backlinks\":9007199254740993.0"), 0, 1,
+	 "\t9007199254740993\t"},
+	{"broken_pages 1e-400", ONE(",\"broken_pages\":1e-400"), ETL_EFAIL, 0,
+	 "broken_pages: expected an integer, got a fraction: number 1e-400"},
+	{"rank 20e-1", ONE(",\"rank\":20e-1"), 0, 1, "\t\\N\t2\t\\N\t"},
+	{"rank 0.2e1", ONE(",\"rank\":0.2e1"), 0, 1, "\t\\N\t2\t\\N\t"},
+	{"rank 2e0", ONE(",\"rank\":2e0"), 0, 1, "\t\\N\t2\t\\N\t"},
+	{"rank -0.0", ONE(",\"rank\":-0.0"), 0, 1, "\t\\N\t0\t\\N\t"},
+	{"rank 0e999999999999", ONE(",\"rank\":0e999999999999"), 0, 1, "\t\\N\t0\t\\N\t"},
+	{"rank 25e-1", ONE(",\"rank\":25e-1"), ETL_EFAIL, 0, "rank: expected an integer, got a fraction"},
+	{"rank int32 max", ONE(",\"rank\":2147483647.000"), 0, 1, "\t2147483647\t"},
+	{"rank past int32", ONE(",\"rank\":2147483648e0"), ETL_EFAIL, 0,
+	 "rank: number 2147483648e0 is out of range for a 32-bit integer"},
+	{"backlinks 19 digits", ONE(",\"backlinks\":12345678901234567890e-1"), 0, 1,
+	 "\t1234567890123456789\t"},
+	{"backlinks int64 max", ONE(",\"backlinks\":9.223372036854775807e18"), 0, 1,
+	 "\t9223372036854775807\t"},
+	{"backlinks past int64", ONE(",\"backlinks\":9223372036854775808.0"), ETL_EFAIL, 0,
+	 "backlinks: number 9223372036854775808.0 is out of range"},
+	{"backlinks int64 min", ONE(",\"backlinks\":-9223372036854775808.0"), 0, 1,
+	 "\t-9223372036854775808\t"},
+	{"backlinks below int64", ONE(",\"backlinks\":-9223372036854775809.0"), ETL_EFAIL, 0,
+	 "backlinks: number -9223372036854775809.0 is out of range"},
+	{"backlinks 1e-0", ONE(",\"backlinks\":1E-0"), 0, 1, "\t1\t"},
+	{"map value 1.0...01", ONE(",\"referring_links_tld\":{\"a\":1.0000000000000000001}"),
+	 ETL_EFAIL, 0, "referring_links_tld[\"a\"]: expected an integer, got a fraction"},
+	{"count 2.5e0", PAGE("[{\"domain_intersection\":{\"1\":{\"target\":\"a\"}},"
+			     "\"intersections_count\":2.5e0}]"),
+	 ETL_EFAIL, 0, "intersections_count: expected an integer, got a fraction"},
 	{"rank 1e3", ONE(",\"rank\":1e3"), 0, 1, "\t\\N\t1000\t\\N\t"},
 	{"rank -0", ONE(",\"rank\":-0"), 0, 1, "\t\\N\t0\t\\N\t"},
 	{"rank negative", ONE(",\"rank\":-1"), 0, 1, "\t\\N\t-1\t\\N\t"},
@@ -1197,6 +1264,29 @@ static const struct item_case {
 	{"extra control char", ONE(",\"u\":\"\\u0007\""), 0, 1, "\t{\"u\":\"\\\\u0007\"}\t"},
 	{"extra double text", ONE(",\"d\":[0.10,-1.5E+3,1e400]"), 0, 1,
 	 "\t{\"d\":[0.10,-1.5E+3,1e400]}\t"},
+	/* numbers in extra stay within what jsonb (numeric) stores */
+	{"extra 1e131072", ONE(",\"new_field\":1e131072"), ETL_EFAIL, 0,
+	 "target key \"1\", new_field: the number 1e131072 is beyond PostgreSQL numeric's range "
+	 "(131072 digits before the point, 16383 after), which jsonb cannot store"},
+	{"extra 1e131071", ONE(",\"n\":1e131071"), 0, 1, "\t{\"n\":1e131071}\t"},
+	{"extra 0.1e131073", ONE(",\"n\":0.01e131073"), 0, 1, "\t{\"n\":0.01e131073}\t"},
+	{"extra 10e131071", ONE(",\"n\":10e131071"), ETL_EFAIL, 0, "n: the number 10e131071 is beyond"},
+	{"extra 1e-16383", ONE(",\"n\":1e-16383"), 0, 1, "\t{\"n\":1e-16383}\t"},
+	{"extra 1e-16384", ONE(",\"n\":[{\"x\":[1e-16384]}]"), ETL_EFAIL, 0,
+	 "n: the number 1e-16384 is beyond"},
+	{"extra 1.50e-16382", ONE(",\"n\":1.50e-16382"), ETL_EFAIL, 0, "the number 1.50e-16382"},
+	{"extra 1.5e-16382", ONE(",\"n\":1.5e-16382"), 0, 1, "\t{\"n\":1.5e-16382}\t"},
+	{"extra 0e1073741823", ONE(",\"n\":0e1073741823"), ETL_EFAIL, 0, "the number 0e1073741823"},
+	{"extra 0e1073741822", ONE(",\"n\":0e1073741822"), 0, 1, "\t{\"n\":0e1073741822}\t"},
+	{"extra 0.0e-16383", ONE(",\"n\":0.0e-16383"), ETL_EFAIL, 0, "the number 0.0e-16383"},
+	{"extra 1234567890e131063", ONE(",\"n\":1234567890e131063"), ETL_EFAIL, 0, "is beyond"},
+	{"extra 123456789e131063", ONE(",\"n\":123456789e131063"), 0, 1, "123456789e131063}\t"},
+	{"item extra 1e131072", PAGE("[{\"domain_intersection\":{\"1\":{\"target\":\"a\"}},"
+				     "\"new_field\":1e131072}]"),
+	 ETL_EFAIL, 0, "malformed item 0 (position 100), new_field: the number 1e131072 is beyond"},
+	{"summary extra 1e131072", PAGE("[{\"domain_intersection\":{\"1\":{\"target\":\"a\"}},"
+					"\"summary\":{\"s\":[-1e131072]}}]"),
+	 ETL_EFAIL, 0, "s: the number -1e131072 in summary is beyond"},
 
 	/* repeated keys, at any level: the parser refuses the body */
 	{"repeat in per-target", PAGE("[" ITEM1(",\"rank\":1,\"rank\":2") "]"), ETL_EFAIL, 0,
@@ -1434,6 +1524,16 @@ static void test_ctx_rules(void)
 	ctx.targets = bad_utf8;
 	CHECK_INT(transform_page(&r, &ctx, &b, &err), ETL_EFAIL);
 	CHECK_CONTAINS(err.msg, "target 1 is not valid UTF-8");
+	/* the fixture echoes offset 100 and two targets: what follows asks for
+	   others, so it takes a page that echoes nothing */
+	response_free(&r);
+	{
+		static const char three[] =
+			PAGE("[" ITEM1("") "," ITEM1("") ",{\"domain_intersection\":{"
+			     "\"1\":{\"target\":\"a\"},\"2\":{\"target\":\"a\"}}}]");
+
+		CHECK_INT(response_parse(three, strlen(three), &r, &err), 0);
+	}
 	ctx = base_ctx();
 	ctx.offset = 2147483646;
 	CHECK_INT(transform_page(&r, &ctx, &b, &err), ETL_EFAIL);
@@ -1545,6 +1645,235 @@ static void test_big_strings(void)
 	sb_free(&want);
 }
 
+/* ----------------------------------------------- answers to other requests */
+
+/* a page of one item that echoes data (fields) and result[0].targets (rt) */
+#define ECHO(data, rt)                                                                     \
+	"{\"status_code\":20000,\"tasks\":[{\"status_code\":20000,\"data\":" data               \
+	",\"result\":[{\"targets\":" rt ",\"total_count\":200,\"items\":[" ITEM1("") "]}]}]}"
+#define TWO "{\"1\":\"example.com\",\"2\":\"example.org\"}"
+#define DATA(targets, rest) "{\"api\":\"backlinks\",\"targets\":" targets rest "}"
+
+static const struct echo_case {
+	const char *name;
+	const char *body;
+	const char *msg; /* NULL: the page matches its request */
+} echo_cases[] = {
+	{"all echoed", ECHO(DATA(TWO, ",\"offset\":100,\"limit\":10"), TWO), NULL},
+	{"nothing echoed", PAGE("[" ITEM1("") "]"), NULL},
+	{"keys in another order", ECHO(DATA("{\"2\":\"example.org\",\"1\":\"example.com\"}", ""),
+				       TWO),
+	 NULL},
+	{"data not an object", ECHO("\"x\"", TWO), NULL},
+	{"offset null", ECHO(DATA(TWO, ",\"offset\":null"), TWO), NULL},
+	{"other offset", ECHO(DATA(TWO, ",\"offset\":200,\"limit\":10"), TWO),
+	 "answer to another request: tasks[0].data.offset is integer 200, the request's is 100"},
+	{"offset as a string", ECHO(DATA(TWO, ",\"offset\":\"100\""), TWO),
+	 "tasks[0].data.offset is string \"100\", the request's is 100"},
+	{"other limit", ECHO(DATA(TWO, ",\"limit\":1000"), TWO),
+	 "answer to another request: tasks[0].data.limit is integer 1000, the request's is 10"},
+	{"other target", ECHO(DATA("{\"1\":\"example.com\",\"2\":\"other.org\"}", ""), TWO),
+	 "answer to another request: tasks[0].data.targets.\"2\" is \"other.org\", the request's is "
+	 "\"example.org\""},
+	{"target case differs", ECHO(DATA("{\"1\":\"Example.com\",\"2\":\"example.org\"}", ""), TWO),
+	 "tasks[0].data.targets.\"1\" is \"Example.com\""},
+	{"one target more", ECHO(DATA("{\"1\":\"example.com\",\"2\":\"example.org\",\"3\":\"x\"}",
+				      ""),
+				 TWO),
+	 "tasks[0].data.targets holds 3 targets, the request 2"},
+	{"a key missing", ECHO(DATA("{\"1\":\"example.com\",\"3\":\"example.org\"}", ""), TWO),
+	 "tasks[0].data.targets.\"2\" is missing, the request's is \"example.org\""},
+	{"a target null", ECHO(DATA("{\"1\":\"example.com\",\"2\":null}", ""), TWO),
+	 "tasks[0].data.targets.\"2\" is null"},
+	{"targets an array", ECHO(DATA("[\"example.com\",\"example.org\"]", ""), TWO),
+	 "tasks[0].data.targets is array, not an object of targets"},
+	{"result targets differ", ECHO(DATA(TWO, ""), "{\"1\":\"example.net\",\"2\":\"example.org\"}"),
+	 "answer to another request: tasks[0].result[0].targets.\"1\" is \"example.net\""},
+};
+
+/*
+ * A response that echoes another request than the one sent (a gateway or
+ * cache mixing answers up) is refused, retryably, and writes no row.
+ */
+static void test_other_request(void)
+{
+	struct transform_ctx ctx = base_ctx();
+	struct api_response r;
+	struct etl_error err = {0, ""};
+	struct row_batch b;
+	size_t i, len;
+	char *body;
+
+	row_batch_init(&b);
+	for (i = 0; i < ETL_ARRAY_LEN(echo_cases); i++) {
+		const struct echo_case *c = &echo_cases[i];
+		int rc;
+
+		etl_error_clear(&err);
+		CHECK_INT(response_parse(c->body, strlen(c->body), &r, &err), 0);
+		rc = transform_page(&r, &ctx, &b, &err);
+		if ((rc == 0) != (c->msg == NULL) || (c->msg && !strstr(err.msg, c->msg)))
+			fprintf(stderr, "echo case \"%s\": rc %d, \"%s\"\n", c->name, rc, err.msg);
+		CHECK_INT(rc, c->msg ? ETL_EFAIL : 0);
+		if (c->msg) {
+			CHECK_CONTAINS(err.msg, c->msg);
+			CHECK_INT(b.copy.len, 0);
+			/* the same verdict from response_match(), which marks it retryable */
+			CHECK_INT(response_match(&r, &ctx, &err), ETL_EFAIL);
+			CHECK_INT(r.error, RESP_OTHER_REQUEST);
+			CHECK_CONTAINS(err.msg, c->msg);
+		} else {
+			CHECK_INT(response_match(&r, &ctx, &err), 0);
+			CHECK_INT(r.error, RESP_OK);
+		}
+		row_batch_reset(&b);
+		response_free(&r);
+	}
+
+	/* one whole answer, served for the request of the next page or of
+	   another target set: both refused */
+	body = slurp("current_page.json", &len);
+	CHECK_INT(response_parse(body, len, &r, &err), 0);
+	ctx.offset = 110;
+	CHECK_INT(transform_page(&r, &ctx, &b, &err), ETL_EFAIL);
+	CHECK_CONTAINS(err.msg, "answer to another request: tasks[0].data.offset is integer 100");
+	ctx = base_ctx();
+	ctx.targets = three_targets + 1; /* example.org, example.net */
+	CHECK_INT(transform_page(&r, &ctx, &b, &err), ETL_EFAIL);
+	CHECK_CONTAINS(err.msg, "tasks[0].data.targets.\"1\" is \"example.com\", the request's is "
+				"\"example.org\"");
+	CHECK_INT(b.copy.len, 0);
+	ctx = base_ctx();
+	CHECK_INT(transform_page(&r, &ctx, &b, &err), 0);
+	response_free(&r);
+	free(body);
+	row_batch_free(&b);
+}
+
+/* --------------------------------------------------- amplification bounds */
+
+static char long_targets[20][201];
+static char *twenty_targets[20];
+
+/* 20 targets, each `width` bytes long ("t01aaaa..."). */
+static struct transform_ctx twenty_ctx(size_t width)
+{
+	struct transform_ctx c = base_ctx();
+	size_t i;
+
+	for (i = 0; i < 20; i++) {
+		memset(long_targets[i], 'a', width);
+		memcpy(long_targets[i], "t", 1);
+		long_targets[i][1] = (char)('0' + (i + 1) / 10);
+		long_targets[i][2] = (char)('0' + (i + 1) % 10);
+		long_targets[i][width] = '\0';
+		twenty_targets[i] = long_targets[i];
+	}
+	c.targets = twenty_targets;
+	c.n_targets = 20;
+	c.limit = 1000;
+	return c;
+}
+
+/*
+ * One item, 20 target keys and an item-level unknown field of n backslashes:
+ * copied into every row's extra, with JSON's and COPY's escaping, it made a
+ * batch of 80n bytes (a 32 MiB body made 1.34 GB). Stored once, in the row
+ * of the lowest key present, it is 4n; the other rows keep their own.
+ */
+static void test_item_extras_once(void)
+{
+	const size_t n = 1 << 20;
+	struct transform_ctx ctx = twenty_ctx(3);
+	struct strbuf body;
+	struct row_batch b;
+	struct etl_error err = {0, ""};
+	size_t i;
+	char *f;
+
+	sb_init(&body);
+	sb_puts(&body, ENV_HEAD "[{\"domain_intersection\":{");
+	/* key "1" absent: "2" is the lowest present */
+	for (i = 2; i <= 20; i++)
+		sb_printf(&body, "%s\"%zu\":{\"target\":\"r.example\"%s}", i > 2 ? "," : "", i,
+			  i == 5 ? ",\"own\":5" : "");
+	sb_puts(&body, "},\"summary\":{\"intersections_count\":19,\"s\":1},\"bulk\":\"");
+	for (i = 0; i < n; i++)
+		sb_puts(&body, "\\\\");
+	sb_puts(&body, "\"}]" ENV_TAIL);
+
+	row_batch_init(&b);
+	CHECK_INT(run_page(body.data, body.len, &ctx, &b, &err), 0);
+	CHECK_STR(err.msg, "");
+	CHECK_INT(b.n_rows, 19);
+	CHECK(b.copy.len < 4 * n + 19 * 1024);
+	CHECK(b.copy.len <= TRANSFORM_MAX_COPY(body.len));
+	f = batch_field(&b, 0, 3);
+	CHECK_STR(f, "2");
+	free(f);
+	f = batch_field(&b, 0, COL_EXTRA);
+	CHECK_INT(strlen(f), 4 * n + strlen("{\"_item\":{\"bulk\":\"\"},\"_summary\":{\"s\":1}}"));
+	CHECK(strncmp(f, "{\"_item\":{\"bulk\":\"\\\\\\\\", 20) == 0);
+	CHECK_CONTAINS(f, "\"},\"_summary\":{\"s\":1}}");
+	free(f);
+	for (i = 1; i < 19; i++) {
+		f = batch_field(&b, i, COL_EXTRA);
+		/* key "5" (row 3) keeps its own unknown field */
+		CHECK_STR(f, i == 3 ? "{\"own\":5}" : "\\N");
+		free(f);
+	}
+	row_batch_free(&b);
+	sb_free(&body);
+}
+
+/*
+ * The batch's cap: 1000 items of 20 tiny per-target objects and 200-byte
+ * targets make ~330 bytes of COPY text per 20 bytes of body, which passes
+ * twice the body plus 1 MiB: the page is refused, the batch left alone.
+ */
+static void test_copy_cap(void)
+{
+	struct transform_ctx ctx = twenty_ctx(200);
+	struct strbuf body;
+	struct row_batch b;
+	struct etl_error err = {0, ""};
+	size_t i, k;
+
+	sb_init(&body);
+	sb_puts(&body, ENV_HEAD "[");
+	for (i = 0; i < 1000; i++) {
+		sb_puts(&body, i ? ",{\"domain_intersection\":{" : "{\"domain_intersection\":{");
+		for (k = 1; k <= 20; k++)
+			sb_printf(&body, "%s\"%zu\":{\"target\":\"r\"}", k > 1 ? "," : "", k);
+		sb_puts(&body, "}}");
+	}
+	sb_puts(&body, "]" ENV_TAIL);
+	row_batch_init(&b);
+	sb_puts(&b.copy, "earlier page\n");
+	b.n_rows = 1;
+	CHECK_INT(run_page(body.data, body.len, &ctx, &b, &err), ETL_EFAIL);
+	CHECK_CONTAINS(err.msg, "page refused at item ");
+	CHECK_CONTAINS(err.msg, "bytes of COPY text, twice its ");
+	CHECK_STR(b.copy.data, "earlier page\n");
+	CHECK_INT(b.n_rows, 1);
+	/* its first 100 items fit: the 1 MiB covers a small page's overhead */
+	sb_reset(&body);
+	sb_puts(&body, ENV_HEAD "[");
+	for (i = 0; i < 100; i++) {
+		sb_puts(&body, i ? ",{\"domain_intersection\":{" : "{\"domain_intersection\":{");
+		for (k = 1; k <= 20; k++)
+			sb_printf(&body, "%s\"%zu\":{\"target\":\"r\"}", k > 1 ? "," : "", k);
+		sb_puts(&body, "}}");
+	}
+	sb_puts(&body, "]" ENV_TAIL);
+	row_batch_reset(&b);
+	CHECK_INT(run_page(body.data, body.len, &ctx, &b, &err), 0);
+	CHECK_INT(b.n_rows, 2000);
+	CHECK(b.copy.len <= TRANSFORM_MAX_COPY(body.len));
+	row_batch_free(&b);
+	sb_free(&body);
+}
+
 int main(void)
 {
 	test_current_page();
@@ -1562,5 +1891,8 @@ int main(void)
 	test_failure_keeps_batch();
 	test_ctx_rules();
 	test_big_strings();
+	test_other_request();
+	test_item_extras_once();
+	test_copy_cap();
 	return check_summary();
 }
