@@ -1,16 +1,19 @@
 /*
  * load.h - writing a run into PostgreSQL: target sets, the run, the page
- * ledger, and the rows of domain_intersection.
+ * ledger, and the versioned history of snapshots.
  *
  * load.c owns every statement that writes. Its contracts:
- *   - a page's rows and its etl_page ledger row commit in one transaction, so
- *     a page is "loaded" exactly when its rows are;
- *   - rows go in by COPY into a temporary staging table, then one
- *     INSERT ... ON CONFLICT DO UPDATE, with duplicates inside the batch
- *     collapsed first (the lowest result position wins);
- *   - when a target set finishes complete, rows of its snapshot that this run
- *     did not load are deleted in the same transaction that marks it
- *     complete, so a snapshot always equals one complete answer.
+ *   - a page's staged rows and its etl_page ledger row (with the number of
+ *     rows it staged) commit in one transaction, so a page is "loaded"
+ *     exactly when its rows are staged; whoever removes staged rows marks
+ *     their pages 'discarded' in the same statement;
+ *   - rows are staged by COPY, or when a page repeats rows staged before, by
+ *     COPY into a temporary table and one INSERT ... ON CONFLICT DO UPDATE
+ *     (the lowest result position wins);
+ *   - a set is published only when its staged rows equal what its ledger
+ *     says was staged, and in the transaction that marks it complete, so a
+ *     snapshot always equals one complete answer; publishing twice is a
+ *     no-op, and a failed set never changes a published snapshot.
  */
 #ifndef INTERSECT_LOAD_H
 #define INTERSECT_LOAD_H
@@ -37,7 +40,7 @@ struct page_record {
 	double cost_usd;
 	int duration_ms;
 	const char *error;         /* NULL for a loaded page */
-	int direct;                /* the set loads straight into its partition */
+	int refused;               /* failed: the database refused its data (class 22) */
 	/* the raw archive (all NULL when the job says archive: false): */
 	const char *request_body;  /* the JSON sent (never holds credentials) */
 	const char *response_body; /* the body received, response_len bytes */
@@ -66,11 +69,17 @@ int load_prepare(PGconn *conn, struct etl_error *err) ETL_WUR;
 int load_open_connections(const struct job_database *db, PGconn **conns, int *n, int want,
 			  struct etl_error *err) ETL_WUR;
 
+/* How long a taken job lock is tried again before ETL_ELOCKED (see load.c). */
+#define LOAD_LOCK_WAIT_MS 5000
+
 /*
  * Takes the job's session-level advisory lock. ETL_ELOCKED (with the
  * holder's run in the message) if another process holds it.
  */
 int load_lock_job(PGconn *conn, const char *job, struct etl_error *err) ETL_WUR;
+
+/* Releases it (best effort), so a run started right after this one finds it free. */
+void load_unlock_job(PGconn *conn, const char *job);
 
 /* Records (or updates) each set's definition; ids[i] is set i's target_set_id. */
 int load_register_sets(PGconn *conn, const struct job *job, long long *ids,
@@ -87,7 +96,7 @@ int load_start_run(PGconn *conn, const struct job *job, const char *snapshot_dat
 /* Where a set stands in a run, as load_start_set finds it. */
 struct set_start {
 	int complete;               /* this run already finished the set */
-	int direct;                 /* pages load straight into the partition */
+	char *refused;              /* owned (free()): why a page of it was refused, or NULL */
 	struct loaded_page *pages;  /* owned (free()): pages this run loaded */
 	size_t n_pages;
 };
@@ -104,21 +113,23 @@ void load_fail_run(PGconn *conn, long long run_id, const char *error);
 
 /*
  * Joins a set to the run for snapshot_date, recording the definition it
- * fetches (`request_hash`, or NULL for the set's current one) and, the first
- * time, how it loads: direct when the set has no rows for that date yet.
+ * fetches (`request_hash`, or NULL for the set's current one), and reads
+ * the pages this run loaded before.
  */
 int load_start_set(PGconn *conn, long long run_id, long long set_id, const char *snapshot_date,
 		   const char *request_hash, struct set_start *out, struct etl_error *err) ETL_WUR;
 
-/* Creates the domain_intersection partition of a snapshot date if missing. */
-int load_ensure_partition(PGconn *conn, const char *snapshot_date, struct etl_error *err) ETL_WUR;
+/* Maintenance statements wait this long for a lock, and are tried this often. */
+#define LOAD_LOCK_TIMEOUT "2s"
+#define LOAD_MAINT_TRIES 5
 
 /*
  * Retention after a successful run of `job` for snapshot_date: snapshots
- * (partitions) older than keep_snapshots_days and archived bodies of runs
- * older than keep_archive_days go (0 = keep). A partition that also holds
- * another job's rows loses only this job's rows. *dropped (if not NULL)
- * counts the snapshot dates removed.
+ * older than keep_snapshots_days and archived bodies of runs older than
+ * keep_archive_days go (0 = keep), counted back from the earlier of
+ * snapshot_date and today (UTC). A set's newest complete snapshot is never
+ * removed; other jobs' sets are never touched. *dropped (if not NULL) counts
+ * the (set, date) snapshots purged.
  */
 int load_retention(PGconn *conn, const struct job *job, const char *snapshot_date,
 		   int *dropped, struct etl_error *err) ETL_WUR;
@@ -129,19 +140,31 @@ int load_retention(PGconn *conn, const struct job *job, const char *snapshot_dat
 /*
  * Loads a page's rows and its ledger row (and archive row) in one
  * transaction, redone when it loses a deadlock to another connection.
+ * *refused says a failure was the database refusing the page's data
+ * (SQLSTATE class 22): the page's failure, not the run's.
  */
-int load_page(PGconn *conn, const char *snapshot_date, const struct page_record *rec,
-	      const struct row_batch *rows, struct etl_error *err) ETL_WUR;
+int load_page(PGconn *conn, const struct page_record *rec, const struct row_batch *rows,
+	      int *refused, struct etl_error *err) ETL_WUR;
 
 /* Records a page that failed for good (ledger only). */
 int load_page_failed(PGconn *conn, const struct page_record *rec, struct etl_error *err) ETL_WUR;
 
+/* What finishing a set did. */
+struct set_outcome {
+	int published;      /* the answer is now the date's snapshot */
+	int already;        /* this run had published it before: nothing done */
+	char *error;        /* owned (free()): why it failed at publishing, or NULL */
+	long long domains;  /* published: distinct referring domains stored */
+	long long expected; /* published: min(total_count, max_rows); -1 if unknown */
+};
+
 /*
- * Ends a set: complete (stale rows of the snapshot deleted in the same
- * transaction) or failed with `error` (the snapshot left as it was).
+ * Ends a set: complete (its staged answer published as the date's snapshot,
+ * see load.c) or failed with `error` (the snapshot left as it was).
  */
 int load_finish_set(PGconn *conn, long long run_id, long long set_id, const char *snapshot_date,
-		    long long total_count, const char *error, struct etl_error *err) ETL_WUR;
+		    long long total_count, const char *error, struct set_outcome *out,
+		    struct etl_error *err) ETL_WUR;
 
 /* Ends the run with its status; pages, rows and cost are summed from the ledger. */
 int load_finish_run(PGconn *conn, long long run_id, const char *status, const char *error,

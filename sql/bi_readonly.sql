@@ -1,4 +1,4 @@
--- bi_readonly.sql - a login role for BI tools that can read the five report
+-- bi_readonly.sql - a login role for BI tools that can read the six report
 -- views of one schema and nothing else.
 --
 -- Not a migration (no NNN_ prefix: the binary does not carry it). An admin
@@ -14,13 +14,19 @@
 --
 -- The views run with their owner's rights, so SELECT on a view is all the
 -- role needs; it gets no right on any table, sequence or function of the
--- schema. What PostgreSQL grants to PUBLIC by default and would let the role
--- write is revoked: CREATE on the schema and on "public" (still granted to
--- PUBLIC in databases created before PostgreSQL 15), EXECUTE on the schema's
--- functions (ensure_partition). PUBLIC's TEMPORARY right on the database is
--- left alone because the loader's own session uses a temporary table; the
--- role's sessions are read-only by default instead, which also stops a
--- CREATE TEMP TABLE a tool might try.
+-- schema. The script changes only what concerns its own role: rights given
+-- to PUBLIC (which other roles of the database may rely on) are left as
+-- they are, except on the ETL's own schema, where CREATE and EXECUTE on its
+-- functions (publish_snapshot and friends) are revoked from PUBLIC as
+-- migrate never meant to grant them. Against a PUBLIC right elsewhere (CREATE
+-- on "public" in databases created before PostgreSQL 15, TEMPORARY on the
+-- database) the role's sessions are read-only by default, which stops a
+-- CREATE TABLE or CREATE TEMP TABLE a tool might try.
+--
+-- Each session of the role also gets limits, so a dashboard can neither hold
+-- locks the nightly run waits for nor run away: statement_timeout (5 min),
+-- idle_in_transaction_session_timeout (1 min), and TimeZone UTC, the zone
+-- snapshot dates are in.
 
 \set ON_ERROR_STOP on
 \if :{?schema}
@@ -48,13 +54,15 @@ JOIN pg_roles g ON g.oid = m.roleid
 JOIN pg_roles r ON r.oid = m.member
 WHERE r.rolname = :'role' \gexec
 
--- Read-only sessions by default, a second line behind the privileges. And no
--- JIT: the views read domain_intersection per (set, date) and prune its
--- partitions at run time, so their plans list every partition and their
--- cost estimates are large; JIT would compile code for all of them, which
--- can take longer than the query.
+-- Read-only sessions by default, a second line behind the privileges. No
+-- JIT: the views' queries are short index reads, for which compiling code
+-- costs more than it saves (and the history views' cost estimates can be
+-- large enough to trigger it). The limits said at the top.
 ALTER ROLE :"role" SET default_transaction_read_only = on;
 ALTER ROLE :"role" SET jit = off;
+ALTER ROLE :"role" SET statement_timeout = '5min';
+ALTER ROLE :"role" SET idle_in_transaction_session_timeout = '1min';
+ALTER ROLE :"role" SET TimeZone = 'UTC';
 
 GRANT CONNECT ON DATABASE :"DBNAME" TO :"role";
 GRANT USAGE ON SCHEMA :"schema" TO :"role";
@@ -64,7 +72,7 @@ REVOKE CREATE ON SCHEMA :"schema" FROM PUBLIC, :"role";
 REVOKE ALL ON ALL TABLES IN SCHEMA :"schema" FROM :"role";
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA :"schema" FROM :"role";
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA :"schema" FROM PUBLIC, :"role";
-SELECT 'REVOKE CREATE ON SCHEMA public FROM PUBLIC'
+SELECT 'REVOKE CREATE ON SCHEMA public FROM ' || quote_ident(:'role')
 WHERE EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public') \gexec
 
 SET LOCAL search_path = pg_catalog;
@@ -73,9 +81,10 @@ GRANT SELECT ON
     :"schema".domain_intersection_changes,
     :"schema".domain_intersection_daily,
     :"schema".domain_intersection_breakdown,
+    :"schema".domain_intersection_history,
     :"schema".etl_run_summary
 TO :"role";
 
 COMMIT;
 
-\echo role :role can read the five report views of schema :schema in database :DBNAME
+\echo role :role can read the six report views of schema :schema in database :DBNAME

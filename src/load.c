@@ -2,15 +2,15 @@
  * load.c - every statement that writes a run. See load.h for the contracts.
  *
  * Row identity in a snapshot is (target_set_id, snapshot_date,
- * referring_domain, target_key). Pages of a set are upserted into
+ * referring_domain, target_key). Pages of a set are staged in
  * domain_intersection_pending under the run's id; offset paging can show one
  * referring domain on two pages, and the first place in result order wins,
- * whichever page happens to load first. When the set completes, one
- * transaction turns the published snapshot into the pending one: rows the
- * answer lacks are deleted, new rows inserted, and a row is updated only when
- * one of its values changed, so `run_id` on a published row names the run
- * that inserted or last changed it, and an unchanged rerun leaves the table
- * byte for byte as it was.
+ * whichever page happens to load first. Each page's ledger row says how many
+ * rows it staged, so before publishing the staged rows are checked against
+ * the ledger. When the set completes, one transaction (publish_snapshot(),
+ * sql/005_*) makes the staged answer the snapshot of its date in the
+ * versioned history: only keys whose values changed get a new version, so an
+ * unchanged night writes nothing there but its control row.
  */
 #include "load.h"
 
@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "db.h"
@@ -34,12 +35,12 @@ static const char *const data_columns[] = {
 	"referring_links_countries", "extra",
 };
 
-/* The ledger row of a page; an earlier failed attempt of the same page is replaced. */
+/* The ledger row of a page; an earlier failed or discarded attempt of the same page is replaced. */
 static const char ledger_sql[] =
 	"INSERT INTO etl_page (run_id, target_set_id, page_offset, page_limit, status, attempts,"
 	" http_status, api_status_code, api_status_message, task_id, items, rows, total_count,"
-	" cost_usd, duration_ms, error)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+	" cost_usd, duration_ms, error, staged, refused)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
 	" ON CONFLICT (run_id, target_set_id, page_offset) DO UPDATE SET"
 	" page_limit = EXCLUDED.page_limit, status = EXCLUDED.status,"
 	" attempts = etl_page.attempts + EXCLUDED.attempts, http_status = EXCLUDED.http_status,"
@@ -47,11 +48,12 @@ static const char ledger_sql[] =
 	" api_status_message = EXCLUDED.api_status_message, task_id = EXCLUDED.task_id,"
 	" items = EXCLUDED.items, rows = EXCLUDED.rows, total_count = EXCLUDED.total_count,"
 	" cost_usd = EXCLUDED.cost_usd, duration_ms = EXCLUDED.duration_ms,"
-	" error = EXCLUDED.error, finished_at = now()"
+	" error = EXCLUDED.error, staged = EXCLUDED.staged, refused = EXCLUDED.refused,"
+	" finished_at = now()"
 	" WHERE etl_page.status <> 'loaded'";
 
-/* The statements built from data_columns, once per process. */
-static char *pending_upsert_sql, *direct_upsert_sql, *publish_sql;
+/* The staging upsert, built from data_columns once per process. */
+static char *pending_upsert_sql;
 
 /* "c = EXCLUDED.c, ..." for every data column, then run_id. */
 static void append_update_set(struct strbuf *sb)
@@ -63,31 +65,12 @@ static void append_update_set(struct strbuf *sb)
 	sb_puts(sb, "run_id = EXCLUDED.run_id");
 }
 
-static void append_row(struct strbuf *sb, const char *alias)
-{
-	size_t i;
-
-	sb_puts(sb, "ROW(");
-	for (i = 0; i < ETL_ARRAY_LEN(data_columns); i++)
-		sb_printf(sb, "%s%s.%s", i ? ", " : "", alias, data_columns[i]);
-	sb_puts(sb, ")");
-}
-
 /*
- * The staged page into `table`, duplicates within it collapsed first and
- * a row met again keeping its first place in result order.
+ * The page in di_stage into the set's staged rows, duplicates within it
+ * collapsed first and a row met again keeping its first place in result
+ * order. Answers the rows it inserted (not those it updated): a row first
+ * inserted has no xmax, a row updated (or locked) by ON CONFLICT has ours.
  */
-static void append_stage_upsert(struct strbuf *sb, const char *table, const char *key)
-{
-	sb_printf(sb, "INSERT INTO %s AS d (" TRANSFORM_COLUMNS ") "
-		      "SELECT DISTINCT ON (referring_domain, target_key) " TRANSFORM_COLUMNS
-		      " FROM di_stage ORDER BY referring_domain, target_key, position "
-		      "ON CONFLICT (%s) DO UPDATE SET ",
-		  table, key);
-	append_update_set(sb);
-	sb_puts(sb, " WHERE EXCLUDED.position < d.position");
-}
-
 static void build_sql(void)
 {
 	struct strbuf sb;
@@ -95,24 +78,14 @@ static void build_sql(void)
 	if (pending_upsert_sql)
 		return;
 	sb_init(&sb);
-	append_stage_upsert(&sb, "domain_intersection_pending",
-			    "run_id, target_set_id, referring_domain, target_key");
-	pending_upsert_sql = sb_detach(&sb);
-	append_stage_upsert(&sb, "domain_intersection",
-			    "target_set_id, snapshot_date, referring_domain, target_key");
-	direct_upsert_sql = sb_detach(&sb);
-
-	sb_puts(&sb, "INSERT INTO domain_intersection AS d (" TRANSFORM_COLUMNS ") "
-		     "SELECT " TRANSFORM_COLUMNS " FROM domain_intersection_pending "
-		     "WHERE run_id = $1 AND target_set_id = $2 "
-		     "ON CONFLICT (target_set_id, snapshot_date, referring_domain, target_key) "
-		     "DO UPDATE SET ");
+	sb_puts(&sb, "WITH up AS (INSERT INTO domain_intersection_pending AS d (" TRANSFORM_COLUMNS
+		     ") SELECT DISTINCT ON (referring_domain, target_key) " TRANSFORM_COLUMNS
+		     " FROM di_stage ORDER BY referring_domain, target_key, position "
+		     "ON CONFLICT (run_id, target_set_id, referring_domain, target_key) DO UPDATE SET ");
 	append_update_set(&sb);
-	sb_puts(&sb, " WHERE ");
-	append_row(&sb, "d");
-	sb_puts(&sb, " IS DISTINCT FROM ");
-	append_row(&sb, "EXCLUDED");
-	publish_sql = sb_detach(&sb);
+	sb_puts(&sb, " WHERE EXCLUDED.position < d.position RETURNING d.xmax = 0 AS inserted) "
+		     "SELECT count(*) FILTER (WHERE inserted) FROM up");
+	pending_upsert_sql = sb_detach(&sb);
 }
 
 int load_prepare(PGconn *conn, struct etl_error *err)
@@ -121,7 +94,7 @@ int load_prepare(PGconn *conn, struct etl_error *err)
 	/* ON COMMIT DELETE ROWS empties it at every page's commit for free. */
 	return db_exec(conn,
 		       "CREATE TEMP TABLE IF NOT EXISTS di_stage "
-		       "(LIKE domain_intersection INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+		       "(LIKE domain_intersection_pending INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
 		       err);
 }
 
@@ -149,22 +122,58 @@ int load_open_connections(const struct job_database *db, PGconn **conns, int *n,
 	return 0;
 }
 
+/* Two int4 keys: a fixed class for this program, and the job's hash. */
+#define JOB_LOCK_KEY "1229866028, hashtext($1)"
+
+/*
+ * The lock of a process that just exited stays held until its backend has
+ * noticed the disconnect, which can take a moment after the process is gone
+ * (a backfill loop starting the next date at once met it). So a lock that is
+ * taken is tried again for up to LOAD_LOCK_WAIT_MS before giving up; a run
+ * that is really alive holds it longer than that.
+ */
+static int try_lock(PGconn *conn, const char *job, int *got, struct etl_error *err)
+{
+	const char *params[1] = {job};
+	PGresult *res = NULL;
+	int waited, rc = 0;
+
+	*got = 0;
+	for (waited = 0; rc == 0; waited += 100) {
+		struct timespec ts = {0, 100 * 1000000L};
+
+		rc = db_query(conn, "SELECT pg_try_advisory_lock(" JOB_LOCK_KEY ")", 1, params, &res,
+			      err);
+		if (rc != 0)
+			break;
+		*got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		PQclear(res);
+		if (*got || waited >= LOAD_LOCK_WAIT_MS)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	return rc;
+}
+
+void load_unlock_job(PGconn *conn, const char *job)
+{
+	const char *params[1] = {job};
+
+	if (!conn || PQstatus(conn) != CONNECTION_OK)
+		return;
+	db_rollback(conn);
+	PQclear(PQexecParams(conn, "SELECT pg_advisory_unlock(" JOB_LOCK_KEY ")", 1, NULL, params,
+			     NULL, NULL, 0));
+}
+
 int load_lock_job(PGconn *conn, const char *job, struct etl_error *err)
 {
 	const char *params[1] = {job};
 	PGresult *res = NULL;
-	int rc;
+	int rc, got;
 
-	/* Two int4 keys: a fixed class for this program, and the job's hash. */
-	rc = db_query(conn, "SELECT pg_try_advisory_lock(1229866028, hashtext($1))", 1, params, &res,
-		      err);
-	if (rc != 0)
+	if ((rc = try_lock(conn, job, &got, err)) != 0 || got)
 		return rc;
-	if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
-		PQclear(res);
-		return 0;
-	}
-	PQclear(res);
 	rc = db_query(conn,
 		      "SELECT run_id, snapshot_date, started_at, host, pid FROM etl_run "
 		      "WHERE job = $1 AND status = 'running' ORDER BY run_id DESC LIMIT 1",
@@ -271,12 +280,14 @@ void load_fail_run(PGconn *conn, long long run_id, const char *error)
 }
 
 /*
- * Pending rows of this job's other runs can never be published: only the
- * latest unfinished run of a date is continued, and we hold the job's lock.
- * A run that succeeded published every set, which deleted its pending rows
- * in the same transaction, so only the others are looked at: the bench saw
- * this statement take 2 s at 1M rows going through the dead rows of runs
- * that had left nothing behind.
+ * Staged rows of this job's other runs are removed: only the latest
+ * unfinished run of a date is continued, and we hold the job's lock. A run
+ * that succeeded published every set, which deleted its staged rows in the
+ * same transaction, so only the others are looked at (the bench saw this
+ * statement take 2 s at 1M rows going through the dead rows of runs that had
+ * left nothing behind). In the same statement the ledger pages of those sets
+ * become 'discarded': a later resume of such a run (`run --snapshot-date` of
+ * its date) fetches them again instead of trusting rows that are gone.
  */
 static int drop_stale_pending(PGconn *conn, const char *job, long long run_id,
 			      struct etl_error *err)
@@ -286,9 +297,14 @@ static int drop_stale_pending(PGconn *conn, const char *job, long long run_id,
 
 	snprintf(id, sizeof(id), "%lld", run_id);
 	return db_query(conn,
-			"DELETE FROM domain_intersection_pending p USING etl_run r"
-			" WHERE p.run_id = r.run_id AND r.job = $1 AND r.run_id <> $2"
-			" AND r.status <> 'succeeded'",
+			"WITH gone AS ("
+			"  DELETE FROM domain_intersection_pending p USING etl_run r"
+			"  WHERE p.run_id = r.run_id AND r.job = $1 AND r.run_id <> $2"
+			"  AND r.status <> 'succeeded' RETURNING p.run_id, p.target_set_id),"
+			" sets AS (SELECT DISTINCT run_id, target_set_id FROM gone)"
+			" UPDATE etl_page e SET status = 'discarded' FROM sets"
+			" WHERE e.run_id = sets.run_id AND e.target_set_id = sets.target_set_id"
+			" AND e.status = 'loaded'",
 			2, params, NULL, err);
 }
 
@@ -345,33 +361,42 @@ int load_start_set(PGconn *conn, long long run_id, long long set_id, const char 
 		   const char *request_hash, struct set_start *out, struct etl_error *err)
 {
 	char run[24], set[24];
-	const char *params[4] = {run, set, request_hash, snapshot_date};
+	const char *params[3] = {run, set, request_hash};
 	PGresult *res = NULL;
 	int rc, i;
 
+	(void)snapshot_date;
 	memset(out, 0, sizeof(*out));
 	snprintf(run, sizeof(run), "%lld", run_id);
 	snprintf(set, sizeof(set), "%lld", set_id);
-	/* direct is decided once, when the set first joins the run; a resumed
-	 * run keeps it (its own rows would otherwise make it look like a rerun) */
 	rc = db_query(conn,
-		      "INSERT INTO etl_run_set AS rs (run_id, target_set_id, request_hash, direct)"
-		      " SELECT $1, $2, coalesce($3, request_hash), NOT EXISTS ("
-		      "   SELECT 1 FROM domain_intersection d WHERE d.target_set_id = $2"
-		      "   AND d.snapshot_date = $4::date)"
+		      "INSERT INTO etl_run_set AS rs (run_id, target_set_id, request_hash)"
+		      " SELECT $1, $2, coalesce($3, request_hash)"
 		      " FROM target_set WHERE target_set_id = $2"
 		      " ON CONFLICT (run_id, target_set_id) DO UPDATE SET"
 		      "   status = CASE WHEN rs.status = 'complete' THEN 'complete' ELSE 'running' END,"
 		      "   error = CASE WHEN rs.status = 'complete' THEN rs.error END"
-		      " RETURNING status, direct",
-		      4, params, &res, err);
+		      " RETURNING status",
+		      3, params, &res, err);
 	if (rc != 0)
 		return rc;
 	out->complete = strcmp(PQgetvalue(res, 0, 0), "complete") == 0;
-	out->direct = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
 	PQclear(res);
 	if (out->complete)
 		return 0;
+	/* A page the database refused would be refused again: the set fails
+	 * without paying for it twice (`run --fresh` starts over). */
+	rc = db_query(conn,
+		      "SELECT page_offset, error FROM etl_page WHERE run_id = $1"
+		      " AND target_set_id = $2 AND refused ORDER BY page_offset LIMIT 1",
+		      2, params, &res, err);
+	if (rc != 0)
+		return rc;
+	if (PQntuples(res) == 1)
+		out->refused = xasprintf("offset %s: %s (refused by the database in an earlier "
+					 "attempt of this run; `run --fresh` fetches it again)",
+					 PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+	PQclear(res);
 	rc = db_query(conn,
 		      "SELECT page_offset, items, coalesce(total_count, -1), coalesce(cost_usd, 0)"
 		      " FROM etl_page"
@@ -392,11 +417,12 @@ int load_start_set(PGconn *conn, long long run_id, long long set_id, const char 
 	return 0;
 }
 
-/* Binds a page_record as the 16 parameters of ledger_sql. */
-static int write_ledger(PGconn *conn, const struct page_record *rec, struct etl_error *err)
+/* Binds a page_record and the rows it staged (< 0: none) as the parameters of ledger_sql. */
+static int write_ledger(PGconn *conn, const struct page_record *rec, long long staged,
+			struct etl_error *err)
 {
-	char v[12][32];
-	const char *params[16];
+	char v[13][32];
+	const char *params[18];
 
 	snprintf(v[0], sizeof(v[0]), "%lld", rec->run_id);
 	snprintf(v[1], sizeof(v[1]), "%lld", rec->target_set_id);
@@ -426,7 +452,10 @@ static int write_ledger(PGconn *conn, const struct page_record *rec, struct etl_
 	params[13] = rec->error ? NULL : v[10];
 	params[14] = v[11];
 	params[15] = rec->error;
-	return db_query(conn, ledger_sql, 16, params, NULL, err);
+	snprintf(v[12], sizeof(v[12]), "%lld", staged);
+	params[16] = staged >= 0 ? v[12] : NULL;
+	params[17] = rec->refused ? "t" : "f";
+	return db_query(conn, ledger_sql, 18, params, NULL, err);
 }
 
 /*
@@ -520,53 +549,52 @@ static int copy_rows(PGconn *conn, const char *table, const struct row_batch *ro
 }
 
 /*
- * A first load of a snapshot cannot conflict with an earlier answer, so its
- * pages COPY straight into the date's partition: the fastest way in. Offset
- * paging can still repeat a referring domain on two pages (or the API one
- * within a page); then the page is redone, inside the same transaction,
- * through staging and an upsert that keeps the first result position.
+ * Stages a page's rows. Most pages repeat no row staged before, so they are
+ * COPYed straight into the staging table: the fastest way in, and every row
+ * of the batch is new (*staged = n_rows). Offset paging can still repeat a
+ * referring domain on two pages (or the API one within a page); then the
+ * page is redone, inside the same transaction, through di_stage and an
+ * upsert that keeps the first result position and counts what it inserted.
  */
-static int load_direct(PGconn *conn, const char *snapshot_date, const struct row_batch *rows,
-		       struct etl_error *err)
+static int stage_rows(PGconn *conn, const struct row_batch *rows, long long *staged,
+		      struct etl_error *err)
 {
-	char part[64], state[6];
-	int rc, i, j;
+	PGresult *res = NULL;
+	char state[6];
+	int rc;
 
-	/* the partition's name from a validated YYYY-MM-DD: digits only */
-	for (i = 0, j = snprintf(part, sizeof(part), "domain_intersection_p"); snapshot_date[i] &&
-	     j < (int)sizeof(part) - 1; i++)
-		if (snapshot_date[i] >= '0' && snapshot_date[i] <= '9')
-			part[j++] = snapshot_date[i];
-	part[j] = '\0';
-	if ((rc = db_exec(conn, "SAVEPOINT direct_copy", err)) != 0)
+	*staged = 0;
+	if ((rc = db_exec(conn, "SAVEPOINT stage_copy", err)) != 0)
 		return rc;
-	rc = copy_rows(conn, part, rows, state, err);
-	if (rc == 0 || strcmp(state, "23505") != 0)
+	rc = copy_rows(conn, "domain_intersection_pending", rows, state, err);
+	if (rc == 0) {
+		*staged = (long long)rows->n_rows;
+		return 0;
+	}
+	if (strcmp(state, "23505") != 0)
 		return rc;
-	if ((rc = db_exec(conn, "ROLLBACK TO SAVEPOINT direct_copy", err)) != 0)
+	if ((rc = db_exec(conn, "ROLLBACK TO SAVEPOINT stage_copy", err)) != 0)
 		return rc;
 	if ((rc = copy_rows(conn, "di_stage", rows, NULL, err)) != 0)
 		return rc;
-	return db_exec(conn, direct_upsert_sql, err);
+	if ((rc = db_query(conn, pending_upsert_sql, 0, NULL, &res, err)) != 0)
+		return rc;
+	*staged = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return 0;
 }
 
-static int page_transaction(PGconn *conn, const char *snapshot_date, const struct page_record *rec,
+static int page_transaction(PGconn *conn, const struct page_record *rec,
 			    const struct row_batch *rows, struct etl_error *err)
 {
+	long long staged = 0;
 	int rc;
 
 	if ((rc = db_exec(conn, "BEGIN", err)) != 0)
 		return rc;
-	if (rows->n_rows > 0 && rec->direct) {
-		if ((rc = load_direct(conn, snapshot_date, rows, err)) != 0)
-			goto failed;
-	} else if (rows->n_rows > 0) {
-		if ((rc = copy_rows(conn, "di_stage", rows, NULL, err)) != 0)
-			goto failed;
-		if ((rc = db_exec(conn, pending_upsert_sql, err)) != 0)
-			goto failed;
-	}
-	if ((rc = write_ledger(conn, rec, err)) != 0)
+	if (rows->n_rows > 0 && (rc = stage_rows(conn, rows, &staged, err)) != 0)
+		goto failed;
+	if ((rc = write_ledger(conn, rec, staged, err)) != 0)
 		goto failed;
 	if ((rec->response_body || rec->response_gzip) && (rc = write_archive(conn, rec, err)) != 0)
 		goto failed;
@@ -578,90 +606,100 @@ failed:
 	return rc;
 }
 
-int load_page(PGconn *conn, const char *snapshot_date, const struct page_record *rec,
-	      const struct row_batch *rows, struct etl_error *err)
+int load_page(PGconn *conn, const struct page_record *rec, const struct row_batch *rows,
+	      int *refused, struct etl_error *err)
 {
 	int rc, tries = 0;
 
+	*refused = 0;
 	/* Two connections loading pages that share a referring domain can
 	 * deadlock; PostgreSQL cancels one, which is redone whole: the page's
 	 * transaction rolled back, so nothing is lost or doubled. */
 	do {
 		db_clear_sqlstate();
-		rc = page_transaction(conn, snapshot_date, rec, rows, err);
+		rc = page_transaction(conn, rec, rows, err);
 	} while (rc != 0 && strcmp(db_sqlstate(), "40P01") == 0 && ++tries <= LOAD_DEADLOCK_RETRIES);
+	/* Class 22 (data exception: a number out of range, a bad timestamp) is
+	 * the page's data, not the database or the run: the caller fails the
+	 * page and its set, and the others go on. */
+	if (rc != 0 && strncmp(db_sqlstate(), "22", 2) == 0 && PQstatus(conn) == CONNECTION_OK)
+		*refused = 1;
 	return rc;
 }
 
 int load_page_failed(PGconn *conn, const struct page_record *rec, struct etl_error *err)
 {
-	return write_ledger(conn, rec, err);
+	return write_ledger(conn, rec, -1, err);
+}
+
+/*
+ * Publishes the set's staged rows (publish_snapshot(), sql/005_*), in the
+ * caller's transaction. A set this run published already (the reply of an
+ * earlier try was lost) is left alone; staged rows fewer than the ledger's
+ * fail the set with *error_out (owned) saying so.
+ */
+static int publish(PGconn *conn, const char *const *params, struct set_outcome *out,
+		   char **error_out, struct etl_error *err)
+{
+	PGresult *res = NULL;
+	const char *outcome;
+	int rc;
+
+	/* These statements join whole snapshots, where a nested loop is never
+	 * the right plan; statistics of the freshly filled staging table can be
+	 * missing, which the planner takes for one row (a rerun met that and
+	 * rescanned a hash table per row: 0.8 s for 10k rows). */
+	if ((rc = db_exec(conn, "SET LOCAL enable_nestloop = off", err)) != 0)
+		return rc;
+	rc = db_query(conn, "SELECT * FROM publish_snapshot($1, $2, $3::date, $4::bigint)", 4,
+		      params, &res, err);
+	if (rc != 0)
+		return rc;
+	outcome = PQgetvalue(res, 0, 0);
+	if (strcmp(outcome, "already") == 0) {
+		out->already = 1;
+	} else if (strcmp(outcome, "short") == 0) {
+		*error_out = xasprintf("%s rows staged, but its loaded pages staged %s: rows of "
+				       "loaded pages are missing, so the answer is not published\n"
+				       "hint: `run --fresh` fetches the set again",
+				       PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+	} else {
+		out->published = 1;
+		out->domains = PQgetisnull(res, 0, 3) ? -1 : strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+		out->expected = PQgetisnull(res, 0, 4) ? -1 : strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+	}
+	PQclear(res);
+	return 0;
 }
 
 int load_finish_set(PGconn *conn, long long run_id, long long set_id, const char *snapshot_date,
-		    long long total_count, const char *error, struct etl_error *err)
+		    long long total_count, const char *error, struct set_outcome *out,
+		    struct etl_error *err)
 {
-	char run[24], set[24], total[24];
-	const char *del[3] = {run, set, snapshot_date};
-	const char *upd[4] = {run, set, total_count >= 0 ? total : NULL, error};
+	char run[24], set[24], total[24], *short_error = NULL;
+	const char *params[4] = {run, set, snapshot_date, total_count >= 0 ? total : NULL};
+	const char *upd[4] = {run, set, params[3], error};
+	const char *fail[4] = {run, set, snapshot_date, error};
 	int rc;
 
+	memset(out, 0, sizeof(*out));
 	snprintf(run, sizeof(run), "%lld", run_id);
 	snprintf(set, sizeof(set), "%lld", set_id);
 	snprintf(total, sizeof(total), "%lld", total_count);
 	if ((rc = db_exec(conn, "BEGIN", err)) != 0)
 		return rc;
 	if (!error) {
-		PGresult *res = NULL;
-		int direct;
-
-		/* A direct set's rows are in place already: nothing to publish. */
-		rc = db_query(conn,
-			      "SELECT direct FROM etl_run_set WHERE run_id = $1 AND target_set_id = $2",
-			      2, del, &res, err);
-		if (rc != 0)
+		if ((rc = publish(conn, params, out, &short_error, err)) != 0)
 			goto failed;
-		direct = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-		PQclear(res);
-		if (direct)
-			goto mark;
-		/* Publish: the snapshot becomes exactly this run's answer. The rows
-		 * to delete are found with EXCEPT, a hashed or sorted set
-		 * difference whatever the statistics of the freshly filled pending
-		 * table say (a NOT EXISTS anti-join was planned as a nested loop
-		 * there and took minutes for 100k rows). Statistics can still be
-		 * missing altogether: a rerun minutes after a first load meets a
-		 * partition autovacuum has not analyzed yet, which the planner takes
-		 * for one row, and joined the EXCEPT to it in a nested loop that
-		 * rescanned its whole hash table per row (0.8 s for 10k rows, 11 s
-		 * when every row went). These statements join whole snapshots, where
-		 * a nested loop is never the right plan: it is switched off for
-		 * this transaction. */
-		rc = db_exec(conn, "SET LOCAL enable_nestloop = off", err);
-		if (rc == 0)
-			rc = db_query(conn,
-				      "DELETE FROM domain_intersection d USING ("
-				      "  SELECT referring_domain, target_key FROM domain_intersection"
-				      "  WHERE target_set_id = $2 AND snapshot_date = $3"
-				      "  EXCEPT"
-				      "  SELECT referring_domain, target_key"
-				      "  FROM domain_intersection_pending"
-				      "  WHERE run_id = $1 AND target_set_id = $2) gone"
-				      " WHERE d.target_set_id = $2 AND d.snapshot_date = $3"
-				      " AND d.referring_domain = gone.referring_domain"
-				      " AND d.target_key = gone.target_key",
-				      3, del, NULL, err);
-		if (rc == 0)
-			rc = db_query(conn, publish_sql, 2, del, NULL, err);
-		if (rc == 0)
-			rc = db_query(conn,
-				      "DELETE FROM domain_intersection_pending"
-				      " WHERE run_id = $1 AND target_set_id = $2",
-				      2, del, NULL, err);
-		if (rc != 0)
-			goto failed;
+		if (out->already)
+			goto commit;
+		if (short_error)
+			out->error = short_error;
+		upd[3] = fail[3] = error = short_error;
 	}
-mark:
+	if (error && (rc = db_query(conn, "SELECT fail_snapshot($1, $2, $3::date, $4)", 4, fail,
+				    NULL, err)) != 0)
+		goto failed;
 	rc = db_query(conn,
 		      "UPDATE etl_run_set rs SET status = CASE WHEN $4::text IS NULL"
 		      "   THEN 'complete' ELSE 'failed' END,"
@@ -669,17 +707,23 @@ mark:
 		      " finished_at = now(),"
 		      " pages = p.pages, rows = p.rows, cost_usd = p.cost"
 		      " FROM (SELECT count(*) FILTER (WHERE status = 'loaded') AS pages,"
-		      "        coalesce(sum(rows), 0) AS rows, coalesce(sum(cost_usd), 0) AS cost"
+		      "        coalesce(sum(rows) FILTER (WHERE status = 'loaded'), 0) AS rows,"
+		      "        coalesce(sum(cost_usd), 0) AS cost"
 		      "       FROM etl_page WHERE run_id = $1 AND target_set_id = $2) p"
 		      " WHERE rs.run_id = $1 AND rs.target_set_id = $2",
 		      4, upd, NULL, err);
+	if (rc == 0)
+		rc = db_query(conn, "SELECT snapshot_cost($1, $2::date)", 2, params + 1, NULL, err);
 	if (rc != 0)
 		goto failed;
+commit:
 	if ((rc = db_exec(conn, "COMMIT", err)) != 0)
 		goto failed;
 	return 0;
 failed:
 	db_rollback(conn);
+	free(short_error);
+	out->error = NULL;
 	return rc;
 }
 
@@ -700,11 +744,34 @@ int load_finish_run(PGconn *conn, long long run_id, const char *status, const ch
 			3, params, NULL, err);
 }
 
-int load_ensure_partition(PGconn *conn, const char *snapshot_date, struct etl_error *err)
+/*
+ * Runs `sql` in a transaction of its own with a lock_timeout, again after a
+ * lock timeout (SQLSTATE 55P03), up to LOAD_MAINT_TRIES times: maintenance
+ * never queues behind a report's long transaction, and reports never queue
+ * behind it.
+ */
+static int maintenance(PGconn *conn, const char *sql, int nparams, const char *const *params,
+		       PGresult **res, struct etl_error *err)
 {
-	const char *params[1] = {snapshot_date};
+	int rc, tries = 0;
 
-	return db_query(conn, "SELECT ensure_partition($1::date)", 1, params, NULL, err);
+	for (;;) {
+		db_clear_sqlstate();
+		rc = db_exec(conn, "BEGIN; SET LOCAL lock_timeout = '" LOAD_LOCK_TIMEOUT "'", err);
+		if (rc == 0)
+			rc = db_query(conn, sql, nparams, params, res, err);
+		if (rc == 0 && (rc = db_exec(conn, "COMMIT", err)) == 0)
+			return 0;
+		db_rollback(conn);
+		if (res && *res) {
+			PQclear(*res);
+			*res = NULL;
+		}
+		if (strcmp(db_sqlstate(), "55P03") != 0 || ++tries >= LOAD_MAINT_TRIES)
+			return rc;
+		log_warn("retention: %s; trying again", err->msg);
+		sleep(1);
+	}
 }
 
 int load_retention(PGconn *conn, const struct job *job, const char *snapshot_date, int *dropped,
@@ -713,56 +780,37 @@ int load_retention(PGconn *conn, const struct job *job, const char *snapshot_dat
 	char days[16];
 	const char *params[3] = {job->name, snapshot_date, days};
 	PGresult *res = NULL;
-	int rc = 0, i;
+	int rc = 0;
 
 	if (dropped)
 		*dropped = 0;
+	/* Counted back from the earlier of the run's date and today (UTC): a
+	 * mistyped future date or a wrong clock must not age the whole history
+	 * out. */
 	if (job->keep_archive_days > 0) {
 		snprintf(days, sizeof(days), "%d", job->keep_archive_days);
-		rc = db_query(conn,
-			      "DELETE FROM raw_page r USING etl_run e WHERE r.run_id = e.run_id"
-			      " AND e.job = $1 AND e.snapshot_date <= $2::date - $3::int",
-			      3, params, NULL, err);
+		rc = maintenance(conn,
+				 "DELETE FROM raw_page r USING etl_run e WHERE r.run_id = e.run_id"
+				 " AND e.job = $1 AND e.snapshot_date <="
+				 " least($2::date, (now() AT TIME ZONE 'UTC')::date) - $3::int",
+				 3, params, NULL, err);
 		if (rc != 0)
 			return rc;
 	}
 	if (job->keep_snapshots_days <= 0)
 		return 0;
 	snprintf(days, sizeof(days), "%d", job->keep_snapshots_days);
-	/* Partitions whose whole range is past the limit; each says whether rows
-	 * of other jobs share it (then only this job's rows go). */
-	rc = db_query(conn,
-		      "SELECT c.oid::regclass::text, p.lo,"
-		      " EXISTS (SELECT 1 FROM domain_intersection d WHERE d.snapshot_date = p.lo"
-		      "   AND d.target_set_id NOT IN (SELECT target_set_id FROM target_set WHERE job = $1))"
-		      " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-		      " CROSS JOIN LATERAL (SELECT substring(pg_get_expr(c.relpartbound, c.oid)"
-		      "   FROM 'FROM \\(''([0-9-]+)''\\)')::date AS lo) p"
-		      " WHERE i.inhparent = 'domain_intersection'::regclass"
-		      " AND p.lo <= $2::date - $3::int ORDER BY p.lo",
-		      3, params, &res, err);
+	/* Per set of the job (never another job's), in one transaction: the
+	 * set's newest complete snapshot is always kept. */
+	rc = maintenance(conn,
+			 "SELECT coalesce(sum(purge_snapshots(target_set_id,"
+			 " least($2::date, (now() AT TIME ZONE 'UTC')::date) - $3::int + 1)), 0)"
+			 " FROM target_set WHERE job = $1",
+			 3, params, &res, err);
 	if (rc != 0)
 		return rc;
-	for (i = 0; i < PQntuples(res) && rc == 0; i++) {
-		const char *part = PQgetvalue(res, i, 0);
-		const char *del[2] = {job->name, PQgetvalue(res, i, 1)};
-
-		if (strcmp(PQgetvalue(res, i, 2), "t") == 0) {
-			rc = db_query(conn,
-				      "DELETE FROM domain_intersection WHERE snapshot_date = $2::date"
-				      " AND target_set_id IN (SELECT target_set_id FROM target_set"
-				      " WHERE job = $1)",
-				      2, del, NULL, err);
-		} else {
-			/* the name comes from pg_class as a quoted regclass: safe to splice */
-			char *sql = xasprintf("DROP TABLE %s", part);
-
-			rc = db_exec(conn, sql, err);
-			free(sql);
-		}
-		if (rc == 0 && dropped)
-			(*dropped)++;
-	}
+	if (dropped)
+		*dropped = atoi(PQgetvalue(res, 0, 0));
 	PQclear(res);
-	return rc;
+	return 0;
 }

@@ -10,11 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "db.h"
+#include "log.h"
 
 /* Advisory lock key shared by every migrate of any job: "ietl-mig". */
 #define MIGRATE_LOCK_KEY "7586121645963454823"
+/* How long a migration's statement waits for a lock, and how often it is tried. */
+#define MIGRATE_LOCK_TIMEOUT "10s"
+#define MIGRATE_TRIES 4
 
 static const char create_table_sql[] =
 	"CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -98,14 +103,20 @@ done:
 	return rc;
 }
 
-int migrate_apply(PGconn *conn, int *applied, struct etl_error *err)
+/*
+ * One try at applying what is missing. Every statement waits at most
+ * MIGRATE_LOCK_TIMEOUT for a lock (a report's open transaction, a run's
+ * session), so a migration never queues every later query of the tables it
+ * alters behind it; migrate_apply() tries again.
+ */
+static int apply_once(PGconn *conn, int *applied, struct etl_error *err)
 {
 	int n = migration_count();
 	int missing, rc, i;
 
 	if (applied)
 		*applied = 0;
-	if ((rc = db_exec(conn, "BEGIN", err)) != 0)
+	if ((rc = db_exec(conn, "BEGIN; SET LOCAL lock_timeout = '" MIGRATE_LOCK_TIMEOUT "'", err)) != 0)
 		return rc;
 	if ((rc = db_exec(conn, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ")", err)) != 0)
 		goto failed;
@@ -138,6 +149,20 @@ failed:
 	if (applied)
 		*applied = 0;
 	return rc;
+}
+
+int migrate_apply(PGconn *conn, int *applied, struct etl_error *err)
+{
+	int rc, tries = 0;
+
+	for (;;) {
+		db_clear_sqlstate();
+		rc = apply_once(conn, applied, err);
+		if (rc == 0 || strcmp(db_sqlstate(), "55P03") != 0 || ++tries >= MIGRATE_TRIES)
+			return rc;
+		log_warn("%s; trying again in %d s", err->msg, tries * 5);
+		sleep((unsigned)tries * 5);
+	}
 }
 
 int migrate_check(PGconn *conn, struct etl_error *err)

@@ -100,7 +100,9 @@ static int replay_exec(void *ctx, int worker, struct loader_msg *lm)
 	struct replay_loading *rl = ctx;
 	struct replay_msg *m = (struct replay_msg *)lm;
 
-	return load_page(rl->conns[worker], rl->snapshot_date, &m->rec, &m->batch, &m->err);
+	int refused; /* a replay stops at any failure, refused or not */
+
+	return load_page(rl->conns[worker], &m->rec, &m->batch, &refused, &m->err);
 }
 
 /* A completed message: counted (or its error kept in *err), then recycled. */
@@ -148,6 +150,7 @@ static int replay_set(PGconn *conn, struct replay_loading *rl, const struct repl
 	char run[24], set[24];
 	const char *params[2] = {run, set};
 	struct set_start st;
+	struct set_outcome out;
 	struct strbuf body; /* one page's decoded body, reused */
 	PGresult *res = NULL;
 	struct loader_msg *lm;
@@ -159,6 +162,7 @@ static int replay_set(PGconn *conn, struct replay_loading *rl, const struct repl
 	snprintf(set, sizeof(set), "%lld", set_id);
 	rc = load_start_set(conn, new_run, set_id, src->snapshot_date, request_hash, &st, err);
 	free(st.pages);
+	free(st.refused);
 	if (rc != 0)
 		return rc;
 	/* The pages the original loaded (all of them have a body, or the set
@@ -257,7 +261,6 @@ static int replay_set(PGconn *conn, struct replay_loading *rl, const struct repl
 			rec->rows = (long long)m->batch.n_rows;
 			rec->total_count = resp.total_count;
 			rec->cost_usd = 0; /* a replay pays nothing */
-			rec->direct = st.direct;
 			loader_submit(rl->loader, &m->base);
 		}
 		response_free(&resp);
@@ -270,8 +273,13 @@ static int replay_set(PGconn *conn, struct replay_loading *rl, const struct repl
 	rc = replay_drain(rl, result, rc, err);
 	if (rc != 0)
 		return rc;
-	return load_finish_set(conn, new_run, set_id, src->snapshot_date, total_count, *set_error,
-			       err);
+	rc = load_finish_set(conn, new_run, set_id, src->snapshot_date, total_count, *set_error,
+			     &out, err);
+	if (rc == 0 && out.error) {
+		*set_error = out.error;
+		out.error = NULL;
+	}
+	return rc;
 }
 
 /* Opens the loading connections and starts their threads. */
@@ -321,7 +329,7 @@ int replay_run(const char *job_path, long long run_id, struct run_result *result
 	const char *params[1];
 	long long new_run = 0;
 	size_t failed = 0, done = 0;
-	int rc, i;
+	int rc, i, locked = 0;
 
 	memset(result, 0, sizeof(*result));
 	memset(&src, 0, sizeof(src));
@@ -334,6 +342,7 @@ int replay_run(const char *job_path, long long run_id, struct run_result *result
 		goto out;
 	if ((rc = load_lock_job(conn, job->name, err)) != 0)
 		goto out;
+	locked = 1;
 	if ((rc = load_prepare(conn, err)) != 0)
 		goto out;
 	snprintf(id, sizeof(id), "%lld", run_id);
@@ -370,8 +379,6 @@ int replay_run(const char *job_path, long long run_id, struct run_result *result
 	if ((rc = load_insert_run(conn, src.job, src.snapshot_date, run_id, &new_run, err)) != 0)
 		goto out;
 	result->run_id = new_run;
-	if ((rc = load_ensure_partition(conn, src.snapshot_date, err)) != 0)
-		goto out;
 	log_info("run %lld: replay of run %lld (job %s, snapshot %s) from the archive", new_run,
 		 run_id, src.job, src.snapshot_date);
 	if ((rc = replay_loading_start(job, src.snapshot_date, &rl, err)) != 0)
@@ -424,6 +431,8 @@ out:
 		load_fail_run(conn, new_run, err->msg);
 	PQclear(res);
 	PQclear(sets);
+	if (conn && locked)
+		load_unlock_job(conn, job->name);
 	if (conn)
 		PQfinish(conn);
 	job_free(job);

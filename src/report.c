@@ -407,7 +407,7 @@ void report_format_cost(char *buf, size_t size, const char *text)
 static const char dates_sql[] =
 	"WITH d AS (\n"
 	"  SELECT snapshot_date, status FROM domain_intersection_daily\n"
-	"  WHERE job = $1 AND target_set = $2),\n"
+	"  WHERE job = $1 AND target_set = $2 AND purged_at IS NULL),\n"
 	"l AS (SELECT max(snapshot_date) AS latest FROM d WHERE status = 'complete')\n"
 	"SELECT l.latest::text,\n"
 	"       (SELECT max(snapshot_date) FROM d\n"
@@ -418,16 +418,15 @@ static const char dates_sql[] =
 enum { D_DATE, D_PREV, D_FAILED };
 
 /*
- * The measures of that snapshot: 0 referring domains, 1 rows, 2 new and
- * 3 lost referring domains (NULL when there is nothing to compare with: the
- * first snapshot, or a changed definition), 4 cost of that date's runs
- * (float8 text: the shortest exact digits), 5 definition_changed.
+ * The measures of that snapshot, as its control row recorded them when it
+ * was published: 0 distinct referring domains, 1 rows, 2 new and 3 lost
+ * referring domains (NULL when there is nothing to compare with: the first
+ * snapshot, or a changed definition), 4 cost of that date's runs (float8
+ * text: the shortest exact digits), 5 definition_changed.
  */
 static const char facts_sql[] =
-	"SELECT referring_domains,\n"
-	"       (SELECT count(*) FROM domain_intersection_latest x\n"
-	"        WHERE x.job = $1 AND x.target_set = $2 AND x.snapshot_date = $3::date),\n"
-	"       new_domains, lost_domains, cost_usd::float8::text, definition_changed\n"
+	"SELECT distinct_domains, rows, new_domains, lost_domains, cost_usd::float8::text,\n"
+	"       definition_changed\n"
 	"FROM domain_intersection_daily\n"
 	"WHERE job = $1 AND target_set = $2 AND snapshot_date = $3::date";
 enum { F_DOMAINS, F_ROWS, F_NEW, F_LOST, F_COST, F_DEFCHANGED };

@@ -45,7 +45,6 @@ struct set_state {
 	int in_flight;                /* issued and not yet settled */
 	int ended;                    /* an empty page was seen: issue nothing more */
 	int complete_before;          /* this run finished the set in an earlier process */
-	int direct;                   /* first load of its snapshot: straight into the partition */
 	int finished;                 /* outcome recorded in the database */
 	int finishing;                /* its outcome is on its way to the database */
 	char *error;                  /* owned: why the set failed, NULL if it did not */
@@ -85,6 +84,7 @@ struct run_ctx {
 	int ok_streak;                /* successes since the last slow-down */
 	double spent, reserved;       /* the run's, as for a set */
 	char *ceiling_msg;            /* owned: set when the job's cost ceiling stopped the run */
+	int locked;                   /* conn holds the job's lock */
 };
 
 int run_valid_date(const char *s)
@@ -358,7 +358,10 @@ struct db_msg {
 	struct row_batch batch;   /* DB_PAGE: the rows */
 	char *status_message;     /* owned copies of what rec points at */
 	char *task_id;
-	char *error;              /* DB_PAGE_FAILED: why; DB_FINISH_SET: the set's error or NULL */
+	char *error;              /* DB_PAGE_FAILED: why; DB_FINISH_SET: the set's error or NULL;
+				   DB_PAGE refused: why */
+	int refused;              /* DB_PAGE: the database refused the page's data */
+	struct set_outcome outcome; /* DB_FINISH_SET: what publishing did */
 	long long total;          /* DB_FINISH_SET */
 	size_t n_items;
 	struct etl_error err;     /* the outcome, when base.rc != 0 */
@@ -380,6 +383,8 @@ static struct db_msg *msg_new(struct run_ctx *rc, enum db_op op, struct set_stat
 	m->op = op;
 	m->s = s;
 	m->set_id = s->id;
+	m->refused = 0;
+	memset(&m->outcome, 0, sizeof(m->outcome));
 	etl_error_clear(&m->err);
 	return m;
 }
@@ -393,11 +398,36 @@ static void msg_done(struct run_ctx *rc, struct db_msg *m)
 	free(m->status_message);
 	free(m->task_id);
 	free(m->error);
+	free(m->outcome.error);
+	m->outcome.error = NULL;
 	m->req = NULL;
 	m->pj = NULL;
 	m->status_message = m->task_id = m->error = NULL;
 	m->base.next = (struct loader_msg *)rc->spare;
 	rc->spare = m;
+}
+
+/*
+ * A page whose data the database refused (a value out of a column's range)
+ * becomes the page's failure: its ledger row says so (refused, so a resume
+ * does not pay for it again) and completed() fails its set.
+ */
+static int load_or_refuse(PGconn *conn, struct db_msg *m)
+{
+	int refused, r;
+
+	r = load_page(conn, &m->rec, &m->batch, &refused, &m->err);
+	if (r == 0 || !refused)
+		return r;
+	free(m->error);
+	m->error = xasprintf("offset %lld: the database refused the page's data: %s", m->rec.offset,
+			     m->err.msg);
+	m->rec.error = m->error;
+	m->rec.refused = 1;
+	etl_error_clear(&m->err);
+	r = load_page_failed(conn, &m->rec, &m->err);
+	m->refused = r == 0;
+	return r;
 }
 
 static int step_load(struct run_ctx *rc, PGconn *conn, void *arg)
@@ -406,12 +436,13 @@ static int step_load(struct run_ctx *rc, PGconn *conn, void *arg)
 
 	switch (m->op) {
 	case DB_PAGE:
-		return load_page(conn, rc->snapshot_date, &m->rec, &m->batch, &m->err);
+		return load_or_refuse(conn, m);
 	case DB_PAGE_FAILED:
 		return load_page_failed(conn, &m->rec, &m->err);
 	case DB_FINISH_SET:
+		free(m->outcome.error);
 		return load_finish_set(conn, rc->run_id, m->set_id, rc->snapshot_date, m->total,
-				       m->error, &m->err);
+				       m->error, &m->outcome, &m->err);
 	}
 	return ETL_EFAIL;
 }
@@ -493,6 +524,14 @@ static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 	}
 	switch (m->op) {
 	case DB_PAGE:
+		if (m->refused) {
+			s->reserved -= m->pj->reserved;
+			rc->reserved -= m->pj->reserved;
+			s->in_flight--;
+			log_set_msg(LOG_WARN, s->def->name, "%s", m->error);
+			set_fail(s, m->error);
+			break;
+		}
 		s->pages++;
 		s->rows += m->rec.rows;
 		s->cost += m->rec.cost_usd;
@@ -511,6 +550,15 @@ static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 		break;
 	case DB_FINISH_SET:
 		s->finished = 1;
+		if (m->outcome.error)
+			set_fail(s, m->outcome.error);
+		if (m->outcome.published && m->outcome.expected >= 0 &&
+		    m->outcome.domains < m->outcome.expected)
+			log_set_msg(LOG_WARN, s->def->name,
+				    "complete, but short: %lld distinct referring domains stored of "
+				    "%lld expected (min of total_count and max_rows); the API "
+				    "repeated some on several pages",
+				    m->outcome.domains, m->outcome.expected);
 		if (s->error)
 			log_set_msg(LOG_WARN, s->def->name, "failed: %s", s->error);
 		else
@@ -639,7 +687,6 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 			s->ended = 1;
 		page_record_init(rc, m, pj, req, &resp);
 		m->rec.rows = (long long)m->batch.n_rows;
-		m->rec.direct = s->direct;
 		m->n_items = resp.n_items;
 		if (rc->job->archive) {
 			m->rec.request_body = req->body;
@@ -721,9 +768,10 @@ static void progress_of(const struct run_ctx *rc, double started, struct progres
 	}
 }
 
-static void today_utc(char *buf, size_t len)
+/* Today's date (UTC), days_ahead days on, as YYYY-MM-DD. */
+static void utc_date(char *buf, size_t len, int days_ahead)
 {
-	time_t now = time(NULL);
+	time_t now = time(NULL) + (time_t)days_ahead * 86400;
 	struct tm tm;
 
 	gmtime_r(&now, &tm);
@@ -742,123 +790,137 @@ static int selected(const struct run_options *opt, const char *name)
 	return 0;
 }
 
-int run_job(const struct run_options *opt, struct run_result *result, struct etl_error *err)
+/* Everything the user can get wrong is checked before any connection. */
+static int check_options(const struct run_options *opt, const struct job *job,
+			 struct etl_error *err)
 {
-	struct run_ctx rc;
-	struct job *job = NULL;
-	long long *ids = NULL;
-	char today[16], *url = NULL;
-	size_t i, n_failed = 0, n_done = 0;
+	char tomorrow[16];
+	size_t i;
+
+	for (i = 0; i < opt->n_only; i++)
+		if (!job_find_set(job, opt->only[i]))
+			return etl_fail(err, ETL_EUSAGE, "%s: --only %s: no target set of that name",
+					opt->job_path, opt->only[i]);
+	if (!opt->snapshot_date)
+		return 0;
+	if (!run_valid_date(opt->snapshot_date))
+		return etl_fail(err, ETL_EUSAGE,
+				"--snapshot-date %s: not a date of the form YYYY-MM-DD",
+				opt->snapshot_date);
+	/* A date in the future is a typo or a wrong clock: its run would sort
+	 * after every real night (retention counts from the earlier of the two
+	 * anyway). One day ahead is allowed for time zones east of UTC. */
+	utc_date(tomorrow, sizeof(tomorrow), 1);
+	if (strcmp(opt->snapshot_date, tomorrow) > 0)
+		return etl_fail(err, ETL_EUSAGE,
+				"--snapshot-date %s: after tomorrow (%s, UTC)\n"
+				"hint: snapshot dates are UTC dates of nights that have happened",
+				opt->snapshot_date, tomorrow);
+	return 0;
+}
+
+/* Connects, takes the job's lock, records its sets and starts (or resumes) the run. */
+static int open_run(struct run_ctx *rc, const struct run_options *opt, long long *ids,
+		    struct run_result *result, struct etl_error *err)
+{
+	const struct job *job = rc->job;
 	int ret, applied = 0;
-	double started = 0;
 
-	memset(&rc, 0, sizeof(rc));
-	memset(result, 0, sizeof(*result));
-	/* Everything the user can get wrong is checked before any connection. */
-	if ((ret = job_load_file(opt->job_path, &job, err)) != 0)
-		goto out;
-	for (i = 0; i < opt->n_only; i++) {
-		if (!job_find_set(job, opt->only[i])) {
-			ret = etl_fail(err, ETL_EUSAGE, "%s: --only %s: no target set of that name",
-				       opt->job_path, opt->only[i]);
-			goto out;
-		}
-	}
-	if (opt->snapshot_date && !run_valid_date(opt->snapshot_date)) {
-		ret = etl_fail(err, ETL_EUSAGE,
-			       "--snapshot-date %s: not a date of the form YYYY-MM-DD", opt->snapshot_date);
-		goto out;
-	}
-	today_utc(today, sizeof(today));
-	rc.job = job;
-	rc.snapshot_date = opt->snapshot_date ? opt->snapshot_date : today;
-	rc.seed = (unsigned)time(NULL) ^ (unsigned)getpid();
-
-	if ((ret = db_connect(job->db.url, job->db.schema, opt->migrate, &rc.conn, err)) != 0)
-		goto out;
-	rc.conns[rc.n_conns++] = rc.conn;
+	if ((ret = db_connect(job->db.url, job->db.schema, opt->migrate, &rc->conn, err)) != 0)
+		return ret;
+	rc->conns[rc->n_conns++] = rc->conn;
 	if (opt->migrate) {
-		if ((ret = migrate_apply(rc.conn, &applied, err)) != 0)
-			goto out;
+		if ((ret = migrate_apply(rc->conn, &applied, err)) != 0)
+			return ret;
 		if (applied)
 			log_info("applied %d migration%s", applied, applied == 1 ? "" : "s");
 	}
-	if ((ret = migrate_check(rc.conn, err)) != 0)
-		goto out;
-	if ((ret = load_lock_job(rc.conn, job->name, err)) != 0)
-		goto out;
-	if ((ret = load_prepare(rc.conn, err)) != 0)
-		goto out;
-	ids = xcalloc(job->n_sets, sizeof(*ids));
-	if ((ret = load_register_sets(rc.conn, job, ids, err)) != 0)
-		goto out;
-	if ((ret = load_start_run(rc.conn, job, rc.snapshot_date, opt->fresh, &rc.run_id,
+	if ((ret = migrate_check(rc->conn, err)) != 0)
+		return ret;
+	if ((ret = load_lock_job(rc->conn, job->name, err)) != 0)
+		return ret;
+	rc->locked = 1;
+	if ((ret = load_prepare(rc->conn, err)) != 0)
+		return ret;
+	if ((ret = load_register_sets(rc->conn, job, ids, err)) != 0)
+		return ret;
+	if ((ret = load_start_run(rc->conn, job, rc->snapshot_date, opt->fresh, &rc->run_id,
 				  &result->resumed, err)) != 0)
-		goto out;
-	result->run_id = rc.run_id;
-	log_set_context(job->name, rc.run_id);
-	if ((ret = load_ensure_partition(rc.conn, rc.snapshot_date, err)) != 0)
-		goto out;
-	log_info("run %lld of job %s, snapshot %s%s", rc.run_id, job->name, rc.snapshot_date,
+		return ret;
+	result->run_id = rc->run_id;
+	log_set_context(job->name, rc->run_id);
+	log_info("run %lld of job %s, snapshot %s%s", rc->run_id, job->name, rc->snapshot_date,
 		 result->resumed ? " (continuing an unfinished run)" : "");
+	return 0;
+}
 
-	rc.sets = xcalloc(job->n_sets, sizeof(*rc.sets));
+/* The selected sets joined to the run, with what an earlier process of it did. */
+static int open_sets(struct run_ctx *rc, const struct run_options *opt, const long long *ids,
+		     struct etl_error *err)
+{
+	const struct job *job = rc->job;
+	size_t i;
+	int ret;
+
+	rc->sets = xcalloc(job->n_sets, sizeof(*rc->sets));
 	for (i = 0; i < job->n_sets; i++) {
 		struct set_state *s;
+		struct set_start st;
 
 		if (!selected(opt, job->sets[i].name))
 			continue;
-		s = &rc.sets[rc.n_sets++];
+		s = &rc->sets[rc->n_sets++];
 		s->def = &job->sets[i];
 		s->id = ids[i];
 		s->total = -1;
-		{
-			struct set_start st;
-
-			ret = load_start_set(rc.conn, rc.run_id, s->id, rc.snapshot_date, NULL, &st, err);
-			if (ret != 0)
-				goto out;
-			s->complete_before = st.complete;
-			s->direct = st.direct;
-			s->loaded = st.pages;
-			s->n_loaded = st.n_pages;
+		ret = load_start_set(rc->conn, rc->run_id, s->id, rc->snapshot_date, NULL, &st, err);
+		if (ret != 0)
+			return ret;
+		s->complete_before = st.complete;
+		s->loaded = st.pages;
+		s->n_loaded = st.n_pages;
+		if (st.refused) {
+			set_fail(s, st.refused);
+			free(st.refused);
 		}
 		adopt_loaded(s);
-		rc.spent += s->spent;
+		rc->spent += s->spent;
 		if (s->n_loaded)
 			log_set_msg(LOG_INFO, s->def->name, "%zu pages already loaded by this run",
-				 s->n_loaded);
+				    s->n_loaded);
 	}
+	return 0;
+}
 
-	url = xasprintf("%s%s", job->api.base_url, plan_endpoint_path(job->api.provider));
-	if ((ret = fetcher_new(&job->api, url, &rc.fetcher, err)) != 0)
-		goto out;
-	/* Sets with nothing left to do (empty, or finished by an earlier process). */
-	for (i = 0; i < rc.n_sets; i++)
-		if ((ret = maybe_finish_set(&rc, &rc.sets[i], err)) != 0)
-			goto out;
-	started = mono_now();
-	progress_start(60);
+/*
+ * Fetches until every set is settled: answers are transformed here and
+ * loaded on the loader threads. Returns non-zero only for a database or
+ * internal failure.
+ */
+static int fetch_all(struct run_ctx *rc, double started, struct etl_error *err)
+{
+	struct loader_msg *lm;
+	int ret = 0;
+
 	/* From here until every answer is in, the run's connection is the
 	 * loader's, with the others opened now (the job's lock stays with the
 	 * run's own). */
-	if ((ret = load_open_connections(&job->db, rc.conns, &rc.n_conns, job->db.connections,
-					 err)) != 0)
-		goto out; /* cannot be: the run's own connection is one */
-	log_debug("loading on %d connection%s", rc.n_conns, rc.n_conns == 1 ? "" : "s");
-	rc.loader = loader_start(RUN_LOAD_QUEUE, rc.n_conns, exec_msg, wake_fetcher, &rc);
-	while (!rc.abort_msg) {
+	if ((ret = load_open_connections(&rc->job->db, rc->conns, &rc->n_conns,
+					 rc->job->db.connections, err)) != 0)
+		return ret; /* cannot be: the run's own connection is one */
+	log_debug("loading on %d connection%s", rc->n_conns, rc->n_conns == 1 ? "" : "s");
+	rc->loader = loader_start(RUN_LOAD_QUEUE, rc->n_conns, exec_msg, wake_fetcher, rc);
+	while (!rc->abort_msg) {
 		struct fetch_req *req;
-		struct loader_msg *lm;
 		struct progress prog;
 
-		while ((lm = loader_poll(rc.loader)))
-			if ((ret = completed(&rc, (struct db_msg *)lm, err)) != 0)
+		while ((lm = loader_poll(rc->loader)))
+			if ((ret = completed(rc, (struct db_msg *)lm, err)) != 0)
 				goto stop_loader;
-		progress_of(&rc, started, &prog);
+		progress_of(rc, started, &prog);
 		progress_update(&prog);
-		fill(&rc);
-		req = fetcher_next(rc.fetcher, 500);
+		fill(rc);
+		req = fetcher_next(rc->fetcher, 500);
 		if (req) {
 			struct page_job *pj = req->user;
 
@@ -867,59 +929,59 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 			/* The next request goes out before this answer is parsed:
 			 * parsing takes milliseconds a page, which would otherwise
 			 * be added to every request's latency. */
-			fill(&rc);
-			fetcher_start(rc.fetcher);
-			if ((ret = settle(&rc, req, err)) != 0)
+			fill(rc);
+			fetcher_start(rc->fetcher);
+			if ((ret = settle(rc, req, err)) != 0)
 				goto stop_loader;
 			continue;
 		}
-		if (fetcher_in_flight(rc.fetcher) + fetcher_queued(rc.fetcher) == 0) {
+		if (fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher) == 0) {
 			/* nothing on the wire: wait for the database, or we are done */
-			if (loader_outstanding(rc.loader) > 0) {
-				if ((lm = loader_wait(rc.loader)) &&
-				    (ret = completed(&rc, (struct db_msg *)lm, err)) != 0)
+			if (loader_outstanding(rc->loader) > 0) {
+				if ((lm = loader_wait(rc->loader)) &&
+				    (ret = completed(rc, (struct db_msg *)lm, err)) != 0)
 					goto stop_loader;
 				continue;
 			}
-			fill(&rc);
-			if (fetcher_in_flight(rc.fetcher) + fetcher_queued(rc.fetcher) == 0)
+			fill(rc);
+			if (fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher) == 0)
 				break;
 		}
 	}
 stop_loader:
 	/* Take every answer still on its way (after a failure too: what was
 	 * loaded is counted), then the connection is ours again. */
-	{
-		struct loader_msg *lm;
+	while ((lm = loader_wait(rc->loader))) {
+		struct etl_error later;
+		int r = completed(rc, (struct db_msg *)lm, ret ? &later : err);
 
-		while ((lm = loader_wait(rc.loader))) {
-			struct etl_error later;
-			int r = completed(&rc, (struct db_msg *)lm, ret ? &later : err);
-
-			if (r != 0 && ret == 0)
-				ret = r;
-		}
-		loader_stop(rc.loader, NULL);
-		rc.loader = NULL;
+		if (r != 0 && ret == 0)
+			ret = r;
 	}
-	if (ret != 0)
-		goto out;
-	{
-		struct progress prog;
+	loader_stop(rc->loader, NULL);
+	rc->loader = NULL;
+	return ret;
+}
 
-		progress_of(&rc, started, &prog);
-		progress_finish(&prog);
-	}
+/* Ends the sets still open, then the run with its status; retention after a full success. */
+static int finish_run(struct run_ctx *rc, struct run_result *result, struct etl_error *err)
+{
+	const struct job *job = rc->job;
+	const char *status;
+	size_t i, n_failed = 0, n_done = 0;
+	char *msg = NULL;
+	int ret, dropped = 0;
+
 	/* Sets still open here were cut off by a run-wide stop. */
-	for (i = 0; i < rc.n_sets; i++) {
-		struct set_state *s = &rc.sets[i];
+	for (i = 0; i < rc->n_sets; i++) {
+		struct set_state *s = &rc->sets[i];
 
 		if (!s->finished && !s->complete_before) {
 			s->in_flight = 0;
 			if (!s->error)
-				set_fail(s, rc.abort_msg ? rc.abort_msg : "stopped before it finished");
-			if ((ret = maybe_finish_set(&rc, s, err)) != 0)
-				goto out;
+				set_fail(s, rc->abort_msg ? rc->abort_msg : "stopped before it finished");
+			if ((ret = maybe_finish_set(rc, s, err)) != 0)
+				return ret;
 		}
 		if (s->error)
 			n_failed++;
@@ -931,71 +993,122 @@ stop_loader:
 	}
 	result->sets_complete = n_done;
 	result->sets_failed = n_failed;
-	{
-		/* A run stopped by its cost ceiling is partial by definition: it did
-		 * what the budget allowed. */
-		const char *status = n_failed == 0                      ? "succeeded"
-				     : rc.abort_msg                      ? "failed"
-				     : rc.ceiling_msg || n_done > 0      ? "partial"
-									 : "failed";
-		char *msg = NULL;
-		int dropped = 0;
-
-		if (n_failed)
-			msg = rc.abort_msg     ? xstrdup(rc.abort_msg)
-			      : rc.ceiling_msg ? xasprintf("%s; %zu of %zu target sets not finished",
-							   rc.ceiling_msg, n_failed, rc.n_sets)
-					       : xasprintf("%zu of %zu target sets failed", n_failed,
-							   rc.n_sets);
-		ret = load_finish_run(rc.conn, rc.run_id, status, msg, err);
-		if (ret == 0 && n_failed) {
-			ret = etl_fail(err, strcmp(status, "partial") == 0 ? ETL_EPARTIAL : ETL_EFAIL,
-				       "run %lld %s: %s", rc.run_id, status, msg);
-		}
-		/* Retention only after a run that published every set: a failing
-		 * job must not eat its own history night after night. */
-		if (ret == 0 && (job->keep_snapshots_days || job->keep_archive_days)) {
-			ret = load_retention(rc.conn, job, rc.snapshot_date, &dropped, err);
-			if (ret == 0 && dropped)
-				log_info("retention: removed %d snapshot date%s older than %d days",
-					 dropped, dropped == 1 ? "" : "s", job->keep_snapshots_days);
-		}
-		free(msg);
+	/* A run stopped by its cost ceiling is partial by definition: it did
+	 * what the budget allowed. */
+	status = n_failed == 0                            ? "succeeded"
+		 : rc->abort_msg                          ? "failed"
+		 : rc->ceiling_msg || n_done > 0          ? "partial"
+							  : "failed";
+	if (n_failed)
+		msg = rc->abort_msg     ? xstrdup(rc->abort_msg)
+		      : rc->ceiling_msg ? xasprintf("%s; %zu of %zu target sets not finished",
+						    rc->ceiling_msg, n_failed, rc->n_sets)
+					: xasprintf("%zu of %zu target sets failed", n_failed, rc->n_sets);
+	ret = load_finish_run(rc->conn, rc->run_id, status, msg, err);
+	if (ret == 0 && n_failed)
+		ret = etl_fail(err, strcmp(status, "partial") == 0 ? ETL_EPARTIAL : ETL_EFAIL,
+			       "run %lld %s: %s", rc->run_id, status, msg);
+	/* Retention only after a run that published every set: a failing job
+	 * must not eat its own history night after night. */
+	if (ret == 0 && (job->keep_snapshots_days || job->keep_archive_days)) {
+		ret = load_retention(rc->conn, job, rc->snapshot_date, &dropped, err);
+		if (ret == 0 && dropped)
+			log_info("retention: removed %d snapshot%s older than %d days", dropped,
+				 dropped == 1 ? "" : "s", job->keep_snapshots_days);
 	}
-out:
-	if (ret != 0)
-		load_fail_run(rc.conn, rc.run_id, err->msg);
-	if (rc.fetcher) {
-		struct fetch_req *req;
+	free(msg);
+	return ret;
+}
 
-		while ((req = fetcher_cancel_one(rc.fetcher))) {
+/* Frees what the run holds; the job's lock is released before its connection closes. */
+static void run_free(struct run_ctx *rc)
+{
+	struct fetch_req *req;
+	size_t i;
+
+	if (rc->fetcher) {
+		while ((req = fetcher_cancel_one(rc->fetcher))) {
 			free(req->user);
 			fetch_req_free(req);
 		}
+		fetcher_free(rc->fetcher);
 	}
-	if (rc.fetcher)
-		fetcher_free(rc.fetcher);
-	for (i = 0; i < rc.n_sets; i++) {
-		free(rc.sets[i].error);
-		free(rc.sets[i].loaded);
+	for (i = 0; i < rc->n_sets; i++) {
+		free(rc->sets[i].error);
+		free(rc->sets[i].loaded);
 	}
-	free(rc.sets);
-	free(rc.abort_msg);
-	free(rc.ceiling_msg);
-	free(ids);
-	free(url);
-	while (rc.spare) {
-		struct db_msg *m = rc.spare;
+	free(rc->sets);
+	free(rc->abort_msg);
+	free(rc->ceiling_msg);
+	while (rc->spare) {
+		struct db_msg *m = rc->spare;
 
-		rc.spare = (struct db_msg *)m->base.next;
+		rc->spare = (struct db_msg *)m->base.next;
 		row_batch_free(&m->batch);
 		free(m);
 	}
-	for (i = 1; i < (size_t)rc.n_conns; i++)
-		if (rc.conns[i])
-			PQfinish(rc.conns[i]);
-	if (rc.conn)
-		PQfinish(rc.conn);
+	for (i = 1; i < (size_t)rc->n_conns; i++)
+		if (rc->conns[i])
+			PQfinish(rc->conns[i]);
+	if (rc->conn) {
+		/* Explicitly: a backend notices a closed connection only a moment
+		 * later, and until then a run started right after this one would
+		 * find the lock taken. */
+		if (rc->locked)
+			load_unlock_job(rc->conn, rc->job->name);
+		PQfinish(rc->conn);
+	}
+}
+
+int run_job(const struct run_options *opt, struct run_result *result, struct etl_error *err)
+{
+	struct run_ctx rc;
+	struct job *job = NULL;
+	long long *ids = NULL;
+	char today[16], *url = NULL;
+	size_t i;
+	int ret;
+	double started;
+
+	memset(&rc, 0, sizeof(rc));
+	memset(result, 0, sizeof(*result));
+	if ((ret = job_load_file(opt->job_path, &job, err)) != 0)
+		goto out;
+	if ((ret = check_options(opt, job, err)) != 0)
+		goto out;
+	utc_date(today, sizeof(today), 0);
+	rc.job = job;
+	rc.snapshot_date = opt->snapshot_date ? opt->snapshot_date : today;
+	rc.seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+	ids = xcalloc(job->n_sets, sizeof(*ids));
+	if ((ret = open_run(&rc, opt, ids, result, err)) != 0)
+		goto out;
+	if ((ret = open_sets(&rc, opt, ids, err)) != 0)
+		goto out;
+	url = xasprintf("%s%s", job->api.base_url, plan_endpoint_path(job->api.provider));
+	if ((ret = fetcher_new(&job->api, url, &rc.fetcher, err)) != 0)
+		goto out;
+	/* Sets with nothing left to do (empty, or finished by an earlier process). */
+	for (i = 0; i < rc.n_sets; i++)
+		if ((ret = maybe_finish_set(&rc, &rc.sets[i], err)) != 0)
+			goto out;
+	started = mono_now();
+	progress_start(60);
+	if ((ret = fetch_all(&rc, started, err)) != 0)
+		goto out;
+	{
+		struct progress prog;
+
+		progress_of(&rc, started, &prog);
+		progress_finish(&prog);
+	}
+	ret = finish_run(&rc, result, err);
+out:
+	if (ret != 0)
+		load_fail_run(rc.conn, rc.run_id, err->msg);
+	run_free(&rc);
+	free(ids);
+	free(url);
 	job_free(job);
 	return ret;
 }

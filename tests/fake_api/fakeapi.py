@@ -117,7 +117,7 @@ STATUS_MESSAGES = {
 #: that a typo in a test fails loudly instead of silently serving data.
 FAULT_KINDS = ("http429", "http500", "http502_html", "http401", "task", "top",
                "truncated", "slow", "drop", "result_null", "raw", "edit",
-               "encoding")
+               "encoding", "other_request")
 
 # Dataset-defining task fields and the defaults the real API applies, so that
 # sending a default explicitly yields the same data set as omitting it.
@@ -460,6 +460,8 @@ def _normalize_fault(fault):
         raise ValueError("edit fault needs a callable 'fn' (in-process only)")
     if kind == "encoding" and not isinstance(f.get("as"), str):
         raise ValueError("encoding fault needs 'as' (a string)")
+    if kind == "other_request" and not isinstance(f.get("as"), dict):
+        raise ValueError("other_request fault needs 'as' (task fields to change)")
     if kind == "slow" and not isinstance(f.get("seconds", 1), (int, float)):
         raise ValueError("slow fault 'seconds' must be a number")
     return f
@@ -919,6 +921,9 @@ class FakeServer:
                         corrupts 64 gzip bytes mid-body, "trailing" adds bytes
                         after the gzip stream, any other value is sent as the
                         Content-Encoding of the gzip bytes (e.g. "br")
+          other_request as (required, dict): the real answer, echo included,
+                        to the task with these fields changed ({"offset": 0},
+                        {"targets": {...}}): a gateway or cache mixing answers
         """
         norm = [_normalize_fault(f) for f in faults]
         with self._lock:
@@ -1117,6 +1122,12 @@ class FakeServer:
             doc = json.loads(self._page_body(task, scen, started)[0])
             fault["fn"](doc)
             return _Reply(200, _json_bytes(doc))
+        if kind == "other_request":
+            # What a confused gateway or cache does: the real answer, echo
+            # included, to another request (the task with "as" applied, e.g.
+            # {"offset": 0} or {"targets": {"1": "x.com"}}).
+            other = dict(task, **fault["as"])
+            return _Reply(200, self._page_body(other, scen, started)[0])
         raise AssertionError(kind)  # _normalize_fault admits nothing else
 
     def _page_body(self, task, scen, started):

@@ -68,9 +68,12 @@ class HistoryTest(EtlTestCase):
                          ("succeeded", 1, 6, 0.0))
 
         # replay mends rows that went wrong after loading (as a transformer fix would)
-        self.db.psql("UPDATE dataforseo.domain_intersection SET rank = -1, extra = '{\"x\":1}' "
-                     "WHERE position < 10")
-        self.db.psql("DELETE FROM dataforseo.domain_intersection WHERE position BETWEEN 500 AND 509")
+        self.db.psql("UPDATE dataforseo.domain_intersection_version SET rank = -1, extra = '{\"x\":1}' "
+                     "WHERE referring_domain IN (SELECT referring_domain FROM dataforseo.domain_intersection "
+                     "WHERE position < 10)")
+        self.db.psql("DELETE FROM dataforseo.domain_intersection_version WHERE referring_domain IN ("
+                     "SELECT referring_domain FROM dataforseo.domain_intersection "
+                     "WHERE position BETWEEN 500 AND 509)")
         self.etl("replay", job, "1")
         after = self.dump()
         self.assertEqual([{k: v for k, v in r.items() if k != "run_id"} for r in after],
@@ -111,7 +114,7 @@ class HistoryTest(EtlTestCase):
         self.assertRowsMatch("one", "hist-a.com", ["hist-a.com", "hist-b.com"], snapshot_date="2026-08-01")
         before = self.dump()
         # replay reads both forms back
-        self.db.psql("TRUNCATE dataforseo.domain_intersection")
+        self.db.psql("TRUNCATE dataforseo.domain_intersection_version, dataforseo.domain_intersection_order")
         self.etl("replay", job, "1")
         self.assertEqual([{k: v for k, v in r.items() if k != "run_id"} for r in self.dump()],
                          [{k: v for k, v in r.items() if k != "run_id"} for r in before])
@@ -141,26 +144,35 @@ class HistoryTest(EtlTestCase):
         self.scenarios(one=20, two=10)
         job = self.job(job_text(extra="retention:\n  keep_snapshots: 300 days\n  keep_archive: 30 days"))
         self.etl("migrate", job)
-        # One real run registers the sets; then a year of nightly snapshots is
-        # generated in SQL (a partition per date, as the loader makes them),
-        # plus another job's rows on one old date that must survive.
+        # One real run registers the sets; then a year of unchanged nightly
+        # snapshots is written in SQL as publish leaves them (a control row per
+        # night, versions of 3 domains valid from the first), plus another job's
+        # snapshot on one old date that must survive.
         self.etl("run", job, "--snapshot-date", "2025-01-01")
         start = datetime.date(2025, 1, 2)
         self.db.psql("""
-            INSERT INTO dataforseo.target_set (job, name, targets, request, request_hash, page_limit, max_rows)
+            SET search_path = dataforseo;
+            INSERT INTO target_set (job, name, targets, request, request_hash, page_limit, max_rows)
             VALUES ('someone-else', 'x', '{x.com}', '{}', 'h', 100, 100);
-            SELECT dataforseo.ensure_partition(d::date)
-              FROM generate_series('2025-01-02'::date, '2025-12-31', '1 day') d;
-            INSERT INTO dataforseo.domain_intersection (snapshot_date, target_set_id, referring_domain,
-                   target_key, target, position, run_id)
-            SELECT d::date, t.target_set_id, 'ref-' || g || '.com', 1, t.targets[1], g, 1
-              FROM generate_series('2025-01-02'::date, '2025-12-31', '1 day') d,
-                   dataforseo.target_set t, generate_series(1, 3) g
+            UPDATE domain_intersection_version SET valid_to = '2025-01-02';
+            UPDATE domain_intersection_order SET valid_to = '2025-01-02';
+            INSERT INTO domain_intersection_version (target_set_id, referring_domain, target_key, valid_from,
+                   target, run_id)
+            SELECT t.target_set_id, 'ref-' || g || '.com', 1,
+                   CASE WHEN t.job = 'hist' THEN '2025-01-02'::date ELSE '2025-02-01' END, t.targets[1], 1
+              FROM target_set t, generate_series(1, 3) g;
+            INSERT INTO domain_intersection_order
+            SELECT target_set_id, CASE WHEN job = 'hist' THEN '2025-01-02'::date ELSE '2025-02-01' END,
+                   'infinity', '{ref-1.com,ref-2.com,ref-3.com}', '{1,2,3}'
+              FROM target_set;
+            INSERT INTO etl_snapshot (target_set_id, snapshot_date, status, run_id, request_hash, domains, rows,
+                   published_at)
+            SELECT t.target_set_id, d::date, 'complete', 1, t.request_hash, 3, 3, now()
+              FROM generate_series('2025-01-02'::date, '2025-12-31', '1 day') d, target_set t
              WHERE t.job = 'hist' OR (t.job = 'someone-else' AND d = '2025-02-01');
         """)
-        parts = self.db.value("SELECT count(*) FROM pg_inherits "
-                              "WHERE inhparent = 'dataforseo.domain_intersection'::regclass")
-        self.assertEqual(parts, "365")
+        self.assertEqual(self.db.value("SELECT count(*) FROM dataforseo.domain_intersection"),
+                         str(20 * 2 + 10 + 364 * 2 * 3 + 3))
         self.etl("run", job, "--snapshot-date", "2026-01-01")
         cutoff = datetime.date(2026, 1, 1) - datetime.timedelta(days=300)
         dates = [r["snapshot_date"] for r in self.db.rows(
@@ -169,15 +181,23 @@ class HistoryTest(EtlTestCase):
         want = [str(start + datetime.timedelta(days=i)) for i in range(364)
                 if start + datetime.timedelta(days=i) > cutoff] + ["2026-01-01"]
         self.assertEqual(dates, want)
-        parts = [r["p"] for r in self.db.rows(
-            "SELECT c.relname AS p FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = 'dataforseo.domain_intersection'::regclass ORDER BY 1")]
-        # exactly the partitions past the limit are gone, except the shared one
-        self.assertIn("domain_intersection_p20250201", parts)
-        self.assertNotIn("domain_intersection_p20250202", parts)
-        self.assertEqual(len(parts), len(want) + 1)
+        # every kept date still has its rows; the purged ones are listed as such
+        self.assertEqual(self.db.value("SELECT count(*) FROM dataforseo.domain_intersection d "
+                                       "JOIN dataforseo.target_set t USING (target_set_id) "
+                                       "WHERE t.job = 'hist' AND snapshot_date < '2026-01-01'"),
+                         str((len(want) - 1) * 2 * 3))
+        purged = self.db.value("SELECT count(*) FROM dataforseo.domain_intersection_daily "
+                               "WHERE job = 'hist' AND purged_at IS NOT NULL")
+        self.assertEqual(purged, str((366 - len(want)) * 2))
+        # the versions that held only purged dates are gone, the others start at the first kept date
+        self.assertEqual(self.db.value("SELECT min(valid_from) FROM dataforseo.domain_intersection_version v "
+                                       "JOIN dataforseo.target_set t USING (target_set_id) WHERE t.job = 'hist'"),
+                         want[0])
+        # another job's snapshot on an old date is untouched, in every view
         self.assertEqual(self.db.value("SELECT count(*) FROM dataforseo.domain_intersection "
                                        "WHERE snapshot_date = '2025-02-01'"), "3")
+        self.assertEqual(self.db.value("SELECT count(*) FROM dataforseo.domain_intersection_latest "
+                                       "WHERE job = 'someone-else'"), "3")
         # the archive of the first run (older than 30 days) is gone, the last one's kept
         self.assertEqual(self.db.value("SELECT string_agg(DISTINCT run_id::text, ',') FROM dataforseo.raw_page"),
                          "2")

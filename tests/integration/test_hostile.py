@@ -90,11 +90,12 @@ class HostileTest(EtlTestCase):
         self.assertIn("offset 200", err)
         self.assertIn("attempts exhausted", err)
         self.assertEqual(self.db.value("SELECT status FROM dataforseo.etl_run_set"), "failed")
-        # A first load goes straight into its partition: the pages that did
-        # load stay there, as the ledger says (a resumed run completes them),
-        # and the set's failed status keeps them out of every view.
-        self.assertEqual(self.db.value("SELECT count(*) FROM dataforseo.domain_intersection"),
-                         self.db.value("SELECT sum(rows) FROM dataforseo.etl_page WHERE status = 'loaded'"))
+        # The pages that did load stay staged, as the ledger says (a resumed
+        # run completes them), and nothing of the set is in any view.
+        self.assertEqual(self.db.value("SELECT count(*) FROM dataforseo.domain_intersection_pending"),
+                         self.db.value("SELECT sum(staged) FROM dataforseo.etl_page WHERE status = 'loaded'"))
+        self.assertNotEqual(self.db.value("SELECT count(*) FROM dataforseo.domain_intersection_pending"), "0")
+        self.assertEqual(self.db.value("SELECT count(*) FROM dataforseo.domain_intersection"), "0")
         err_row = self.db.value("SELECT error FROM dataforseo.etl_page WHERE page_offset = 200")
         self.assertIn("offset 200", err_row)
 
@@ -122,6 +123,71 @@ class HostileTest(EtlTestCase):
         self.assertEqual(stored["request"]["targets"], sent["targets"])
         got = self.assertRowsMatch("awkward", targets[0], targets)
         self.assertEqual(sorted({r["target"] for r in got.values()}), sorted(targets))
+
+    def test_an_answer_to_another_request_is_retried(self):
+        """A gateway or cache that answers with another request's page (here
+        offset 0's for offset 100, then set two's for set one): each is a page
+        error naming what differs, retried, and the rows are exactly right."""
+        job = self.job(JOB.replace("  - {name: h, targets: [hostile-a.com, hostile-b.com]}",
+                                   "  - {name: h, targets: [hostile-a.com, hostile-b.com]}\n"
+                                   "  - {name: two, targets: [two-a.com]}"))
+        self.fake.set_scenario("hostile-a.com", total_count=250, faults=[
+            {"kind": "other_request", "as": {"offset": 0}, "offset": 100},
+            {"kind": "other_request", "as": {"targets": {"1": "two-a.com"}}, "offset": 200}])
+        self.fake.set_scenario("two-a.com", total_count=150)
+        code, out, err = self.etl("run", job, "--migrate", "--snapshot-date", "2026-07-04")
+        self.assertEqual(err.count("answer to another request"), 2, err)
+        self.assertEqual(len([r for r in self.fake.requests if r["first_target"] == "hostile-a.com"]), 5)
+        served = [r for r in self.fake.requests if not r.get("fault")]
+        self.assertRowsMatch("h", "hostile-a.com", ["hostile-a.com", "hostile-b.com"], requests=served)
+        self.assertRowsMatch("two", "two-a.com", ["two-a.com"], requests=served)
+
+    def test_a_page_the_database_refuses_fails_its_set_not_the_run(self):
+        """A value that passes every check of the transformer and that the
+        database still refuses (SQLSTATE class 22): the page fails, its set
+        fails with the page's message, the other set completes, exit 3; a
+        continued run fails the set at once instead of paying for the page
+        again, and --fresh fetches it."""
+        job = self.job(JOB.replace("  - {name: h, targets: [hostile-a.com, hostile-b.com]}",
+                                   "  - {name: h, targets: [hostile-a.com, hostile-b.com]}\n"
+                                   "  - {name: ok, targets: [fine-a.com]}"))
+        self.etl("migrate", job)
+        # stands for any value out of a column's range: rank as smallint here
+        self.db.psql("ALTER TABLE dataforseo.domain_intersection_pending ALTER COLUMN rank TYPE smallint")
+        self.fake.set_scenario("hostile-a.com", total_count=250,
+                               faults=[{"kind": "edit", "fn": set_field("rank", 40000), "offset": 100,
+                                        "times": -1}])
+        self.fake.set_scenario("fine-a.com", total_count=120)
+        code, out, err = self.etl("run", job, "--snapshot-date", "2026-07-03", expect=3)
+        self.assertIn("h: offset 100: the database refused the page's data", err)
+        self.assertIn("out of range", err)
+        sets = {r["name"]: r for r in self.db.rows(
+            "SELECT t.name, s.status, s.error FROM dataforseo.etl_run_set s "
+            "JOIN dataforseo.target_set t USING (target_set_id)")}
+        self.assertEqual(sets["ok"]["status"], "complete")
+        self.assertEqual(sets["h"]["status"], "failed")
+        self.assertIn("offset 100: the database refused", sets["h"]["error"])
+        page = self.db.rows("SELECT status, refused, error FROM dataforseo.etl_page WHERE page_offset = 100 "
+                            "AND target_set_id = (SELECT target_set_id FROM dataforseo.target_set "
+                            "WHERE name = 'h')")[0]
+        self.assertEqual((page["status"], page["refused"]), ("failed", True))
+        code, out, err = self.etl("runs", job, "1")
+        self.assertIn("the database refused the page's data", out)
+        self.assertEqual(self.db.value("SELECT count(*) FROM dataforseo.domain_intersection_latest "
+                                       "WHERE target_set = 'ok'"), "120")
+        # continued: set h fails at once, nothing fetched for it
+        self.fake.reset()
+        self.fake.set_scenario("fine-a.com", total_count=120)
+        code, out, err = self.etl("run", job, "--snapshot-date", "2026-07-03", expect=3)
+        self.assertIn("refused by the database in an earlier attempt", err)
+        self.assertEqual([r for r in self.fake.requests if r["first_target"] == "hostile-a.com"], [])
+        # once the database takes the value, --fresh fetches the set again
+        self.db.psql("ALTER TABLE dataforseo.domain_intersection_pending ALTER COLUMN rank TYPE integer")
+        self.fake.set_scenario("hostile-a.com", total_count=250,
+                               faults=[{"kind": "edit", "fn": set_field("rank", 40000), "offset": 100,
+                                        "times": -1}])
+        self.etl("run", job, "--snapshot-date", "2026-07-03", "--fresh")
+        self.assertEqual(self.db.value("SELECT max(rank) FROM dataforseo.domain_intersection_latest"), "40000")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ column in place, edited or unknown migrations refused, and `run` refusing a
 schema that is not at the binary's version."""
 
 import os
+import subprocess
 import unittest
 
 from harness import EtlTestCase, SOURCE
@@ -27,6 +28,18 @@ target_sets:
   - {name: s, targets: [a.com]}
 """
 
+# The job tests/data/migrate/make_v4_history.py ran, at its last definition.
+FIXTURE_JOB = """\
+version: 1
+job: mig
+api: {base_url: "${AISA_BASE_URL}", token: "${AISA_API_KEY}", concurrency: 2}
+database: {url: "${DATABASE_URL}", schema: legacy}
+defaults: {limit: 100, max_rows: 100000}
+target_sets:
+  - {name: one, targets: [mig-a.com, mig-b.com]}
+  - {name: two, targets: [mig-d.com]}
+"""
+
 
 def sql_files():
     return sorted(f for f in os.listdir(os.path.join(SOURCE, "sql")) if f[:3].isdigit() and f.endswith(".sql"))
@@ -43,10 +56,10 @@ class MigrateTest(EtlTestCase):
         tables = self.db.rows("SELECT table_name FROM information_schema.tables "
                               "WHERE table_schema = 'mig_one' AND table_type = 'BASE TABLE' ORDER BY 1")
         self.assertEqual([t["table_name"] for t in tables], [
-            "domain_intersection", "domain_intersection_pending", "etl_page", "etl_run",
-            "etl_run_set", "raw_page", "schema_migrations", "target_set"])
-        self.assertEqual(self.db.value("SELECT partstrat FROM pg_partitioned_table "
-                                       "WHERE partrelid = 'mig_one.domain_intersection'::regclass"), "r")
+            "domain_intersection_change", "domain_intersection_order", "domain_intersection_pending",
+            "domain_intersection_version", "etl_page", "etl_run", "etl_run_set", "etl_snapshot", "raw_page",
+            "schema_migrations", "target_set"])
+        # the old table's name is a view with its columns, for queries written against it
         cols = self.db.rows("SELECT column_name, data_type FROM information_schema.columns "
                             "WHERE table_schema = 'mig_one' AND table_name = 'domain_intersection' "
                             "ORDER BY ordinal_position")
@@ -57,11 +70,18 @@ class MigrateTest(EtlTestCase):
         self.assertEqual(types["referring_links_tld"], "jsonb")
         self.assertEqual(types["rank"], "integer")
         self.assertEqual(types["backlinks"], "bigint")
-        pk = self.db.value("""SELECT string_agg(a.attname, ',' ORDER BY k.ord)
-            FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
-            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-            WHERE i.indrelid = 'mig_one.domain_intersection'::regclass AND i.indisprimary""")
-        self.assertEqual(pk, "target_set_id,snapshot_date,referring_domain,target_key")
+        # every large table's key leads with target_set_id (distributable by it)
+        for table in ("domain_intersection_version", "domain_intersection_order", "etl_snapshot",
+                      "domain_intersection_change"):
+            pk = self.db.value("""SELECT string_agg(a.attname, ',' ORDER BY k.ord)
+                FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                WHERE i.indrelid = 'mig_one.%s'::regclass AND i.indisprimary""" % table)
+            self.assertTrue(pk.startswith("target_set_id,"), (table, pk))
+        # no partitions: planning and locks do not grow with the nights kept
+        self.assertEqual(self.db.value("SELECT count(*) FROM pg_partitioned_table p JOIN pg_class c "
+                                       "ON c.oid = p.partrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                       "WHERE n.nspname = 'mig_one'"), "0")
         applied = self.db.rows("SELECT name, checksum FROM mig_one.schema_migrations")
         self.assertEqual([a["name"] for a in applied], sql_files())
 
@@ -93,6 +113,91 @@ class MigrateTest(EtlTestCase):
         code, out, err = self.etl("migrate", "--database-url", self.db.url, "--schema", "Odd Schema")
         self.assertEqual(self.db.value('SELECT count(*) FROM "Odd Schema".schema_migrations'),
                          str(len(sql_files())))
+
+    def old_views(self):
+        """What each report view answers, as comparable rows."""
+        q = {
+            "latest": "SELECT * FROM legacy.domain_intersection_latest "
+                      "ORDER BY target_set_id, referring_domain, target_key",
+            "breakdown": "SELECT * FROM legacy.domain_intersection_breakdown "
+                         "ORDER BY target_set_id, referring_domain, target_key, dimension, key",
+            "changes": "SELECT job, target_set, target_set_id, snapshot_date, previous_snapshot_date, change,"
+                       " referring_domain, intersections_count, min_rank, backlinks"
+                       " FROM legacy.domain_intersection_changes"
+                       " ORDER BY target_set_id, snapshot_date, change, referring_domain",
+            "table": "SELECT * FROM legacy.domain_intersection "
+                     "ORDER BY target_set_id, snapshot_date, referring_domain, target_key",
+        }
+        return {k: self.db.rows(v) for k, v in q.items()}
+
+    def test_history_of_schema_004_migrates_without_loss(self):
+        """Several nights loaded by the binary of schema 004 (reruns, a failed set, a
+        definition change, a failed rerun of a complete date, retention): after the
+        migration every view answers as before, but for what the migration fixes."""
+        fixture = os.path.join(SOURCE, "tests", "data", "migrate", "v4_history.sql")
+        pg = self.db.pg
+        subprocess.run([os.path.join(pg["PG_BINDIR"], "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                        "-h", pg["PGHOST"], "-p", pg["PGPORT"], "-U", pg["PGUSER"], "-d", self.db.name,
+                        "-f", fixture], check=True, capture_output=True)
+        before = self.old_views()
+        daily_before = self.db.rows(
+            "SELECT target_set_id, snapshot_date, status, referring_domains, new_domains, lost_domains,"
+            " avg_rank, total_backlinks, cost_usd, definition_changed"
+            " FROM legacy.domain_intersection_daily ORDER BY 1, 2")
+        self.assertGreater(len(before["table"]), 1000)
+        job = self.job(FIXTURE_JOB)
+        code, out, err = self.etl("migrate", job)
+        self.assertIn("%d migrations applied" % (len(sql_files()) - 4), err)
+        after = self.old_views()
+        self.assertEqual(after["table"], before["table"])
+        self.assertEqual(after["latest"], before["latest"])
+        self.assertEqual(after["breakdown"], before["breakdown"])
+        # restart markers left changes for daily.restart; the new/lost rows are the same,
+        # except where the fix below gives set 1 a snapshot on 2026-03-04 to compare with
+        moved = {(1, "2026-03-04"), (1, "2026-03-05")}
+        self.assertEqual([r for r in after["changes"] if (r["target_set_id"], r["snapshot_date"]) not in moved],
+                         [r for r in before["changes"] if r["change"] != "restart"
+                          and (r["target_set_id"], r["snapshot_date"]) not in moved])
+        domains = {}
+        for r in after["table"]:
+            domains.setdefault((r["target_set_id"], r["snapshot_date"]), set()).add(r["referring_domain"])
+        for key, prev in (((1, "2026-03-04"), "2026-03-03"), ((1, "2026-03-05"), "2026-03-04")):
+            got = {(r["change"], r["referring_domain"]) for r in after["changes"]
+                   if (r["target_set_id"], r["snapshot_date"]) == key}
+            cur, old = domains[key], domains[(1, prev)]
+            self.assertEqual(got, {("new", d) for d in cur - old} | {("lost", d) for d in old - cur})
+            self.assertTrue(got)
+        restarts = {(r["target_set_id"], r["snapshot_date"]) for r in before["changes"] if r["change"] == "restart"}
+        daily_after = self.db.rows(
+            "SELECT target_set_id, snapshot_date, status, distinct_domains AS referring_domains, new_domains,"
+            " lost_domains, avg_rank, total_backlinks, cost_usd, definition_changed, restart, purged_at"
+            " FROM legacy.domain_intersection_daily ORDER BY 1, 2")
+        shown = [r for r in daily_after if r["purged_at"] is None]
+        # dates retention had dropped are listed as purged (their rows were gone
+        # before the migration, so their measures are unknown)
+        purged = [r["snapshot_date"] for r in daily_after if r["purged_at"] is not None]
+        self.assertEqual(sorted(set(purged)), ["2026-03-01", "2026-03-02"])
+        self.assertEqual({(r["target_set_id"], r["snapshot_date"]) for r in shown if r["restart"]}, restarts)
+        # the one deliberate difference: a failed rerun of 2026-03-04 no longer hides
+        # the complete snapshot it never touched (before: 'failed', measures NULL)
+        fixed = [r for r in daily_before if (r["target_set_id"], r["snapshot_date"]) == (1, "2026-03-04")]
+        self.assertEqual(fixed[0]["status"], "failed")
+        for r in shown:
+            r.pop("restart"), r.pop("purged_at")
+        want = [r for r in daily_before if (r["target_set_id"], r["snapshot_date"]) not in moved]
+        got = [r for r in shown if (r["target_set_id"], r["snapshot_date"]) not in moved]
+        self.assertEqual(got, want)
+        now_complete = [r for r in shown if (r["target_set_id"], r["snapshot_date"]) == (1, "2026-03-04")][0]
+        self.assertEqual(now_complete["status"], "complete")
+        self.assertEqual(now_complete["referring_domains"], 255)
+        # and the next night publishes on the migrated history
+        self.fake.set_scenario("mig-a.com", total_count=266)
+        self.fake.set_scenario("mig-d.com", total_count=85)
+        self.etl("run", job, "--snapshot-date", "2026-03-06")
+        d = self.db.rows("SELECT target_set, new_domains, lost_domains, changed_rows FROM legacy.domain_intersection_daily"
+                         " WHERE snapshot_date = '2026-03-06' ORDER BY 1")
+        self.assertEqual([(r["target_set"], r["new_domains"], r["lost_domains"]) for r in d],
+                         [("one", 1, 0), ("two", 0, 0)])
 
     def test_unreachable_database_is_one_line_exit_1(self):
         job = self.job(JOB % "mig_x")

@@ -361,7 +361,8 @@ class OpsTest(EtlTestCase):
         self.assertIn(evil, [e["referring_domain"] for e in doc["target_sets"][0]["lost"]])
         # the first night alone: no comparison
         code, out, err = self.etl("runs", job)
-        self.db.psql("DELETE FROM dataforseo.etl_run WHERE snapshot_date = '2026-05-02'")
+        self.db.psql("DELETE FROM dataforseo.etl_snapshot WHERE snapshot_date = '2026-05-02';"
+                     "DELETE FROM dataforseo.etl_run WHERE snapshot_date = '2026-05-02'")
         code, out, err = self.etl("report", job, "--set", "beta")
         self.assertIn("\nbeta 2026-05-01: first snapshot: nothing to compare with\n", out)
         self.assertRegex(out.splitlines()[1], r"^beta +2026-05-01 +- +3 +3 +- +- +\$0\.0201$")

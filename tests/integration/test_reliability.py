@@ -263,7 +263,8 @@ class ReliabilityTest(EtlTestCase):
 
     def test_two_runs_at_once_one_exits_locked(self):
         self.scenarios()
-        self.fake.set_scenario("alpha-a.com", total_count=1000, latency_ms=300)
+        # a runs for longer than b tries the lock (load.h LOAD_LOCK_WAIT_MS, 5 s)
+        self.fake.set_scenario("alpha-a.com", total_count=1000, latency_ms=2000)
         job = self.job(job_text(concurrency=1))
         self.etl("migrate", job)
         env = dict(os.environ, LC_ALL="C", **self.env())

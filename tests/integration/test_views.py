@@ -1,4 +1,4 @@
-"""The report views of sql/003_views.sql and the BI role of sql/bi_readonly.sql.
+"""The report views of sql/006_history_views.sql and the BI role of sql/bi_readonly.sql.
 
 A multi-night history is built through the fake API with the real binary:
 referring domains appear, disappear and reappear (total_count per night: the
@@ -6,14 +6,14 @@ fake's items are a pure function of the request and the index), one set fails
 on one night, fails and is then completed by a rerun on another, a complete
 night is rerun and fails, and a set's targets are edited between nights. The
 exact contents of every view are then computed here, independently, from
-what the fake served, and compared row by row. Then EXPLAIN ANALYZE shows the
-views read only the partitions they need, and a role made by
-sql/bi_readonly.sql logs in and can read the five views and nothing else.
+what the fake served, and compared row by row. Then the locks each view's
+query takes are counted as nights accumulate (they must not grow), and a role
+made by sql/bi_readonly.sql logs in and can read the six views and nothing
+else.
 """
 
 import decimal
 import os
-import re
 import subprocess
 import unittest
 import uuid
@@ -87,23 +87,6 @@ def sql_round2(num, den):
     return float(q.quantize(decimal.Decimal("0.01"), rounding=decimal.ROUND_HALF_UP))
 
 
-def executed_partitions(plan):
-    """Partitions an EXPLAIN ANALYZE plan scanned, those it listed but never
-    executed, and the count of subplans removed before execution."""
-    scanned, skipped, removed = set(), set(), 0
-    for line in plan.splitlines():
-        m = re.search(r"Subplans Removed: (\d+)", line)
-        if m:
-            removed += int(m.group(1))
-        for part in re.findall(r"\bon (domain_intersection_p\d{8})\b", line):
-            (skipped if "(never executed)" in line else scanned).add(part)
-    return scanned, skipped - scanned, removed
-
-
-def part(date):
-    return "domain_intersection_p" + date.replace("-", "")
-
-
 class ViewsTest(EtlTestCase):
 
     def night(self, date, sets, scenarios, expect=0, job="views", limit=100):
@@ -134,7 +117,9 @@ class ViewsTest(EtlTestCase):
                 m = model.setdefault((name, date), {"runs": [], "answer": None, "first": first,
                                                     "targets": targets, "defn": defn})
                 m["runs"].append(reqs)
-                m["answer"], m["targets"], m["defn"] = (reqs if ok else None), targets, defn
+                # a failed rerun never hides a complete snapshot of its date
+                if ok or m["answer"] is None:
+                    m["answer"], m["targets"], m["defn"] = (reqs if ok else None), targets, defn
 
         # Night 1: both sets complete.
         r = self.night("2026-01-01", [alpha, beta_old],
@@ -163,9 +148,8 @@ class ViewsTest(EtlTestCase):
                         [("alpha-a.com", 280, None), ("beta-a.com", 150, None)])
         record("2026-01-05", r1 + r2, {"alpha": ("alpha-a.com", ALPHA, 1, True),
                                        "beta": ("beta-a.com", BETA_NEW, 2, True)}, 5)
-        # Night 6: complete; then a rerun of the same date fails alpha. The
-        # latest run decides: alpha's 01-06 is failed now, and the views fall
-        # back to 01-05 (the table keeps the first run's rows).
+        # Night 6: complete; then a rerun of the same date fails alpha. Its
+        # published snapshot stays: the failed rerun never touched it.
         r = self.night("2026-01-06", [alpha, beta_new],
                        [("alpha-a.com", 280, None), ("beta-a.com", 150, None)])
         record("2026-01-06", r, {"alpha": ("alpha-a.com", ALPHA, 1, True),
@@ -198,7 +182,7 @@ class ViewsTest(EtlTestCase):
         self.check_daily(model, changes, ids)
         self.check_breakdown(complete, ids)
         self.check_run_summary(runs)
-        self.check_partition_gone(ids)
+        self.check_purged(ids)
 
     def expected_latest(self, complete):
         latest = {}
@@ -208,7 +192,7 @@ class ViewsTest(EtlTestCase):
 
     def check_latest(self, complete, table, ids):
         latest = self.expected_latest(complete)
-        self.assertEqual({n: d for n, (d, m) in latest.items()}, {"alpha": "2026-01-05", "beta": "2026-01-06"})
+        self.assertEqual({n: d for n, (d, m) in latest.items()}, {"alpha": "2026-01-06", "beta": "2026-01-06"})
         got = self.view("domain_intersection_latest", "target_set, referring_domain, target_key")
         want = []
         for name, (date, m) in sorted(latest.items()):
@@ -244,8 +228,6 @@ class ViewsTest(EtlTestCase):
                 base = {"job": "views", "target_set": name, "target_set_id": ids[name], "snapshot_date": date,
                         "previous_snapshot_date": prev}
                 if prev is None or complete[(name, prev)]["defn"] != m["defn"]:
-                    want.append(dict(base, change="restart", referring_domain=None, intersections_count=None,
-                                     min_rank=None, backlinks=None))
                     counts[(name, date)] = None
                 else:
                     cur, old = per_domain(m["rows"]), per_domain(complete[(name, prev)]["rows"])
@@ -257,19 +239,28 @@ class ViewsTest(EtlTestCase):
                     counts[(name, date)] = (len(cur.keys() - old.keys()), len(old.keys() - cur.keys()))
                 prev = date
         key = lambda r: (r["target_set"], r["snapshot_date"], r["change"], r["referring_domain"] or "")
-        got = sorted(self.view("domain_intersection_changes", "1"), key=key)
+        full = self.view("domain_intersection_changes", "1")
+        # the incremental cursor of each row is its snapshot's publish
+        pub = {(d["target_set"], d["snapshot_date"]): (d["published_at"], d["run_id"])
+               for d in self.view("domain_intersection_daily", "1")}
+        for r in full:
+            self.assertEqual((r.pop("published_at"), r.pop("run_id")), pub[(r["target_set"], r["snapshot_date"])])
+            self.assertIsNone(r.pop("purged_at"))
+        got = sorted(full, key=key)
         want.sort(key=key)
         self.assertEqual(got, want)
         # The story told by the history above, in numbers.
         self.assertEqual(counts, {
             ("alpha", "2026-01-01"): None, ("alpha", "2026-01-02"): (0, 50), ("alpha", "2026-01-03"): (70, 0),
-            ("alpha", "2026-01-05"): (0, 40),
+            ("alpha", "2026-01-05"): (0, 40), ("alpha", "2026-01-06"): (0, 0),
             ("beta", "2026-01-01"): None, ("beta", "2026-01-02"): (0, 0), ("beta", "2026-01-03"): None,
             ("beta", "2026-01-04"): (0, 30), ("beta", "2026-01-05"): (0, 0), ("beta", "2026-01-06"): (0, 0)})
-        # The restart of beta names the snapshot it does not compare with.
-        self.assertIn(("beta", "2026-01-03", "2026-01-02"),
-                      [(r["target_set"], r["snapshot_date"], r["previous_snapshot_date"])
-                       for r in got if r["change"] == "restart"])
+        # Restarts are rows of daily, not of changes; beta's names the snapshot it
+        # does not compare with.
+        restarts = [(r["target_set"], r["snapshot_date"], r["previous_snapshot_date"])
+                    for r in self.view("domain_intersection_daily", "1") if r["restart"]]
+        self.assertEqual(sorted(restarts), [("alpha", "2026-01-01", None), ("beta", "2026-01-01", None),
+                                            ("beta", "2026-01-03", "2026-01-02")])
         return counts
 
     def check_daily(self, model, counts, ids):
@@ -281,27 +272,37 @@ class ViewsTest(EtlTestCase):
             prev_defn = model[prev[-1]]["defn"] if prev else None
             row = {"job": "views", "target_set": name, "target_set_id": ids[name], "snapshot_date": date,
                    "status": "complete" if ok else "failed",
-                   "referring_domains": None, "new_domains": None, "lost_domains": None,
+                   "distinct_domains": None, "new_domains": None, "lost_domains": None,
                    "avg_rank": None, "total_backlinks": None,
                    "cost_usd": round(sum(served_cost(reqs, m["first"]) for reqs in m["runs"]), 6),
                    "definition_changed": prev_defn is not None and prev_defn != m["defn"]}
             if ok:
                 rows = m["rows"].values()
                 ranks = [r["rank"] for r in rows if r["rank"] is not None]
-                row["referring_domains"] = len({r["referring_domain"] for r in rows})
+                row["distinct_domains"] = len({r["referring_domain"] for r in rows})
                 if counts[(name, date)] is not None:
                     row["new_domains"], row["lost_domains"] = counts[(name, date)]
                 row["avg_rank"] = sql_round2(sum(ranks), len(ranks))
                 row["total_backlinks"] = sum(r["backlinks"] for r in rows if r["backlinks"] is not None)
             want.append(row)
-        got = self.view("domain_intersection_daily", "target_set, snapshot_date")
+        full = self.view("domain_intersection_daily", "target_set, snapshot_date")
+        got = [{k: g[k] for k in want[0]} for g in full]
         for g in got:
             g["cost_usd"] = round(g["cost_usd"], 6)
         self.assertEqual(got, want)
-        by = {(g["target_set"], g["snapshot_date"]): g for g in got}
+        by = {(g["target_set"], g["snapshot_date"]): g for g in full}
         self.assertEqual(by[("alpha", "2026-01-04")]["status"], "failed")
         self.assertEqual(by[("alpha", "2026-01-05")]["status"], "complete")
-        self.assertEqual(by[("alpha", "2026-01-06")]["status"], "failed")
+        # the failed rerun of 01-06 is on record, its published snapshot kept
+        self.assertEqual(by[("alpha", "2026-01-06")]["status"], "complete")
+        self.assertIn("HTTP 500", by[("alpha", "2026-01-06")]["last_error"])
+        self.assertNotEqual(by[("alpha", "2026-01-06")]["last_run_id"], by[("alpha", "2026-01-06")]["run_id"])
+        for g in full:
+            if g["status"] == "complete":
+                self.assertEqual(g["rows"], len(model[(g["target_set"], g["snapshot_date"])]["rows"]))
+                self.assertEqual(g["expected_domains"], g["distinct_domains"])
+                self.assertFalse(g["short"])
+                self.assertIsNotNone(g["published_at"])
         self.assertTrue(by[("beta", "2026-01-03")]["definition_changed"])
         self.assertEqual(sum(g["definition_changed"] for g in got), 1)
 
@@ -353,66 +354,65 @@ class ViewsTest(EtlTestCase):
         self.assertEqual([g["failed_pages"] for g in got], [0, 0, 0, 1, 0, 0, 1])
         self.assertTrue(all(g["error"] for g in got if g["status"] == "partial"))
 
-    def check_partition_gone(self, ids):
-        """Retention drops whole partitions: what is gone is neither shown nor compared with."""
-        self.db.psql("DROP TABLE %s.%s" % (S, part("2026-01-01")))
-        first = self.db.rows("SELECT target_set, snapshot_date, previous_snapshot_date, change "
-                             "FROM %s.domain_intersection_changes WHERE snapshot_date = '2026-01-02' "
-                             "ORDER BY 1, 4" % S)
-        self.assertEqual(first, [
-            {"target_set": "alpha", "snapshot_date": "2026-01-02", "previous_snapshot_date": None,
-             "change": "restart"},
-            {"target_set": "beta", "snapshot_date": "2026-01-02", "previous_snapshot_date": None,
-             "change": "restart"}])
-        self.assertEqual(self.db.value("SELECT min(snapshot_date) FROM %s.domain_intersection_daily" % S),
+    def check_purged(self, ids):
+        """Retention purges a date: gone from latest, history and the old table's view,
+        listed as purged in daily; the comparisons made with it stay facts of their night."""
+        before = self.view("domain_intersection_changes", "1")
+        self.db.psql("SELECT %s.purge_snapshots(target_set_id, '2026-01-02') FROM %s.target_set" % (S, S))
+        self.assertEqual(self.db.value("SELECT min(snapshot_date) FROM %s.domain_intersection" % S), "2026-01-02")
+        purged = [(r["target_set"], r["snapshot_date"]) for r in self.view("domain_intersection_daily", "1")
+                  if r["purged_at"] is not None]
+        self.assertEqual(sorted(purged), [("alpha", "2026-01-01"), ("beta", "2026-01-01")])
+        self.assertEqual([{k: v for k, v in r.items() if k != "purged_at"}
+                          for r in self.view("domain_intersection_changes", "1")],
+                         [{k: v for k, v in r.items() if k != "purged_at"} for r in before])
+        self.assertEqual(self.db.value("SELECT min(valid_from) FROM %s.domain_intersection_history" % S),
                          "2026-01-02")
 
     # ------------------------------------------------------------------ pruning
 
-    def test_views_scan_only_the_partitions_they_need(self):
+    def test_views_take_as_many_locks_after_12_nights_as_after_4(self):
+        """With one partition per night every query planned and locked one
+        relation per night kept; the versioned history reads fixed tables."""
         dates = ["2026-02-%02d" % d for d in range(1, 13)]
         sets = [("p1", ["p1-a.com", "p1-b.com"]), ("p2", ["p2-a.com"])]
+        queries = [
+            "SELECT * FROM %s.domain_intersection_latest WHERE target_set = 'p1'" % S,
+            "SELECT * FROM %s.domain_intersection_changes WHERE target_set = 'p1' "
+            "AND snapshot_date >= '2026-02-06'" % S,
+            "SELECT * FROM %s.domain_intersection_daily WHERE job = 'prune'" % S,
+            "SELECT * FROM %s.domain_intersection_breakdown WHERE target_set = 'p2'" % S,
+            "SELECT * FROM %s.domain_intersection_history WHERE target_set = 'p1' "
+            "AND referring_domain = (SELECT min(referring_domain) FROM %s.domain_intersection_latest)" % (S, S),
+            "SELECT * FROM %s.domain_intersection WHERE snapshot_date = '2026-02-03'" % S,
+        ]
+
+        def locks(query):
+            out = self.db.psql("BEGIN; %s; SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid(); COMMIT"
+                               % query)
+            return int(out.strip().splitlines()[-1])
+
+        seen = {}
         for i, date in enumerate(dates):
             fails = date == "2026-02-08"
             self.night(date, sets, [("p1-a.com", 30 + i, fail500(10) if fails else None), ("p2-a.com", 20, None)],
                        job="prune", limit=10, expect=3 if fails else 0)
-            if i % 4 == 0:  # another job, every fourth night
-                self.night(date, [("q1", ["q1-a.com"])], [("q1-a.com", 15, None)], job="sparse", limit=10)
-        self.db.psql("ANALYZE %s.domain_intersection" % S)
-        n_parts = int(self.db.value("SELECT count(*) FROM pg_inherits "
-                                    "WHERE inhparent = '%s.domain_intersection'::regclass" % S))
-        self.assertEqual(n_parts, 12)
-        p1 = self.db.value("SELECT target_set_id FROM %s.target_set WHERE name = 'p1'" % S)
-
-        def scanned(query):
-            plan = self.db.psql("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) " + query)
-            done, skipped, removed = executed_partitions(plan)
-            # every other partition was pruned at run time, none scanned for nothing
-            self.assertGreater(len(skipped) + removed, 0, plan)
-            return sorted(done)
-
-        cases = [
-            ("SELECT * FROM %s.domain_intersection_latest WHERE target_set = 'p1'" % S, ["2026-02-12"]),
-            ("SELECT * FROM %s.domain_intersection_latest WHERE target_set_id = %s" % (S, p1), ["2026-02-12"]),
-            ("SELECT * FROM %s.domain_intersection_latest WHERE job = 'sparse'" % S, ["2026-02-09"]),
-            # 02-08 failed for p1: 02-09 is compared with 02-07
-            ("SELECT * FROM %s.domain_intersection_changes WHERE target_set = 'p1' "
-             "AND snapshot_date = '2026-02-09'" % S, ["2026-02-07", "2026-02-09"]),
-            ("SELECT * FROM %s.domain_intersection_changes WHERE target_set_id = %s "
-             "AND snapshot_date = '2026-02-05'" % (S, p1), ["2026-02-04", "2026-02-05"]),
-            ("SELECT * FROM %s.domain_intersection_changes WHERE target_set = 'q1'" % S,
-             ["2026-02-01", "2026-02-05", "2026-02-09"]),
-            ("SELECT * FROM %s.domain_intersection_daily WHERE target_set = 'p1' "
-             "AND snapshot_date = '2026-02-09'" % S, ["2026-02-07", "2026-02-09"]),
-            ("SELECT * FROM %s.domain_intersection_breakdown WHERE target_set = 'p2'" % S, ["2026-02-12"]),
-        ]
-        for query, want in cases:
-            with self.subTest(query=query):
-                self.assertEqual(scanned(query), [part(d) for d in want])
+            if i in (3, 11):
+                seen[i] = [locks(q) for q in queries]
+        self.assertEqual(seen[3], seen[11])
+        self.assertTrue(all(n <= 50 for n in seen[11]), seen[11])
         # and the answer is right: 02-09 has items 36 and 37 that 02-07 lacked (02-08 failed)
-        got = self.db.rows("SELECT change, count(*) AS n FROM %s.domain_intersection_changes WHERE target_set = 'p1' "
-                           "AND snapshot_date = '2026-02-09' GROUP BY 1" % S)
-        self.assertEqual(got, [{"change": "new", "n": 2}])
+        got = self.db.rows("SELECT change, previous_snapshot_date AS prev, count(*) AS n "
+                           "FROM %s.domain_intersection_changes WHERE target_set = 'p1' "
+                           "AND snapshot_date = '2026-02-09' GROUP BY 1, 2" % S)
+        self.assertEqual(got, [{"change": "new", "prev": "2026-02-07", "n": 2}])
+        # an unchanged set wrote one version per row, once, and one order row
+        self.assertEqual(self.db.value("SELECT count(*) FROM %s.domain_intersection_version v "
+                                       "JOIN %s.target_set t USING (target_set_id) WHERE t.name = 'p2'" % (S, S)),
+                         "20")
+        self.assertEqual(self.db.value("SELECT count(*) FROM %s.domain_intersection_order o "
+                                       "JOIN %s.target_set t USING (target_set_id) WHERE t.name = 'p2'" % (S, S)),
+                         "1")
 
     # ------------------------------------------------------------------ BI role
 
@@ -433,6 +433,7 @@ class ViewsTest(EtlTestCase):
 
     def test_bi_role_reads_the_views_and_nothing_else(self):
         self.night("2026-03-01", [("bi", ["bi-a.com", "bi-b.com"])], [("bi-a.com", 40, None)], job="bi")
+        self.night("2026-03-02", [("bi", ["bi-a.com", "bi-b.com"])], [("bi-a.com", 45, None)], job="bi")
         role = "bi_%s" % uuid.uuid4().hex[:10]
         self.addCleanup(self.db.admin, 'DROP ROLE IF EXISTS "%s"' % role)  # after tearDown drops the database
         # schema and role are required
@@ -451,7 +452,7 @@ class ViewsTest(EtlTestCase):
                                        "FROM pg_authid WHERE rolname = '%s'" % role), "t")
 
         views = ["domain_intersection_latest", "domain_intersection_changes", "domain_intersection_daily",
-                 "domain_intersection_breakdown", "etl_run_summary"]
+                 "domain_intersection_breakdown", "domain_intersection_history", "etl_run_summary"]
         for v in views:
             with self.subTest(view=v):
                 p = self.as_role(role, "SELECT count(*) FROM %s.%s" % (S, v))
@@ -459,15 +460,21 @@ class ViewsTest(EtlTestCase):
                 self.assertGreater(int(p.stdout), 0)
         # over the unix socket too, and with the settings the script gives the role
         p = self.as_role(role, "SELECT current_user, current_setting('jit'), "
-                               "current_setting('default_transaction_read_only')", host=self.db.pg["PGHOST"])
-        self.assertEqual(p.stdout.strip(), "%s|off|on" % role)
+                               "current_setting('default_transaction_read_only'), "
+                               "current_setting('statement_timeout'), "
+                               "current_setting('idle_in_transaction_session_timeout'), "
+                               "current_setting('TimeZone')", host=self.db.pg["PGHOST"])
+        self.assertEqual(p.stdout.strip(), "%s|off|on|5min|1min|UTC" % role)
+        # nothing granted to PUBLIC outside the ETL's schema was taken away
+        self.assertEqual(self.db.value("SELECT has_database_privilege('public', current_database(), 'TEMPORARY')"),
+                         "t")
 
         tables = [r["relname"] for r in self.db.rows(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = '%s' AND c.relkind IN ('r', 'p', 'v') AND c.relname NOT IN (%s) ORDER BY 1"
             % (S, ", ".join("'%s'" % v for v in views)))]
-        self.assertIn("domain_intersection_p20260301", tables)
-        self.assertIn("etl_snapshot", tables)   # the internal view is not granted either
+        self.assertIn("domain_intersection_version", tables)
+        self.assertIn("etl_snapshot", tables)
         for t in tables:
             with self.subTest(table=t):
                 p = self.as_role(role, "SELECT 1 FROM %s.%s LIMIT 1" % (S, t))
@@ -477,12 +484,13 @@ class ViewsTest(EtlTestCase):
         writes = [
             "INSERT INTO %s.etl_run (job, snapshot_date) VALUES ('x', '2026-01-01')" % S,
             "UPDATE %s.target_set SET name = 'x'" % S,
-            "DELETE FROM %s.domain_intersection" % S,
+            "DELETE FROM %s.domain_intersection_version" % S,
             "TRUNCATE %s.raw_page" % S,
             "CREATE TABLE %s.x (a int)" % S,
             "CREATE TABLE public.x (a int)",
             "CREATE VIEW %s.v AS SELECT 1" % S,
-            "SELECT %s.ensure_partition('2030-01-01')" % S,
+            "SELECT %s.publish_snapshot(1, 1, '2030-01-01', 1)" % S,
+            "SELECT %s.purge_snapshots(1, '2030-01-01')" % S,
             "ALTER VIEW %s.etl_run_summary RENAME TO x" % S,
             "GRANT SELECT ON %s.etl_run TO PUBLIC" % S,
         ]
@@ -498,7 +506,7 @@ class ViewsTest(EtlTestCase):
         p = self.as_role(role, "CREATE TEMP TABLE t (a int)")
         self.assertIn("read-only transaction", p.stderr)
         # Nothing changed.
-        self.assertEqual(self.db.value("SELECT count(*) FROM %s.etl_run" % S), "1")
+        self.assertEqual(self.db.value("SELECT count(*) FROM %s.etl_run" % S), "2")
 
 
 if __name__ == "__main__":
