@@ -12,6 +12,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define ETL_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #define ETL_WUR __attribute__((warn_unused_result))
@@ -27,6 +28,14 @@ char *xasprintf(const char *fmt, ...) ETL_PRINTF(1, 2);
 char *xvasprintf(const char *fmt, va_list ap) ETL_PRINTF(1, 0);
 /* Frees a string that held a credential, zeroing it first (NULL: nothing). */
 void xfree_secret(char *s);
+
+/*
+ * Decodes one UTF-8 sequence at s (n >= 1 bytes left) into *cp. Returns its
+ * length, or 0 for an invalid, overlong, surrogate or truncated sequence.
+ */
+size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+/* C0/C1 controls, DEL and the bidi controls: shown escaped or replaced, never raw. */
+int utf8_unsafe_cp(uint32_t cp);
 
 /* A NUL-terminated growable buffer; data may also hold NULs (len counts them). */
 struct strbuf {

@@ -47,7 +47,14 @@ SET LOCAL lock_timeout = '10s';
 
 -- Replaced below (with the same names and columns, plus new ones).
 DROP VIEW domain_intersection_breakdown, domain_intersection_latest, domain_intersection_changes,
-          domain_intersection_daily, etl_snapshot;
+          domain_intersection_daily, etl_snapshot, etl_run_summary;
+
+-- A page's cost is checked (0 <= cost < 10^8, numeric(14,6)), but the sums
+-- of a set's, a run's or a date's pages are not bounded by that: summed in
+-- unbounded numeric, so a hostile API's costs cannot make the finishing
+-- statement of a set fail ("numeric field overflow").
+ALTER TABLE etl_run ALTER COLUMN cost_usd TYPE numeric;
+ALTER TABLE etl_run_set ALTER COLUMN cost_usd TYPE numeric;
 
 -- ---------------------------------------------------------------------------
 -- Tables
@@ -120,7 +127,7 @@ CREATE TABLE etl_snapshot (
     changed_rows           bigint,
     avg_rank               numeric,
     total_backlinks        numeric,
-    cost_usd               numeric(14, 6) NOT NULL DEFAULT 0,
+    cost_usd               numeric     NOT NULL DEFAULT 0,
     published_at           timestamptz,
     purged_at              timestamptz,
     last_run_id            bigint,

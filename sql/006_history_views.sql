@@ -12,7 +12,7 @@
 --   domain_intersection_breakdown   latest row x dimension x map key of the referring_links_* maps
 --   domain_intersection_history     set x referring domain x target key x run of nights with
 --                                   identical values (position aside)
---   etl_run_summary                 run (sql/003_views.sql)
+--   etl_run_summary                 run (as in sql/003_views.sql)
 --
 -- snapshot_date is a UTC calendar date (the night the data is for). Every
 -- view reads the control rows (etl_snapshot) first and the large tables by
@@ -117,3 +117,22 @@ SELECT t.job, t.name AS target_set, v.target_set_id, v.referring_domain, v.targe
        v.referring_links_countries, v.extra, v.run_id
 FROM domain_intersection_version v
 JOIN target_set t USING (target_set_id);
+
+-- ---------------------------------------------------------------------------
+
+-- As in 003, recreated: 005 widened etl_run.cost_usd under it.
+CREATE VIEW etl_run_summary AS
+SELECT r.run_id, r.job, r.snapshot_date, r.status, r.started_at, r.finished_at,
+       extract(epoch FROM r.finished_at - r.started_at) AS duration_seconds,
+       r.pages, p.failed_pages, r.rows, s.sets_complete, s.sets_failed, r.cost_usd, r.error,
+       r.replay_of
+FROM etl_run r
+CROSS JOIN LATERAL (
+    SELECT count(*) AS failed_pages FROM etl_page
+    WHERE etl_page.run_id = r.run_id AND etl_page.status = 'failed'
+) p
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE etl_run_set.status = 'complete') AS sets_complete,
+           count(*) FILTER (WHERE etl_run_set.status = 'failed') AS sets_failed
+    FROM etl_run_set WHERE etl_run_set.run_id = r.run_id
+) s;

@@ -5,8 +5,9 @@
 -- a BI tool's catalog: meaning, unit, grain, NULL semantics, and for the
 -- report views the incremental-sync rules of sql/006_history_views.sql.
 -- 005 and 006 dropped and recreated the report views, which took 003's
--- comments with them; etl_run_summary kept its own, re-stated here where
--- 005 changed what a value counts (a page can now be 'discarded').
+-- comments with them; etl_run_summary (recreated as 003 had it, under
+-- 005's wider cost column) gets 003's again, re-stated where 005 changed
+-- what a value counts (a page can now be 'discarded').
 -- schema_migrations (created by src/migrate.c, not by a migration) is
 -- described too when it exists.
 --
@@ -782,7 +783,31 @@ COMMENT ON COLUMN domain_intersection_history.run_id IS
     'before migration 005).';
 
 -- ---------------------------------------------------------------------------
--- etl_run_summary (sql/003_views.sql): what 005 changed
+-- etl_run_summary, recreated by 006 as 003 had it: 003's comments, then what
+-- 005 changed
+
+COMMENT ON VIEW etl_run_summary IS
+    'One row per run of any job: outcome, duration, pages, rows, sets and cost.';
+COMMENT ON COLUMN etl_run_summary.run_id IS 'etl_run.run_id.';
+COMMENT ON COLUMN etl_run_summary.job IS 'Job name.';
+COMMENT ON COLUMN etl_run_summary.snapshot_date IS 'The snapshot date the run wrote.';
+COMMENT ON COLUMN etl_run_summary.status IS
+    '''running'', ''succeeded'', ''partial'' (some sets failed) or ''failed''.';
+COMMENT ON COLUMN etl_run_summary.started_at IS 'When the run started (a resumed run keeps its first start).';
+COMMENT ON COLUMN etl_run_summary.finished_at IS 'End of the run; NULL while running or when it was killed.';
+COMMENT ON COLUMN etl_run_summary.duration_seconds IS
+    'finished_at - started_at in seconds (a resumed run counts from its first start); NULL when not '
+    'finished.';
+COMMENT ON COLUMN etl_run_summary.pages IS 'Pages loaded (as recorded when the run finished).';
+COMMENT ON COLUMN etl_run_summary.failed_pages IS
+    'Pages that failed after all their attempts (the page ledger, etl_page).';
+COMMENT ON COLUMN etl_run_summary.rows IS 'Rows loaded (as recorded when the run finished).';
+COMMENT ON COLUMN etl_run_summary.sets_complete IS 'Target sets the run completed.';
+COMMENT ON COLUMN etl_run_summary.sets_failed IS 'Target sets that failed in the run.';
+COMMENT ON COLUMN etl_run_summary.cost_usd IS 'What the API reported the run cost, in USD.';
+COMMENT ON COLUMN etl_run_summary.error IS 'Why the run failed or was partial; NULL on success.';
+COMMENT ON COLUMN etl_run_summary.replay_of IS
+    'The run a replay re-did from the raw archive; NULL for runs that fetched from the API.';
 
 COMMENT ON VIEW etl_run_summary IS
     'One row per run of any job: outcome, duration, pages, rows, sets and cost. snapshot_date is a UTC '

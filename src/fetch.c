@@ -77,9 +77,9 @@ int fetcher_new(const struct job_api *api, const char *url, struct fetcher **out
 	if (api->provider == API_AISA && api->token) {
 		char *h = xasprintf("Authorization: Bearer %s", api->token);
 		f->headers = curl_slist_append(f->headers, h);
-		/* the header held a secret: wipe our copy before freeing it */
-		memset(h, 0, strlen(h));
-		free(h);
+		/* the header held a secret: wipe our copy before freeing it
+		 * (explicitly: a memset before free() may be optimised away) */
+		xfree_secret(h);
 	}
 	curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)api->concurrency);
 	curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)api->concurrency);
@@ -138,6 +138,10 @@ void fetcher_free(struct fetcher *f)
 	for (i = 0; i < f->n_pool; i++)
 		curl_easy_cleanup(f->pool[i]);
 	free(f->pool);
+	/* the Authorization header holds the token (libcurl's own copies of
+	 * CURLOPT_USERNAME/PASSWORD are out of reach) */
+	for (struct curl_slist *s = f->headers; s; s = s->next)
+		explicit_bzero(s->data, strlen(s->data));
 	curl_slist_free_all(f->headers);
 	curl_multi_cleanup(f->multi);
 	free(f->url);

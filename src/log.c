@@ -69,45 +69,6 @@ static void clear_live(void)
 	}
 }
 
-/* Length of the valid UTF-8 sequence at s (its code point in *cp), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
-{
-	size_t len, i;
-	uint32_t c;
-
-	if (s[0] < 0x80) {
-		*cp = s[0];
-		return 1;
-	}
-	if (s[0] >= 0xC2 && s[0] <= 0xDF)
-		len = 2, c = s[0] & 0x1Fu;
-	else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-		len = 3, c = s[0] & 0x0Fu;
-	else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-		len = 4, c = s[0] & 0x07u;
-	else
-		return 0;
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		c = (c << 6) | (s[i] & 0x3Fu);
-	}
-	if ((len == 3 && c < 0x800) || (len == 4 && (c < 0x10000 || c > 0x10FFFF)) ||
-	    (c >= 0xD800 && c <= 0xDFFF))
-		return 0;
-	*cp = c;
-	return len;
-}
-
-/* C0, DEL, C1, and the bidi controls that reorder what a terminal shows. */
-static int escaped_cp(uint32_t cp)
-{
-	return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x061C || cp == 0x200E ||
-	       cp == 0x200F || (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
-}
-
 /*
  * The labels of our own continuation lines (etl_fail messages put them
  * after the primary line). Only a newline before one of them stays a line
@@ -131,7 +92,7 @@ void log_escape(struct strbuf *sb, const char *s)
 
 	while (n > 0) {
 		uint32_t cp = 0;
-		size_t len = utf8_seq(p, n, &cp);
+		size_t len = utf8_decode(p, n, &cp);
 
 		if (len == 0) {
 			sb_printf(sb, "\\x%02x", p[0]);
@@ -141,9 +102,9 @@ void log_escape(struct strbuf *sb, const char *s)
 		} else if (cp == '\n' || cp == '\r' || cp == '\t') {
 			sb_putc(sb, '\\');
 			sb_putc(sb, cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't');
-		} else if (cp < 0x80 && escaped_cp(cp)) {
+		} else if (cp < 0x80 && utf8_unsafe_cp(cp)) {
 			sb_printf(sb, "\\x%02x", (unsigned)cp);
-		} else if (escaped_cp(cp)) {
+		} else if (utf8_unsafe_cp(cp)) {
 			sb_printf(sb, "\\u%04x", (unsigned)cp);
 		} else {
 			sb_append(sb, (const char *)p, len);

@@ -86,56 +86,6 @@ static int in_ranges(uint32_t cp, const struct cp_range *r, size_t n)
 	return 0;
 }
 
-/*
- * Decodes one UTF-8 sequence at s (n bytes left, n >= 1). Returns its length,
- * or 0 for an invalid, overlong, surrogate or truncated sequence.
- */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
-{
-	size_t len, i;
-	uint32_t c;
-
-	if (s[0] < 0x80) {
-		*cp = s[0];
-		return 1;
-	}
-	if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-		len = 2;
-		c = s[0] & 0x1F;
-	} else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-		len = 3;
-		c = s[0] & 0x0F;
-	} else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-		len = 4;
-		c = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		c = (c << 6) | (s[i] & 0x3F);
-	}
-	if ((len == 3 && c < 0x800) || (len == 4 && (c < 0x10000 || c > 0x10FFFF)) ||
-	    (c >= 0xD800 && c <= 0xDFFF))
-		return 0;
-	*cp = c;
-	return len;
-}
-
-/*
- * Characters a cell must not carry to a terminal as they are: C0/C1 controls
- * and DEL (escape sequences), and the bidirectional controls that reorder
- * what is shown ("Trojan Source").
- */
-static int unsafe_cp(uint32_t cp)
-{
-	return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x061C || cp == 0x200E ||
-	       cp == 0x200F || (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
-}
-
 static int cp_width(uint32_t cp)
 {
 	if (in_ranges(cp, zero_width, ETL_ARRAY_LEN(zero_width)))
@@ -157,7 +107,7 @@ size_t report_display_width(const char *s)
 		if (len == 0) { /* shown as '?' */
 			w++;
 			len = 1;
-		} else if (unsafe_cp(cp)) {
+		} else if (utf8_unsafe_cp(cp)) {
 			w++;
 		} else {
 			w += (size_t)cp_width(cp);
@@ -184,7 +134,7 @@ char *report_safe_text(const char *s)
 			len = 1;
 		} else if (cp == '\n' || cp == '\r' || cp == '\t') {
 			sb_putc(&sb, ' ');
-		} else if (unsafe_cp(cp)) {
+		} else if (utf8_unsafe_cp(cp)) {
 			sb_putc(&sb, '?');
 		} else {
 			sb_append(&sb, (const char *)p, len);

@@ -252,25 +252,26 @@ class RecoveryTest(EtlTestCase):
             self.etl("run", job, "--snapshot-date", "2026-05-%02d" % day, "-q")
         self.assertEqual(self.db.value("SELECT count(*) FROM %s.etl_run WHERE status = 'succeeded'" % S), "15")
 
+    def hold_job_lock(self, seconds):
+        """Another session holding job rec's lock (load.c's key) for a while."""
+        pg = self.db.pg
+        return subprocess.Popen([os.path.join(pg["PG_BINDIR"], "psql"), "-X", "-q", "-h", pg["PGHOST"],
+                                 "-p", pg["PGPORT"], "-U", pg["PGUSER"], "-d", self.db.name, "-c",
+                                 "SELECT pg_advisory_lock(1229866028, hashtext('rec')), pg_sleep(%d)" % seconds],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def test_a_lock_released_within_seconds_is_waited_for(self):
         job = self.job_file()
         self.fake.set_scenario("rec-a.com", total_count=5)
         self.etl("migrate", job)
-        pg = self.db.pg
-        holder = subprocess.Popen([os.path.join(pg["PG_BINDIR"], "psql"), "-X", "-q", "-h", pg["PGHOST"],
-                                   "-p", pg["PGPORT"], "-U", pg["PGUSER"], "-d", self.db.name, "-c",
-                                   "SELECT pg_advisory_lock(1229866028, hashtext('rec')), pg_sleep(2)"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        holder = self.hold_job_lock(2)
         try:
             time.sleep(0.5)
             self.etl("run", job, "--snapshot-date", "2026-05-01", "-q")
         finally:
             holder.wait(timeout=30)
         # held for longer than the wait: exit 4, with the message
-        holder = subprocess.Popen([os.path.join(pg["PG_BINDIR"], "psql"), "-X", "-q", "-h", pg["PGHOST"],
-                                   "-p", pg["PGPORT"], "-U", pg["PGUSER"], "-d", self.db.name, "-c",
-                                   "SELECT pg_advisory_lock(1229866028, hashtext('rec')), pg_sleep(9)"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        holder = self.hold_job_lock(9)
         try:
             time.sleep(0.5)
             code, out, err = self.etl("run", job, "--snapshot-date", "2026-05-02", expect=4)
