@@ -137,6 +137,92 @@ static int replay_drain(struct replay_loading *rl, struct run_result *result, in
 }
 
 /*
+ * Reads the archived page (run, set, offset in page_params) and parses it:
+ * its body decoded into `body`, the targets its request named into
+ * *targets (caller frees with free_targets()). A page that cannot be read
+ * back sets *set_error (caller frees); the return is for database errors.
+ */
+static int read_page(PGconn *conn, const char *const *page_params, struct strbuf *body,
+		     char ***targets, size_t *n_targets, struct api_response *resp, char **set_error,
+		     struct etl_error *err)
+{
+	struct etl_error perr = {0, ""};
+	PGresult *page = NULL;
+	int rc;
+
+	/* binary results: bytea as its bytes (text would double them as hex) */
+	rc = db_query_bin(conn,
+			  "SELECT request::text, body, body_gzip FROM raw_page"
+			  " WHERE run_id = $1 AND target_set_id = $2 AND page_offset = $3",
+			  3, page_params, NULL, NULL, 1, &page, err);
+	if (rc != 0)
+		return rc;
+	sb_reset(body);
+	if (!PQgetisnull(page, 0, 2) &&
+	    gunzip_all(PQgetvalue(page, 0, 2), (size_t)PQgetlength(page, 0, 2),
+		       FETCH_MAX_RESPONSE_BYTES, body, perr.msg, sizeof(perr.msg)) != 0) {
+		*set_error = xasprintf("offset %s: archived gzip body: %s", page_params[2], perr.msg);
+		goto out;
+	}
+	if (PQgetisnull(page, 0, 2))
+		sb_append(body, PQgetvalue(page, 0, 1), (size_t)PQgetlength(page, 0, 1));
+	if (request_targets(PQgetvalue(page, 0, 0), targets, n_targets, &perr) != 0 ||
+	    response_parse(body->data ? body->data : "", body->len, resp, &perr) != 0)
+		*set_error = xasprintf("offset %s: %s", page_params[2], perr.msg);
+out:
+	PQclear(page);
+	return 0;
+}
+
+/*
+ * Transforms a parsed page into a message of the pool and hands it to the
+ * loader threads, or sets *set_error (caller frees) when it does not
+ * transform.
+ */
+static void submit_page(struct replay_loading *rl, const struct api_response *resp,
+			const struct transform_ctx *tc, char **set_error)
+{
+	struct etl_error perr = {0, ""};
+	struct replay_msg *m;
+	struct page_record *rec;
+
+	if ((m = rl->spare)) {
+		rl->spare = (struct replay_msg *)m->base.next;
+		row_batch_reset(&m->batch);
+	} else {
+		m = xcalloc(1, sizeof(*m));
+		row_batch_init(&m->batch);
+	}
+	m->base.next = NULL;
+	m->base.rc = 0;
+	etl_error_clear(&m->err);
+	if (transform_page(resp, tc, &m->batch, &perr) != 0) {
+		*set_error = xasprintf("offset %lld: %s", tc->offset, perr.msg);
+		m->base.next = (struct loader_msg *)rl->spare;
+		rl->spare = m;
+		return;
+	}
+	rec = &m->rec;
+	memset(rec, 0, sizeof(*rec));
+	rec->run_id = tc->run_id;
+	rec->target_set_id = tc->target_set_id;
+	rec->offset = tc->offset;
+	rec->limit = tc->limit;
+	rec->attempts = 1;
+	rec->http_status = 200;
+	rec->api_status_code = resp->task_status;
+	m->status_message = resp->status_message ? xstrdup(resp->status_message) : NULL;
+	m->task_id = resp->task_id ? xstrdup(resp->task_id) : NULL;
+	rec->api_status_message = m->status_message;
+	rec->task_id = m->task_id;
+	rec->items = (long long)resp->n_items;
+	rec->rows = (long long)m->batch.n_rows;
+	rec->total_count = resp->total_count;
+	rec->cost_usd = 0; /* a replay pays nothing */
+	loader_submit(rl->loader, &m->base);
+}
+
+/*
  * Replays one set: every archived page of the original, transformed and
  * loaded under the replay's run, then published once all are loaded.
  * *set_error is set (caller frees) when the set cannot be replayed; the
@@ -176,13 +262,12 @@ static int replay_set(PGconn *conn, struct replay_loading *rl, const struct repl
 		      2, params, &res, err);
 	if (rc != 0)
 		return rc;
-	for (i = 0; i < PQntuples(res) && !*set_error; i++) {
+	for (i = 0; i < PQntuples(res) && !*set_error && rc == 0; i++) {
 		const char *page_params[3] = {run, set, PQgetvalue(res, i, 0)};
+		struct transform_ctx tc = {src->snapshot_date, set_id, new_run,
+					   strtoll(PQgetvalue(res, i, 0), NULL, 10),
+					   atoi(PQgetvalue(res, i, 1)), NULL, 0};
 		struct api_response resp;
-		struct etl_error perr = {0, ""};
-		struct transform_ctx tc;
-		struct replay_msg *m;
-		PGresult *page = NULL;
 		char **targets = NULL;
 		size_t n_targets = 0;
 
@@ -190,82 +275,19 @@ static int replay_set(PGconn *conn, struct replay_loading *rl, const struct repl
 			rc = replay_done(rl, (struct replay_msg *)lm, result, rc, err);
 		if (rc != 0)
 			break;
-		memset(&resp, 0, sizeof(resp));
 		if (strcmp(PQgetvalue(res, i, 2), "t") != 0) {
 			*set_error = xasprintf("offset %s has no archived body", PQgetvalue(res, i, 0));
 			break;
 		}
-		/* binary results: bytea as its bytes (text would double them as hex) */
-		rc = db_query_bin(conn,
-				  "SELECT request::text, body, body_gzip FROM raw_page"
-				  " WHERE run_id = $1 AND target_set_id = $2 AND page_offset = $3",
-				  3, page_params, NULL, NULL, 1, &page, err);
-		if (rc != 0)
-			break;
-		sb_reset(&body);
-		if (!PQgetisnull(page, 0, 2) &&
-		    gunzip_all(PQgetvalue(page, 0, 2), (size_t)PQgetlength(page, 0, 2),
-			       FETCH_MAX_RESPONSE_BYTES, &body, perr.msg, sizeof(perr.msg)) != 0) {
-			*set_error = xasprintf("offset %s: archived gzip body: %s",
-					       PQgetvalue(res, i, 0), perr.msg);
-			PQclear(page);
-			break;
-		}
-		if (PQgetisnull(page, 0, 2))
-			sb_append(&body, PQgetvalue(page, 0, 1), (size_t)PQgetlength(page, 0, 1));
-		if (request_targets(PQgetvalue(page, 0, 0), &targets, &n_targets, &perr) != 0 ||
-		    response_parse(body.data ? body.data : "", body.len, &resp, &perr) != 0) {
-			*set_error = xasprintf("offset %s: %s", PQgetvalue(res, i, 0), perr.msg);
-			response_free(&resp);
-			free_targets(targets, n_targets);
-			PQclear(page);
-			break;
-		}
-		if ((m = rl->spare)) {
-			rl->spare = (struct replay_msg *)m->base.next;
-			row_batch_reset(&m->batch);
-		} else {
-			m = xcalloc(1, sizeof(*m));
-			row_batch_init(&m->batch);
-		}
-		m->base.next = NULL;
-		m->base.rc = 0;
-		etl_error_clear(&m->err);
-		tc.snapshot_date = src->snapshot_date;
-		tc.target_set_id = set_id;
-		tc.run_id = new_run;
-		tc.offset = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		tc.limit = atoi(PQgetvalue(res, i, 1));
-		tc.targets = targets;
-		tc.n_targets = n_targets;
-		if (transform_page(&resp, &tc, &m->batch, &perr) != 0) {
-			*set_error = xasprintf("offset %lld: %s", tc.offset, perr.msg);
-			m->base.next = (struct loader_msg *)rl->spare;
-			rl->spare = m;
-		} else {
-			struct page_record *rec = &m->rec;
-
-			memset(rec, 0, sizeof(*rec));
-			rec->run_id = new_run;
-			rec->target_set_id = set_id;
-			rec->offset = tc.offset;
-			rec->limit = tc.limit;
-			rec->attempts = 1;
-			rec->http_status = 200;
-			rec->api_status_code = resp.task_status;
-			m->status_message = resp.status_message ? xstrdup(resp.status_message) : NULL;
-			m->task_id = resp.task_id ? xstrdup(resp.task_id) : NULL;
-			rec->api_status_message = m->status_message;
-			rec->task_id = m->task_id;
-			rec->items = (long long)resp.n_items;
-			rec->rows = (long long)m->batch.n_rows;
-			rec->total_count = resp.total_count;
-			rec->cost_usd = 0; /* a replay pays nothing */
-			loader_submit(rl->loader, &m->base);
+		memset(&resp, 0, sizeof(resp));
+		rc = read_page(conn, page_params, &body, &targets, &n_targets, &resp, set_error, err);
+		if (rc == 0 && !*set_error) {
+			tc.targets = targets;
+			tc.n_targets = n_targets;
+			submit_page(rl, &resp, &tc, set_error);
 		}
 		response_free(&resp);
 		free_targets(targets, n_targets);
-		PQclear(page);
 	}
 	PQclear(res);
 	sb_free(&body);
