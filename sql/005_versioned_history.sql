@@ -315,13 +315,19 @@ BEGIN
            v.referring_links_countries, v.extra, v.run_id
     FROM domain_intersection_version v
     JOIN publish_gone g USING (referring_domain, target_key, valid_from)
-    WHERE v.target_set_id = p_set AND hi < v.valid_to;
+    WHERE v.target_set_id = p_set AND v.valid_from <= p_date AND v.valid_to > p_date
+      AND hi < v.valid_to;
+    -- (Each statement names the range of p_date although publish_gone holds
+    -- only versions covering it: without it the join is planned over every
+    -- version the set ever had, and publishing slowed with each night.)
     DELETE FROM domain_intersection_version v USING publish_gone g
-    WHERE v.target_set_id = p_set AND v.referring_domain = g.referring_domain
+    WHERE v.target_set_id = p_set AND v.valid_from <= p_date AND v.valid_to > p_date
+      AND v.referring_domain = g.referring_domain
       AND v.target_key = g.target_key AND v.valid_from = g.valid_from
       AND g.valid_from = p_date;
     UPDATE domain_intersection_version v SET valid_to = p_date FROM publish_gone g
-    WHERE v.target_set_id = p_set AND v.referring_domain = g.referring_domain
+    WHERE v.target_set_id = p_set AND v.valid_from <= p_date AND v.valid_to > p_date
+      AND v.referring_domain = g.referring_domain
       AND v.target_key = g.target_key AND v.valid_from = g.valid_from
       AND g.valid_from < p_date;
 
