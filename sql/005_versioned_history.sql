@@ -21,7 +21,7 @@
 --
 -- The snapshot of (set, D), for a complete D, is exactly the versions with
 -- valid_from <= D < valid_to, each with its domain's position in the order
--- row covering D (the domain_intersection view below). Every range boundary is a complete
+-- row covering D (snapshot_rows() below). Every range boundary is a complete
 -- snapshot date of the set (or 'infinity'), so a date that failed or never
 -- ran can fall inside a range without being a snapshot: the control row says
 -- which dates are.
@@ -590,12 +590,50 @@ UPDATE etl_page SET staged = rows WHERE status = 'loaded';
 DROP TABLE domain_intersection;
 DROP FUNCTION ensure_partition(date);
 
+-- The rows of (set, d) with the columns of the old table: the versions
+-- covering d joined by domain to the positions of the order row covering d.
+-- A function of its own, planned with nested loops off, because that join
+-- must be a hash join: with stale statistics (right after a night, before
+-- autovacuum analyzed it) the planner took the order array's unnest for 10
+-- rows and rescanned it per version row, minutes for 100k domains. SECURITY
+-- DEFINER, so the report views that call it need no right on the tables
+-- (sql/bi_readonly.sql grants EXECUTE on it alone); search_path pinned.
+CREATE FUNCTION snapshot_rows(p_set bigint, p_date date)
+RETURNS TABLE (referring_domain text, target_key smallint, target text, "position" integer,
+               intersections_count integer, type text, rank integer, backlinks bigint,
+               first_seen timestamptz, lost_date timestamptz, backlinks_spam_score integer,
+               broken_backlinks bigint, broken_pages bigint, referring_domains bigint,
+               referring_domains_nofollow bigint, referring_main_domains bigint,
+               referring_main_domains_nofollow bigint, referring_ips bigint,
+               referring_subnets bigint, referring_pages bigint, referring_pages_nofollow bigint,
+               referring_links_tld jsonb, referring_links_types jsonb,
+               referring_links_attributes jsonb, referring_links_platform_types jsonb,
+               referring_links_semantic_locations jsonb, referring_links_countries jsonb,
+               extra jsonb, run_id bigint)
+LANGUAGE sql STABLE SECURITY DEFINER ROWS 2000
+SET search_path FROM CURRENT SET enable_nestloop = off AS $$
+    SELECT v.referring_domain, v.target_key, v.target, o.position, v.intersections_count, v.type,
+           v.rank, v.backlinks, v.first_seen, v.lost_date, v.backlinks_spam_score,
+           v.broken_backlinks, v.broken_pages, v.referring_domains, v.referring_domains_nofollow,
+           v.referring_main_domains, v.referring_main_domains_nofollow, v.referring_ips,
+           v.referring_subnets, v.referring_pages, v.referring_pages_nofollow,
+           v.referring_links_tld, v.referring_links_types, v.referring_links_attributes,
+           v.referring_links_platform_types, v.referring_links_semantic_locations,
+           v.referring_links_countries, v.extra, v.run_id
+    FROM domain_intersection_version v
+    LEFT JOIN (
+        SELECT u.domain, u.position
+        FROM domain_intersection_order r
+        CROSS JOIN LATERAL unnest(r.domains, r.positions) AS u(domain, position)
+        WHERE r.target_set_id = p_set AND r.valid_from <= p_date AND r.valid_to > p_date
+    ) o ON o.domain = v.referring_domain
+    WHERE v.target_set_id = p_set AND v.valid_from <= p_date AND v.valid_to > p_date
+$$;
+
 -- The old table's name, as a view of every complete snapshot not purged:
 -- queries written against the table keep working (reading, not writing).
--- Per control row, the versions covering its date joined by domain to the
--- order row covering it: two short index ranges and a hash join. A filter on
--- target_set_id and snapshot_date goes to the control row, so a query for
--- one snapshot reads only that snapshot.
+-- A filter on target_set_id and snapshot_date goes to the control row, so a
+-- query for one snapshot reads only that snapshot.
 CREATE VIEW domain_intersection AS
 SELECT s.snapshot_date, s.target_set_id, d.referring_domain, d.target_key, d.target, d.position,
        d.intersections_count, d.type, d.rank, d.backlinks, d.first_seen, d.lost_date,
@@ -606,19 +644,7 @@ SELECT s.snapshot_date, s.target_set_id, d.referring_domain, d.target_key, d.tar
        d.referring_links_platform_types, d.referring_links_semantic_locations,
        d.referring_links_countries, d.extra, d.run_id
 FROM etl_snapshot s
-CROSS JOIN LATERAL (
-    SELECT v.*, o.position
-    FROM domain_intersection_version v
-    LEFT JOIN (
-        SELECT u.domain, u.position
-        FROM domain_intersection_order r
-        CROSS JOIN LATERAL unnest(r.domains, r.positions) AS u(domain, position)
-        WHERE r.target_set_id = s.target_set_id AND r.valid_from <= s.snapshot_date
-          AND r.valid_to > s.snapshot_date
-    ) o ON o.domain = v.referring_domain
-    WHERE v.target_set_id = s.target_set_id AND v.valid_from <= s.snapshot_date
-      AND v.valid_to > s.snapshot_date
-) d
+CROSS JOIN LATERAL snapshot_rows(s.target_set_id, s.snapshot_date) d
 WHERE s.status = 'complete' AND s.purged_at IS NULL;
 
 -- The incremental cursors of daily and changes.

@@ -827,6 +827,12 @@ COMMENT ON COLUMN etl_run_summary.rows IS
 -- ---------------------------------------------------------------------------
 -- Functions (sql/005_versioned_history.sql): the loader's, not for reports
 
+COMMENT ON FUNCTION snapshot_rows(bigint, date) IS
+    'snapshot_rows(p_set, p_date): the rows of set p_set''s snapshot of p_date as the old '
+    'domain_intersection table had them (position from the order row covering the date). Meaningful for a '
+    'complete date that is not purged (the domain_intersection view calls it for exactly those). SECURITY '
+    'DEFINER and planned with nested loops off, so the report views need no right on the tables and never '
+    'take a quadratic plan on stale statistics; sql/bi_readonly.sql grants EXECUTE on it to the BI role.';
 COMMENT ON FUNCTION publish_snapshot(bigint, bigint, date, bigint) IS
     'publish_snapshot(p_run, p_set, p_date, p_total): makes the rows run p_run staged for set p_set '
     '(domain_intersection_pending) the snapshot of p_date, leaving every other complete date of the set as '

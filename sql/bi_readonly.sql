@@ -14,7 +14,8 @@
 --
 -- The views run with their owner's rights, so SELECT on a view is all the
 -- role needs; it gets no right on any table, sequence or function of the
--- schema. The script changes only what concerns its own role: rights given
+-- schema but EXECUTE on snapshot_rows(), through which the views read a
+-- snapshot. The script changes only what concerns its own role: rights given
 -- to PUBLIC (which other roles of the database may rely on) are left as
 -- they are, except on the ETL's own schema, where CREATE and EXECUTE on its
 -- functions (publish_snapshot and friends) are revoked from PUBLIC as
@@ -84,6 +85,9 @@ GRANT SELECT ON
     :"schema".domain_intersection_history,
     :"schema".etl_run_summary
 TO :"role";
+-- The views read each snapshot through it (SECURITY DEFINER: it reads the
+-- tables as their owner, the role still cannot).
+GRANT EXECUTE ON FUNCTION :"schema".snapshot_rows(bigint, date) TO :"role";
 
 COMMIT;
 
