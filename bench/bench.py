@@ -4,9 +4,11 @@
 Every figure it reports is a ratio of two times measured side by side in the
 same run on the same machine, so that a shared, noisy machine moves both
 sides alike: the ETL against the ideal of a latency-bound run, the ETL
-against PostgreSQL doing the same load with no ETL around it (plain COPY; the
-loader's own SQL fed pre-rendered rows), peak memory against itself at
-other sizes. bench/README.md says what each row measures and how to read it.
+against PostgreSQL doing the same load with no ETL around it (the floor: the
+loader's own SQL, captured from the binary, replayed by psql on pre-rendered
+rows; and, as a second reference, one plain COPY of the rows into an empty
+domain_intersection_version), peak memory against itself at other sizes.
+bench/README.md says what each row measures and how to read it.
 
 Everything runs on this machine: the release binary, a throwaway PostgreSQL
 cluster (scripts/pg-tmp, started by scripts/bench) reached on 127.0.0.1 as
@@ -43,7 +45,7 @@ SCHEMA = "dataforseo"
 DATE = "2026-01-15"          # the snapshot every measured run writes
 CAP_DATE = "2025-12-31"      # the statement-capture run's, recognisable in its log
 CAP_RUN, CAP_SET = 7001, 3001  # the capture runs' first ids, likewise
-FLOOR_RUN = 900001           # run_id of the rows the SQL floor stages
+FLOOR_RUN = 900001           # run_id of the rows the floor stages (and of its etl_run row)
 LIMIT = 1000                 # items per page, the API's maximum
 LATENCY_MS = 150
 CPU_CONCURRENCY = 8          # the job default; the CPU-bound runs use it
@@ -215,9 +217,12 @@ class Pg:
             e["PGOPTIONS"] = options
         return e
 
-    def psql(self, db, sql):
-        p = subprocess.run(self._argv(db) + ["-c", sql], capture_output=True, text=True,
-                           env=self.env())
+    def psql(self, db, sql, options=None):
+        try:  # untimed plumbing: a statement that hangs is a bug to report, not to wait out
+            p = subprocess.run(self._argv(db) + ["-c", sql], capture_output=True, text=True,
+                               env=self.env(options), timeout=900)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError("psql ran past 900 s: %s" % sql[:300])
         if p.returncode != 0:
             raise RuntimeError("psql failed: %s\n%s" % (sql[:300], p.stderr))
         return p.stdout.strip()
@@ -323,15 +328,16 @@ def statement_kind(sql):
     s = " ".join(sql.split())
     kinds = [
         (r"^(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", "transaction control (BEGIN/COMMIT/SAVEPOINT)"),
-        (r"^COPY di_stage\b", "COPY rows into di_stage"),
-        (r"^COPY domain_intersection_p\d+\b", "COPY rows straight into the partition"),
-        (r"^INSERT INTO domain_intersection AS d .* FROM di_stage\b", "upsert di_stage -> partition"),
-        (r"^INSERT INTO domain_intersection_pending\b", "upsert di_stage -> pending"),
+        (r"^COPY domain_intersection_pending\b", "COPY rows into pending"),
+        (r"^COPY di_stage\b", "COPY rows into di_stage (a page repeating staged rows)"),
+        (r"^WITH up AS \(INSERT INTO domain_intersection_pending\b", "upsert di_stage -> pending"),
         (r"^INSERT INTO etl_page\b", "ledger row (etl_page)"),
         (r"^INSERT INTO raw_page\b", "archive body (raw_page)"),
-        (r"^DELETE FROM domain_intersection d\b", "publish: delete rows gone"),
-        (r"^INSERT INTO domain_intersection AS d\b", "publish: insert/update rows"),
-        (r"^DELETE FROM domain_intersection_pending\b", "publish: empty pending"),
+        (r"^SELECT \* FROM publish_snapshot\(", "publish: publish_snapshot() (pending -> versions)"),
+        (r"^UPDATE etl_run_set\b", "publish: etl_run_set row"),
+        (r"^SELECT snapshot_cost\(", "publish: snapshot_cost()"),
+        (r"^SET LOCAL\b", "publish: SET LOCAL"),
+        (r"^WITH gone AS \( ?DELETE FROM domain_intersection_pending\b", "run start: stale staged rows"),
         (r"^SELECT .*\braw_page\b", "replay: read archived bodies"),
     ]
     for pat, name in kinds:
@@ -340,27 +346,73 @@ def statement_kind(sql):
     return "other statements"
 
 
-def slow_plans(text):
-    """auto_explain's entries: [{"ms", "statement", "plan"}], plan as the
-    chain of node names (the shape is what tells a quadratic join)."""
+def plan_entries(text):
+    """auto_explain's entries, each with the CONTEXT logged with it:
+    [{"ms", "query", "body", "context"}]. A statement run inside a function
+    has a context naming it (one "PL/pgSQL function ..." line per level)."""
+    recs = log_records(text)
     out = []
-    for pid, level, msg in log_records(text):
+    for i, (pid, level, msg) in enumerate(recs):
         if level != "LOG":
             continue
         m = re.match(r"duration: ([0-9.]+) ms  plan:\n(.*)$", msg, re.S)
         if not m:
             continue
+        ctx = ""
+        for j in range(i + 1, min(i + 8, len(recs))):  # the same backend's next record
+            if recs[j][0] == pid:
+                if recs[j][1] == "CONTEXT":
+                    ctx = recs[j][2]
+                break
         body = m.group(2)
-        q = re.search(r"Query Text: (.*)", body)
+        q = re.search(r"Query Text: (.*?)(?:\n(?=\S)|\n\n|\n[A-Z][A-Za-z ]+ (?:on|using|\()|$)", body, re.S)
+        out.append({"ms": float(m.group(1)), "query": " ".join((q.group(1) if q else "").split()),
+                    "body": body, "context": ctx})
+    return out
+
+
+def context_where(ctx):
+    """'publish_snapshot line 42' for a statement a PL/pgSQL function ran
+    (the innermost function), '' for a top-level one."""
+    m = re.search(r"(?:PL/pgSQL|SQL) function \"?(\w+)\"?(?:\([^)]*\))? (?:line|statement) (\d+)", ctx)
+    return "%s line %s" % (m.group(1), m.group(2)) if m else ""
+
+
+def slow_plans(text):
+    """auto_explain's entries: [{"ms", "statement", "plan"}], plan as the
+    chain of node names (the shape is what tells a quadratic join); a
+    statement inside a function is named with its function and line."""
+    out = []
+    for e in plan_entries(text):
+        body = e["body"]
         nodes = []
         for line in body.split("\n"):
             nm = re.match(r"\s*(?:->\s+)?([A-Z][A-Za-z ]+?)(?: on | using |  \(|\s*\()", line)
             if nm and not line.lstrip().startswith(("Query Text", "Index Cond", "Filter", "Join Filter",
                                                      "Hash Cond", "Sort Key", "Rows Removed", "Conflict")):
                 nodes.append(nm.group(1).strip())
-        out.append({"ms": float(m.group(1)), "statement": " ".join((q.group(1) if q else "").split())[:100],
+        where = context_where(e["context"])
+        out.append({"ms": e["ms"], "statement": ((where + ": ") if where else "") + e["query"][:100],
                     "plan": " > ".join(nodes[:6]),
                     "quadratic": "Join Filter" in body and "Nested Loop" in body})
+    return out
+
+
+def nested_durations(text, function):
+    """The statements `function` ran itself (not those of functions it
+    called), from auto_explain with log_nested_statements: {"line N: query
+    head": [milliseconds, executions]}. A statement that calls another
+    function (PERFORM snapshot_stats(...)) includes that one's time."""
+    out = {}
+    for e in plan_entries(text):
+        levels = re.findall(r"(?:PL/pgSQL|SQL) function \"?(\w+)", e["context"])
+        if not levels or levels[0] != function:
+            continue
+        where = context_where(e["context"])
+        key = "%s: %s" % (where.split(" ", 1)[1], e["query"][:70])
+        acc = out.setdefault(key, [0.0, 0])
+        acc[0] += e["ms"]
+        acc[1] += 1
     return out
 
 
@@ -587,17 +639,62 @@ class Bench:
     def fresh_db(self):
         return self.pg.create_db(template=self.template)
 
-    def count_rows(self, db, where=""):
-        return int(self.pg.psql(db, "SELECT count(*) FROM %s.domain_intersection WHERE snapshot_date = '%s'%s"
-                                % (SCHEMA, DATE, (" AND " + where) if where else "")))
+    def count_rows(self, db, run_id=None):
+        """Rows of the complete snapshot of DATE (of every set), or those of
+        them a run wrote: the versions covering the date, as the
+        domain_intersection view has them, read from the table (the view
+        filtered on run_id, right after a 10% rerun of 1M rows, ran over 10
+        minutes here)."""
+        return int(self.pg.psql(db, "SELECT count(*) FROM {s}.domain_intersection_version v"
+                                    " JOIN {s}.etl_snapshot c USING (target_set_id)"
+                                    " WHERE c.snapshot_date = '{d}' AND c.status = 'complete'"
+                                    " AND c.purged_at IS NULL AND v.valid_from <= c.snapshot_date"
+                                    " AND v.valid_to > c.snapshot_date{r}"
+                                .format(s=SCHEMA, d=DATE, r=" AND v.run_id = %d" % run_id if run_id else "")))
 
     def last_run(self, db):
         return int(self.pg.psql(db, "SELECT max(run_id) FROM %s.etl_run" % SCHEMA))
 
-    def ensure_partition(self, db, date):
-        self.pg.psql(db, "SET search_path TO %s; SELECT CASE WHEN to_regproc('ensure_partition') IS NULL"
-                     " THEN NULL ELSE ensure_partition('%s'::date) END" % (SCHEMA, date)
-                     if self.partitioned else "SELECT 1")
+    def floor_setup(self, db, set_ids):
+        """Untimed, in a floor's database: what the ETL writes before its
+        first page (the target set, the run, the run's set rows), so that the
+        floor's ledger rows and publish_snapshot() find them. The set ids
+        are the dumped rows' own."""
+        sql = ["SET search_path TO %s" % SCHEMA,
+               "INSERT INTO etl_run (run_id, job, snapshot_date, version) OVERRIDING SYSTEM VALUE"
+               " VALUES (%d, 'bench-floor', '%s', 'bench floor')" % (FLOOR_RUN, DATE)]
+        for set_id in set_ids:
+            sql.append("INSERT INTO target_set (target_set_id, job, name, targets, request, request_hash,"
+                       " page_limit, max_rows) OVERRIDING SYSTEM VALUE VALUES (%d, 'bench-floor', 'floor-%d',"
+                       " '{}', '{}', 'floor', %d, 10000000)" % (set_id, set_id, LIMIT))
+            sql.append("INSERT INTO etl_run_set (run_id, target_set_id, request_hash)"
+                       " VALUES (%d, %d, 'floor')" % (FLOOR_RUN, set_id))
+        self.pg.psql(db, "; ".join(sql))
+
+    def floor_reset(self, db):
+        """Untimed, between two replays of the floor on one database: its run
+        is made unpublished again (etl_run_set back to 'running', its ledger
+        rows gone), as a new run of the same date would be; the versions,
+        order and control rows it published stay, as the ETL's do."""
+        self.pg.psql(db, "UPDATE %s.etl_run_set SET status = 'running', finished_at = NULL WHERE run_id = %d;"
+                         " DELETE FROM %s.etl_page WHERE run_id = %d" % (SCHEMA, FLOOR_RUN, SCHEMA, FLOOR_RUN))
+
+    def empty_snapshot(self, db):
+        """Untimed: the database's one set loses every published row: its
+        versions, order rows, change rows and control rows (the database
+        holds that set alone, so the three tables are truncated), and a
+        checkpoint. Runs and raw_page stay, so a replay can read them."""
+        self.pg.psql(db, "TRUNCATE {s}.domain_intersection_version, {s}.domain_intersection_order,"
+                         " {s}.domain_intersection_change; DELETE FROM {s}.etl_snapshot".format(s=SCHEMA))
+        self.pg.checkpoint()
+
+    def history_bytes(self, db):
+        """On-disk bytes (with indexes and TOAST) of the history's tables."""
+        names = ("domain_intersection_version", "domain_intersection_order", "etl_snapshot",
+                 "domain_intersection_change", "raw_page", "domain_intersection_pending")
+        out = self.pg.psql(db, " UNION ALL ".join(
+            "SELECT '%s', pg_total_relation_size('%s.%s')" % (n, SCHEMA, n) for n in names))
+        return {k: int(v) for k, v in (line.split("|") for line in out.splitlines())}
 
     def has_command(self, name):
         p = subprocess.run([self.bin, "help", name], capture_output=True)
@@ -641,7 +738,8 @@ class Bench:
             # Plans of statements over 1 s land in the server log (no
             # instrumentation, so no cost below that): how a slow step is slow.
             self.pg.psql("postgres", "LOAD 'auto_explain'")
-            self.pg.options = "-c session_preload_libraries=auto_explain -c auto_explain.log_min_duration=1000"
+            self.pg.options = ("-c session_preload_libraries=auto_explain -c auto_explain.log_min_duration=1000"
+                               " -c auto_explain.log_nested_statements=on")
         except RuntimeError:
             self.pg.options = ""
         self.fake = Fake(self.work, "fake")
@@ -652,9 +750,14 @@ class Bench:
                              "--schema", SCHEMA], capture_output=True, text=True, env=self.etl_env("x"))
         if rc.returncode != 0:
             raise RuntimeError("migrate failed: %s" % rc.stderr)
-        self.partitioned = self.pg.psql(
-            self.template, "SELECT relkind FROM pg_class WHERE oid = '%s.domain_intersection'::regclass"
-            % SCHEMA) == "p"
+        if self.pg.psql(self.template, "SELECT to_regclass('%s.domain_intersection_version') IS NOT NULL"
+                        % SCHEMA) != "t":
+            raise RuntimeError("the migrated schema has no domain_intersection_version: this benchmark"
+                               " measures the versioned history (sql/005_versioned_history.sql)")
+        self.version_columns = self.pg.psql(
+            self.template, "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute"
+            " WHERE attrelid = '%s.domain_intersection_version'::regclass AND attnum > 0"
+            " AND NOT attisdropped" % SCHEMA).split(",")
         probe = write_job(os.path.join(self.work, "jobs", "probe.yaml"), self.fake.base_url,
                           [("s", ["x.example"])], 1, archive=False)
         self.archive_key, _ = self.job_key_ok(probe)
@@ -662,7 +765,7 @@ class Bench:
                           [("s", ["x.example"])], 1, connections=1)
         self.connections_key, _ = self.job_key_ok(probe)
         self.replay = self.has_command("replay")
-        self.results["binary_features"] = {"partitioned": self.partitioned,
+        self.results["binary_features"] = {"schema": "versioned history (domain_intersection_version)",
                                            "archive_key": self.archive_key,
                                            "connections_key": self.connections_key, "replay": self.replay}
         self.capture()
@@ -670,14 +773,16 @@ class Bench:
     def capture(self):
         """Runs a 3-page job twice, a first load and then a rerun of the same
         date, with log_statement=all, and keeps the statements the binary
-        sends: the rerun's staging, upsert and publish are the loader SQL the
-        floor replays (whatever src/load.c builds today)."""
+        sends: the first load's page transaction (archive insert aside) and
+        its publish transaction are the loader SQL the floor replays
+        (whatever src/load.c builds today)."""
         db = self.fresh_db()
         self.pg.psql(db, "ALTER TABLE %s.etl_run ALTER COLUMN run_id RESTART WITH %d;"
                          "ALTER TABLE %s.target_set ALTER COLUMN target_set_id RESTART WITH %d"
                      % (SCHEMA, CAP_RUN, SCHEMA, CAP_SET))
         targets = ["cap-a.bench.example", "cap-b.bench.example"]
-        self.fake.scenario(targets[0], total_count=2500)
+        cap_total = 2500
+        self.fake.scenario(targets[0], total_count=cap_total)
         # one connection: the page transactions are read off one session's log
         job = write_job(os.path.join(self.work, "jobs", "capture.yaml"), self.fake.base_url,
                         [("cap", targets)], 2, connections=1 if self.connections_key else None)
@@ -685,7 +790,7 @@ class Bench:
         for label in ("capture-first", "capture-rerun"):
             off = self.pg.log_size()
             self.etl(["run", job, "--snapshot-date", CAP_DATE], db, label,
-                     {"PGOPTIONS": "-c log_statement=all -c log_parameter_max_length=100"})
+                     {"PGOPTIONS": "-c log_statement=all -c log_parameter_max_length=1000"})
             runs.append((self.last_run(db), logged_statements(self.pg.log_since(off))))
         set_id = self.pg.psql(db, "SELECT target_set_id FROM %s.target_set WHERE name = 'cap'" % SCHEMA)
         self.pg.drop_db(db)
@@ -693,11 +798,11 @@ class Bench:
         def heads(stmts):
             return [" ".join(sql.split()) for _, sql, _ in stmts]
 
-        def find(hs, pred, start=0):
+        def find(hs, pred, start=0, what="statement"):
             for i in range(start, len(hs)):
                 if pred(hs[i]):
                     return i
-            raise RuntimeError("statement capture: nothing matches in %d statements" % len(hs))
+            raise RuntimeError("statement capture: no %s in %d statements" % (what, len(hs)))
 
         def txn_around(hs, i):
             b = i
@@ -711,105 +816,185 @@ class Bench:
         page_txns = {}
         for name, (run_id, stmts) in zip(("first_load", "rerun"), runs):
             hs = heads(stmts)
-            b, e = txn_around(hs, find(hs, lambda h: h.startswith("INSERT INTO etl_page")))
+            b, e = txn_around(hs, find(hs, lambda h: h.startswith("INSERT INTO etl_page"), what="ledger insert"))
             page_txns[name] = [h[:90] for h in hs[b:e + 1]]
-        rerun_id, stmts = runs[1]
+        first_id, stmts = runs[0]
         hs = heads(stmts)
-        stage_ddl = stmts[find(hs, lambda h: h.startswith("CREATE TEMP TABLE") and "di_stage" in h)][1]
-        i_copy = find(hs, lambda h: h.startswith("COPY di_stage"))
-        upsert = stmts[find(hs, lambda h: h.startswith("INSERT INTO domain_intersection_pending"), i_copy)][1]
-        i_pub = find(hs, lambda h: re.match(r"INSERT INTO domain_intersection AS d .* FROM domain_intersection_pending", h)
-                     is not None)
+        # A page that repeats no staged row: COPY straight into pending (the
+        # floor's rows never repeat one; a page that did would take di_stage
+        # and the upsert, which the time breakdown shows when it happens).
+        i = 0
+        while True:
+            i_copy = find(hs, lambda h: h.startswith("COPY domain_intersection_pending"), i,
+                          "COPY into domain_intersection_pending")
+            b, e = txn_around(hs, i_copy)
+            if not any(h.startswith("ROLLBACK") for h in hs[b:e]):
+                break
+            i = e + 1
+        page = []
+        for k in range(b + 1, e):
+            _, sql, params = stmts[k]
+            if hs[k].startswith("INSERT INTO raw_page"):
+                continue  # the archive: not loading rows (the ETL pays it on top)
+            page.append((sql, params))
+        i_ledger = next(k for k, (sql, _) in enumerate(page) if sql.lstrip().startswith("INSERT INTO etl_page"))
+        m = re.match(r"INSERT INTO etl_page \((.*?)\) VALUES \((.*?)\)", " ".join(page[i_ledger][0].split()))
+        if not m:
+            raise RuntimeError("statement capture: cannot read the ledger insert's columns")
+        ledger_params = {}
+        for col, val in zip(m.group(1).split(","), m.group(2).split(",")):
+            pm = re.match(r"\s*\$(\d+)", val)
+            if pm:
+                ledger_params[col.strip()] = int(pm.group(1))
+        i_pub = find(hs, lambda h: h.startswith("SELECT * FROM publish_snapshot("), what="publish_snapshot() call")
         b, e = txn_around(hs, i_pub)
-        publish = [(sql, params) for _, sql, params in stmts[b + 1:e]
-                   if "domain_intersection" in sql or sql.startswith("SET LOCAL")]
-        session = [sql for _, sql, _ in stmts if sql.startswith("SET ") and not sql.startswith("SET LOCAL")]
-        self.sql = {"stage_ddl": stage_ddl, "copy": stmts[i_copy][1], "upsert": upsert, "publish": publish,
-                    "session": session,
-                    "mapping": {str(rerun_id): str(FLOOR_RUN), CAP_DATE: DATE}, "set_id": set_id}
-        m = re.match(r"COPY di_stage \((.*?)\) FROM STDIN", hs[i_copy])
+        publish = [(sql, params) for _, sql, params in stmts[b + 1:e]]
+        session = []
+        for _, sql, _ in stmts:
+            if sql.startswith("SET ") and not sql.startswith("SET LOCAL") and sql not in session:
+                session.append(sql)
+        stage_ddl = [sql for _, sql, _ in stmts if sql.startswith("CREATE TEMP TABLE")][:1]
+        copy_sql = page[[k for k, (sql, _) in enumerate(page) if sql.startswith("COPY ")][0]][0]
+        self.sql = {"session": session, "stage_ddl": stage_ddl, "page": page, "copy": copy_sql,
+                    "ledger_params": ledger_params, "publish": publish,
+                    "mapping": {str(first_id): str(FLOOR_RUN), CAP_DATE: DATE},
+                    "cap_set": set_id, "cap_total": str(cap_total)}
+        m = re.match(r"COPY domain_intersection_pending \((.*?)\) FROM STDIN", " ".join(copy_sql.split()))
         self.columns = [c.strip() for c in m.group(1).split(",")]
         self.results["loader_sql"] = {
             "source": "captured from the binary's own session (log_statement=all): a 3-page first load,"
                       " then a rerun of the same date",
             "page_transaction": page_txns,
+            "floor_page_transaction": ["BEGIN"] + [" ".join(sql.split())[:90] for sql, _ in page] + ["COMMIT"],
             "publish_transaction": [" ".join(sql.split())[:90] for sql, _ in publish],
             "session_settings": session,
         }
         for name, t in page_txns.items():
             log("loader SQL, %s: %d statements per page: %s" % (
                 name, len(t), ", ".join(h.split(" (")[0][:48] for h in t)))
+        log("loader SQL, publish: %s" % " | ".join(" ".join(sql.split())[:60] for sql, _ in publish))
 
     # -- floors --------------------------------------------------------------
 
     def dump_rows(self, db, path):
-        """The snapshot's rows in COPY text, in result order, run_id set to FLOOR_RUN."""
+        """The snapshot's rows, in result order with run_id set to FLOOR_RUN,
+        as COPY text: split into the ETL's pages (pending's columns, as the
+        loader COPYs them), and all in one file in the columns of
+        domain_intersection_version (valid_from = the snapshot date, valid_to
+        left to its default) for the plain COPY."""
         cols = ", ".join("%d::bigint AS run_id" % FLOOR_RUN if c == "run_id" else c for c in self.columns)
         sql = ("\\copy (SELECT %s FROM %s.domain_intersection WHERE snapshot_date = '%s' "
                "ORDER BY target_set_id, position, target_key) TO '%s'" % (cols, SCHEMA, DATE, path))
-        self.pg.psql(db, sql)
-        set_ids = set()
-        pos_i = self.columns.index("position")
-        set_i = self.columns.index("target_set_id")
+        # a nested loop would unnest the order array once per row
+        self.pg.psql(db, sql, options="-c enable_nestloop=off")
+        col = {c: i for i, c in enumerate(self.columns)}
+        vcols = [c for c in self.version_columns if c != "valid_to"]
+        vidx = [col["snapshot_date"] if c == "valid_from" else col[c] for c in vcols]
         d = path + ".pages"
         os.makedirs(d, exist_ok=True)
-        files = {}
+        vpath = path + ".version"
+        pages, set_domains = [], {}
         rows = 0
-        out, cur = None, None
-        with open(path, "rb") as f:  # in (set, position) order: each page's rows are contiguous
+        out, cur, page_domains = None, None, None
+        # in (set, position) order: each page's rows are contiguous
+        with open(path, "rb") as f, open(vpath, "wb") as vf:
             for line in f:
-                fields = line.split(b"\t", max(pos_i, set_i) + 1)
-                key = (int(fields[set_i]), int(fields[pos_i]) // LIMIT)
+                fields = line.rstrip(b"\n").split(b"\t")
+                vf.write(b"\t".join(fields[i] for i in vidx) + b"\n")
+                set_id = int(fields[col["target_set_id"]])
+                key = (set_id, int(fields[col["position"]]) // LIMIT)
                 if key != cur:
                     if out:
                         out.close()
                     cur = key
-                    set_ids.add(key[0])
-                    files[key] = os.path.join(d, "%d-%06d.copy" % key)
-                    out = open(files[key], "ab")
+                    page_domains = set()
+                    pages.append({"file": os.path.join(d, "%d-%06d.copy" % key), "set_id": set_id,
+                                  "offset": key[1] * LIMIT, "rows": 0, "items": 0})
+                    out = open(pages[-1]["file"], "wb")
                 out.write(line)
+                dom = fields[col["referring_domain"]]
+                if dom not in page_domains:
+                    page_domains.add(dom)
+                    pages[-1]["items"] += 1
+                set_domains.setdefault(set_id, set()).add(dom)
+                pages[-1]["rows"] += 1
                 rows += 1
         if out:
             out.close()
-        return {"all": path, "pages": [files[k] for k in sorted(files, key=lambda k: (k[1], k[0]))],
-                "set_ids": sorted(set_ids), "rows": rows}
+        os.remove(path)
+        pages.sort(key=lambda p: (p["offset"], p["set_id"]))  # the ETL's order: round-robin over sets
+        return {"dir": d, "version_file": vpath, "version_columns": vcols, "pages": pages,
+                "set_ids": sorted(set_domains), "totals": {k: len(v) for k, v in set_domains.items()},
+                "rows": rows}
+
+    @staticmethod
+    def drop_dump(dump):
+        if dump:
+            shutil.rmtree(dump["dir"], ignore_errors=True)
+            if os.path.exists(dump["version_file"]):
+                os.remove(dump["version_file"])
 
     def floor_scripts(self, dump, tag):
-        """psql scripts: the plain COPY, and the loader's SQL (pages, publish)."""
-        cols = ", ".join(self.columns)
+        """psql scripts: the plain COPY into domain_intersection_version, and
+        the loader's SQL on these rows: per page, the captured page
+        transaction (COPY into pending, ledger row; not the archive), then
+        the captured publish transaction per set."""
         base = os.path.join(self.work, "floor-%s" % tag)
         plain = base + "-copy.sql"
         with open(plain, "w") as f:
-            f.write("\\copy %s.domain_intersection (%s) FROM '%s'\n" % (SCHEMA, cols, dump["all"]))
+            f.write("\\copy %s.domain_intersection_version (%s) FROM '%s'\n"
+                    % (SCHEMA, ", ".join(dump["version_columns"]), dump["version_file"]))
+
+        def literal(v):
+            return "NULL" if v is None else "'%s'" % str(v).replace("'", "''")
+
+        def bind(sql, params, values):
+            return re.sub(r"\$(\d+)\b", lambda m: literal(values.get(int(m.group(1)),
+                                                                       params.get(int(m.group(1))))),
+                          sql).rstrip().rstrip(";") + ";\n"
+
         # the ETL session's own settings (search_path, timezone, jit, ...)
-        head = "".join(sql.rstrip(";") + ";\n" for sql in self.sql["session"]) or \
+        head = "".join(sql.rstrip().rstrip(";") + ";\n" for sql in self.sql["session"]) or \
             "SET search_path TO %s, pg_catalog, pg_temp;\nSET timezone TO 'UTC';\n" % SCHEMA
+        head += "".join(sql.rstrip().rstrip(";") + ";\n" for sql in self.sql["stage_ddl"])
         pages = base + "-pages.sql"
-        copy_meta = "\\copy " + re.sub(r"\s+FROM\s+STDIN\s*$", "", " ".join(self.sql["copy"].split())[5:])
+        lp = self.sql["ledger_params"]
         with open(pages, "w") as f:
-            f.write(head + self.sql["stage_ddl"].rstrip(";") + ";\n")
-            for fp in dump["pages"]:
-                f.write("BEGIN;\n%s FROM '%s'\n%s;\nCOMMIT;\n" % (copy_meta, fp, self.sql["upsert"].rstrip(";")))
+            f.write(head)
+            for pg in dump["pages"]:
+                f.write("BEGIN;\n")
+                for sql, params in self.sql["page"]:
+                    if sql.startswith("COPY "):
+                        f.write("\\copy %s FROM '%s'\n" % (
+                            re.sub(r"\s+FROM\s+STDIN\s*;?\s*$", "", " ".join(sql.split())[5:]), pg["file"]))
+                    elif sql.lstrip().startswith("INSERT INTO etl_page"):
+                        values = {lp[k]: v for k, v in (
+                            ("run_id", FLOOR_RUN), ("target_set_id", pg["set_id"]), ("page_offset", pg["offset"]),
+                            ("page_limit", LIMIT), ("items", pg["items"]), ("rows", pg["rows"]),
+                            ("staged", pg["rows"]), ("total_count", dump["totals"][pg["set_id"]]))
+                            if k in lp}
+                        f.write(bind(sql, params, values))
+                    else:
+                        f.write(bind(sql, params, {}))
+                f.write("COMMIT;\n")
         publish = base + "-publish.sql"
         with open(publish, "w") as f:
-            f.write(head + "BEGIN;\n")
+            f.write(head)
             for set_id in dump["set_ids"]:
-                mapping = dict(self.sql["mapping"], **{self.sql["set_id"]: str(set_id)})
+                mapping = dict(self.sql["mapping"], **{self.sql["cap_set"]: str(set_id),
+                                                       self.sql["cap_total"]: str(dump["totals"][set_id])})
+                f.write("BEGIN;\n")
                 for sql, params in self.sql["publish"]:
-                    def lit(m):
-                        v = params.get(int(m.group(1)))
-                        if v is None:
-                            return "NULL"
-                        v = mapping.get(v, v)
-                        return "'%s'" % v.replace("'", "''")
-                    f.write(re.sub(r"\$(\d+)\b", lit, sql).rstrip(";") + ";\n")
-            f.write("COMMIT;\n")
-        return {"copy": plain, "pages": pages, "publish": publish}
+                    f.write(bind(sql, {k: mapping.get(v, v) if v is not None else None
+                                       for k, v in params.items()}, {}))
+                f.write("COMMIT;\n")
+        return {"copy": plain, "pages": pages, "publish": publish, "rows": dump["rows"]}
 
     def floor_copy(self, scripts, label, timeout):
+        """One plain COPY of every row into domain_intersection_version of an
+        empty database (its primary key and index, nothing else)."""
         db = self.fresh_db()
         try:
-            self.ensure_partition(db, DATE)
             self.pg.checkpoint()
             pg0 = self.pg.server_cpu()
             wall, client = self.pg.psql_file(db, scripts["copy"], os.path.join(self.work, "logs", label + ".log"),
@@ -819,7 +1004,8 @@ class Bench:
             self.pg.drop_db(db)
 
     def floor_sql(self, db, scripts, label, timeout):
-        """The loader's SQL on pre-rendered rows in db: page transactions, then publish."""
+        """The loader's SQL on pre-rendered rows in db (floor_setup() done):
+        page transactions, then publish, each script in a psql session."""
         self.pg.checkpoint()
         pg0 = self.pg.server_cpu()
         lp = os.path.join(self.work, "logs", label + ".log")
@@ -830,10 +1016,20 @@ class Bench:
             w2, c2 = self.pg.psql_file(db, scripts["publish"], lp, max(1.0, timeout - w1))
         except TimedOut as cut:
             self.pg.psql(db, "DELETE FROM %s.domain_intersection_pending" % SCHEMA)
+            self.floor_reset(db)
             e = TimedOut(time.monotonic() - t0)
             e.slow_statements = slow_plans(self.pg.log_since(off))
             e.running = getattr(cut, "running", [])
             raise e
+        # publish_snapshot() answers 'short' (and publishes nothing) when the
+        # ledger and the staged rows disagree: then the floor measured nothing
+        got = self.pg.psql(db, "SELECT (SELECT count(*) FROM {s}.domain_intersection_pending WHERE run_id = {r})"
+                               " || ' ' || (SELECT coalesce(sum(rows), 0) FROM {s}.etl_snapshot"
+                               " WHERE run_id = {r} AND snapshot_date = '{d}' AND status = 'complete')"
+                           .format(s=SCHEMA, r=FLOOR_RUN, d=DATE))
+        if got != "0 %d" % scripts["rows"]:
+            raise RuntimeError("%s: the floor did not publish its %d rows (staged left, published: %s); see %s"
+                               % (label, scripts["rows"], got, lp))
         return {"wall_s": w1 + w2, "pages_s": w1, "publish_s": w2, "client_cpu_s": c1 + c2,
                 "pg_cpu_s": self.pg.server_cpu() - pg0, "slow_statements": slow_plans(self.pg.log_since(off))}
 
@@ -855,8 +1051,8 @@ class Bench:
         """Untimed, before a rerun-state step: a checkpoint, and statistics on
         the snapshot as autovacuum leaves them within a minute or so of a
         load (the plans of the publish depend on them; see the hazard case)."""
-        self.pg.psql(db, "ANALYZE %s.domain_intersection; ANALYZE %s.domain_intersection_pending"
-                     % (SCHEMA, SCHEMA))
+        self.pg.psql(db, "ANALYZE {s}.domain_intersection_version, {s}.domain_intersection_order,"
+                         " {s}.domain_intersection_pending, {s}.etl_snapshot".format(s=SCHEMA))
         self.pg.checkpoint()
 
     def cpu_size(self, n, first_only=False):
@@ -932,10 +1128,11 @@ class Bench:
             step(rep, floors, "copy", lambda lim: self.floor_copy(scripts, "floor-copy-%d" % n, lim),
                  self.cfg["run_limit_s"])
             fdb = self.fresh_db()
-            self.ensure_partition(fdb, DATE)
+            self.floor_setup(fdb, dump["set_ids"])
             f1 = step(rep, floors, "sql_first",
                       lambda lim: self.floor_sql(fdb, scripts, "floor-sql-%d" % n, lim), self.cfg["run_limit_s"])
             fslow = self.slow_limit(f1["wall_s"]) if f1 else slow
+            self.floor_reset(fdb)
             self.settle(fdb)
             step(rep, floors, "sql_unchanged",
                  lambda lim: self.floor_sql(fdb, scripts, "floor-sql-rerun-%d" % n, lim), fslow)
@@ -949,7 +1146,7 @@ class Bench:
                      lambda lim: self.etl(["run", job_changed, "--snapshot-date", DATE, "--fresh"], db,
                                           "rerun10-%d" % n, fakes=fakes, timeout=lim), slow)
             if r and not r.get("timed_out"):
-                changed = self.count_rows(db, "run_id = %d" % self.last_run(db))
+                changed = self.count_rows(db, self.last_run(db))
                 want = 2 * ((items + 9) // 10)
                 if changed != want:
                     self.results["errors"].append("rerun 10%% at %d rows changed %d rows, expected %d"
@@ -960,14 +1157,15 @@ class Bench:
             if changed_scripts:
                 # fdb publishes the first load's rows (an unchanged rerun, or one
                 # cut short and rolled back, leaves them as they were)
+                self.floor_reset(fdb)
                 self.settle(fdb)
                 step(rep, floors, "sql_10pct",
                      lambda lim: self.floor_sql(fdb, changed_scripts, "floor-sql-rerun10-%d" % n, lim), fslow)
             self.pg.drop_db(fdb)
-            # replay of the first run: into an emptied snapshot, then again unchanged
+            # replay of the first run: into an emptied snapshot (every published
+            # row and control row of the set deleted), then again, unchanged
             if self.replay:
-                self.pg.psql(db, "TRUNCATE %s.domain_intersection" % SCHEMA)
-                self.pg.checkpoint()
+                self.empty_snapshot(db)
                 r = step(rep, runs, "replay_first",
                          lambda lim: self.etl(["replay", job, str(first_run)], db, "replay-%d" % n, timeout=lim),
                          slow)
@@ -994,14 +1192,12 @@ class Bench:
                 self.pg.drop_db(db)
             if rep == 0 and n <= self.cfg["hazard_max_rows"]:
                 # The hazard: a rerun right after the first load, before
-                # autovacuum has analyzed the new partition (held off here so
-                # the case is the same every time).
+                # autovacuum has analyzed the versions it wrote (held off here
+                # so the case is the same every time).
                 db = self.fresh_db()
-                part = self.pg.psql(db, "SET search_path TO %s; SELECT ensure_partition('%s'::date)"
-                                    % (SCHEMA, DATE)) if self.partitioned else "domain_intersection"
-                self.pg.psql(db, "ALTER TABLE %s.%s SET (autovacuum_enabled = false);"
-                                 "ALTER TABLE %s.domain_intersection_pending SET (autovacuum_enabled = false)"
-                             % (SCHEMA, part, SCHEMA))
+                self.pg.psql(db, "; ".join("ALTER TABLE %s.%s SET (autovacuum_enabled = false)" % (SCHEMA, t)
+                                           for t in ("domain_intersection_version", "domain_intersection_order",
+                                                     "domain_intersection_pending", "etl_snapshot")))
                 self.etl(["run", job, "--snapshot-date", DATE], db, "hazard-first-%d" % n, fakes=fakes)
                 self.pg.checkpoint()
                 step(rep, runs, "rerun_unanalyzed",
@@ -1009,9 +1205,7 @@ class Bench:
                                           "hazard-rerun-%d" % n, fakes=fakes, timeout=lim), slow)
                 self.pg.drop_db(db)
         for d in (dump, changed_dump):
-            if d:
-                os.remove(d["all"])
-                shutil.rmtree(d["all"] + ".pages", ignore_errors=True)
+            self.drop_dump(d)
         return res
 
     def baseline(self):
@@ -1064,37 +1258,57 @@ class Bench:
 
     def diag(self):
         """One more first load of the largest size with every statement's
-        duration logged: where the wall time goes, database side."""
+        duration logged: where the wall time goes, database side; with
+        auto_explain, also the statements publish_snapshot() runs inside
+        (those over 5 ms). Then the bytes the snapshot takes, and a replay
+        into the emptied snapshot logged the same way."""
         n = max(self.cfg["cpu_sizes"])
         targets = ["cpu%d-a.bench.example" % n, "cpu%d-b.bench.example" % n]
         job = self.work + "/jobs/cpu%d.yaml" % n
+        if not os.path.exists(job):  # --only diag
+            self.fake.scenario(targets[0], total_count=n // 2)
+            write_job(job, self.fake.base_url, [("s%d" % n, targets)], CPU_CONCURRENCY)
         fetch_all(self.fake.port, page_bodies([(targets, n // 2)]), CPU_CONCURRENCY)  # the fake's cache warm
         db = self.fresh_db()
         self.pg.checkpoint()
         log("diagnosis: first load of %d rows with statement durations logged" % n)
+        opts = "-c log_min_duration_statement=0 -c log_parameter_max_length=0"
+        if self.pg.options:
+            opts += " -c auto_explain.log_min_duration=5 -c auto_explain.log_nested_statements=on"
         off = self.pg.log_size()
-        r = self.etl(["run", job, "--snapshot-date", DATE], db, "diag-%d" % n,
-                     {"PGOPTIONS": "-c log_min_duration_statement=0 -c log_parameter_max_length=0"},
+        r = self.etl(["run", job, "--snapshot-date", DATE], db, "diag-%d" % n, {"PGOPTIONS": opts},
                      fakes=(self.fake,))
-        by_kind, per_pid = statement_durations(self.pg.log_since(off))
+        text = self.pg.log_since(off)
+        r["by_kind"], r["by_session_ms"] = statement_durations(text)
+        r["publish_inside"] = nested_durations(text, "publish_snapshot")
+        r["stats_inside"] = nested_durations(text, "snapshot_stats")
+        r.pop("slow_statements", None)  # every statement over 5 ms: not slow, just logged
         first_run = self.last_run(db)
+        sizes = self.history_bytes(db)
+        # an unchanged rerun of the date, from an analyzed snapshot as in 2-3
+        self.settle(db)
+        log("diagnosis: unchanged rerun of %d rows with statement durations logged" % n)
+        off = self.pg.log_size()
+        rerun = self.etl(["run", job, "--snapshot-date", DATE, "--fresh"], db, "diag-rerun-%d" % n,
+                         {"PGOPTIONS": opts}, fakes=(self.fake,))
+        text = self.pg.log_since(off)
+        rerun["by_kind"], rerun["by_session_ms"] = statement_durations(text)
+        rerun["publish_inside"] = nested_durations(text, "publish_snapshot")
+        rerun["stats_inside"] = nested_durations(text, "snapshot_stats")
+        rerun.pop("slow_statements", None)
+        rerun_sizes = self.history_bytes(db)
         replay = None
         if self.replay:
-            self.pg.psql(db, "TRUNCATE %s.domain_intersection" % SCHEMA)
-            self.pg.checkpoint()
+            self.empty_snapshot(db)
             off = self.pg.log_size()
-            replay = self.etl(["replay", job, str(first_run)], db, "diag-replay-%d" % n,
-                              {"PGOPTIONS": "-c log_min_duration_statement=0 -c log_parameter_max_length=0"})
-            replay["by_kind"], replay["by_session_ms"] = statement_durations(self.pg.log_since(off))
-        sizes = self.pg.psql(db, "SELECT coalesce(sum(pg_total_relation_size(c.oid)) FILTER (WHERE relname = 'raw_page'), 0),"
-                                 " coalesce(sum(pg_total_relation_size(c.oid)) FILTER (WHERE relname LIKE 'domain_intersection_p%%'), 0)"
-                                 " FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace"
-                                 " WHERE s.nspname = '%s' AND c.relkind = 'r'" % SCHEMA)
+            replay = self.etl(["replay", job, str(first_run)], db, "diag-replay-%d" % n, {"PGOPTIONS": opts})
+            text = self.pg.log_since(off)
+            replay["by_kind"], replay["by_session_ms"] = statement_durations(text)
+            replay["publish_inside"] = nested_durations(text, "publish_snapshot")
+            replay.pop("slow_statements", None)
         self.pg.drop_db(db)
-        r["by_kind"], r["by_session_ms"] = by_kind, per_pid
-        raw, part = (int(x) for x in sizes.split("|"))
-        self.results["diag"] = {"rows": n, "targets": targets, "run": r, "replay": replay,
-                                "raw_page_bytes": raw, "partition_bytes": part}
+        self.results["diag"] = {"rows": n, "targets": targets, "run": r, "rerun": rerun, "replay": replay,
+                                "bytes_after_first_load": sizes, "bytes_after_rerun": rerun_sizes}
 
     # -- report --------------------------------------------------------------
 
@@ -1106,15 +1320,15 @@ class Bench:
             met = None if value is None else (value >= goal if op == ">=" else value <= goal)
             targets.append({"name": name, "value": value, "target": "%s %s" % (op, goal), "met": met})
 
-        copy_rate = None  # rows/s of plain COPY at the largest size: what no loader beats
+        floor_rate = None  # rows/s of the floor's first load at the largest size: one session's best
         for row in res.get("cpu", []):
-            c = row.get("floors", {}).get("copy")
+            c = row.get("floors", {}).get("sql_first")
             if c and not any(x.get("timed_out") for x in c):
-                copy_rate = row["rows"] / median([x["wall_s"] for x in c])
-        res["copy_floor_rows_per_s"] = copy_rate
+                floor_rate = row["rows"] / median([x["wall_s"] for x in c])
+        res["floor_rows_per_s"] = floor_rate
         for row in res.get("latency", []):
-            row["copy_floor_s"] = ratio(row["rows"], copy_rate)
-            row["bound_s"] = max(row["ideal_s"], row["copy_floor_s"] or 0)
+            row["floor_s"] = ratio(row["rows"], floor_rate)
+            row["bound_s"] = max(row["ideal_s"], row["floor_s"] or 0)
             walls = [r["wall_s"] for r in row["runs"]]
             row["etl_s"] = median(walls)
             row["etl_s_min"], row["etl_s_max"] = min(walls), max(walls)
@@ -1143,6 +1357,7 @@ class Bench:
             copy_s = fs.get("copy", {}).get("wall_s")
             sql_s = fs.get("sql_first", {}).get("wall_s")
             same_state = {"first_load": "sql_first", "first_load_no_archive": "sql_first",
+                          "first_load_one_conn": "sql_first",
                           "replay_first": "sql_first", "rerun_unchanged": "sql_unchanged",
                           "replay_unchanged": "sql_unchanged", "rerun_10pct": "sql_10pct",
                           "rerun_unanalyzed": "sql_unchanged"}
@@ -1166,15 +1381,18 @@ class Bench:
             def med(case, key):
                 v = sm.get(case, {}).get(key)
                 return v and v["median"]
-            if copy_s:
-                target("first load %s rows: etl/copy" % fmt_rows(n), med("first_load", "etl_over_copy"), ">=", 0.7)
             if sql_s:
-                target("rerun unchanged %s rows: etl/(staging+upsert)" % fmt_rows(n),
+                target("first load %s rows: etl/floor" % fmt_rows(n), med("first_load", "etl_over_sql"), ">=", 0.7)
+            if copy_s:
+                target("first load %s rows: etl/plain COPY into versions" % fmt_rows(n),
+                       med("first_load", "etl_over_copy"), ">=", 0.7)
+            if sql_s:
+                target("rerun unchanged %s rows: etl/floor (first load)" % fmt_rows(n),
                        med("rerun_unchanged", "etl_over_sql"), ">=", 1.0)
-                target("rerun 10%% changed %s rows: etl/(staging+upsert)" % fmt_rows(n),
+                target("rerun 10%% changed %s rows: etl/floor (first load)" % fmt_rows(n),
                        med("rerun_10pct", "etl_over_sql"), ">=", 1.0)
                 if "rerun_unanalyzed" in sm:
-                    target("rerun before autovacuum, %s rows: etl/(staging+upsert)" % fmt_rows(n),
+                    target("rerun before autovacuum, %s rows: etl/floor (first load)" % fmt_rows(n),
                            med("rerun_unanalyzed", "etl_over_sql"), ">=", 1.0)
         rss = sorted(((row["rows"], row["summary"]["first_load"]["peak_rss_kib"])
                       for row in res.get("cpu", []) if "first_load" in row.get("summary", {})))
@@ -1200,9 +1418,10 @@ class Bench:
         if res.get("latency"):
             w("1. Latency-bound: fake API answers after %d ms, pages of 1000 rows (1 target), "
               "requests_per_minute 10000. ideal = pages x latency / concurrency." % LATENCY_MS)
-            if res.get("copy_floor_rows_per_s"):
-                w("   bound = max(ideal, rows / rows-per-s of plain COPY measured in 2.): what one COPY"
-                  " session can do; the ETL loads on several (database.connections), so it can beat it.")
+            if res.get("floor_rows_per_s"):
+                w("   bound = max(ideal, rows / rows-per-s of the floor's first load in 2.): what one psql session"
+                  " running the loader's SQL does; the ETL loads pages on several (database.connections), so it"
+                  " can beat it.")
             if res.get("baseline"):
                 w("   A run with nothing to load (1 request, 0 rows) takes %.2f s here: part of every etl s."
                   % res["baseline"]["wall_s"])
@@ -1210,8 +1429,8 @@ class Bench:
             for r in res["latency"]:
                 rows.append([r["layout"], r["concurrency"], r["pages"], "%.2f" % r["ideal_s"],
                              "%.2f (%.2f-%.2f)" % (r["etl_s"], r["etl_s_min"], r["etl_s_max"]),
-                             "%.2f" % r["ideal_over_etl"], fmtn(r["copy_floor_s"] and r["bound_s"], "%.2f"),
-                             fmtr(r["copy_floor_s"] and r["bound_over_etl"]),
+                             "%.2f" % r["ideal_over_etl"], fmtn(r["floor_s"] and r["bound_s"], "%.2f"),
+                             fmtr(r["floor_s"] and r["bound_over_etl"]),
                              "%.2f" % r["fake_alone_s"], "%.2f" % r["ideal_over_fake_alone"],
                              "%.1f/%.1f/%.1f" % (r["etl_cpu_s"], r["pg_cpu_s"], r["fake_cpu_s"]),
                              "%.1f" % (r["peak_rss_kib"] / 1024.0)])
@@ -1221,18 +1440,21 @@ class Bench:
         if res.get("cpu"):
             w("2-3. CPU-bound: fake latency 0; rows = table rows = items x 2 targets; pages of 2000 rows;"
               " concurrency %d." % CPU_CONCURRENCY)
-            w("   copy = plain COPY of the same rows into the empty table; sql = the loader's own SQL"
-              " (per page COPY di_stage + upsert into pending; then publish) on the same rows.")
+            w("   floor = the loader's own SQL replayed by psql on the same rows, pre-rendered (per page COPY into"
+              " domain_intersection_pending + ledger row; then the publish transaction, publish_snapshot());")
+            w("   copy = one plain COPY of the same rows into an empty domain_intersection_version (a second"
+              " reference: the rows written once, as no staged load can).")
             w("   Ratios are rows/s of the ETL over rows/s of the floor (= floor s / etl s), paired repetition by"
               " repetition: median (min-max).")
             w("   Rerun-state steps start from an analyzed snapshot (ANALYZE, untimed); 'before autovacuum' is"
-              " the rerun right after a first load, the new partition not yet analyzed.")
+              " the rerun right after a first load, its versions not yet analyzed. 'replay into emptied snapshot':"
+              " the set's versions, order, change and control rows deleted first.")
             rows = []
             names = [("first_load", "first load"), ("first_load_no_archive", "first load, archive: false"),
                      ("first_load_one_conn", "first load, connections: 1"),
                      ("rerun_unchanged", "rerun, unchanged"), ("rerun_10pct", "rerun, 10% rows changed"),
                      ("rerun_unanalyzed", "rerun, before autovacuum"),
-                     ("replay_first", "replay into empty snapshot"), ("replay_unchanged", "replay, unchanged")]
+                     ("replay_first", "replay into emptied snapshot"), ("replay_unchanged", "replay, unchanged")]
             for row in res["cpu"]:
                 for key, label in names:
                     s = row.get("summary", {}).get(key)
@@ -1248,22 +1470,22 @@ class Bench:
                         etl_s = "%.2f (%.2f-%.2f)" % (s["etl_s"], min(s["etl_s_all"]), max(s["etl_s_all"]))
                     rows.append([fmt_rows(row["rows"]), label, etl_s,
                                  ("<" if lb else "") + "%.0f" % s["rows_per_s"],
-                                 fmtp(s["etl_over_copy"]), fmtp(s["etl_over_sql"]),
-                                 fmtp(s["etl_over_sql_same_state"]),
+                                 fmtp(s["etl_over_sql"]), fmtp(s["etl_over_sql_same_state"]),
+                                 fmtp(s["etl_over_copy"]),
                                  "/".join(fmtn(s[k], "%.1f") for k in ("etl_cpu_s", "pg_cpu_s", "fake_cpu_s")),
                                  fmtn(s["peak_rss_kib"] and s["peak_rss_kib"] / 1024.0, "%.1f")])
-            w(table(["rows", "case", "etl s (min-max)", "etl rows/s", "etl/copy", "etl/sql",
-                     "etl/sql same state", "cpu s etl/pg/fake", "RSS MiB"], rows))
+            w(table(["rows", "case", "etl s (min-max)", "etl rows/s", "etl/floor", "etl/floor same state",
+                     "etl/copy", "cpu s etl/pg/fake", "RSS MiB"], rows))
             w("")
             rows = []
             for row in res["cpu"]:
                 fs = row.get("floor_summary", {})
                 if not fs:
                     continue
-                for key, label in (("copy", "plain COPY into empty table"),
-                                   ("sql_first", "loader SQL, first load"),
-                                   ("sql_unchanged", "loader SQL, unchanged rerun state"),
-                                   ("sql_10pct", "loader SQL, 10% changed state")):
+                for key, label in (("sql_first", "floor (loader SQL), first load"),
+                                   ("sql_unchanged", "floor (loader SQL), unchanged rerun state"),
+                                   ("sql_10pct", "floor (loader SQL), 10% changed state"),
+                                   ("copy", "plain COPY into empty domain_intersection_version")):
                     f = fs.get(key)
                     if not f:
                         continue
@@ -1295,9 +1517,49 @@ class Bench:
               "logged (wall %.2f s; this run is slower than the measured ones by the logging):"
               % (fmt_rows(d["rows"]), d["run"]["wall_s"]))
             w(diag_table(d["run"]))
+            for key, what in (("publish_inside", "Inside publish_snapshot() (auto_explain, statements over 5 ms;"
+                                                 " a PERFORM includes the function it calls):"),
+                              ("stats_inside", "Inside snapshot_stats() (called by publish_snapshot(); over 5 ms):")):
+                if d["run"].get(key):
+                    w(what)
+                    w(nested_table(d["run"][key], d["run"]["by_kind"]))
+            b = d.get("bytes_after_first_load")
+            if b:
+                mib = lambda k: b.get(k, 0) / 1048576.0  # noqa: E731
+                w("Storage after that first load (pg_total_relation_size): domain_intersection_version %.1f MiB,"
+                  " domain_intersection_order %.2f MiB, etl_snapshot %.2f MiB: %.1f MiB, %.0f bytes per row"
+                  " (domain_intersection_change %.2f MiB, raw_page %.1f MiB, domain_intersection_pending %.1f MiB"
+                  " emptied)" % (mib("domain_intersection_version"), mib("domain_intersection_order"),
+                                 mib("etl_snapshot"),
+                                 mib("domain_intersection_version") + mib("domain_intersection_order")
+                                 + mib("etl_snapshot"),
+                                 (b.get("domain_intersection_version", 0) + b.get("domain_intersection_order", 0)
+                                  + b.get("etl_snapshot", 0)) / float(d["rows"]),
+                                 mib("domain_intersection_change"), mib("raw_page"),
+                                 mib("domain_intersection_pending")))
+            rr = d.get("rerun")
+            if rr:
+                w("Unchanged rerun of that date (run --fresh, analyzed snapshot; wall %.2f s):" % rr["wall_s"])
+                w(diag_table(rr))
+                for key, what in (("publish_inside", "Inside its publish_snapshot():"),
+                                  ("stats_inside", "Inside its snapshot_stats():")):
+                    if rr.get(key):
+                        w(what)
+                        w(nested_table(rr[key], rr["by_kind"]))
+                b2 = d.get("bytes_after_rerun")
+                if b and b2:
+                    w("Storage after the rerun: versions + order + etl_snapshot %+.2f MiB, domain_intersection_pending"
+                      " %+.1f MiB" % (sum(b2.get(k, 0) - b.get(k, 0) for k in ("domain_intersection_version",
+                                                                               "domain_intersection_order",
+                                                                               "etl_snapshot")) / 1048576.0,
+                                     (b2.get("domain_intersection_pending", 0)
+                                      - b.get("domain_intersection_pending", 0)) / 1048576.0))
             if d.get("replay"):
-                w("Replay of that run into an emptied snapshot (wall %.2f s):" % d["replay"]["wall_s"])
+                w("Replay of the first run into the emptied snapshot (wall %.2f s):" % d["replay"]["wall_s"])
                 w(diag_table(d["replay"]))
+                if d["replay"].get("publish_inside"):
+                    w("Inside its publish_snapshot():")
+                    w(nested_table(d["replay"]["publish_inside"], d["replay"]["by_kind"]))
             w("")
         slow = []
         for row in res.get("cpu", []):
@@ -1305,6 +1567,8 @@ class Bench:
                 for case, rs in group.items():
                     for r in rs:
                         for st in r.get("slow_statements", []):
+                            if st["plan"] in ("Function Scan", "Result") and not st["quadratic"]:
+                                continue  # a function's call: its own slow statements are listed
                             if st["quadratic"] or st["ms"] > 200 * r["wall_s"]:
                                 slow.append([fmt_rows(row["rows"]), case, "%.1f" % (st["ms"] / 1000.0),
                                              st["statement"][:60], st["plan"][:80]])
@@ -1322,6 +1586,7 @@ class Bench:
             for name, txn in ls["page_transaction"].items():
                 w("  page, %s: %s" % (name, " | ".join(h.split(" (")[0][:48] for h in txn)))
             w("  publish: %s" % " | ".join(h[:60] for h in ls["publish_transaction"]))
+            w("  floor, per page: %s" % " | ".join(h.split(" (")[0][:48] for h in ls["floor_page_transaction"]))
             w("")
         w("Targets:")
         for t in res.get("targets", []):
@@ -1382,6 +1647,16 @@ def table(headers, rows):
     for r in rows:
         out.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)))
     return "\n".join(out)
+
+
+def nested_table(inside, by_kind):
+    """The statements a function ran, by line, against the call's total."""
+    total = sum(ms for k, (ms, _) in by_kind.items() if k.startswith("publish: publish_snapshot"))
+    rows = []
+    for k, (ms, cnt) in sorted(inside.items(), key=lambda kv: -kv[1][0])[:12]:
+        rows.append(["  " + k, cnt, "%.2f" % (ms / 1000.0),
+                     "%.0f%%" % (100 * ms / total) if total else ""])
+    return table(["statement", "count", "s", "of publish_snapshot()"], rows)
 
 
 def diag_table(run):
