@@ -636,7 +636,8 @@ int load_page_failed(PGconn *conn, const struct page_record *rec, struct etl_err
  * Publishes the set's staged rows (publish_snapshot(), sql/005_*), in the
  * caller's transaction. A set this run published already (the reply of an
  * earlier try was lost) is left alone; staged rows fewer than the ledger's
- * fail the set with *error_out (owned) saying so.
+ * fail the set with *error_out (owned) saying so, and its pages are
+ * discarded with what they staged, to be fetched again.
  */
 static int publish(PGconn *conn, const char *const *params, struct set_outcome *out,
 		   char **error_out, struct etl_error *err)
@@ -660,9 +661,19 @@ static int publish(PGconn *conn, const char *const *params, struct set_outcome *
 		out->already = 1;
 	} else if (strcmp(outcome, "short") == 0) {
 		*error_out = xasprintf("%s rows staged, but its loaded pages staged %s: rows of "
-				       "loaded pages are missing, so the answer is not published\n"
-				       "hint: `run --fresh` fetches the set again",
+				       "loaded pages are missing, so the answer is not published; "
+				       "its pages are discarded\n"
+				       "hint: running the date again fetches them again",
 				       PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+		PQclear(res);
+		/* what is left cannot be trusted either: continuing the run
+		 * fetches the whole set again instead of failing the same way */
+		return db_query(conn,
+				"WITH gone AS (DELETE FROM domain_intersection_pending"
+				"  WHERE run_id = $1 AND target_set_id = $2)"
+				" UPDATE etl_page SET status = 'discarded'"
+				" WHERE run_id = $1 AND target_set_id = $2 AND status = 'loaded'",
+				2, params, NULL, err);
 	} else {
 		out->published = 1;
 		out->domains = PQgetisnull(res, 0, 3) ? -1 : strtoll(PQgetvalue(res, 0, 3), NULL, 10);

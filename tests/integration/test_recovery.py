@@ -88,11 +88,16 @@ class RecoveryTest(EtlTestCase):
         self.fake.reset()
         code, out, err = self.night("2026-05-02", 300, expect=1)
         self.assertIn("rows staged, but its loaded pages staged", err)
-        self.assertIn("run --fresh", err)
+        self.assertIn("its pages are discarded", err)
         self.assertEqual(self.daily("2026-05-02")["status"], "failed")
         self.assertEqual(len(self.snapshot("2026-05-01")), 600)
-        code, out, err = self.etl("run", self.job_file(), "--snapshot-date", "2026-05-02", "--fresh")
+        # running the date again continues the run and fetches the set whole
+        self.fake.reset()
+        self.night("2026-05-02", 300)
+        self.assertEqual(sorted(r["offset"] for r in self.fake.requests), [0, 100, 200])
         self.assertEqual(self.daily("2026-05-02")["rows"], 600)
+        self.assertEqual(self.strip_run(self.snapshot("2026-05-02")),
+                         [dict(r, snapshot_date="2026-05-02") for r in self.strip_run(self.snapshot("2026-05-01"))])
 
     # 2 ------------------------------------------------------------------
 
