@@ -159,8 +159,8 @@ class PipelineTest(EtlTestCase):
     def test_duplicate_across_pages_keeps_first_position(self):
         """Also with pages loading on several connections at once, where two
         pages holding one referring domain can be in flight together: the
-        first position still wins, on a first load (straight into the
-        partition) and on a rerun (through pending and publish)."""
+        first position still wins, on a first load and on a rerun (each
+        staged, the repeat through di_stage and an upsert, then published)."""
         self.fake.set_scenario("dup-a.com", total_count=2500, duplicate_at=[1000, 2000])
         for conns, date in ((1, "2026-03-01"), (4, "2026-03-02")):
             with self.subTest(connections=conns):

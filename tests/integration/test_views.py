@@ -173,8 +173,8 @@ class ViewsTest(EtlTestCase):
                 self.assertEqual(sorted(table[key]), sorted(m["rows"]), key)
         first6 = expected_rows(runs[5][1], "alpha-a.com", ALPHA)
         self.assertEqual(sorted(table[("alpha", "2026-01-06")]), sorted(first6))
-        # (A failed first load may leave part of its answer in the partition:
-        # the views below must not show it, whether or not it is there.)
+        # (A failed set leaves its loaded pages staged, for a continued run:
+        # the views below must never show them.)
 
         complete = {k: m for k, m in model.items() if m["answer"] is not None}
         self.check_latest(complete, table, ids)
