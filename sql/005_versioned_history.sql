@@ -109,6 +109,10 @@ CREATE TABLE domain_intersection_order (
     CHECK (valid_from < valid_to),
     CHECK (cardinality(domains) = cardinality(positions))
 );
+-- As for the versions: the order row of a date is found by a short range,
+-- not by walking every order row the set had before it.
+CREATE INDEX domain_intersection_order_to
+    ON domain_intersection_order (target_set_id, valid_to, valid_from);
 
 CREATE TABLE etl_snapshot (
     target_set_id          bigint      NOT NULL REFERENCES target_set,
