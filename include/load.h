@@ -112,12 +112,12 @@ int load_insert_run(PGconn *conn, const char *job, const char *snapshot_date, lo
 void load_fail_run(PGconn *conn, long long run_id, const char *error);
 
 /*
- * Joins a set to the run for snapshot_date, recording the definition it
- * fetches (`request_hash`, or NULL for the set's current one), and reads
- * the pages this run loaded before.
+ * Joins a set to the run, recording the definition it fetches
+ * (`request_hash`, or NULL for the set's current one), and reads the pages
+ * this run loaded before.
  */
-int load_start_set(PGconn *conn, long long run_id, long long set_id, const char *snapshot_date,
-		   const char *request_hash, struct set_start *out, struct etl_error *err) ETL_WUR;
+int load_start_set(PGconn *conn, long long run_id, long long set_id, const char *request_hash,
+		   struct set_start *out, struct etl_error *err) ETL_WUR;
 
 /* Maintenance statements wait this long for a lock, and are tried this often. */
 #define LOAD_LOCK_TIMEOUT "2s"

@@ -357,15 +357,14 @@ int load_start_run(PGconn *conn, const struct job *job, const char *snapshot_dat
 	return drop_stale_pending(conn, job->name, *run_id, err);
 }
 
-int load_start_set(PGconn *conn, long long run_id, long long set_id, const char *snapshot_date,
-		   const char *request_hash, struct set_start *out, struct etl_error *err)
+int load_start_set(PGconn *conn, long long run_id, long long set_id, const char *request_hash,
+		   struct set_start *out, struct etl_error *err)
 {
 	char run[24], set[24];
 	const char *params[3] = {run, set, request_hash};
 	PGresult *res = NULL;
 	int rc, i;
 
-	(void)snapshot_date;
 	memset(out, 0, sizeof(*out));
 	snprintf(run, sizeof(run), "%lld", run_id);
 	snprintf(set, sizeof(set), "%lld", set_id);
@@ -384,34 +383,34 @@ int load_start_set(PGconn *conn, long long run_id, long long set_id, const char 
 	PQclear(res);
 	if (out->complete)
 		return 0;
-	/* A page the database refused would be refused again: the set fails
-	 * without paying for it twice (`run --fresh` starts over). */
+	/* The pages loaded, and any the database refused: that one would be
+	 * refused again, so the set fails without paying for it twice (`run
+	 * --fresh` starts over). */
 	rc = db_query(conn,
-		      "SELECT page_offset, error FROM etl_page WHERE run_id = $1"
-		      " AND target_set_id = $2 AND refused ORDER BY page_offset LIMIT 1",
-		      2, params, &res, err);
-	if (rc != 0)
-		return rc;
-	if (PQntuples(res) == 1)
-		out->refused = xasprintf("offset %s: %s (refused by the database in an earlier "
-					 "attempt of this run; `run --fresh` fetches it again)",
-					 PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
-	PQclear(res);
-	rc = db_query(conn,
-		      "SELECT page_offset, items, coalesce(total_count, -1), coalesce(cost_usd, 0)"
-		      " FROM etl_page"
-		      " WHERE run_id = $1 AND target_set_id = $2 AND status = 'loaded'"
+		      "SELECT page_offset, items, coalesce(total_count, -1), coalesce(cost_usd, 0),"
+		      " refused, error FROM etl_page"
+		      " WHERE run_id = $1 AND target_set_id = $2 AND (status = 'loaded' OR refused)"
 		      " ORDER BY page_offset",
 		      2, params, &res, err);
 	if (rc != 0)
 		return rc;
-	out->n_pages = (size_t)PQntuples(res);
-	out->pages = xcalloc(out->n_pages ? out->n_pages : 1, sizeof(*out->pages));
+	out->pages = xcalloc((size_t)PQntuples(res) + 1, sizeof(*out->pages));
 	for (i = 0; i < PQntuples(res); i++) {
-		out->pages[i].offset = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		out->pages[i].items = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-		out->pages[i].total_count = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-		out->pages[i].cost_usd = strtod(PQgetvalue(res, i, 3), NULL);
+		struct loaded_page *lp = &out->pages[out->n_pages];
+
+		if (strcmp(PQgetvalue(res, i, 4), "t") == 0) {
+			if (!out->refused)
+				out->refused = xasprintf("offset %s: %s (refused by the database in an "
+							 "earlier attempt of this run; `run --fresh` "
+							 "fetches it again)",
+							 PQgetvalue(res, i, 0), PQgetvalue(res, i, 5));
+			continue;
+		}
+		lp->offset = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		lp->items = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		lp->total_count = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+		lp->cost_usd = strtod(PQgetvalue(res, i, 3), NULL);
+		out->n_pages++;
 	}
 	PQclear(res);
 	return 0;

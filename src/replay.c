@@ -246,7 +246,7 @@ static int replay_set(PGconn *conn, struct replay_loading *rl, const struct repl
 	sb_init(&body);
 	snprintf(run, sizeof(run), "%lld", src->run_id);
 	snprintf(set, sizeof(set), "%lld", set_id);
-	rc = load_start_set(conn, new_run, set_id, src->snapshot_date, request_hash, &st, err);
+	rc = load_start_set(conn, new_run, set_id, request_hash, &st, err);
 	free(st.pages);
 	free(st.refused);
 	if (rc != 0)

@@ -522,12 +522,15 @@ static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 		msg_done(rc, m);
 		return ret;
 	}
+	if (m->op != DB_FINISH_SET) {
+		/* the page is settled: its worst case is no longer held */
+		s->reserved -= m->pj->reserved;
+		rc->reserved -= m->pj->reserved;
+		s->in_flight--;
+	}
 	switch (m->op) {
 	case DB_PAGE:
 		if (m->refused) {
-			s->reserved -= m->pj->reserved;
-			rc->reserved -= m->pj->reserved;
-			s->in_flight--;
 			log_set_msg(LOG_WARN, s->def->name, "%s", m->error);
 			set_fail(s, m->error);
 			break;
@@ -537,16 +540,10 @@ static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 		s->cost += m->rec.cost_usd;
 		s->spent += m->rec.cost_usd;
 		rc->spent += m->rec.cost_usd;
-		s->reserved -= m->pj->reserved;
-		rc->reserved -= m->pj->reserved;
-		s->in_flight--;
 		log_set_msg(LOG_DEBUG, s->def->name, "offset %lld: %zu items, %zu rows loaded",
 			    m->rec.offset, m->n_items, m->batch.n_rows);
 		break;
 	case DB_PAGE_FAILED:
-		s->reserved -= m->pj->reserved;
-		rc->reserved -= m->pj->reserved;
-		s->in_flight--;
 		break;
 	case DB_FINISH_SET:
 		s->finished = 1;
@@ -873,7 +870,7 @@ static int open_sets(struct run_ctx *rc, const struct run_options *opt, const lo
 		s->def = &job->sets[i];
 		s->id = ids[i];
 		s->total = -1;
-		ret = load_start_set(rc->conn, rc->run_id, s->id, rc->snapshot_date, NULL, &st, err);
+		ret = load_start_set(rc->conn, rc->run_id, s->id, NULL, &st, err);
 		if (ret != 0)
 			return ret;
 		s->complete_before = st.complete;
