@@ -99,6 +99,7 @@ struct set_start {
 	char *refused;              /* owned (free()): why a page of it was refused, or NULL */
 	struct loaded_page *pages;  /* owned (free()): pages this run loaded */
 	size_t n_pages;
+	double spent;               /* what every page of the set in this run was charged, any status */
 };
 
 /* Records a new run (a replay when replay_of is not 0); *run_id is its id. */

@@ -47,7 +47,8 @@ static const char ledger_sql[] =
 	" api_status_code = EXCLUDED.api_status_code,"
 	" api_status_message = EXCLUDED.api_status_message, task_id = EXCLUDED.task_id,"
 	" items = EXCLUDED.items, rows = EXCLUDED.rows, total_count = EXCLUDED.total_count,"
-	" cost_usd = EXCLUDED.cost_usd, duration_ms = EXCLUDED.duration_ms,"
+	" cost_usd = coalesce(etl_page.cost_usd, 0) + EXCLUDED.cost_usd,"
+	" duration_ms = EXCLUDED.duration_ms,"
 	" error = EXCLUDED.error, staged = EXCLUDED.staged, refused = EXCLUDED.refused,"
 	" finished_at = now()"
 	" WHERE etl_page.status <> 'loaded'";
@@ -388,9 +389,8 @@ int load_start_set(PGconn *conn, long long run_id, long long set_id, const char 
 	 * --fresh` starts over). */
 	rc = db_query(conn,
 		      "SELECT page_offset, items, coalesce(total_count, -1), coalesce(cost_usd, 0),"
-		      " refused, error FROM etl_page"
-		      " WHERE run_id = $1 AND target_set_id = $2 AND (status = 'loaded' OR refused)"
-		      " ORDER BY page_offset",
+		      " refused, error, status FROM etl_page"
+		      " WHERE run_id = $1 AND target_set_id = $2 ORDER BY page_offset",
 		      2, params, &res, err);
 	if (rc != 0)
 		return rc;
@@ -398,6 +398,8 @@ int load_start_set(PGconn *conn, long long run_id, long long set_id, const char 
 	for (i = 0; i < PQntuples(res); i++) {
 		struct loaded_page *lp = &out->pages[out->n_pages];
 
+		/* every answer charged counts against the ceilings, kept or not */
+		out->spent += strtod(PQgetvalue(res, i, 3), NULL);
 		if (strcmp(PQgetvalue(res, i, 4), "t") == 0) {
 			if (!out->refused)
 				out->refused = xasprintf("offset %s: %s (refused by the database in an "
@@ -406,6 +408,8 @@ int load_start_set(PGconn *conn, long long run_id, long long set_id, const char 
 							 PQgetvalue(res, i, 0), PQgetvalue(res, i, 5));
 			continue;
 		}
+		if (strcmp(PQgetvalue(res, i, 6), "loaded") != 0)
+			continue;
 		lp->offset = strtoll(PQgetvalue(res, i, 0), NULL, 10);
 		lp->items = strtoll(PQgetvalue(res, i, 1), NULL, 10);
 		lp->total_count = strtoll(PQgetvalue(res, i, 2), NULL, 10);
@@ -448,7 +452,7 @@ static int write_ledger(PGconn *conn, const struct page_record *rec, long long s
 	params[10] = rec->error ? NULL : v[7];
 	params[11] = rec->error ? NULL : v[8];
 	params[12] = rec->total_count >= 0 ? v[9] : NULL;
-	params[13] = rec->error ? NULL : v[10];
+	params[13] = v[10]; /* charged: a failed page's answers may have been too */
 	params[14] = v[11];
 	params[15] = rec->error;
 	snprintf(v[12], sizeof(v[12]), "%lld", staged);

@@ -51,8 +51,8 @@ struct set_state {
 	struct loaded_page *loaded;   /* owned: pages loaded by an earlier process */
 	size_t n_loaded;
 	long long pages, rows;        /* loaded by this process */
-	double cost;
-	double spent;                 /* cost of every loaded page of this run, earlier processes too */
+	double cost;                  /* charged for the pages this process settled */
+	double spent;                 /* charged for every answer of this run, earlier processes too */
 	double reserved;              /* worst case of its pages in flight */
 };
 
@@ -63,7 +63,8 @@ struct page_job {
 	int limit;
 	int attempts;
 	double first_start;
-	double reserved;              /* its worst-case cost, held until it settles */
+	double reserved;              /* its worst-case cost, held while it is asked */
+	double paid;                  /* what its answers were charged, every attempt */
 };
 
 struct run_ctx {
@@ -136,7 +137,6 @@ static void adopt_loaded(struct set_state *s)
 	size_t i;
 
 	for (i = 0; i < s->n_loaded; i++) {
-		s->spent += s->loaded[i].cost_usd;
 		if (s->loaded[i].offset == 0 && s->loaded[i].total_count >= 0)
 			s->total = s->loaded[i].total_count;
 		if (s->loaded[i].items == 0)
@@ -169,6 +169,14 @@ static int next_page(struct set_state *s, long long *offset)
 	}
 }
 
+/* Holds (or, with a negative amount, releases) a request's worst case. */
+static void reserve(struct run_ctx *rc, struct page_job *pj, double amount)
+{
+	pj->reserved += amount;
+	pj->set->reserved += amount;
+	rc->reserved += amount;
+}
+
 static void submit(struct run_ctx *rc, struct set_state *s, long long offset, int limit)
 {
 	struct page_job *pj = xcalloc(1, sizeof(*pj));
@@ -178,9 +186,7 @@ static void submit(struct run_ctx *rc, struct set_state *s, long long offset, in
 	pj->offset = offset;
 	pj->limit = limit;
 	pj->attempts = 1;
-	pj->reserved = plan_cost(1, limit);
-	s->reserved += pj->reserved;
-	rc->reserved += pj->reserved;
+	reserve(rc, pj, plan_cost(1, limit));
 	req = fetch_req_new(plan_request_body(rc->job, s->def, offset, limit), pj);
 	req->keep_wire = rc->job->archive;
 	s->in_flight++;
@@ -523,10 +529,10 @@ static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 		return ret;
 	}
 	if (m->op != DB_FINISH_SET) {
-		/* the page is settled: its worst case is no longer held */
-		s->reserved -= m->pj->reserved;
-		rc->reserved -= m->pj->reserved;
+		/* the page is settled; what it was charged was counted as
+		 * spent when it answered (charge()) */
 		s->in_flight--;
+		s->cost += m->rec.cost_usd;
 	}
 	switch (m->op) {
 	case DB_PAGE:
@@ -537,9 +543,6 @@ static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 		}
 		s->pages++;
 		s->rows += m->rec.rows;
-		s->cost += m->rec.cost_usd;
-		s->spent += m->rec.cost_usd;
-		rc->spent += m->rec.cost_usd;
 		log_set_msg(LOG_DEBUG, s->def->name, "offset %lld: %zu items, %zu rows loaded",
 			    m->rec.offset, m->n_items, m->batch.n_rows);
 		break;
@@ -588,6 +591,7 @@ static void page_record_init(struct run_ctx *rc, struct db_msg *m, const struct 
 	rec->http_status = req->http_status;
 	rec->total_count = -1;
 	rec->duration_ms = (int)((mono_now() - pj->first_start) * 1000);
+	rec->cost_usd = pj->paid;
 	if (resp && resp->root) {
 		rec->api_status_code = resp->task_status ? resp->task_status : resp->status_code;
 		m->status_message = resp->status_message ? xstrdup(resp->status_message) : NULL;
@@ -597,9 +601,38 @@ static void page_record_init(struct run_ctx *rc, struct db_msg *m, const struct 
 		if (resp->error == RESP_OK) {
 			rec->total_count = resp->total_count;
 			rec->items = (long long)resp->n_items;
-			rec->cost_usd = resp->cost;
 		}
 	}
+}
+
+/*
+ * An answer is in: its worst case is no longer held, and what it was
+ * charged (resp->cost: a task that completed, 0 otherwise) is spent, even
+ * if it is retried, refused or fails later. Its page's ledger row records
+ * what all its attempts cost.
+ */
+static void charge(struct run_ctx *rc, struct page_job *pj, const struct api_response *resp)
+{
+	reserve(rc, pj, -pj->reserved);
+	pj->paid += resp->cost;
+	pj->set->spent += resp->cost;
+	rc->spent += resp->cost;
+}
+
+/*
+ * Whether a page may be asked again: what was spent, with the worst case of
+ * what is in flight (the page's own retry among it), stays within the job's
+ * and the set's max_cost_usd. Answers retried were charged (charge()), so a
+ * source of wrong answers cannot spend past a ceiling one retry at a time.
+ */
+static int retry_affordable(const struct run_ctx *rc, const struct page_job *pj)
+{
+	const struct set_state *s = pj->set;
+	double job_cap = rc->job->max_cost_usd, set_cap = s->def->max_cost_usd;
+	double own = plan_cost(1, pj->limit);
+
+	return (job_cap <= 0 || rc->spent + rc->reserved + own <= job_cap + 1e-9) &&
+	       (set_cap <= 0 || s->spent + s->reserved + own <= set_cap + 1e-9);
 }
 
 /* The slow-down on rate limits, and the gradual way back. */
@@ -659,6 +692,7 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 	    response_parse(req->response.data ? req->response.data : "", req->response.len, &resp,
 			   &perr) != 0)
 		log_set_msg(LOG_DEBUG, s->def->name, "offset %lld: %s", pj->offset, perr.msg);
+	charge(rc, pj, &resp);
 	/* the parsed document owns its strings: a gzip body's decoded text is
 	 * not needed any more (the archive takes the bytes as they came) */
 	if (req->gzipped)
@@ -708,12 +742,13 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 	}
 	describe_failure(pj, req, &resp, &perr, why, sizeof(why));
 	if ((v == VERDICT_RETRY || v == VERDICT_RETRY_SLOW) && pj->attempts < rc->job->api.max_attempts &&
-	    !rc->abort_msg && !s->error) {
+	    !rc->abort_msg && !s->error && retry_affordable(rc, pj)) {
 		double wait = retry_backoff(pj->attempts + 1, req->retry_after, &rc->seed);
 
 		log_set_msg(LOG_WARN, s->def->name, "%s (attempt %d of %d; retrying in %.1f s)", why,
 			    pj->attempts, rc->job->api.max_attempts, wait);
 		pj->attempts++;
+		reserve(rc, pj, plan_cost(1, pj->limit));
 		req->not_before = mono_now() + wait;
 		fetcher_add(rc->fetcher, req);
 		response_free(&resp);
@@ -723,7 +758,10 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 	m = msg_new(rc, DB_PAGE_FAILED, s);
 	page_record_init(rc, m, pj, req, &resp);
 	m->error = xasprintf("%s%s", why,
-			     v == VERDICT_RETRY || v == VERDICT_RETRY_SLOW ? " (attempts exhausted)" : "");
+			     v != VERDICT_RETRY && v != VERDICT_RETRY_SLOW ? ""
+			     : pj->attempts < rc->job->api.max_attempts && !retry_affordable(rc, pj)
+				     ? " (not retried: a cost ceiling, max_cost_usd, is reached)"
+				     : " (attempts exhausted)");
 	m->rec.error = m->error;
 	m->pj = pj;
 	m->req = req;
@@ -874,6 +912,7 @@ static int open_sets(struct run_ctx *rc, const struct run_options *opt, const lo
 		if (ret != 0)
 			return ret;
 		s->complete_before = st.complete;
+		s->spent = st.spent;
 		s->loaded = st.pages;
 		s->n_loaded = st.n_pages;
 		if (st.refused) {

@@ -143,6 +143,22 @@ def cost_for(rows):
     return round(0.02 + 0.00003 * rows, 6)
 
 
+def _reported_cost(doc):
+    """What an answer says its task was charged: tasks[0].cost (else the
+    envelope's) when the task completed (20000) and the cost is a number in
+    [0, 1e8), as a client counts it; 0 otherwise. Errored tasks are free."""
+    try:
+        task = doc["tasks"][0]
+        if doc["status_code"] != 20000 or task["status_code"] != 20000:
+            return 0.0
+        cost = task.get("cost", doc.get("cost"))
+    except (KeyError, IndexError, TypeError):
+        return 0.0
+    if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not 0 <= cost < 1e8:
+        return 0.0
+    return float(cost)
+
+
 # --------------------------------------------------------------------------
 # Deterministic data
 # --------------------------------------------------------------------------
@@ -947,7 +963,9 @@ class FakeServer:
         None), status (HTTP status sent; None when dropped), fault (kind or
         None), served ([start, count] when a good page was sent, else None),
         items (exactly the items in that page, else None; always None
-        with cache_pages). Control-endpoint
+        with cache_pages), charged (the USD the answer reports its completed
+        task cost, as a client would count it, good page or fault; 0 for an
+        error or an unreadable body). Control-endpoint
         requests are not logged. The entry is complete before the client
         receives the first byte of the answer.
         """
@@ -965,6 +983,7 @@ class FakeServer:
             "body": raw.decode("utf-8", errors="replace"), "task": None,
             "first_target": None, "offset": None, "limit": None,
             "status": None, "fault": None, "served": None, "items": None,
+            "charged": 0.0,
         }
         with self._lock:
             self._log.append(entry)
@@ -1028,9 +1047,10 @@ class FakeServer:
                 reply.encoding = fault["as"]
                 if fault["as"] != "identity":
                     entry["served"] = entry["items"] = None
+                    entry["charged"] = 0.0  # unreadable: no client can know it
                 return reply
             else:
-                return self._fault_reply(fault, profile, task, started, scen)
+                return self._fault_reply(fault, profile, task, started, scen, entry)
         return self._page_reply(task, scen, entry, started)
 
     def _authorized(self, profile, header):
@@ -1062,7 +1082,7 @@ class FakeServer:
                       headers=[("WWW-Authenticate",
                                 'Basic realm="DataForSEO API"')])
 
-    def _fault_reply(self, fault, profile, task, started, scen):
+    def _fault_reply(self, fault, profile, task, started, scen, entry):
         kind = fault["kind"]
         if kind == "http429":
             retry = fault.get("retry_after", 1)
@@ -1121,13 +1141,16 @@ class FakeServer:
             # (e.g. a field of the wrong type, more items than asked for).
             doc = json.loads(self._page_body(task, scen, started)[0])
             fault["fn"](doc)
+            entry["charged"] = _reported_cost(doc)
             return _Reply(200, _json_bytes(doc))
         if kind == "other_request":
             # What a confused gateway or cache does: the real answer, echo
             # included, to another request (the task with "as" applied, e.g.
             # {"offset": 0} or {"targets": {"1": "x.com"}}).
             other = dict(task, **fault["as"])
-            return _Reply(200, self._page_body(other, scen, started)[0])
+            body, _, items = self._page_body(other, scen, started)
+            entry["charged"] = cost_for(len(items))
+            return _Reply(200, body)
         raise AssertionError(kind)  # _normalize_fault admits nothing else
 
     def _page_body(self, task, scen, started):
@@ -1158,6 +1181,7 @@ class FakeServer:
             return self._cached_page_reply(task, scen, entry, started)
         body, start, items = self._page_body(task, scen, started)
         entry["served"], entry["items"] = [start, len(items)], items
+        entry["charged"] = cost_for(len(items))
         return _Reply(200, body)
 
     def _cached_page_reply(self, task, scen, entry, started):
@@ -1175,6 +1199,7 @@ class FakeServer:
             with self._lock:
                 self._page_cache.setdefault(first, {})[key] = hit
         entry["served"] = [hit[0], hit[1]]
+        entry["charged"] = cost_for(hit[1])
         return _Reply(200, gz=hit[2])
 
     # -- control endpoints -------------------------------------------------

@@ -608,6 +608,25 @@ class TestFaults(ServerCase):
     def assertRecovered(self):
         self.page(task_for(limit=10))  # times defaults to 1
 
+    def test_charged_is_what_the_answer_reports(self):
+        """The log's "charged" is what a client counts: a completed task's
+        cost, fault or not; nothing for errors or what cannot be read."""
+        def charged(fault):
+            self.fault(fault)
+            return self.srv.requests[-1]["charged"]
+
+        def doubled(doc):
+            doc["tasks"][0]["cost"] *= 2
+
+        self.post(task_for(limit=10))
+        self.assertEqual(self.srv.requests[-1]["charged"], cost_for(10))
+        self.assertEqual(charged({"kind": "edit", "fn": doubled}), 2 * cost_for(10))
+        self.assertEqual(charged({"kind": "other_request", "as": {"limit": 20}}), cost_for(20))
+        self.assertEqual(charged({"kind": "task", "code": 40501}), 0)
+        self.assertEqual(charged({"kind": "http500"}), 0)
+        self.assertEqual(charged({"kind": "encoding", "as": "garbled"}), 0)
+        self.assertEqual(charged({"kind": "encoding", "as": "identity"}), cost_for(10))
+
     def test_http429(self):
         r = self.fault({"kind": "http429"})
         self.assertEqual((r.status, r.headers["Retry-After"]), (429, "1"))
@@ -819,7 +838,7 @@ class TestLogAndControl(ServerCase):
         self.assertEqual(set(e), {"time", "path", "profile", "headers",
                                   "body", "task", "first_target", "offset",
                                   "limit", "status", "fault", "served",
-                                  "items"})
+                                  "items", "charged"})
         self.assertEqual((e["path"], e["profile"], e["body"], e["task"]),
                          (fakeapi.PATHS["dataforseo"], "dataforseo", raw, t))
         self.assertEqual((e["first_target"], e["offset"], e["limit"]),

@@ -9,6 +9,7 @@ import json
 import unittest
 
 from harness import EtlTestCase, expected_rows
+import fakeapi  # noqa: E402  (harness put tests/fake_api on the path)
 
 JOB = """\
 version: 1
@@ -38,6 +39,11 @@ def set_field(field, value):
 def extra_item(doc):
     items = doc["tasks"][0]["result"][0]["items"]
     items.append(items[0])
+
+
+def charged(fake, first_target):
+    """What the fake's answers for one set reported they cost."""
+    return sum(r["charged"] for r in fake.requests if r["first_target"] == first_target)
 
 
 class HostileTest(EtlTestCase):
@@ -142,6 +148,45 @@ class HostileTest(EtlTestCase):
         self.assertRowsMatch("h", "hostile-a.com", ["hostile-a.com", "hostile-b.com"], requests=served)
         self.assertRowsMatch("two", "two-a.com", ["two-a.com"], requests=served)
 
+    def test_every_charged_answer_counts_retried_or_not(self):
+        """Answers the API charged for and the loader could not keep (a rank
+        that is a fraction, twice) are money spent: the page's ledger row and
+        the set's cost say what all three attempts cost, as the fake billed."""
+        job = self.job(JOB)
+        self.fake.set_scenario("hostile-a.com", total_count=250, faults=[
+            {"kind": "edit", "fn": set_field("rank", 1.5), "offset": 100, "times": 2}])
+        self.etl("run", job, "--migrate", "--snapshot-date", "2026-07-05")
+        page = self.db.rows("SELECT attempts, cost_usd FROM dataforseo.etl_page WHERE page_offset = 100")[0]
+        self.assertEqual((page["attempts"], float(page["cost_usd"])), (3, 3 * fakeapi.cost_for(100)))
+        want = charged(self.fake, "hostile-a.com")
+        self.assertAlmostEqual(want, 4 * fakeapi.cost_for(100) + fakeapi.cost_for(50), places=6)
+        for table in ("etl_run_set", "etl_run"):
+            self.assertAlmostEqual(float(self.db.value("SELECT cost_usd FROM dataforseo.%s" % table)), want,
+                                   places=6, msg=table)
+
+    def test_charged_retries_stop_at_the_cost_ceiling(self):
+        """A source of wrong answers cannot spend past max_cost_usd one retry
+        at a time: the retry that would pass the ceiling is not sent, and a
+        continued run counts what earlier attempts were charged."""
+        job = self.job(JOB.replace("max_attempts: 3", "max_attempts: 6")
+                       .replace("concurrency: 2", "concurrency: 1")
+                       .replace("hostile-b.com]}", "hostile-b.com], max_cost_usd: 0.07}"))
+        self.fake.set_scenario("hostile-a.com", total_count=1000, faults=[
+            {"kind": "edit", "fn": set_field("rank", 1.5), "offset": 100, "times": -1}])
+        code, out, err = self.etl("run", job, "--migrate", "--snapshot-date", "2026-07-06", expect=1)
+        # $0.023 a page: 0, then 100 (wrong), and 200, sent as 100's answer
+        # came in; spent $0.046, 200 in flight: a retry of 100 would make $0.092
+        self.assertEqual([r["offset"] for r in self.fake.requests], [0, 100, 200])
+        self.assertIn("not retried: a cost ceiling, max_cost_usd, is reached", err)
+        self.assertAlmostEqual(float(self.db.value("SELECT cost_usd FROM dataforseo.etl_run_set")),
+                               charged(self.fake, "hostile-a.com"), places=6)
+        # continued, with the source mended: $0.069 spent, the page would pass the ceiling
+        self.fake.reset()
+        self.fake.set_scenario("hostile-a.com", total_count=1000)
+        code, out, err = self.etl("run", job, "--snapshot-date", "2026-07-06", expect=1)
+        self.assertEqual(self.fake.requests, [])
+        self.assertIn("the set's cost ceiling max_cost_usd $0.0700 stopped it: spent $0.0690", err)
+
     def test_a_page_the_database_refuses_fails_its_set_not_the_run(self):
         """A value that passes every check of the transformer and that the
         database still refuses (SQLSTATE class 22): the page fails, its set
@@ -167,10 +212,15 @@ class HostileTest(EtlTestCase):
         self.assertEqual(sets["ok"]["status"], "complete")
         self.assertEqual(sets["h"]["status"], "failed")
         self.assertIn("offset 100: the database refused", sets["h"]["error"])
-        page = self.db.rows("SELECT status, refused, error FROM dataforseo.etl_page WHERE page_offset = 100 "
-                            "AND target_set_id = (SELECT target_set_id FROM dataforseo.target_set "
-                            "WHERE name = 'h')")[0]
+        page = self.db.rows("SELECT status, refused, error, cost_usd FROM dataforseo.etl_page "
+                            "WHERE page_offset = 100 AND target_set_id = (SELECT target_set_id "
+                            "FROM dataforseo.target_set WHERE name = 'h')")[0]
         self.assertEqual((page["status"], page["refused"]), ("failed", True))
+        # the refused answer was charged: its cost is the ledger's and the set's
+        self.assertEqual(float(page["cost_usd"]), fakeapi.cost_for(100))
+        self.assertAlmostEqual(float(self.db.value(
+            "SELECT cost_usd FROM dataforseo.etl_run_set JOIN dataforseo.target_set t USING (target_set_id) "
+            "WHERE t.name = 'h'")), charged(self.fake, "hostile-a.com"), places=6)
         code, out, err = self.etl("runs", job, "1")
         self.assertIn("the database refused the page's data", out)
         self.assertEqual(self.db.value("SELECT count(*) FROM dataforseo.domain_intersection_latest "
