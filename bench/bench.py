@@ -882,8 +882,14 @@ class Bench:
         loader COPYs them), and all in one file in the columns of
         domain_intersection_version (valid_from = the snapshot date, valid_to
         left to its default) for the plain COPY."""
-        cols = ", ".join("%d::bigint AS run_id" % FLOOR_RUN if c == "run_id" else c for c in self.columns)
-        sql = ("\\copy (SELECT %s FROM %s.domain_intersection WHERE snapshot_date = '%s' "
+        # the view has no digest: the version's is the row's (sql/009_*)
+        digest = ("(SELECT v.digest FROM {s}.domain_intersection_version v WHERE v.target_set_id = d.target_set_id"
+                  " AND v.referring_domain = d.referring_domain AND v.target_key = d.target_key"
+                  " AND v.valid_from <= d.snapshot_date AND v.valid_to > d.snapshot_date) AS digest"
+                  .format(s=SCHEMA))
+        cols = ", ".join("%d::bigint AS run_id" % FLOOR_RUN if c == "run_id" else digest if c == "digest" else c
+                         for c in self.columns)
+        sql = ("\\copy (SELECT %s FROM %s.domain_intersection d WHERE snapshot_date = '%s' "
                "ORDER BY target_set_id, position, target_key) TO '%s'" % (cols, SCHEMA, DATE, path))
         # a nested loop would unnest the order array once per row
         self.pg.psql(db, sql, options="-c enable_nestloop=off")

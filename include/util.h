@@ -37,6 +37,15 @@ size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
 /* C0/C1 controls, DEL and the bidi controls: shown escaped or replaced, never raw. */
 int utf8_unsafe_cp(uint32_t cp);
 
+/*
+ * SipHash-1-3 (Aumasson and Bernstein) of s[0..n) under key, into out[0],
+ * or, with words 2, the 128-bit output mode into out[0..1]. Words are read
+ * little-endian, so a value is the same on every host (a stored digest may
+ * rely on it). Keyed at random it is a hash table's defence against
+ * flooding; under a fixed key, a digest against accidents, not attacks.
+ */
+void siphash13(const uint64_t key[2], const void *s, size_t n, uint64_t *out, int words);
+
 /* A NUL-terminated growable buffer; data may also hold NULs (len counts them). */
 struct strbuf {
 	char *data;  /* owned; NULL until the first append */

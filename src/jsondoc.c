@@ -479,52 +479,12 @@ static void hash_key_init(void)
 	hash_key[1] = (uint64_t)(uintptr_t)&hash_key ^ 0x9E3779B97F4A7C15u;
 }
 
-static inline uint64_t rotl(uint64_t x, int b)
-{
-	return x << b | x >> (64 - b);
-}
-
-#define SIPROUND                                                                   \
-	do {                                                                       \
-		v0 += v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32);          \
-		v2 += v3; v3 = rotl(v3, 16); v3 ^= v2;                             \
-		v0 += v3; v3 = rotl(v3, 21); v3 ^= v0;                             \
-		v2 += v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32);          \
-	} while (0)
-
-/*
- * SipHash-1-3 of s[0..n) under hash_key (Aumasson and Bernstein; the
- * variant Rust's and Python's hash tables use against flooding). Words are
- * read in host order: the values differ across hosts, the strength does not.
- */
-static uint64_t siphash13(const unsigned char *s, size_t n)
-{
-	uint64_t v0 = 0x736f6d6570736575u ^ hash_key[0], v1 = 0x646f72616e646f6du ^ hash_key[1];
-	uint64_t v2 = 0x6c7967656e657261u ^ hash_key[0], v3 = 0x7465646279746573u ^ hash_key[1];
-	uint64_t m, last = (uint64_t)n << 56;
-	size_t i, j;
-
-	for (i = 0; i + 8 <= n; i += 8) {
-		memcpy(&m, s + i, 8);
-		v3 ^= m;
-		SIPROUND;
-		v0 ^= m;
-	}
-	for (j = 0; i + j < n; j++)
-		last |= (uint64_t)s[i + j] << (8 * j);
-	v3 ^= last;
-	SIPROUND;
-	v0 ^= last;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
-}
-
 static size_t key_hash(const struct jd_doc *d, uint32_t k)
 {
-	return (size_t)siphash13((const unsigned char *)jd_str(d, k), d->nodes[k].len);
+	uint64_t h;
+
+	siphash13(hash_key, jd_str(d, k), d->nodes[k].len, &h, 1);
+	return (size_t)h;
 }
 
 static int repeated(struct parser *ps, const struct key_ref *k)

@@ -24,7 +24,7 @@
 #include "db.h"
 #include "log.h"
 
-/* Non-key columns of domain_intersection except run_id, as in TRANSFORM_COLUMNS. */
+/* Non-key columns of a staged row except run_id, as in TRANSFORM_COLUMNS. */
 static const char *const data_columns[] = {
 	"target", "position", "intersections_count", "type", "rank", "backlinks", "first_seen",
 	"lost_date", "backlinks_spam_score", "broken_backlinks", "broken_pages", "referring_domains",
@@ -32,7 +32,7 @@ static const char *const data_columns[] = {
 	"referring_ips", "referring_subnets", "referring_pages", "referring_pages_nofollow",
 	"referring_links_tld", "referring_links_types", "referring_links_attributes",
 	"referring_links_platform_types", "referring_links_semantic_locations",
-	"referring_links_countries", "extra",
+	"referring_links_countries", "extra", "digest",
 };
 
 /* The ledger row of a page; an earlier failed or discarded attempt of the same page is replaced. */

@@ -753,8 +753,8 @@ static const struct field_def {
 #undef F
 };
 #define NFIELDS ETL_ARRAY_LEN(fields)
-/* 7 columns before type, the fields after target, then extra and run_id */
-_Static_assert(7 + (NFIELDS - 1) + 2 == TRANSFORM_NCOLUMNS,
+/* 7 columns before type, the fields after target, then extra, run_id and digest */
+_Static_assert(7 + (NFIELDS - 1) + 3 == TRANSFORM_NCOLUMNS,
 	       "fields[] out of step with TRANSFORM_COLUMNS");
 
 /*
@@ -1218,9 +1218,35 @@ static int put_extra(struct strbuf *sb, size_t obj, size_t n_unknown, const stru
 /* Text that stays the same for every row of a page, already COPY-escaped. */
 struct page_fmt {
 	struct strbuf prefix;  /* "snapshot_date\ttarget_set_id\t" */
-	struct strbuf suffix;  /* "\trun_id\n" */
+	struct strbuf suffix;  /* "\trun_id\t" */
+	struct strbuf scratch; /* the text a row's digest is taken of */
 	const struct transform_ctx *ctx;
 };
+
+/*
+ * Ends a row with its digest (see TRANSFORM_DIGEST_KEY): of its target's
+ * text, a tab, and the text from intersections_count to extra.
+ */
+static void put_digest(struct strbuf *sb, struct page_fmt *pf, size_t t0, size_t t1, size_t d0,
+		       size_t d1)
+{
+	static const uint64_t key[2] = TRANSFORM_DIGEST_KEY;
+	static const char hex[] = "0123456789abcdef";
+	uint64_t h[2];
+	char out[33];
+	int i;
+
+	sb_reset(&pf->scratch);
+	sb_append(&pf->scratch, sb->data + t0, t1 - t0);
+	sb_putc(&pf->scratch, '\t');
+	sb_append(&pf->scratch, sb->data + d0, d1 - d0);
+	siphash13(key, pf->scratch.data, pf->scratch.len, h, 2);
+	for (i = 0; i < 32; i++)
+		out[i] = hex[(h[i / 16] >> (60 - 4 * (i % 16))) & 0xf];
+	out[32] = '\n';
+	out_n(sb, pf->suffix.data, pf->suffix.len);
+	out_n(sb, out, sizeof(out));
+}
 
 /*
  * Appends the row of target key `key` of an item. Integer fields take a JSON
@@ -1229,11 +1255,11 @@ struct page_fmt {
  * absent are both SQL NULL. with_item: this row's `extra` also carries the
  * item's own unknown fields (see put_extra()).
  */
-static int put_row(struct strbuf *sb, const struct page_fmt *pf, const struct item_info *it,
+static int put_row(struct strbuf *sb, struct page_fmt *pf, const struct item_info *it,
 		   int key, size_t obj, bool with_item, struct etl_error *err)
 {
 	const struct jd_doc *d = it->doc;
-	size_t f[NFIELDS], v, k, end, i, n_unknown = 0, hint = 0;
+	size_t f[NFIELDS], v, k, end, i, n_unknown = 0, hint = 0, t0, t1, d0;
 	const char *target = pf->ctx->targets[key - 1];
 	char desc[EXCERPT_MAX + 32];
 	enum int_problem p;
@@ -1270,10 +1296,13 @@ static int put_row(struct strbuf *sb, const struct page_fmt *pf, const struct it
 	out_c(sb, '\t');
 	put_i64(sb, key);
 	out_c(sb, '\t');
+	t0 = sb->len;
 	(void)put_text(sb, target, strlen(target));
+	t1 = sb->len;
 	out_c(sb, '\t');
 	put_i64(sb, it->position);
 	out_c(sb, '\t');
+	d0 = sb->len;
 	if (it->has_count)
 		put_i64(sb, it->count);
 	else
@@ -1330,7 +1359,7 @@ static int put_row(struct strbuf *sb, const struct page_fmt *pf, const struct it
 	out_c(sb, '\t');
 	if (put_extra(sb, obj, n_unknown, it, key, with_item, err))
 		return ETL_EFAIL;
-	out_n(sb, pf->suffix.data, pf->suffix.len);
+	put_digest(sb, pf, t0, t1, d0, sb->len);
 	return 0;
 }
 
@@ -1524,13 +1553,14 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 	pf.ctx = ctx;
 	sb_init(&pf.prefix);
 	sb_init(&pf.suffix);
+	sb_init(&pf.scratch);
 	(void)put_text(&pf.prefix, ctx->snapshot_date, strlen(ctx->snapshot_date));
 	sb_putc(&pf.prefix, '\t');
 	put_i64(&pf.prefix, ctx->target_set_id);
 	sb_putc(&pf.prefix, '\t');
 	sb_putc(&pf.suffix, '\t');
 	put_i64(&pf.suffix, ctx->run_id);
-	sb_putc(&pf.suffix, '\n');
+	sb_putc(&pf.suffix, '\t');
 
 	n_keys = ctx->n_targets < MAX_TARGET_KEYS ? ctx->n_targets : MAX_TARGET_KEYS;
 	item = resp->n_items ? resp->items + 1 : JD_NONE;
@@ -1576,5 +1606,6 @@ done:
 	}
 	sb_free(&pf.prefix);
 	sb_free(&pf.suffix);
+	sb_free(&pf.scratch);
 	return rc;
 }

@@ -213,3 +213,61 @@ int utf8_unsafe_cp(uint32_t cp)
 	return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x061C || cp == 0x200E ||
 	       cp == 0x200F || (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
 }
+
+static inline uint64_t rotl64(uint64_t x, int b)
+{
+	return x << b | x >> (64 - b);
+}
+
+static inline uint64_t load_le64(const unsigned char *p)
+{
+	uint64_t m = 0;
+	int i;
+
+	for (i = 7; i >= 0; i--)
+		m = m << 8 | p[i];
+	return m;
+}
+
+#define SIPROUND                                                                   \
+	do {                                                                       \
+		v0 += v1; v1 = rotl64(v1, 13); v1 ^= v0; v0 = rotl64(v0, 32);      \
+		v2 += v3; v3 = rotl64(v3, 16); v3 ^= v2;                           \
+		v0 += v3; v3 = rotl64(v3, 21); v3 ^= v0;                           \
+		v2 += v1; v1 = rotl64(v1, 17); v1 ^= v2; v2 = rotl64(v2, 32);      \
+	} while (0)
+
+void siphash13(const uint64_t key[2], const void *data, size_t n, uint64_t *out, int words)
+{
+	const unsigned char *s = data;
+	uint64_t v0 = 0x736f6d6570736575u ^ key[0], v1 = 0x646f72616e646f6du ^ key[1];
+	uint64_t v2 = 0x6c7967656e657261u ^ key[0], v3 = 0x7465646279746573u ^ key[1];
+	uint64_t m, last = (uint64_t)n << 56;
+	size_t i, j;
+
+	if (words == 2)
+		v1 ^= 0xee;
+	for (i = 0; i + 8 <= n; i += 8) {
+		m = load_le64(s + i);
+		v3 ^= m;
+		SIPROUND;
+		v0 ^= m;
+	}
+	for (j = 0; i + j < n; j++)
+		last |= (uint64_t)s[i + j] << (8 * j);
+	v3 ^= last;
+	SIPROUND;
+	v0 ^= last;
+	v2 ^= words == 2 ? 0xee : 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	out[0] = v0 ^ v1 ^ v2 ^ v3;
+	if (words != 2)
+		return;
+	v1 ^= 0xdd;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	out[1] = v0 ^ v1 ^ v2 ^ v3;
+}

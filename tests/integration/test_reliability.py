@@ -345,47 +345,84 @@ class ReliabilityTest(EtlTestCase):
 
 
 class PostgresRestartTest(EtlTestCase):
-    """PostgreSQL restarted mid-run: the run reconnects and ends with the same tables."""
+    """PostgreSQL restarted, or crashed, during a run or between its
+    attempts: the run reconnects or continues and ends with the same tables."""
+
+    def setUp(self):
+        super().setUp()
+        tmp = tempfile.mkdtemp(prefix="pgrestart-")
+        self.pgdir = os.path.join(tmp, "pg")
+        subprocess.run([os.path.join(SOURCE, "scripts", "pg-tmp"), "start", self.pgdir], check=True,
+                       capture_output=True)
+        self.addCleanup(subprocess.run, [os.path.join(SOURCE, "scripts", "pg-tmp"), "stop", self.pgdir],
+                        capture_output=True)
+        self.env_pg = {}
+        with open(os.path.join(self.pgdir, "env")) as f:
+            for line in f:
+                k, _, v = line.strip().partition("=")
+                self.env_pg[k] = v
+        self.run_env = dict(os.environ, LC_ALL="C", **self.env(DATABASE_URL=self.env_pg["DATABASE_URL"]))
+        self.own = Database.existing(self.env_pg, "intersect")
+
+    def restart(self, mode):
+        """pg_ctl restart: "fast" shuts down cleanly; "immediate" is a crash
+        (the server recovers from its WAL on start)."""
+        owner = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+        subprocess.run(owner + [os.path.join(self.env_pg["PG_BINDIR"], "pg_ctl"), "-D",
+                                os.path.join(self.pgdir, "data"), "-m", mode, "-w", "restart", "-l",
+                                os.path.join(self.pgdir, "server.log")],
+                       check=True, capture_output=True)
+
+    def run_etl_here(self, job, expect):
+        p = subprocess.run([BIN, "run", job, "--snapshot-date", "2026-05-01"], env=self.run_env,
+                           capture_output=True, text=True, timeout=180)
+        check_sanitizers(p.stderr)
+        self.assertEqual(p.returncode, expect, p.stderr)
+        return p.stderr
 
     def test_restart_mid_run(self):
-        tmp = tempfile.mkdtemp(prefix="pgrestart-")
-        pgdir = os.path.join(tmp, "pg")
-        subprocess.run([os.path.join(SOURCE, "scripts", "pg-tmp"), "start", pgdir], check=True,
-                       capture_output=True)
-        try:
-            env_pg = {}
-            with open(os.path.join(pgdir, "env")) as f:
-                for line in f:
-                    k, _, v = line.strip().partition("=")
-                    env_pg[k] = v
-            url = env_pg["DATABASE_URL"]
-            self.fake.set_scenario("alpha-a.com", total_count=1000, latency_ms=100)
-            self.fake.set_scenario("beta-a.com", total_count=700, latency_ms=100)
-            job = self.job(job_text(limit=100, concurrency=2))
-            env = dict(os.environ, LC_ALL="C", **self.env(DATABASE_URL=url))
-            subprocess.run([BIN, "migrate", job], env=env, check=True, capture_output=True)
-            p = subprocess.Popen([BIN, "run", job, "--snapshot-date", "2026-05-01"], env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            time.sleep(0.8)
-            owner = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
-            subprocess.run(owner + [os.path.join(env_pg["PG_BINDIR"], "pg_ctl"), "-D", os.path.join(pgdir, "data"),
-                                    "-m", "fast", "-w", "restart", "-l", os.path.join(pgdir, "server.log")],
-                           check=True, capture_output=True)
-            _, err = p.communicate(timeout=180)
-            check_sanitizers(err)
-            self.assertEqual(p.returncode, 0, err)
-            self.assertIn("database connection lost", err)
-            own = Database.existing(env_pg, "intersect")
-            self.assertEqual(len(table_dump(own)), 1000 * 2 + 700 * 3)
-            self.assertRowsMatchFrom(own)
-        finally:
-            subprocess.run([os.path.join(SOURCE, "scripts", "pg-tmp"), "stop", pgdir], capture_output=True)
+        self.fake.set_scenario("alpha-a.com", total_count=1000, latency_ms=100)
+        self.fake.set_scenario("beta-a.com", total_count=700, latency_ms=100)
+        job = self.job(job_text(limit=100, concurrency=2))
+        subprocess.run([BIN, "migrate", job], env=self.run_env, check=True, capture_output=True)
+        p = subprocess.Popen([BIN, "run", job, "--snapshot-date", "2026-05-01"], env=self.run_env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.8)
+        self.restart("fast")
+        _, err = p.communicate(timeout=180)
+        check_sanitizers(err)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn("database connection lost", err)
+        self.assertEqual(len(table_dump(self.own)), 1000 * 2 + 700 * 3)
+        self.assertRowsMatchFrom(self.own)
 
-    def assertRowsMatchFrom(self, db):
+    def test_a_crash_of_the_server_loses_no_staged_page(self):
+        """A crash of the server (no clean shutdown) between two attempts of a
+        run: what its pages staged is WAL-logged, so the continued run fetches
+        only the page that failed and publishes the whole answer."""
+        self.fake.set_scenario("alpha-a.com", total_count=1000, faults=[
+            {"kind": "task", "code": 40501, "offset": 900, "times": -1}])
+        self.fake.set_scenario("beta-a.com", total_count=700)
+        job = self.job(job_text(limit=100, concurrency=2, attempts=1))
+        subprocess.run([BIN, "migrate", job], env=self.run_env, check=True, capture_output=True)
+        self.run_etl_here(job, 3)  # alpha's last page fails: its 9 pages stay staged
+        self.assertEqual(self.own.value("SELECT count(*) FROM dataforseo.domain_intersection_pending"), "1800")
+        self.restart("immediate")
+        self.assertEqual(self.own.value("SELECT count(*) FROM dataforseo.domain_intersection_pending"), "1800")
+        before = self.fake.requests
+        self.fake.reset()
+        self.fake.set_scenario("alpha-a.com", total_count=1000)
+        self.fake.set_scenario("beta-a.com", total_count=700)
+        self.run_etl_here(job, 0)
+        self.assertEqual([r["offset"] for r in self.fake.requests], [900])
+        self.assertEqual(len(table_dump(self.own)), 1000 * 2 + 700 * 3)
+        self.assertRowsMatchFrom(self.own, before + self.fake.requests)
+
+    def assertRowsMatchFrom(self, db, requests=None):
         from harness import expected_rows
         for name, first, targets in (("alpha", "alpha-a.com", ["alpha-a.com", "alpha-b.com"]),
                                      ("beta", "beta-a.com", ["beta-a.com", "beta-b.com", "beta-c.com"])):
-            want = expected_rows(self.fake.requests, first, targets)
+            want = expected_rows(requests or self.fake.requests, first, targets)
             got = db_rows(db, "dataforseo", name)
             self.assertEqual(sorted(got), sorted(want))
 
