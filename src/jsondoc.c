@@ -228,7 +228,10 @@ static int parse_escape(struct parser *ps, char **o, bool *nul)
 	if (cp >= 0xDC00 && cp <= 0xDFFF)
 		return fail(ps, "lone UTF-16 surrogate \\u%04X at byte %zu", cp, at);
 	if (cp >= 0xD800 && cp <= 0xDBFF) {
-		if (ps->p + 1 < ps->len && (ps->b[ps->p] != '\\' || ps->b[ps->p + 1] != 'u'))
+		/* what follows is judged as far as it goes: a last byte that
+		 * is not a backslash (the closing quote) already ends it */
+		if ((ps->p < ps->len && ps->b[ps->p] != '\\') ||
+		    (ps->p + 1 < ps->len && ps->b[ps->p + 1] != 'u'))
 			return fail(ps, "lone UTF-16 surrogate \\u%04X at byte %zu", cp, at);
 		if (ps->p + 1 >= ps->len)
 			return truncated(ps);

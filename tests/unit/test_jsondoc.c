@@ -80,6 +80,10 @@ static const struct parse_case cases[] = {
 	{"high then not low", "[\"\\ud800\\u0041\"]", 0, 0, "lone UTF-16 surrogate \\uD800"},
 	{"lone low surrogate", "[\"\\udc00\"]", 0, 0, "lone UTF-16 surrogate \\uDC00 at byte 2"},
 	{"high at the end", "[\"\\ud800\"]", 0, 0, "lone UTF-16 surrogate"},
+	/* found by fuzz_jsondiff: one byte after the high surrogate, the quote */
+	{"high, then the last byte", "\"\\ud83A\"", 0, 0, "lone UTF-16 surrogate \\uD83A at byte 1"},
+	{"high, then a cut escape", "\"\\ud83A\\", 0, 0, "truncated"},
+	{"high, then a cut \\u", "\"\\ud83A\\u", 0, 0, "truncated"},
 	{"raw tab", "[\"a\tb\"]", 0, 0, "control character 0x09 at byte 3"},
 	{"raw newline", "[\"a\nb\"]", 0, 0, "control character 0x0A at byte 3"},
 	{"raw DEL is fine", "[\"a\x7f\"]", 0, 1, NULL},
