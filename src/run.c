@@ -208,6 +208,12 @@ static char *unfetched(const struct set_state *s, long long offset)
 	return xasprintf("left unfetched: offsets %lld to %lld (%lld rows)", offset, end, end - offset);
 }
 
+/* Whether spent, the worst case held and `own` more would pass cap (0: none). */
+static int over_ceiling(double cap, double spent, double reserved, double own)
+{
+	return cap > 0 && spent + reserved + own > cap + 1e-9;
+}
+
 /*
  * The cost ceilings: a page goes out only if what was spent, the worst case
  * of what is in flight and its own worst case stay within the job's and its
@@ -221,7 +227,7 @@ static int within_budget(struct run_ctx *rc, struct set_state *s, long long offs
 	size_t i;
 
 	cap = rc->job->max_cost_usd;
-	if (cap > 0 && rc->spent + rc->reserved + own > cap + 1e-9) {
+	if (over_ceiling(cap, rc->spent, rc->reserved, own)) {
 		if (!rc->ceiling_msg)
 			rc->ceiling_msg = xasprintf("the job's cost ceiling max_cost_usd $%.4f stopped the "
 						    "run: spent $%.4f",
@@ -240,7 +246,7 @@ static int within_budget(struct run_ctx *rc, struct set_state *s, long long offs
 		return 0;
 	}
 	cap = s->def->max_cost_usd;
-	if (cap > 0 && s->spent + s->reserved + own > cap + 1e-9) {
+	if (over_ceiling(cap, s->spent, s->reserved, own)) {
 		left = unfetched(s, offset);
 		msg = xasprintf("the set's cost ceiling max_cost_usd $%.4f stopped it: spent $%.4f; %s",
 				cap, s->spent + s->reserved, left);
@@ -628,11 +634,10 @@ static void charge(struct run_ctx *rc, struct page_job *pj, const struct api_res
 static int retry_affordable(const struct run_ctx *rc, const struct page_job *pj)
 {
 	const struct set_state *s = pj->set;
-	double job_cap = rc->job->max_cost_usd, set_cap = s->def->max_cost_usd;
 	double own = plan_cost(1, pj->limit);
 
-	return (job_cap <= 0 || rc->spent + rc->reserved + own <= job_cap + 1e-9) &&
-	       (set_cap <= 0 || s->spent + s->reserved + own <= set_cap + 1e-9);
+	return !over_ceiling(rc->job->max_cost_usd, rc->spent, rc->reserved, own) &&
+	       !over_ceiling(s->def->max_cost_usd, s->spent, s->reserved, own);
 }
 
 /* The slow-down on rate limits, and the gradual way back. */
@@ -684,7 +689,7 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 	struct db_msg *m = NULL;
 	enum retry_verdict v;
 	char why[1200];
-	int code = 0, ret = 0;
+	int code = 0, ret = 0, retryable, more, affordable;
 
 	memset(&resp, 0, sizeof(resp));
 	/* A parse failure is kept in resp.error and classified below. */
@@ -741,8 +746,10 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 		return db_submit(rc, m, err);
 	}
 	describe_failure(pj, req, &resp, &perr, why, sizeof(why));
-	if ((v == VERDICT_RETRY || v == VERDICT_RETRY_SLOW) && pj->attempts < rc->job->api.max_attempts &&
-	    !rc->abort_msg && !s->error && retry_affordable(rc, pj)) {
+	retryable = v == VERDICT_RETRY || v == VERDICT_RETRY_SLOW;
+	more = retryable && pj->attempts < rc->job->api.max_attempts;
+	affordable = retry_affordable(rc, pj);
+	if (more && affordable && !rc->abort_msg && !s->error) {
 		double wait = retry_backoff(pj->attempts + 1, req->retry_after, &rc->seed);
 
 		log_set_msg(LOG_WARN, s->def->name, "%s (attempt %d of %d; retrying in %.1f s)", why,
@@ -758,10 +765,9 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 	m = msg_new(rc, DB_PAGE_FAILED, s);
 	page_record_init(rc, m, pj, req, &resp);
 	m->error = xasprintf("%s%s", why,
-			     v != VERDICT_RETRY && v != VERDICT_RETRY_SLOW ? ""
-			     : pj->attempts < rc->job->api.max_attempts && !retry_affordable(rc, pj)
-				     ? " (not retried: a cost ceiling, max_cost_usd, is reached)"
-				     : " (attempts exhausted)");
+			     !retryable ? ""
+			     : more && !affordable ? " (not retried: a cost ceiling, max_cost_usd, is reached)"
+			     : " (attempts exhausted)");
 	m->rec.error = m->error;
 	m->pj = pj;
 	m->req = req;
