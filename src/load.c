@@ -8,9 +8,12 @@
  * whichever page happens to load first. Each page's ledger row says how many
  * rows it staged, so before publishing the staged rows are checked against
  * the ledger. When the set completes, one transaction (publish_snapshot(),
- * sql/005_*) makes the staged answer the snapshot of its date in the
- * versioned history: only keys whose values changed get a new version, so an
- * unchanged night writes nothing there but its control row.
+ * sql/005_*, sql/010_*) makes the staged answer the snapshot of its date in
+ * the versioned history: only keys whose values changed get a new version, so
+ * an unchanged night writes nothing there but its control row, and equal
+ * neighbours stay one range whatever order dates are published in. That
+ * transaction, a failure and a purge each take a sync number that follows
+ * commit order (sync_seq_take()).
  */
 #include "load.h"
 
@@ -636,7 +639,7 @@ int load_page_failed(PGconn *conn, const struct page_record *rec, struct etl_err
 }
 
 /*
- * Publishes the set's staged rows (publish_snapshot(), sql/005_*), in the
+ * Publishes the set's staged rows (publish_snapshot(), sql/010_*), in the
  * caller's transaction. A set this run published already (the reply of an
  * earlier try was lost) is left alone; staged rows fewer than the ledger's
  * fail the set with *error_out (owned) saying so, and its pages are
@@ -649,12 +652,10 @@ static int publish(PGconn *conn, const char *const *params, struct set_outcome *
 	const char *outcome;
 	int rc;
 
-	/* These statements join whole snapshots, where a nested loop is never
-	 * the right plan; statistics of the freshly filled staging table can be
-	 * missing, which the planner takes for one row (a rerun met that and
-	 * rescanned a hash table per row: 0.8 s for 10k rows). */
-	if ((rc = db_exec(conn, "SET LOCAL enable_nestloop = off", err)) != 0)
-		return rc;
+	/* Planned at default settings: publish_snapshot() analyzes the keys it
+	 * compares and reaches staged rows by their primary key (sql/010), so
+	 * stale statistics of the staging table cannot pick a plan that
+	 * rescans it per row. */
 	rc = db_query(conn, "SELECT * FROM publish_snapshot($1, $2, $3::date, $4::bigint)", 4,
 		      params, &res, err);
 	if (rc != 0)

@@ -241,10 +241,12 @@ class ViewsTest(EtlTestCase):
         key = lambda r: (r["target_set"], r["snapshot_date"], r["change"], r["referring_domain"] or "")
         full = self.view("domain_intersection_changes", "1")
         # the incremental cursor of each row is its snapshot's publish
-        pub = {(d["target_set"], d["snapshot_date"]): (d["published_at"], d["run_id"])
+        # (and its sync number, since sql/010)
+        pub = {(d["target_set"], d["snapshot_date"]): (d["published_at"], d["run_id"], d["sync_seq"])
                for d in self.view("domain_intersection_daily", "1")}
         for r in full:
-            self.assertEqual((r.pop("published_at"), r.pop("run_id")), pub[(r["target_set"], r["snapshot_date"])])
+            self.assertEqual((r.pop("published_at"), r.pop("run_id"), r.pop("sync_seq")),
+                             pub[(r["target_set"], r["snapshot_date"])])
             self.assertIsNone(r.pop("purged_at"))
         got = sorted(full, key=key)
         want.sort(key=key)
@@ -255,12 +257,13 @@ class ViewsTest(EtlTestCase):
             ("alpha", "2026-01-05"): (0, 40), ("alpha", "2026-01-06"): (0, 0),
             ("beta", "2026-01-01"): None, ("beta", "2026-01-02"): (0, 0), ("beta", "2026-01-03"): None,
             ("beta", "2026-01-04"): (0, 30), ("beta", "2026-01-05"): (0, 0), ("beta", "2026-01-06"): (0, 0)})
-        # Restarts are rows of daily, not of changes; beta's names the snapshot it
-        # does not compare with.
-        restarts = [(r["target_set"], r["snapshot_date"], r["previous_snapshot_date"])
+        # Restarts are rows of daily, not of changes; since sql/010 a restart
+        # after a definition change names no previous snapshot (it is compared
+        # with none), and definition_changed says why.
+        restarts = [(r["target_set"], r["snapshot_date"], r["previous_snapshot_date"], r["definition_changed"])
                     for r in self.view("domain_intersection_daily", "1") if r["restart"]]
-        self.assertEqual(sorted(restarts), [("alpha", "2026-01-01", None), ("beta", "2026-01-01", None),
-                                            ("beta", "2026-01-03", "2026-01-02")])
+        self.assertEqual(sorted(restarts), [("alpha", "2026-01-01", None, False), ("beta", "2026-01-01", None, False),
+                                            ("beta", "2026-01-03", None, True)])
         return counts
 
     def check_daily(self, model, counts, ids):
@@ -364,10 +367,18 @@ class ViewsTest(EtlTestCase):
                   if r["purged_at"] is not None]
         self.assertEqual(sorted(purged), [("alpha", "2026-01-01"), ("beta", "2026-01-01")])
         # The view is ordered by its first column only; compare as multisets.
+        # The purged dates' comparisons stay; the oldest kept date (01-02) has
+        # nothing to compare with any more (sql/010): its rows go.
         def facts(rows):
-            kept = [{k: v for k, v in r.items() if k != "purged_at"} for r in rows]
+            kept = [{k: v for k, v in r.items() if k not in ("purged_at", "sync_seq")} for r in rows]
             return sorted(kept, key=lambda r: sorted((k, str(v)) for k, v in r.items()))
-        self.assertEqual(facts(self.view("domain_intersection_changes", "1")), facts(before))
+        self.assertEqual(facts(self.view("domain_intersection_changes", "1")),
+                         facts([r for r in before if r["snapshot_date"] != "2026-01-02"]))
+        self.assertTrue(any(r["snapshot_date"] == "2026-01-02" for r in before))
+        self.assertEqual([(r["target_set"], r["restart"], r["previous_snapshot_date"]) for r in
+                          self.view("domain_intersection_daily", "target_set")
+                          if r["snapshot_date"] == "2026-01-02"],
+                         [("alpha", True, None), ("beta", True, None)])
         self.assertEqual(self.db.value("SELECT min(valid_from) FROM %s.domain_intersection_history" % S),
                          "2026-01-02")
 
