@@ -14,8 +14,7 @@ years) of --sets target sets (default 20) of about 1,000 referring domains x
     the night's rows COPYed into domain_intersection_pending (the columns of
     TRANSFORM_COLUMNS, include/transform.h) with one etl_page ledger row whose
     staged = the rows, in one transaction; then load_finish_set()'s publish
-    transaction (BEGIN; SET LOCAL enable_nestloop = off; SELECT * FROM
-    publish_snapshot(...); UPDATE etl_run_set ... complete; SELECT
+    transaction (BEGIN; SELECT * FROM publish_snapshot(...); UPDATE etl_run_set ... complete; SELECT
     snapshot_cost(...); COMMIT) and load_finish_run()'s UPDATE.
 
 The rows are the fake API's (tests/fake_api/fakeapi.py, Dataset.item()), so
@@ -363,7 +362,7 @@ def night_sql(states, date, run_id, expect, conn=0, nsets=None):
                fakeapi.cost_for(rows), rows))
         # load_finish_set(): publish(), then the etl_run_set update and snapshot_cost()
         parts.append(
-            "BEGIN;\nSET LOCAL enable_nestloop = off;\n"
+            "BEGIN;\n"
             "SELECT * FROM publish_snapshot(%d, %d, '%s'::date, '%d'::bigint);\n"
             "UPDATE etl_run_set rs SET status = CASE WHEN NULL::text IS NULL"
             "   THEN 'complete' ELSE 'failed' END,"

@@ -159,15 +159,17 @@ BEGIN
         total_backlinks = m.total_backlinks,
         new_domains = CASE WHEN comparable THEN ch.new_domains END,
         lost_domains = CASE WHEN comparable THEN ch.lost_domains END,
-        -- keys of both snapshots whose values differ: ranges are maximal, so
-        -- those are the versions that start after prev over a key prev has
+        -- keys of both snapshots whose values differ: ranges are maximal and
+        -- end at complete dates, so those are the keys with a version ending
+        -- at p_date (it held at prev) and one starting there. Read from the
+        -- versions ending at p_date (an index range): not from each key's
+        -- past, which grows with the nights.
         changed_rows = CASE WHEN comparable THEN (
-            SELECT count(*) FROM domain_intersection_version v
-            JOIN domain_intersection_version w
-              ON w.target_set_id = v.target_set_id AND w.referring_domain = v.referring_domain
-             AND w.target_key = v.target_key AND w.valid_from <= prev AND w.valid_to > prev
-            WHERE v.target_set_id = p_set AND v.valid_from <= p_date AND v.valid_to > p_date
-              AND v.valid_from > prev) END,
+            SELECT count(*) FROM domain_intersection_version w
+            JOIN domain_intersection_version v
+              ON v.target_set_id = p_set AND v.referring_domain = w.referring_domain
+             AND v.target_key = w.target_key AND v.valid_from = p_date
+            WHERE w.target_set_id = p_set AND w.valid_to = p_date) END,
         sync_seq = seq
     FROM (SELECT count(DISTINCT referring_domain) AS domains, count(*) AS rows,
                  round(sum(rank)::numeric / nullif(count(rank), 0), 2) AS avg_rank,
@@ -330,10 +332,14 @@ BEGIN
     INSERT INTO etl_sync_deleted (sync_seq, view_name, target_set_id, referring_domain, target_key,
                                   valid_from)
     SELECT seq, 'history', p_set, referring_domain, target_key, valid_from FROM gone;
+    -- (g.pred_from IS NOT NULL: the statistics, taken before it was set,
+    -- then say few rows, and the versions are probed by key rather than all
+    -- of the set's hashed.)
     UPDATE domain_intersection_version v SET valid_to = coalesce(g.succ_to, hi), sync_seq = seq
     FROM publish_keys g
     WHERE v.target_set_id = p_set AND v.referring_domain = g.referring_domain
-      AND v.target_key = g.target_key AND v.valid_from = g.pred_from;
+      AND v.target_key = g.target_key AND v.valid_from = g.pred_from AND g.pred_from IS NOT NULL
+      AND v.valid_to = p_date;
 
     -- What is left of the answer: its new keys and changed values, each
     -- staged row fetched by its primary key (OFFSET 0 keeps the probe: the
@@ -515,6 +521,7 @@ DECLARE
     keep  date;
     n     integer;
     seq   bigint;
+    wait  text;
 BEGIN
     SELECT min(snapshot_date) INTO keep FROM etl_snapshot
     WHERE target_set_id = p_set AND status = 'complete' AND purged_at IS NULL
@@ -525,7 +532,13 @@ BEGIN
                                          AND status = 'complete' AND purged_at IS NULL) THEN
         RETURN 0;  -- nothing to purge: the counter is not taken
     END IF;
+    -- The counter is held only by writers of the ETL (a publish of another
+    -- job, up to its commit), never by a report: worth waiting for longer
+    -- than the maintenance lock_timeout meant for reports.
+    wait := current_setting('lock_timeout');
+    PERFORM set_config('lock_timeout', '60s', true);
     seq := sync_seq_take();
+    PERFORM set_config('lock_timeout', wait, true);
     UPDATE etl_snapshot SET purged_at = now(), sync_seq = seq
     WHERE target_set_id = p_set AND snapshot_date < keep AND status = 'complete'
       AND purged_at IS NULL;
