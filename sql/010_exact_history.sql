@@ -195,13 +195,20 @@ CREATE FUNCTION publish_versions(p_run bigint, p_set bigint, p_date date, hi dat
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     n_diff bigint;
+    merge  boolean;
 BEGIN
+    -- New values can continue a neighbour only if a version already ended at
+    -- p_date (it was a complete date before) or one starts at hi (a date is
+    -- published before the set's latest): not on a night after the latest,
+    -- whose versions ending at p_date are the ones this publish ends, as
+    -- they differ from the answer.
+    merge := hi < 'infinity' OR EXISTS (SELECT 1 FROM domain_intersection_version v
+                                        WHERE v.target_set_id = p_set AND v.valid_to = p_date);
     -- A set's first answer after its latest date: nothing covers p_date,
     -- nothing ends there to continue, nothing follows: the answer goes in
     -- whole (a first load of 1M rows, in one statement).
-    IF hi = 'infinity'
-       AND NOT EXISTS (SELECT 1 FROM domain_intersection_version v
-                       WHERE v.target_set_id = p_set AND v.valid_to >= p_date) THEN
+    IF NOT merge AND NOT EXISTS (SELECT 1 FROM domain_intersection_version v
+                                 WHERE v.target_set_id = p_set AND v.valid_to > p_date) THEN
         INSERT INTO domain_intersection_version
         SELECT p.target_set_id, p.referring_domain, p.target_key, p_date, hi, p.target,
                p.intersections_count, p.type, p.rank, p.backlinks, p.first_seen, p.lost_date,
@@ -303,43 +310,44 @@ BEGIN
     -- starting at hi, they take it in. One backward probe of the primary key
     -- per key for the first (not the key's whole past), an exact one for the
     -- second.
-    UPDATE publish_keys g SET
-        pred_from = (
-            SELECT (q.v).valid_from
-            FROM (SELECT v FROM domain_intersection_version v
-                  WHERE v.target_set_id = p_set AND v.referring_domain = g.referring_domain
-                    AND v.target_key = g.target_key AND v.valid_from < p_date
-                  ORDER BY v.valid_from DESC LIMIT 1) q,
-                 domain_intersection_pending p
-            WHERE (q.v).valid_to = p_date
-              AND p.run_id = p_run AND p.target_set_id = p_set
-              AND p.referring_domain = g.referring_domain AND p.target_key = g.target_key
-              AND same_values(q.v, p)),
-        succ_to = CASE WHEN hi < 'infinity' THEN (
-            SELECT v.valid_to
-            FROM domain_intersection_version v, domain_intersection_pending p
+    IF merge THEN
+        UPDATE publish_keys g SET
+            pred_from = (
+                SELECT (q.v).valid_from
+                FROM (SELECT v FROM domain_intersection_version v
+                      WHERE v.target_set_id = p_set AND v.referring_domain = g.referring_domain
+                        AND v.target_key = g.target_key AND v.valid_from < p_date
+                      ORDER BY v.valid_from DESC LIMIT 1) q,
+                     domain_intersection_pending p
+                WHERE (q.v).valid_to = p_date
+                  AND p.run_id = p_run AND p.target_set_id = p_set
+                  AND p.referring_domain = g.referring_domain AND p.target_key = g.target_key
+                  AND same_values(q.v, p)),
+            succ_to = CASE WHEN hi < 'infinity' THEN (
+                SELECT v.valid_to
+                FROM domain_intersection_version v, domain_intersection_pending p
+                WHERE v.target_set_id = p_set AND v.referring_domain = g.referring_domain
+                  AND v.target_key = g.target_key AND v.valid_from = hi
+                  AND p.run_id = p_run AND p.target_set_id = p_set
+                  AND p.referring_domain = g.referring_domain AND p.target_key = g.target_key
+                  AND same_values(v, p)) END
+        WHERE g.staged AND NOT g.same;
+        WITH gone AS (
+            DELETE FROM domain_intersection_version v USING publish_keys g
             WHERE v.target_set_id = p_set AND v.referring_domain = g.referring_domain
-              AND v.target_key = g.target_key AND v.valid_from = hi
-              AND p.run_id = p_run AND p.target_set_id = p_set
-              AND p.referring_domain = g.referring_domain AND p.target_key = g.target_key
-              AND same_values(v, p)) END
-    WHERE g.staged AND NOT g.same;
-    WITH gone AS (
-        DELETE FROM domain_intersection_version v USING publish_keys g
+              AND v.target_key = g.target_key AND v.valid_from = hi AND g.succ_to IS NOT NULL
+            RETURNING v.referring_domain, v.target_key, v.valid_from)
+        INSERT INTO etl_sync_deleted (sync_seq, view_name, target_set_id, referring_domain, target_key,
+                                      valid_from)
+        SELECT seq, 'history', p_set, referring_domain, target_key, valid_from FROM gone;
+        -- (g.pred_from IS NOT NULL: the statistics, taken before it was set,
+        -- then say few rows, and the versions are probed by key rather than all
+        -- of the set's hashed.)
+        UPDATE domain_intersection_version v SET valid_to = coalesce(g.succ_to, hi), sync_seq = seq
+        FROM publish_keys g
         WHERE v.target_set_id = p_set AND v.referring_domain = g.referring_domain
-          AND v.target_key = g.target_key AND v.valid_from = hi AND g.succ_to IS NOT NULL
-        RETURNING v.referring_domain, v.target_key, v.valid_from)
-    INSERT INTO etl_sync_deleted (sync_seq, view_name, target_set_id, referring_domain, target_key,
-                                  valid_from)
-    SELECT seq, 'history', p_set, referring_domain, target_key, valid_from FROM gone;
-    -- (g.pred_from IS NOT NULL: the statistics, taken before it was set,
-    -- then say few rows, and the versions are probed by key rather than all
-    -- of the set's hashed.)
-    UPDATE domain_intersection_version v SET valid_to = coalesce(g.succ_to, hi), sync_seq = seq
-    FROM publish_keys g
-    WHERE v.target_set_id = p_set AND v.referring_domain = g.referring_domain
-      AND v.target_key = g.target_key AND v.valid_from = g.pred_from AND g.pred_from IS NOT NULL
-      AND v.valid_to = p_date;
+          AND v.target_key = g.target_key AND v.valid_from = g.pred_from AND g.pred_from IS NOT NULL;
+    END IF;
 
     -- What is left of the answer: its new keys and changed values, each
     -- staged row fetched by its primary key (OFFSET 0 keeps the probe: the
