@@ -28,10 +28,11 @@ sets of a night split over --connections of them (2, the loader's default
 database.connections).
 
 Two things differ from a night of the binary (bench/README.md says why):
-  - jit is off in the loading sessions (--loader-jit on to keep the server's
-    default): the publish transaction runs with enable_nestloop = off, which
-    prices every plan that must nest a loop at 1e10 and so crosses every JIT
-    threshold; with jit on, each publish compiles code for ~200 ms;
+  - jit is off in the loading sessions, as in the binary's (--loader-jit on
+    to keep the server's default): before sql/010 the publish transaction ran
+    with enable_nestloop = off, which priced every plan that must nest a loop
+    at 1e10 and so crossed every JIT threshold (~200 ms of compiling a
+    publish); since sql/010 it runs at default settings;
   - after each night the loading session runs the VACUUM / ANALYZE that
     autovacuum (default settings) would run in the 24 hours between two real
     nights (AUTOVACUUM_SQL): the build runs about a night a second, which
