@@ -160,7 +160,12 @@ class SyncTest(EtlTestCase):
         first.stdin.write("BEGIN;\nSELECT %s.sync_seq_take();\nSELECT %s.sync_seq_take();\n"
                           "SELECT pg_sleep(1.5);\nCOMMIT;\n" % (S, S))
         first.stdin.close()
-        time.sleep(0.5)
+        # until the first holds its number (it is asleep inside its transaction)
+        for _ in range(200):
+            if self.db.value("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                             "AND query LIKE 'SELECT pg_sleep(1.5)%' AND state = 'active'") == "1":
+                break
+            time.sleep(0.05)
         t0 = time.time()
         second = self.db.value("SELECT %s.sync_seq_take()" % S)
         waited = time.time() - t0
@@ -168,7 +173,7 @@ class SyncTest(EtlTestCase):
         first.stdout.close()
         first.wait(10)
         self.assertEqual(second, "3")
-        self.assertGreater(waited, 0.5)
+        self.assertGreater(waited, 0.3)
         self.db.psql("BEGIN; SELECT %s.sync_seq_take(); ROLLBACK;" % S)
         self.assertEqual(self.db.value("SELECT %s.sync_seq_take()" % S), "4")
 
