@@ -5,9 +5,10 @@ and after every step each view is compared with a reference model written
 here: the set's complete snapshots not purged (date -> answer), from which
 the ranges of domain_intersection_history (one per key and maximal run of
 consecutive snapshots with equal values) and the daily measures (each date
-against the previous snapshot) follow (helpers/SEMANTICS.md). Answers differ
-by the fake's own means: total_count (keys missing), an edit of every third
-item's rank, an empty answer, a failing task.
+against the previous snapshot; none for the oldest kept) follow, as the
+views' COMMENTs (sql/010) state them. Answers differ by the fake's own
+means: total_count (keys missing), an edit of every third item's rank, an
+empty answer, a failing task.
 """
 
 import unittest
@@ -71,7 +72,7 @@ def expected_history(snaps):
     for key in keys:
         ranges = []
         cur = None
-        for i, d in enumerate(dates):
+        for d in dates:
             val = snaps[d].get(key)
             if cur is not None and val == cur[3]:
                 cur[2] = d
@@ -96,7 +97,7 @@ def domains(snap):
 
 
 class OrderModel:
-    """What the views must show, per the lead's rules, from the snapshots alone."""
+    """What the views must show, from the snapshots alone."""
 
     def __init__(self):
         self.snaps = {}      # complete, not purged: date -> {key: values}
