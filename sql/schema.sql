@@ -1789,11 +1789,21 @@ CREATE VIEW dataforseo.domain_intersection_breakdown AS
             WHEN (jsonb_typeof(e.value) = 'number'::text) THEN ((e.value)::numeric)::bigint
             ELSE NULL::bigint
         END AS links
-   FROM ((dataforseo.domain_intersection_latest l
-     CROSS JOIN LATERAL ( VALUES ('tld'::text,l.referring_links_tld), ('link_type'::text,l.referring_links_types), ('attribute'::text,l.referring_links_attributes), ('platform'::text,l.referring_links_platform_types), ('semantic_location'::text,l.referring_links_semantic_locations), ('country'::text,l.referring_links_countries)) m(dimension, map))
+   FROM (((dataforseo.domain_intersection_latest l
+     CROSS JOIN ( VALUES ('tld'::text), ('link_type'::text), ('attribute'::text), ('platform'::text), ('semantic_location'::text), ('country'::text)) m(dimension))
+     CROSS JOIN LATERAL ( SELECT
+                CASE m.dimension
+                    WHEN 'tld'::text THEN l.referring_links_tld
+                    WHEN 'link_type'::text THEN l.referring_links_types
+                    WHEN 'attribute'::text THEN l.referring_links_attributes
+                    WHEN 'platform'::text THEN l.referring_links_platform_types
+                    WHEN 'semantic_location'::text THEN l.referring_links_semantic_locations
+                    WHEN 'country'::text THEN l.referring_links_countries
+                    ELSE NULL::jsonb
+                END AS map) x)
      CROSS JOIN LATERAL jsonb_each(
         CASE
-            WHEN (jsonb_typeof(m.map) = 'object'::text) THEN m.map
+            WHEN (jsonb_typeof(x.map) = 'object'::text) THEN x.map
             ELSE NULL::jsonb
         END) e(key, value));
 
@@ -2971,11 +2981,21 @@ CREATE VIEW dataforseo.domain_intersection_snapshot_breakdown AS
             WHEN (jsonb_typeof(e.value) = 'number'::text) THEN ((e.value)::numeric)::bigint
             ELSE NULL::bigint
         END AS links
-   FROM ((dataforseo.domain_intersection_snapshot d
-     CROSS JOIN LATERAL ( VALUES ('tld'::text,d.referring_links_tld), ('link_type'::text,d.referring_links_types), ('attribute'::text,d.referring_links_attributes), ('platform'::text,d.referring_links_platform_types), ('semantic_location'::text,d.referring_links_semantic_locations), ('country'::text,d.referring_links_countries)) m(dimension, map))
+   FROM (((dataforseo.domain_intersection_snapshot d
+     CROSS JOIN ( VALUES ('tld'::text), ('link_type'::text), ('attribute'::text), ('platform'::text), ('semantic_location'::text), ('country'::text)) m(dimension))
+     CROSS JOIN LATERAL ( SELECT
+                CASE m.dimension
+                    WHEN 'tld'::text THEN d.referring_links_tld
+                    WHEN 'link_type'::text THEN d.referring_links_types
+                    WHEN 'attribute'::text THEN d.referring_links_attributes
+                    WHEN 'platform'::text THEN d.referring_links_platform_types
+                    WHEN 'semantic_location'::text THEN d.referring_links_semantic_locations
+                    WHEN 'country'::text THEN d.referring_links_countries
+                    ELSE NULL::jsonb
+                END AS map) x)
      CROSS JOIN LATERAL jsonb_each(
         CASE
-            WHEN (jsonb_typeof(m.map) = 'object'::text) THEN m.map
+            WHEN (jsonb_typeof(x.map) = 'object'::text) THEN x.map
             ELSE NULL::jsonb
         END) e(key, value));
 
