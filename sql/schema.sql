@@ -2255,7 +2255,7 @@ CREATE VIEW dataforseo.domain_intersection_domain_series AS
    FROM ((dataforseo.domain_intersection_version v
      JOIN dataforseo.etl_snapshot s ON (((s.target_set_id = v.target_set_id) AND (s.snapshot_date >= v.valid_from) AND (s.snapshot_date < v.valid_to) AND (s.status = 'complete'::text) AND (s.purged_at IS NULL))))
      JOIN dataforseo.target_set t ON ((t.target_set_id = v.target_set_id)))
-  GROUP BY t.job, t.name, v.target_set_id, s.snapshot_date, v.referring_domain;
+  GROUP BY s.snapshot_date, v.referring_domain, v.target_set_id, t.job, t.name;
 
 --
 -- Name: VIEW domain_intersection_domain_series; Type: COMMENT; Schema: dataforseo; Owner: -
@@ -2362,7 +2362,7 @@ CREATE VIEW dataforseo.domain_intersection_domains AS
     max(d.run_id) AS run_id
    FROM (dataforseo.domain_intersection d
      JOIN dataforseo.target_set t USING (target_set_id))
-  GROUP BY t.job, t.name, d.target_set_id, d.snapshot_date, d.referring_domain;
+  GROUP BY d.referring_domain, d.snapshot_date, d.target_set_id, t.job, t.name;
 
 --
 -- Name: VIEW domain_intersection_domains; Type: COMMENT; Schema: dataforseo; Owner: -
