@@ -1529,8 +1529,8 @@ COMMENT ON COLUMN dataforseo.target_set.retired_at IS 'When the set was retired 
 CREATE VIEW dataforseo.domain_intersection_latest AS
  SELECT t.job,
     t.name AS target_set,
-    d.target_set_id,
-    d.snapshot_date,
+    t.target_set_id,
+    l.snapshot_date,
     d.referring_domain,
     d.target_key,
     d.target,
@@ -1564,7 +1564,40 @@ CREATE VIEW dataforseo.domain_intersection_latest AS
      CROSS JOIN LATERAL ( SELECT max(c.snapshot_date) AS snapshot_date
            FROM dataforseo.etl_snapshot c
           WHERE ((c.target_set_id = t.target_set_id) AND (c.status = 'complete'::text) AND (c.purged_at IS NULL))) l)
-     JOIN dataforseo.domain_intersection d ON (((d.target_set_id = t.target_set_id) AND (d.snapshot_date = l.snapshot_date))))
+     CROSS JOIN LATERAL ( SELECT v.referring_domain,
+            v.target_key,
+            v.target,
+            ((( SELECT jsonb_object(r.domains, (r.positions)::text[]) AS jsonb_object
+                   FROM dataforseo.domain_intersection_order r
+                  WHERE ((r.target_set_id = t.target_set_id) AND (r.valid_to = 'infinity'::date) AND (r.valid_from <= l.snapshot_date))) ->> v.referring_domain))::integer AS "position",
+            v.intersections_count,
+            v.type,
+            v.rank,
+            v.backlinks,
+            v.first_seen,
+            v.lost_date,
+            v.backlinks_spam_score,
+            v.broken_backlinks,
+            v.broken_pages,
+            v.referring_domains,
+            v.referring_domains_nofollow,
+            v.referring_main_domains,
+            v.referring_main_domains_nofollow,
+            v.referring_ips,
+            v.referring_subnets,
+            v.referring_pages,
+            v.referring_pages_nofollow,
+            v.referring_links_tld,
+            v.referring_links_types,
+            v.referring_links_attributes,
+            v.referring_links_platform_types,
+            v.referring_links_semantic_locations,
+            v.referring_links_countries,
+            v.extra,
+            v.run_id
+           FROM dataforseo.domain_intersection_version v
+          WHERE ((v.target_set_id = t.target_set_id) AND (v.valid_to = 'infinity'::date) AND (v.valid_from <= l.snapshot_date))
+         OFFSET 0) d)
   WHERE (t.retired_at IS NULL);
 
 --
