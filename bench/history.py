@@ -47,7 +47,8 @@ md5 of every domain, key and backlinks).
 
 Measured at each checkpoint (30, 365, 1,095 nights, and --nights; the
 count includes the 2 measured nights of each earlier checkpoint):
-  - each documented report query, as the BI role of sql/bi_readonly.sql, in
+  - each documented report query (the README's examples), as a plain role
+    with SELECT on the views at the server's default settings (jit on), in
     one session: planning + execution time from EXPLAIN (ANALYZE, TIMING OFF,
     FORMAT JSON), median of 5 runs; the rows it returns; and the pg_locks
     rows of the session inside a transaction right after running it;
@@ -99,6 +100,16 @@ SCHEMA = "hist"
 JOB = "hist"
 DB = "history_bench"
 BI_ROLE = "hist_bi"
+# Issue 15: the report queries are measured as a role that is neither the
+# ETL's nor the BI role (which has jit = off): a plain login with SELECT on
+# the views, at the server's default settings (jit on), no SET anywhere.
+READER_ROLE = "hist_reader"
+READER_VIEWS = ("domain_intersection_latest", "domain_intersection_changes",
+                "domain_intersection_daily", "domain_intersection_breakdown",
+                "domain_intersection_history", "etl_run_summary", "domain_intersection",
+                "domain_intersection_snapshot", "domain_intersection_snapshot_breakdown",
+                "domain_intersection_domains", "domain_intersection_domain_series",
+                "etl_target_set", "etl_run_set_summary")
 FIRST_NIGHT = datetime.date(2023, 1, 1)
 KEYS = ("1", "2")
 PAGE_LIMIT = 1000
@@ -126,8 +137,10 @@ HISTORY_TABLES = ("domain_intersection_version", "domain_intersection_order",
                   "domain_intersection_change", "etl_snapshot")
 RUN_TABLES = ("etl_run", "etl_run_set", "etl_page")
 
-# Targets of issue 11 H.
-TARGET_MS = 200.0
+# Targets of issue 15 (issue 11 H had 200 ms): every documented query, a
+# breakdown 50 ms.
+TARGET_MS = 20.0
+TARGET_BREAKDOWN_MS = 50.0
 TARGET_FLAT = 1.5        # at the last checkpoint at most 1.5x the first
 TARGET_LOCKS = 50
 TARGET_UNCHANGED = 0.10  # of a full snapshot's bytes
@@ -432,21 +445,56 @@ WHERE v OR a
 # The report queries
 # --------------------------------------------------------------------------
 
-def report_queries(set_id, domain, last):
+def report_queries(set_name, domain, last):
+    """The README's example queries ("Tables", "Example reports"), for one
+    set, one referring domain and the last night: (name, SQL, target ms)."""
     d = datetime.date.fromisoformat(last)
+    past = d - datetime.timedelta(days=30)
+    where = "job = %s AND target_set = %s" % (lit(JOB), lit(set_name))
     return [
-        ("latest, one set",
-         "SELECT * FROM %s.domain_intersection_latest WHERE target_set_id = %d" % (SCHEMA, set_id)),
+        ("domains of a past snapshot",
+         "SELECT referring_domain, min_rank, backlinks, links_to_all_since"
+         " FROM %s.domain_intersection_domains WHERE %s AND snapshot_date = '%s'"
+         " ORDER BY backlinks DESC NULLS LAST LIMIT 20" % (SCHEMA, where, past), TARGET_MS),
+        ("latest, linking to all, top 20",
+         "SELECT referring_domain, max(first_seen)::date AS links_to_all_since, min(rank) AS min_rank,"
+         " sum(backlinks) AS backlinks, snapshot_date FROM %s.domain_intersection_latest WHERE %s"
+         " GROUP BY referring_domain, snapshot_date ORDER BY links_to_all_since DESC, backlinks DESC"
+         " LIMIT 20" % (SCHEMA, where), TARGET_MS),
         ("changes, last 7 days, job",
-         "SELECT * FROM %s.domain_intersection_changes WHERE job = %s AND snapshot_date > '%s'"
-         % (SCHEMA, lit(JOB), d - datetime.timedelta(days=7))),
-        ("daily, job, all nights",
-         "SELECT * FROM %s.domain_intersection_daily WHERE job = %s" % (SCHEMA, lit(JOB))),
-        ("breakdown, one set",
-         "SELECT * FROM %s.domain_intersection_breakdown WHERE target_set_id = %d" % (SCHEMA, set_id)),
+         "SELECT snapshot_date, target_set, change, referring_domain, min_rank, backlinks,"
+         " previous_snapshot_date FROM %s.domain_intersection_changes WHERE job = %s"
+         " AND snapshot_date > '%s' ORDER BY snapshot_date DESC, target_set, change,"
+         " backlinks DESC NULLS LAST" % (SCHEMA, lit(JOB), d - datetime.timedelta(days=7)), TARGET_MS),
+        ("daily new/lost, one set, all nights",
+         "SELECT snapshot_date, target_set, status, distinct_domains, new_domains, lost_domains,"
+         " restart, short, cost_usd FROM %s.domain_intersection_daily WHERE %s AND purged_at IS NULL"
+         " ORDER BY target_set, snapshot_date" % (SCHEMA, where), TARGET_MS),
+        ("one domain a year, a point a night",
+         "SELECT snapshot_date, min_rank, backlinks, target_keys FROM %s.domain_intersection_domain_series"
+         " WHERE %s AND referring_domain = %s AND snapshot_date > '%s' ORDER BY snapshot_date"
+         % (SCHEMA, where, lit(domain), d - datetime.timedelta(days=365)), TARGET_MS),
         ("history, one domain, a year",
-         "SELECT * FROM %s.domain_intersection_history WHERE target_set_id = %d AND referring_domain = %s"
-         " AND valid_from >= '%s'" % (SCHEMA, set_id, lit(domain), d - datetime.timedelta(days=365))),
+         "SELECT target, valid_from, coalesce(valid_to, current_date) AS held_until, rank, backlinks"
+         " FROM %s.domain_intersection_history WHERE %s AND referring_domain = %s"
+         " AND coalesce(valid_to, 'infinity') > '%s' ORDER BY target, valid_from"
+         % (SCHEMA, where, lit(domain), d - datetime.timedelta(days=365)), TARGET_MS),
+        ("countries now (breakdown)",
+         "SELECT key AS country, sum(links) AS links FROM %s.domain_intersection_breakdown"
+         " WHERE %s AND dimension = 'country' GROUP BY key ORDER BY links DESC NULLS LAST LIMIT 10"
+         % (SCHEMA, where), TARGET_BREAKDOWN_MS),
+        ("countries a month ago (breakdown)",
+         "SELECT key AS country, sum(links) AS links FROM %s.domain_intersection_snapshot_breakdown"
+         " WHERE %s AND snapshot_date = '%s' AND dimension = 'country' GROUP BY key"
+         " ORDER BY links DESC NULLS LAST LIMIT 10" % (SCHEMA, where, past), TARGET_BREAKDOWN_MS),
+        ("run health, 30 days",
+         "SELECT snapshot_date, target_set, status, error, duration_seconds FROM %s.etl_run_set_summary"
+         " WHERE job = %s AND snapshot_date > '%s' ORDER BY snapshot_date DESC, target_set"
+         % (SCHEMA, lit(JOB), d - datetime.timedelta(days=30)), TARGET_MS),
+        ("referring domains now, count",
+         "SELECT count(*) FROM %s.domain_intersection_domains d WHERE %s AND snapshot_date ="
+         " (SELECT max(snapshot_date) FROM %s.domain_intersection_daily WHERE %s"
+         " AND status = 'complete' AND purged_at IS NULL)" % (SCHEMA, where, SCHEMA, where), TARGET_MS),
     ]
 
 
@@ -469,7 +517,7 @@ def measure_queries(pg, db, user, queries, reps=5):
     s.append("BEGIN;")
     s.append("SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid();")
     s.append("COMMIT;")
-    for n, (_, q) in enumerate(queries):
+    for n, (_, q, _) in enumerate(queries):
         for r in range(reps):
             s.append("\\echo @@ explain %d %d" % (n, r))
             s.append("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) %s;" % q)
@@ -489,7 +537,7 @@ def measure_queries(pg, db, user, queries, reps=5):
         elif cur is not None:
             blocks[cur].append(line)
     res = []
-    for n, (name, q) in enumerate(queries):
+    for n, (name, q, target) in enumerate(queries):
         plan_ms, exec_ms, total, locks, rows = [], [], [], [], None
         for r in range(reps):
             plan = json.loads("\n".join(blocks[("explain", str(n), str(r))]))[0]
@@ -497,9 +545,12 @@ def measure_queries(pg, db, user, queries, reps=5):
             exec_ms.append(plan["Execution Time"])
             total.append(plan["Planning Time"] + plan["Execution Time"])
             rows = plan["Plan"]["Actual Rows"]
+            plan_jit = "JIT" in plan      # EXPLAIN ANALYZE shows a JIT section when it compiled
+            plan_cost = plan["Plan"]["Total Cost"]
             locks.append(int("".join(blocks[("locks", str(n), str(r))]).strip()))
         res.append({"query": name, "sql": q, "plan_ms": median(plan_ms), "exec_ms": median(exec_ms),
-                    "ms": median(total), "rows": rows, "locks": max(locks)})
+                    "ms": median(total), "rows": rows, "locks": max(locks), "target_ms": target,
+                    "jit": plan_jit, "cost": plan_cost})
     baseline = int("".join(blocks[("baseline",)]).strip())
     return res, baseline
 
@@ -509,7 +560,7 @@ def bi_session_script(queries, loops):
     for it in range(loops):
         s.append("\\echo @@ begin")
         s.append("BEGIN;")
-        for n, (_, q) in enumerate(queries):
+        for n, (_, q, _) in enumerate(queries):
             s.append("\\echo @@ q %d" % n)
             s.append("%s;" % q)
         s.append("\\o")
@@ -640,6 +691,10 @@ class History:
         p = subprocess.run(argv, capture_output=True, text=True, env=self.pg.env())
         if p.returncode != 0:
             raise RuntimeError("sql/bi_readonly.sql failed:\n%s" % p.stderr)
+        self.q("DROP ROLE IF EXISTS %s; CREATE ROLE %s LOGIN; GRANT USAGE ON SCHEMA %s TO %s;"
+               " GRANT SELECT ON %s TO %s" % (READER_ROLE, READER_ROLE, SCHEMA, READER_ROLE,
+                                             ", ".join("%s.%s" % (SCHEMA, v) for v in READER_VIEWS),
+                                             READER_ROLE))
         self.loaders = [Loader(self.pg, DB, self.work, n, jit=self.args.loader_jit)
                         for n in range(self.args.connections)]
 
@@ -757,9 +812,9 @@ class History:
         s0 = self.sizes()
         s = self.states[0]
         domain = s.dom[0]
-        queries = report_queries(s.set_id, domain, self.date)
+        queries = report_queries(s.name, domain, self.date)
         log("%d nights: queries (one session, 5 runs each)" % k)
-        cp["queries"], cp["lock_baseline"] = measure_queries(self.pg, DB, BI_ROLE, queries)
+        cp["queries"], cp["lock_baseline"] = measure_queries(self.pg, DB, READER_ROLE, queries)
         for r in cp["queries"]:
             log("  %-30s %7.1f ms (plan %.1f + exec %.1f), %d rows, %d locks"
                 % (r["query"], r["ms"], r["plan_ms"], r["exec_ms"], r["rows"], r["locks"]))
@@ -767,8 +822,8 @@ class History:
         per = []
         for i in range(self.args.bi_sessions):
             st = self.states[i % len(self.states)]
-            per.append(report_queries(st.set_id, st.dom[0], self.date))
-        cp["concurrent"] = concurrent(self.pg, DB, BI_ROLE, per, self.args.bi_loops)
+            per.append(report_queries(st.name, st.dom[0], self.date))
+        cp["concurrent"] = concurrent(self.pg, DB, READER_ROLE, per, self.args.bi_loops)
         c = cp["concurrent"]
         log("  %d/%d queries ok, median %.1f ms, p95 %.1f ms, max %.1f ms, %d errors"
             % (c["ok"], c["expected"], c["median_ms"] or 0, c["p95_ms"] or 0, c["max_ms"] or 0,
@@ -933,7 +988,8 @@ def render(res):
     hdr = ["query"]
     for cp in cps:
         hdr.append("%d nights: ms (plan+exec) / rows / locks" % cp["nights"])
-    hdr += ["<= %d ms at %d" % (TARGET_MS, last["nights"]), "flat %d -> %d" % (first["nights"], last["nights"]),
+    hdr += ["<= target ms (%d, breakdown %d) at %d, jit" % (TARGET_MS, TARGET_BREAKDOWN_MS, last["nights"]),
+            "flat %d -> %d" % (first["nights"], last["nights"]),
             "<= %d locks" % TARGET_LOCKS]
     rows = []
     for n, q in enumerate(first["queries"]):
@@ -943,7 +999,8 @@ def render(res):
             r.append("%.1f (%.1f+%.1f) / %d / %d" % (x["ms"], x["plan_ms"], x["exec_ms"], x["rows"],
                                                       x["locks"]))
         a, z = first["queries"][n], last["queries"][n]
-        r.append(mark(z["ms"] <= TARGET_MS))
+        r.append("%s%s" % (mark(z["ms"] <= z.get("target_ms", 200.0)),
+                           ", JIT compiled" if z.get("jit") else ""))
         if z["rows"] > 1.5 * max(1, a["rows"]):
             # the output grows: flat per row returned
             ra = a["ms"] / max(1, a["rows"])
@@ -962,7 +1019,8 @@ def render(res):
                    "only how the figures stand at %d." % (last["nights"], last["nights"]))
         out.append("")
     out.append("ms: planning + execution (EXPLAIN ANALYZE, TIMING OFF), median of 5 in one session of "
-               "the BI role; locks: pg_locks rows of the session inside the transaction right after "
+               "a plain role with SELECT on the views (neither the ETL's nor the BI role) at the server's "
+               "default settings, jit on; locks: pg_locks rows of the session inside the transaction right after "
                "the query (%d of them are the transaction's own and the pg_locks query's)."
                % first["lock_baseline"])
     out.append("")
@@ -980,7 +1038,7 @@ def render(res):
                       "median ms per query (as above)", "p95 ms", "max ms",
                       "max locks in a transaction", "errors", "no failure, no lock exhaustion"], rows))
     out.append("")
-    out.append("Each BI session runs the five queries %d times, each time in one transaction "
+    out.append("Each reader session runs the documented queries %d times, each time in one transaction "
                "(its own set and domain); ms is the client's (psql \\timing), rows included."
                % first["concurrent"]["loops"])
     errs = [e for cp in cps for e in cp["concurrent"]["errors"]]

@@ -83,11 +83,17 @@ GRANT SELECT ON
     :"schema".domain_intersection_daily,
     :"schema".domain_intersection_breakdown,
     :"schema".domain_intersection_history,
-    :"schema".etl_run_summary
+    :"schema".etl_run_summary,
+    -- sql/011_bi_reads.sql: past snapshots, the per-domain grain, the sets,
+    -- per-set outcomes (views that read the tables with their owner's rights)
+    :"schema".domain_intersection,
+    :"schema".domain_intersection_snapshot,
+    :"schema".domain_intersection_snapshot_breakdown,
+    :"schema".domain_intersection_domains,
+    :"schema".domain_intersection_domain_series,
+    :"schema".etl_target_set,
+    :"schema".etl_run_set_summary
 TO :"role";
--- The views read each snapshot through it (SECURITY DEFINER: it reads the
--- tables as their owner, the role still cannot).
-GRANT EXECUTE ON FUNCTION :"schema".snapshot_rows(bigint, date) TO :"role";
 
 COMMIT;
 

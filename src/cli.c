@@ -21,6 +21,7 @@
 #include "plan.h"
 #include "replay.h"
 #include "report.h"
+#include "retire.h"
 #include "run.h"
 #include "runs.h"
 
@@ -46,6 +47,7 @@ static const char main_help[] =
 	"  replay JOB RUN_ID  reload a run from the raw archive; no API call\n"
 	"  runs [JOB]     recent runs; `runs RUN_ID`: one run's target sets and failed pages\n"
 	"  report JOB     each target set's latest snapshot, its new and lost referring domains\n"
+	"  retire JOB SET take a set removed from JOB out of the latest views\n"
 	"  help COMMAND   options of one command\n"
 	"\n"
 	"Options (before the command, or after it among the command's options):\n"
@@ -662,6 +664,34 @@ static int cmd_report(int argc, char **argv)
 	return report(rc, &err);
 }
 
+static const char retire_help[] =
+	"Usage: intersect-etl retire JOB SET\n"
+	"\n"
+	"Marks target set SET of JOB retired: it leaves domain_intersection_latest and\n"
+	"domain_intersection_breakdown; its snapshots and history stay. Remove SET from\n"
+	"the job file first; a run of a job file that names it again brings it back.\n"
+	"\n";
+
+static int cmd_retire(int argc, char **argv)
+{
+	struct etl_error err = {0, ""};
+	int already = 0;
+	int rc = parse_opts(argc, argv, "retire", retire_help, common_longopts, no_opt, NULL);
+
+	if (rc >= 0)
+		return rc;
+	if (argc - optind != 2)
+		return usage_error("retire", "retire takes a JOB file and a SET name");
+	/* set names are [a-z0-9_-]+ (job.c); anything else is not echoed back */
+	if (!*argv[optind + 1] || strlen(argv[optind + 1]) > 63 ||
+	    strspn(argv[optind + 1], "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(argv[optind + 1]))
+		return usage_error("retire", "SET: not a target set name ([a-z0-9_-]+)");
+	rc = retire_set(argv[optind], argv[optind + 1], &already, &err);
+	if (rc == 0)
+		log_info("target set %s: %s", argv[optind + 1], already ? "already retired" : "retired");
+	return report(rc, &err);
+}
+
 struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -676,6 +706,7 @@ static const struct command commands[] = {
 	{"replay", cmd_replay, replay_help},
 	{"runs", cmd_runs, runs_help},
 	{"report", cmd_report, report_help},
+	{"retire", cmd_retire, retire_help},
 };
 
 void cli_no_core_dumps(void)

@@ -230,7 +230,7 @@ int load_register_sets(PGconn *conn, const struct job *job, long long *ids, stru
 			      "   'max_rows', $6::bigint))::text), $5, $6"
 			      " ON CONFLICT (job, name) DO UPDATE SET targets = EXCLUDED.targets,"
 			      " request = EXCLUDED.request, request_hash = EXCLUDED.request_hash,"
-			      " page_limit = EXCLUDED.page_limit, max_rows = EXCLUDED.max_rows,"
+			      " page_limit = EXCLUDED.page_limit, max_rows = EXCLUDED.max_rows, retired_at = NULL,"
 			      " updated_at = CASE WHEN t.request_hash = EXCLUDED.request_hash"
 			      " THEN t.updated_at ELSE now() END"
 			      " RETURNING target_set_id",

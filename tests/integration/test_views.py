@@ -491,7 +491,10 @@ class ViewsTest(EtlTestCase):
                                        "FROM pg_authid WHERE rolname = '%s'" % role), "t")
 
         views = ["domain_intersection_latest", "domain_intersection_changes", "domain_intersection_daily",
-                 "domain_intersection_breakdown", "domain_intersection_history", "etl_run_summary"]
+                 "domain_intersection_breakdown", "domain_intersection_history", "etl_run_summary",
+                 "domain_intersection", "domain_intersection_snapshot", "domain_intersection_snapshot_breakdown",
+                 "domain_intersection_domains", "domain_intersection_domain_series", "etl_target_set",
+                 "etl_run_set_summary"]
         for v in views:
             with self.subTest(view=v):
                 p = self.as_role(role, "SELECT count(*) FROM %s.%s" % (S, v))
