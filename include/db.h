@@ -1,8 +1,9 @@
 /*
  * db.h - the PostgreSQL connection and small helpers around libpq.
  *
- * db.c owns connecting (with the schema put first on search_path, quoted with
- * PQescapeIdentifier, so every statement elsewhere names tables unqualified),
+ * db.c owns connecting (with the schema on search_path after pg_catalog,
+ * quoted with PQescapeIdentifier, so every statement elsewhere names tables
+ * unqualified), with every wait bounded (connect, keepalives, statements),
  * running statements with bound parameters, and turning libpq errors into
  * struct etl_error messages. Every SQL value goes through parameters or COPY;
  * nothing is spliced into SQL text except the quoted schema identifier.
@@ -13,6 +14,22 @@
 #include <libpq-fe.h>
 
 #include "err.h"
+
+/*
+ * The session's search_path, %s the quoted schema: built-in names resolve
+ * in pg_catalog before anything in the job's schema, temporary objects
+ * last. Functions are pinned to the same order (migrate.c).
+ */
+#define DB_SEARCH_PATH "SET search_path TO pg_catalog, %s, pg_temp"
+
+/*
+ * The bounds on every wait (see db.c's bounds[]): seconds to connect, and
+ * how long one of the ETL's statements may run. 30 minutes is about 100
+ * times the longest statement a run makes at 1M rows (publish_snapshot(),
+ * 15 s in README "Performance"), so it ends a hung night, not a big one.
+ */
+#define DB_CONNECT_TIMEOUT "10"
+#define DB_STATEMENT_TIMEOUT "30min"
 
 /*
  * Connects with `conninfo` ("" = libpq's PG* environment) and sets

@@ -45,7 +45,14 @@ SELECT format('CREATE ROLE %I', :'role')
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role') \gexec
 
 -- A plain login: no inherited rights, no memberships it could SET ROLE to.
-ALTER ROLE :"role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS;
+-- SUPERUSER, REPLICATION and BYPASSRLS are named only when the role has
+-- them: PostgreSQL lets only a superuser write those three, even to say no,
+-- and a role with CREATEROLE should be able to run this script.
+SELECT format('ALTER ROLE %I WITH LOGIN NOCREATEDB NOCREATEROLE NOINHERIT%s%s%s', :'role',
+              CASE WHEN rolsuper THEN ' NOSUPERUSER' END,
+              CASE WHEN rolreplication THEN ' NOREPLICATION' END,
+              CASE WHEN rolbypassrls THEN ' NOBYPASSRLS' END)
+FROM pg_catalog.pg_roles WHERE rolname = :'role' \gexec
 \if :{?password}
 ALTER ROLE :"role" WITH PASSWORD :password;
 \endif
@@ -75,6 +82,41 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA :"schema" FROM :"role";
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA :"schema" FROM PUBLIC, :"role";
 SELECT 'REVOKE CREATE ON SCHEMA public FROM ' || quote_ident(:'role')
 WHERE EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public') \gexec
+
+-- Nothing it can create, temporary tables included: read-only is only its
+-- sessions' default (BEGIN READ WRITE undoes it). TEMPORARY on a database
+-- and CREATE on "public" (before PostgreSQL 15) are PUBLIC's, which no
+-- per-role REVOKE takes away: they are revoked from PUBLIC, and TEMPORARY
+-- given back by name to the schema's owner, which runs the ETL (its loads
+-- stage pages in temporary tables). Another role of this database that
+-- creates temporary tables needs GRANT TEMPORARY ON DATABASE ... TO it.
+REVOKE TEMPORARY, CREATE ON DATABASE :"DBNAME" FROM PUBLIC, :"role";
+SELECT format('GRANT TEMPORARY ON DATABASE %I TO %I', current_database(), nspowner::regrole)
+FROM pg_catalog.pg_namespace WHERE nspname = :'schema' \gexec
+SELECT 'REVOKE CREATE ON SCHEMA public FROM PUBLIC'
+WHERE EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public') \gexec
+-- A REVOKE its runner had no right to make is only a warning: check.
+SELECT set_config('bi_readonly.role', :'role', true) AS bi_readonly_role \gset
+DO $$
+DECLARE
+    r name := current_setting('bi_readonly.role');
+    what text;
+BEGIN
+    SELECT string_agg(x, ', ') INTO what FROM (
+        SELECT format('TEMPORARY on database %I', current_database()) AS x
+        WHERE pg_catalog.has_database_privilege(r, current_database(), 'TEMPORARY')
+        UNION ALL
+        SELECT format('CREATE on database %I', current_database())
+        WHERE pg_catalog.has_database_privilege(r, current_database(), 'CREATE')
+        UNION ALL
+        SELECT format('CREATE on schema %I', n.nspname) FROM pg_catalog.pg_namespace n
+        WHERE pg_catalog.has_schema_privilege(r, n.oid, 'CREATE')) q;
+    IF what IS NOT NULL THEN
+        RAISE EXCEPTION 'bi_readonly.sql: role % could still create objects: %', r, what
+            USING HINT = 'run the script as the database''s owner (or a superuser), or REVOKE '
+                         'these rights from PUBLIC yourself and run it again';
+    END IF;
+END $$;
 
 SET LOCAL search_path = pg_catalog;
 GRANT SELECT ON
