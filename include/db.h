@@ -16,20 +16,27 @@
 #include "err.h"
 
 /*
- * The session's search_path, %s the quoted schema: built-in names resolve
- * in pg_catalog before anything in the job's schema, temporary objects
- * last. Functions are pinned to the same order (migrate.c).
- */
-#define DB_SEARCH_PATH "SET search_path TO pg_catalog, %s, pg_temp"
-
-/*
  * The bounds on every wait (see db.c's bounds[]): seconds to connect, and
  * how long one of the ETL's statements may run. 30 minutes is about 100
- * times the longest statement a run makes at 1M rows (publish_snapshot(),
- * 15 s in README "Performance"), so it ends a hung night, not a big one.
+ * times the longest statement README "Performance" reports for a 1M-row run
+ * (publish_snapshot(), 15 s), so it ends a hung night, not a big one.
  */
 #define DB_CONNECT_TIMEOUT "10"
 #define DB_STATEMENT_TIMEOUT "30min"
+
+/*
+ * What every session of the ETL's sets first, %s the quoted schema:
+ * built-in names resolve in pg_catalog before anything in the job's schema,
+ * temporary objects last (functions are pinned to the same order by
+ * migrate.c); and DB_STATEMENT_TIMEOUT unless the session already has a
+ * statement_timeout (from the connection string's options, PGOPTIONS, or
+ * ALTER ROLE/DATABASE ... SET), which is the override. A SET rather than a
+ * startup option, which poolers such as PgBouncer refuse.
+ */
+#define DB_SESSION_SQL                                                          \
+	"SET search_path TO pg_catalog, %s, pg_temp; "                          \
+	"SELECT set_config('statement_timeout', '" DB_STATEMENT_TIMEOUT "', false) " \
+	"WHERE current_setting('statement_timeout') = '0'"
 
 /*
  * Connects with `conninfo` ("" = libpq's PG* environment) and sets

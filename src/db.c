@@ -73,8 +73,9 @@ static void timeout_hint(PGconn *conn, struct etl_error *err)
 
 	snprintf(err->msg + n, sizeof(err->msg) - n,
 		 "\nhint: the database (host %s, port %s, database %s) cancelled the statement; "
-		 "the ETL's statements may take %s (statement_timeout): to change it, add "
-		 "options=-c%%20statement_timeout%%3D30min (0: no limit) to the connection URL",
+		 "the ETL's statements may take %s unless the session says otherwise: ALTER ROLE "
+		 "... SET statement_timeout = '2h', or options=-c%%20statement_timeout%%3D2h in the "
+		 "connection URL",
 		 PQhost(conn), PQport(conn), PQdb(conn), DB_STATEMENT_TIMEOUT);
 }
 
@@ -190,14 +191,14 @@ static void connect_error(PGconn *conn, const PQconninfoOption *opts, struct etl
 }
 
 /*
- * Every wait on the database is bounded, by connection parameters rather
- * than SET so that they hold after PQreset() too: a server that accepts and
- * never answers fails the connection after connect_timeout; one that
- * vanishes is noticed by TCP keepalives within about 2 minutes when idle,
- * and tcp_user_timeout when data it never acknowledges is waiting; and a
- * statement of the ETL's own runs at most statement_timeout. Each is a
- * default: the connection string's own value replaces it, and so does
- * PGCONNECT_TIMEOUT or PGOPTIONS (whose options then replace ours whole).
+ * Every wait on the database is bounded, by connection parameters so that
+ * they hold after PQreset() too: a server that accepts and never answers
+ * fails the connection after connect_timeout; one that vanishes is noticed
+ * by TCP keepalives within about 2 minutes when idle, and by
+ * tcp_user_timeout when data it never acknowledges is waiting. (A statement
+ * of the ETL's own is bounded by statement_timeout: DB_SESSION_SQL.) Each
+ * is a default: the connection string's own value replaces it, and so does
+ * PGCONNECT_TIMEOUT.
  */
 static const struct {
 	const char *key, *val, *env;
@@ -208,7 +209,6 @@ static const struct {
 	{"keepalives_interval", "10", NULL},
 	{"keepalives_count", "6", NULL},
 	{"tcp_user_timeout", "120000", NULL},
-	{"options", "-c statement_timeout=" DB_STATEMENT_TIMEOUT, "PGOPTIONS"},
 };
 
 int db_connect(const char *conninfo, const char *schema, int create_schema, PGconn **out,
@@ -269,8 +269,8 @@ int db_connect(const char *conninfo, const char *schema, int create_schema, PGco
 	}
 	/* pg_catalog first: an object someone put in the job's schema (a
 	 * function, an operator) can never stand in for a built-in one; pg_temp
-	 * last keeps temporary tables from shadowing ours. DB_SEARCH_PATH. */
-	sql = xasprintf(DB_SEARCH_PATH, ident);
+	 * last keeps temporary tables from shadowing ours. DB_SESSION_SQL. */
+	sql = xasprintf(DB_SESSION_SQL, ident);
 	if (db_exec(conn, sql, err) != 0)
 		goto failed;
 	/* jit off: the publish runs with nested loops off (load.c), which makes

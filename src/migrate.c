@@ -28,9 +28,10 @@ static const char create_table_sql[] =
 	" applied_at timestamptz NOT NULL DEFAULT now())";
 
 /*
- * The job's schema is the first on the session's path after pg_catalog
- * (DB_SEARCH_PATH), absent while the schema does not exist. Every query
- * here runs with pg_catalog first, so its built-in names are the built-ins.
+ * The job's schema: the first on the session's path other than pg_catalog
+ * (DB_SESSION_SQL puts it second; a migration first), absent while the
+ * schema does not exist. The checks run with pg_catalog first, so their
+ * built-in names are the built-ins.
  */
 #define JOB_SCHEMA \
 	"(SELECT x FROM unnest(current_schemas(false)) WITH ORDINALITY u(x, i)" \
@@ -117,7 +118,8 @@ static const char secure_functions_sql[] =
 	"    f regprocedure;\n"
 	"BEGIN\n"
 	"    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p\n"
-	"             WHERE p.pronamespace = nsp::regnamespace AND p.prokind IN ('f', 'p')\n"
+	"             WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace\n"
+	"                                     WHERE nspname = nsp) AND p.prokind IN ('f', 'p')\n"
 	"               AND p.proowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)\n"
 	"               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d\n"
 	"                               WHERE d.classid = 'pg_catalog.pg_proc'::regclass\n"
@@ -253,6 +255,11 @@ static int apply_once(PGconn *conn, int *applied, struct etl_error *err)
 		if (applied)
 			(*applied)++;
 	}
+	/* back to pg_catalog first for what follows */
+	if ((rc = db_exec(conn,
+			  "SELECT set_config('search_path', format('pg_catalog, %I, pg_temp', "
+			  JOB_SCHEMA "), true)", err)) != 0)
+		goto failed;
 	if (missing < n && (rc = db_exec(conn, secure_functions_sql, err)) != 0) {
 		etl_error_prefix(err, "pinning the functions' search_path: ");
 		goto failed;

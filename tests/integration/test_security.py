@@ -319,6 +319,37 @@ class DatabaseTimeoutTest(EtlTestCase):
                 self.assertNotIn("Secret", err)
         self.assertEqual(self.fake.requests, [])
 
+    def test_statement_timeout_default_and_override(self):
+        # What the ETL's sessions (the run's and the loaders') have, seen
+        # from inside them by triggers on the tables each writes.
+        job = self.job(JOB.replace("SCHEMA", "dataforseo"))
+        self.etl("migrate", job)
+        self.db.psql("""
+            CREATE TABLE public.seen (tbl text, timeout text);
+            CREATE FUNCTION public.note_timeout() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO public.seen VALUES (TG_TABLE_NAME, current_setting('statement_timeout'));
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER note AFTER INSERT ON dataforseo.etl_run
+                FOR EACH ROW EXECUTE FUNCTION public.note_timeout();
+            CREATE TRIGGER note AFTER INSERT ON dataforseo.etl_page
+                FOR EACH ROW EXECUTE FUNCTION public.note_timeout();""")
+        seen = "SELECT DISTINCT tbl, timeout FROM public.seen ORDER BY 1, 2"
+        self.etl("run", job, "--snapshot-date", "2026-01-02")
+        self.assertEqual(self.db.rows(seen), [{"tbl": "etl_page", "timeout": "30min"},
+                                              {"tbl": "etl_run", "timeout": "30min"}])
+        # an administrator's setting is kept, and so are the connection's options
+        self.db.psql("TRUNCATE public.seen; ALTER DATABASE %s SET statement_timeout = '2h'" % self.db.name)
+        self.etl("run", job, "--snapshot-date", "2026-01-03")
+        self.assertEqual(self.db.rows(seen), [{"tbl": "etl_page", "timeout": "2h"},
+                                              {"tbl": "etl_run", "timeout": "2h"}])
+        self.db.psql("TRUNCATE public.seen")
+        url = self.db.url + "?options=-c%20statement_timeout%3D45min"
+        self.etl("run", job, "--snapshot-date", "2026-01-04", env=self.env(DATABASE_URL=url))
+        self.assertEqual(self.db.rows(seen), [{"tbl": "etl_page", "timeout": "45min"},
+                                              {"tbl": "etl_run", "timeout": "45min"}])
+
     def test_statement_timeout_names_the_database_and_the_override(self):
         job = self.job(JOB.replace("SCHEMA", "dataforseo"))
         self.etl("migrate", job)
@@ -343,9 +374,10 @@ class DatabaseTimeoutTest(EtlTestCase):
             holder.wait()
         self.assertIn("canceling statement due to statement timeout", err)
         self.assertIn("hint: the database (host 127.0.0.1, port %s, database %s) cancelled the "
-                      "statement; the ETL's statements may take 30min (statement_timeout): to change "
-                      "it, add options=-c%%20statement_timeout%%3D30min (0: no limit) to the "
-                      "connection URL" % (self.db.pg["PGPORT"], self.db.name), err)
+                      "statement; the ETL's statements may take 30min unless the session says "
+                      "otherwise: ALTER ROLE ... SET statement_timeout = '2h', or "
+                      "options=-c%%20statement_timeout%%3D2h in the connection URL"
+                      % (self.db.pg["PGPORT"], self.db.name), err)
 
 
 class BiReadonlyTest(EtlTestCase):
