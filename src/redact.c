@@ -17,6 +17,22 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char *secrets[REDACT_MAX];
 static size_t n_secrets;
 
+static int wipe_registered;
+
+/*
+ * At exit the copies are zeroed, as the program's other copies of the
+ * credentials are. trylock: a thread still inside redact() while another
+ * exits must not hang the exit.
+ */
+static void wipe_at_exit(void)
+{
+	if (pthread_mutex_trylock(&lock) != 0)
+		return;
+	while (n_secrets > 0)
+		xfree_secret(secrets[--n_secrets]);
+	pthread_mutex_unlock(&lock);
+}
+
 /* Under lock. A full registry keeps what it has: there are at most 6 callers. */
 static void add_locked(char *copy)
 {
@@ -60,6 +76,8 @@ void redact_add(const char *secret)
 		return;
 	json = json_spelling(secret);
 	pthread_mutex_lock(&lock);
+	if (!wipe_registered)
+		wipe_registered = atexit(wipe_at_exit) == 0;
 	add_locked(xstrdup(secret));
 	if (json)
 		add_locked(json);
