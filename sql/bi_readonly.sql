@@ -2,8 +2,9 @@
 -- views of one schema and nothing else.
 --
 -- Not a migration (no NNN_ prefix: the binary does not carry it). An admin
--- runs it with psql, connected to the ETL's database as a superuser or as
--- the owner of the schema and of the views (the role that ran `migrate`):
+-- runs it with psql, connected to the ETL's database as a superuser, or as
+-- a role with CREATEROLE that owns the schema and its views (the role that
+-- ran `migrate`) and the database (to revoke PUBLIC's TEMPORARY on it):
 --
 --   psql -v schema=dataforseo -v role=intersect_bi -v password="'s3cret'" -f sql/bi_readonly.sql
 --
@@ -15,14 +16,16 @@
 -- The views run with their owner's rights, so SELECT on a view is all the
 -- role needs; it gets no right on any table, sequence or function of the
 -- schema but EXECUTE on snapshot_rows(), through which the views read a
--- snapshot. The script changes only what concerns its own role: rights given
--- to PUBLIC (which other roles of the database may rely on) are left as
--- they are, except on the ETL's own schema, where CREATE and EXECUTE on its
--- functions (publish_snapshot and friends) are revoked from PUBLIC as
--- migrate never meant to grant them. Against a PUBLIC right elsewhere (CREATE
--- on "public" in databases created before PostgreSQL 15, TEMPORARY on the
--- database) the role's sessions are read-only by default, which stops a
--- CREATE TABLE or CREATE TEMP TABLE a tool might try.
+-- snapshot. It can create nothing: besides its own role, the script revokes
+-- from PUBLIC what no per-role REVOKE can take away from one role: CREATE
+-- on the ETL's schema and EXECUTE on its functions (publish_snapshot and
+-- friends), TEMPORARY and CREATE on the database, and CREATE on "public"
+-- (PUBLIC's in databases created before PostgreSQL 15). TEMPORARY goes back
+-- by name to the schema's owner, which runs the ETL; another role of the
+-- database that creates temporary tables needs it granted by name too. The
+-- script ends by checking that the role can create nothing, and fails
+-- (changing nothing) if a REVOKE was beyond its runner's rights. Its
+-- sessions are read-only by default as well.
 --
 -- Each session of the role also gets limits, so a dashboard can neither hold
 -- locks the nightly run waits for nor run away: statement_timeout (5 min),
