@@ -1,8 +1,9 @@
 /*
  * db.h - the PostgreSQL connection and small helpers around libpq.
  *
- * db.c owns connecting (with the schema put first on search_path, quoted with
- * PQescapeIdentifier, so every statement elsewhere names tables unqualified),
+ * db.c owns connecting (with the schema on search_path after pg_catalog,
+ * quoted with PQescapeIdentifier, so every statement elsewhere names tables
+ * unqualified), with every wait bounded (connect, keepalives, statements),
  * running statements with bound parameters, and turning libpq errors into
  * struct etl_error messages. Every SQL value goes through parameters or COPY;
  * nothing is spliced into SQL text except the quoted schema identifier.
@@ -13,6 +14,29 @@
 #include <libpq-fe.h>
 
 #include "err.h"
+
+/*
+ * The bounds on every wait (see db.c's bounds[]): seconds to connect, and
+ * how long one of the ETL's statements may run. 30 minutes is about 100
+ * times the longest statement README "Performance" reports for a 1M-row run
+ * (publish_snapshot(), 15 s), so it ends a hung night, not a big one.
+ */
+#define DB_CONNECT_TIMEOUT "10"
+#define DB_STATEMENT_TIMEOUT "30min"
+
+/*
+ * What every session of the ETL's sets first, %s the quoted schema:
+ * built-in names resolve in pg_catalog before anything in the job's schema,
+ * temporary objects last (functions are pinned to the same order by
+ * migrate.c); and DB_STATEMENT_TIMEOUT unless the session already has a
+ * statement_timeout (from the connection string's options, PGOPTIONS, or
+ * ALTER ROLE/DATABASE ... SET), which is the override. A SET rather than a
+ * startup option, which poolers such as PgBouncer refuse.
+ */
+#define DB_SESSION_SQL                                                          \
+	"SET search_path TO pg_catalog, %s, pg_temp; "                          \
+	"SELECT set_config('statement_timeout', '" DB_STATEMENT_TIMEOUT "', false) " \
+	"WHERE current_setting('statement_timeout') = '0'"
 
 /*
  * Connects with `conninfo` ("" = libpq's PG* environment) and sets

@@ -75,8 +75,10 @@ CROSS JOIN LATERAL (
 WHERE s.status = 'complete' AND s.purged_at IS NULL;
 
 -- Kept for queries written against it; the views no longer call it. Plain
--- SQL, so the planner inlines it into the caller's query (it reads the
--- tables with the caller's rights, and no setting of its own).
+-- SQL read with the caller's rights (no SECURITY DEFINER, no planner
+-- setting of its own); `migrate` then pins its search_path like every
+-- function of the schema (src/migrate.c), which keeps the planner from
+-- inlining it: the views are the fast way to a snapshot.
 CREATE OR REPLACE FUNCTION snapshot_rows(p_set bigint, p_date date)
 RETURNS TABLE (referring_domain text, target_key smallint, target text, "position" integer,
                intersections_count integer, type text, rank integer, backlinks bigint,
@@ -262,8 +264,8 @@ COMMENT ON VIEW domain_intersection IS
     'and snapshot_date reads that snapshot only. domain_intersection_snapshot adds job and set names.';
 COMMENT ON FUNCTION snapshot_rows(bigint, date) IS
     'snapshot_rows(p_set, p_date): the rows of set p_set''s snapshot of p_date as the old table''s '
-    'columns (no check that the date is a complete snapshot). Kept for old queries; plain SQL, '
-    'inlined by the planner, read with the caller''s rights. The views do not use it.';
+    'columns (no check that the date is a complete snapshot). Kept for old queries; plain SQL '
+    'read with the caller''s rights. The views do not use it: domain_intersection_snapshot is faster.';
 COMMENT ON VIEW domain_intersection_latest IS
     'One row per (target set, referring domain, target key) of each set''s latest complete snapshot '
     'not purged; retired sets (target_set.retired_at) are left out. COUNT(*) counts a referring '

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "redact.h"
+
 /* libpq messages end in a newline; ours do not. */
 static void chomp(char *s)
 {
@@ -60,6 +62,23 @@ void db_clear_sqlstate(void)
 	last_sqlstate[0] = '\0';
 }
 
+/*
+ * A statement cancelled by statement_timeout (or by an administrator: the
+ * same SQLSTATE): which database, and how to give the ETL's statements more
+ * time.
+ */
+static void timeout_hint(PGconn *conn, struct etl_error *err)
+{
+	size_t n = strlen(err->msg);
+
+	snprintf(err->msg + n, sizeof(err->msg) - n,
+		 "\nhint: the database (host %s, port %s, database %s) cancelled the statement; "
+		 "the ETL's statements may take %s unless the session says otherwise: ALTER ROLE "
+		 "... SET statement_timeout = '2h', or options=-c%%20statement_timeout%%3D2h in the "
+		 "connection URL",
+		 PQhost(conn), PQport(conn), PQdb(conn), DB_STATEMENT_TIMEOUT);
+}
+
 static int result_error(PGconn *conn, PGresult *res, const char *sql, struct etl_error *err)
 {
 	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
@@ -75,6 +94,10 @@ static int result_error(PGconn *conn, PGresult *res, const char *sql, struct etl
 	etl_fail(err, ETL_EFAIL, "database error: %s%s%s\ncontext: %s", msg && *msg ? msg : "unknown error",
 		 detail ? "\ndetail: " : "", detail ? detail : "", first);
 	chomp(err->msg);
+	if (strcmp(db_sqlstate(), "57014") == 0)
+		timeout_hint(conn, err);
+	/* a server's message may quote any value it was sent */
+	redact_str(err->msg);
 	return ETL_EFAIL;
 }
 
@@ -143,70 +166,88 @@ static const char *shown(const char *from_string, const char *effective)
 	return from_string ? from_string : effective && *effective ? effective : "(default)";
 }
 
-/* A copy of msg with every occurrence of secret (if any) as "***". */
-static void redact(struct strbuf *sb, const char *msg, const char *secret)
-{
-	const char *p;
-
-	while (secret && *secret && (p = strstr(msg, secret)) != NULL) {
-		sb_append(sb, msg, (size_t)(p - msg));
-		sb_puts(sb, "***");
-		msg = p + strlen(secret);
-	}
-	sb_puts(sb, msg);
-}
-
 /*
  * A failed connection, named by host, port, user and database only. libpq
  * names the server it tried and the server the user or database it refused,
  * but a message from a server (or another libpq) might quote any option:
  * the password, from the string or from PGPASSWORD or ~/.pgpass (PQpass()),
- * should it appear, is cut out of the message as well.
+ * is registered as a credential and cut out of the message like any other.
  */
 static void connect_error(PGconn *conn, const PQconninfoOption *opts, struct etl_error *err)
 {
 	const char *host = option(opts, "host") ? option(opts, "host") : option(opts, "hostaddr");
-	struct strbuf once, sb;
 
-	sb_init(&once);
-	sb_init(&sb);
-	redact(&once, conn ? PQerrorMessage(conn) : "out of memory", option(opts, "password"));
-	redact(&sb, once.data, conn ? PQpass(conn) : NULL);
+	redact_add(option(opts, "password"));
+	redact_add(conn ? PQpass(conn) : NULL);
 	etl_fail(err, ETL_EFAIL,
 		 "cannot connect to the database (host %s, port %s, user %s, database %s): %s",
 		 shown(host, conn ? PQhost(conn) : NULL),
 		 shown(option(opts, "port"), conn ? PQport(conn) : NULL),
 		 shown(option(opts, "user"), conn ? PQuser(conn) : NULL),
-		 shown(option(opts, "dbname"), conn ? PQdb(conn) : NULL), sb.data);
+		 shown(option(opts, "dbname"), conn ? PQdb(conn) : NULL),
+		 conn ? PQerrorMessage(conn) : "out of memory");
+	redact_str(err->msg);
 	one_line(err->msg, sizeof(err->msg));
-	explicit_bzero(once.data, once.len);
-	explicit_bzero(sb.data, sb.len);
-	sb_free(&once);
-	sb_free(&sb);
 }
+
+/*
+ * Every wait on the database is bounded, by connection parameters so that
+ * they hold after PQreset() too: a server that accepts and never answers
+ * fails the connection after connect_timeout; one that vanishes is noticed
+ * by TCP keepalives within about 2 minutes when idle, and by
+ * tcp_user_timeout when data it never acknowledges is waiting. (A statement
+ * of the ETL's own is bounded by statement_timeout: DB_SESSION_SQL.) Each
+ * is a default: the connection string's own value replaces it, and so does
+ * PGCONNECT_TIMEOUT.
+ */
+static const struct {
+	const char *key, *val, *env;
+} bounds[] = {
+	{"connect_timeout", DB_CONNECT_TIMEOUT, "PGCONNECT_TIMEOUT"},
+	{"keepalives", "1", NULL},
+	{"keepalives_idle", "60", NULL},
+	{"keepalives_interval", "10", NULL},
+	{"keepalives_count", "6", NULL},
+	{"tcp_user_timeout", "120000", NULL},
+};
 
 int db_connect(const char *conninfo, const char *schema, int create_schema, PGconn **out,
 	       struct etl_error *err)
 {
-	/* application_name lets a DBA see who holds a lock; fallback only. */
-	const char *keys[] = {"dbname", "fallback_application_name", NULL};
-	const char *vals[] = {conninfo ? conninfo : "", "intersect-etl", NULL};
+	const char *keys[ETL_ARRAY_LEN(bounds) + 3], *vals[ETL_ARRAY_LEN(bounds) + 3];
+	const char *cs = conninfo ? conninfo : "";
 	PQconninfoOption *opts = NULL;
 	PGconn *conn = NULL;
 	char *ident = NULL, *sql = NULL, *perr = NULL;
 	int rc = ETL_EFAIL;
+	size_t i, n = 0;
 
 	*out = NULL;
 	/* Parsed first, so that no error of libpq's quotes the string itself. */
-	if (is_conninfo(vals[0]) && !(opts = PQconninfoParse(vals[0], &perr))) {
-		parse_error(vals[0], perr ? perr : "out of memory", err);
+	if (is_conninfo(cs) && !(opts = PQconninfoParse(cs, &perr))) {
+		parse_error(cs, perr ? perr : "out of memory", err);
 		goto failed;
 	}
+	/* The bounds first: the connection string's own values (later) win. */
+	for (i = 0; i < ETL_ARRAY_LEN(bounds); i++) {
+		if (bounds[i].env && getenv(bounds[i].env))
+			continue;
+		keys[n] = bounds[i].key;
+		vals[n++] = bounds[i].val;
+	}
+	keys[n] = "dbname";
+	vals[n++] = cs;
+	/* application_name lets a DBA see who holds a lock; fallback only. */
+	keys[n] = "fallback_application_name";
+	vals[n++] = "intersect-etl";
+	keys[n] = vals[n] = NULL;
 	conn = PQconnectdbParams(keys, vals, 1);
 	if (!conn || PQstatus(conn) != CONNECTION_OK) {
 		connect_error(conn, opts, err);
 		goto failed;
 	}
+	/* from now on a server's message quoting it has it cut (result_error) */
+	redact_add(PQpass(conn));
 	if (PQsetClientEncoding(conn, "UTF8") != 0) {
 		etl_fail(err, ETL_EFAIL, "cannot set client encoding UTF8: %s", PQerrorMessage(conn));
 		chomp(err->msg);
@@ -226,8 +267,10 @@ int db_connect(const char *conninfo, const char *schema, int create_schema, PGco
 		free(sql);
 		sql = NULL;
 	}
-	/* pg_temp last keeps temporary tables from shadowing ours. */
-	sql = xasprintf("SET search_path TO %s, pg_catalog, pg_temp", ident);
+	/* pg_catalog first: an object someone put in the job's schema (a
+	 * function, an operator) can never stand in for a built-in one; pg_temp
+	 * last keeps temporary tables from shadowing ours. DB_SESSION_SQL. */
+	sql = xasprintf(DB_SESSION_SQL, ident);
 	if (db_exec(conn, sql, err) != 0)
 		goto failed;
 	/* jit off: the publish runs with nested loops off (load.c), which makes

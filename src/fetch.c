@@ -18,12 +18,14 @@
 #include <time.h>
 
 #include "gzip.h"
+#include "redact.h"
 
 struct fetcher {
 	CURLM *multi;
 	char *url;
 	struct curl_slist *headers;   /* Content-Type and, for aisa, Authorization */
 	const struct job_api *api;    /* borrowed from the job */
+	int plain_http;               /* http:// (loopback only, job.c): never via a proxy */
 	int max_concurrency;          /* the job's own limits */
 	double max_rate;
 	int concurrency;              /* current, <= max_concurrency */
@@ -67,6 +69,7 @@ int fetcher_new(const struct job_api *api, const char *url, struct fetcher **out
 	}
 	f->url = xstrdup(url);
 	f->api = api;
+	f->plain_http = strncasecmp(url, "http://", 7) == 0;
 	f->max_concurrency = f->concurrency = api->concurrency;
 	f->max_rate = f->rate = api->requests_per_minute;
 	f->next_slot = 0;
@@ -81,6 +84,10 @@ int fetcher_new(const struct job_api *api, const char *url, struct fetcher **out
 		 * (explicitly: a memset before free() may be optimised away) */
 		xfree_secret(h);
 	}
+	/* an API that echoes a credential (a 401 quoting the key) has it cut
+	 * from the body before anything reads it: redact_body() */
+	redact_add(api->token);
+	redact_add(api->password);
 	curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)api->concurrency);
 	curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)api->concurrency);
 	*out = f;
@@ -190,6 +197,28 @@ static void decode_body(struct fetch_req *r)
 		sb_free(&r->wire);
 }
 
+/*
+ * The body is where the API's text enters: a credential it echoes (a 401 or
+ * a task error whose message quotes the key) is cut here, once, so the
+ * status message, page errors, logs, the ledger and the archive all derive
+ * from text without it. A gzip body that held one is archived decoded and
+ * cut (raw_page.body) rather than as the bytes that came, which still hold
+ * it: the archive keeps bodies as received except for a credential.
+ */
+static void redact_body(struct fetch_req *r)
+{
+	size_t len = redact(r->response.data, r->response.len);
+
+	if (len == r->response.len)
+		return;
+	r->response.len = len;
+	r->response.data[len] = '\0';
+	if (r->gzipped) {
+		sb_free(&r->wire);
+		r->gzipped = 0;
+	}
+}
+
 /* Resets what the headers of the previous response (or attempt) said. */
 static void body_reset(struct fetch_req *r)
 {
@@ -280,6 +309,12 @@ static CURL *easy_for(struct fetcher *f, struct fetch_req *r)
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* Plain http is allowed to a loopback address only, where nothing can
+	 * read the token on the way; an http_proxy (or all_proxy) from the
+	 * environment would take it, in clear, somewhere else. https through a
+	 * proxy is a tunnel the proxy cannot read, and stays as configured. */
+	if (f->plain_http)
+		curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "intersect-etl/" ETL_VERSION);
 	if (f->api->provider == API_DATAFORSEO && f->api->login) {
 		curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
@@ -393,6 +428,9 @@ static struct fetch_req *collect_done(struct fetcher *f)
 				 "which was not asked for");
 		} else if (r->gzipped && r->curl_code == CURLE_OK) {
 			decode_body(r);
+			redact_body(r);
+		} else if (r->curl_code == CURLE_OK) {
+			redact_body(r);
 		} else if (r->curl_code == CURLE_WRITE_ERROR) {
 			snprintf(r->errbuf, sizeof(r->errbuf), "response larger than %u bytes",
 				 FETCH_MAX_RESPONSE_BYTES);

@@ -84,7 +84,7 @@ static void build_sql(void)
 	sb_init(&sb);
 	sb_puts(&sb, "WITH up AS (INSERT INTO domain_intersection_pending AS d (" TRANSFORM_COLUMNS
 		     ") SELECT DISTINCT ON (referring_domain, target_key) " TRANSFORM_COLUMNS
-		     " FROM di_stage ORDER BY referring_domain, target_key, position "
+		     " FROM pg_temp.di_stage ORDER BY referring_domain, target_key, position "
 		     "ON CONFLICT (run_id, target_set_id, referring_domain, target_key) DO UPDATE SET ");
 	append_update_set(&sb);
 	sb_puts(&sb, " WHERE EXCLUDED.position < d.position RETURNING d.xmax = 0 AS inserted) "
@@ -97,7 +97,7 @@ int load_prepare(PGconn *conn, struct etl_error *err)
 	build_sql();
 	/* ON COMMIT DELETE ROWS empties it at every page's commit for free. */
 	return db_exec(conn,
-		       "CREATE TEMP TABLE IF NOT EXISTS di_stage "
+		       "CREATE TEMP TABLE IF NOT EXISTS pg_temp.di_stage "
 		       "(LIKE domain_intersection_pending INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
 		       err);
 }
@@ -581,7 +581,7 @@ static int stage_rows(PGconn *conn, const struct row_batch *rows, long long *sta
 		return rc;
 	if ((rc = db_exec(conn, "ROLLBACK TO SAVEPOINT stage_copy", err)) != 0)
 		return rc;
-	if ((rc = copy_rows(conn, "di_stage", rows, NULL, err)) != 0)
+	if ((rc = copy_rows(conn, "pg_temp.di_stage", rows, NULL, err)) != 0)
 		return rc;
 	if ((rc = db_query(conn, pending_upsert_sql, 0, NULL, &res, err)) != 0)
 		return rc;

@@ -311,7 +311,7 @@ static int reconnect(struct run_ctx *rc, PGconn *conn, int *attempt, struct etl_
 	if (PQstatus(conn) != CONNECTION_OK)
 		return ETL_EFAIL;
 	ident = PQescapeIdentifier(conn, rc->job->db.schema, strlen(rc->job->db.schema));
-	sql = xasprintf("SET search_path TO %s, pg_catalog, pg_temp; SET timezone TO 'UTC'",
+	sql = xasprintf(DB_SESSION_SQL "; SET timezone TO 'UTC'",
 			ident ? ident : "public");
 	r = db_exec(conn, sql, err);
 	PQfreemem(ident);

@@ -507,9 +507,12 @@ class ViewsTest(EtlTestCase):
                                "current_setting('idle_in_transaction_session_timeout'), "
                                "current_setting('TimeZone')", host=self.db.pg["PGHOST"])
         self.assertEqual(p.stdout.strip(), "%s|off|on|5min|1min|UTC" % role)
-        # nothing granted to PUBLIC outside the ETL's schema was taken away
+        # PUBLIC's TEMPORARY is taken (no per-role REVOKE can keep the role
+        # from it) and given back by name to the schema's owner (issue 16)
         self.assertEqual(self.db.value("SELECT has_database_privilege('public', current_database(), 'TEMPORARY')"),
-                         "t")
+                         "f")
+        self.assertEqual(self.db.value("SELECT has_database_privilege(nspowner, current_database(), 'TEMPORARY') "
+                                       "FROM pg_namespace WHERE nspname = '%s'" % S), "t")
 
         tables = [r["relname"] for r in self.db.rows(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
