@@ -31,8 +31,9 @@ struct run_result {
 	long long run_id;
 	int resumed;
 	size_t sets_complete, sets_failed;
-	long long pages, rows;
+	long long pages, rows;     /* the run's, as its ledger sums them (every process) */
 	double cost_usd;
+	int counted;               /* the figures above were read from the ledger */
 };
 
 /*

@@ -385,10 +385,16 @@ static int cmd_run(int argc, char **argv)
 	}
 	opt.job_path = argv[optind];
 	rc = run_job(&opt, &res, &err);
-	if (res.run_id)
-		log_info("run %lld: %zu target set%s complete, %zu failed; %lld pages, %lld rows, $%.4f",
+	if (res.counted) {
+		char cost[32];
+
+		/* the ledger's figures, as `runs` shows them */
+		report_format_usd(cost, sizeof(cost), res.cost_usd);
+		log_info("run %lld: %zu target set%s complete, %zu failed; %lld page%s, %lld row%s, %s",
 			 res.run_id, res.sets_complete, res.sets_complete == 1 ? "" : "s",
-			 res.sets_failed, res.pages, res.rows, res.cost_usd);
+			 res.sets_failed, res.pages, res.pages == 1 ? "" : "s", res.rows,
+			 res.rows == 1 ? "" : "s", cost);
+	}
 	rc = report(rc, &err);
 out:
 	free(opt.only);

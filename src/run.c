@@ -24,6 +24,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "plan.h"
+#include "report.h"
 #include "retry.h"
 #include "transform.h"
 
@@ -47,6 +48,8 @@ struct set_state {
 	int complete_before;          /* this run finished the set in an earlier process */
 	int finished;                 /* outcome recorded in the database */
 	int finishing;                /* its outcome is on its way to the database */
+	char *stopped;                /* owned: a cost ceiling's message: issue nothing more, end
+				       * with what is loaded (complete if that is the whole answer) */
 	char *error;                  /* owned: why the set failed, NULL if it did not */
 	struct loaded_page *loaded;   /* owned: pages loaded by an earlier process */
 	size_t n_loaded;
@@ -196,16 +199,28 @@ static void submit(struct run_ctx *rc, struct set_state *s, long long offset, in
 
 static void set_fail(struct set_state *s, const char *msg);
 
-/* What a set stopped at `offset` leaves unfetched, for the ceiling's message. */
+/*
+ * What a set stopped by a cost ceiling leaves unfetched from `offset` on:
+ * the pages below min(total_count, max_rows) not loaded (by this process or
+ * an earlier one), counted as plan.c pages them. Owned by the caller.
+ */
 static char *unfetched(const struct set_state *s, long long offset)
 {
-	long long end = s->def->max_rows;
+	long long pages = 0, items = 0, o;
+	int limit;
 
-	if (s->total >= 0 && s->total < end)
-		end = s->total;
 	if (s->total < 0)
-		return xasprintf("left unfetched: the whole set (up to %lld rows)", end);
-	return xasprintf("left unfetched: offsets %lld to %lld (%lld rows)", offset, end, end - offset);
+		return xasprintf("left unfetched: the whole set (its total_count is unknown; "
+				 "max_rows %lld)",
+				 s->def->max_rows);
+	for (o = offset; (limit = plan_page_limit(s->def, o, s->total)) > 0; o += s->def->limit)
+		if (!is_loaded(s, o, NULL)) {
+			pages++;
+			items += limit;
+		}
+	return xasprintf("left unfetched: %lld page%s from offset %lld (%lld referring "
+			 "domain%s of total_count %lld)",
+			 pages, pages == 1 ? "" : "s", offset, items, items == 1 ? "" : "s", s->total);
 }
 
 /* Whether spent, the worst case held and `own` more would pass cap (0: none). */
@@ -215,43 +230,55 @@ static int over_ceiling(double cap, double spent, double reserved, double own)
 }
 
 /*
+ * A ceiling stops a set from issuing: what is in flight still lands, and
+ * maybe_finish_set() decides, once nothing is, whether what it has is the
+ * whole answer (published) or not (failed, saying what is left).
+ */
+static void stop_set(struct set_state *s, const char *why)
+{
+	if (!s->stopped && !s->error && !s->finished && !s->complete_before)
+		s->stopped = xstrdup(why);
+}
+
+/*
  * The cost ceilings: a page goes out only if what was spent, the worst case
  * of what is in flight and its own worst case stay within the job's and its
  * set's max_cost_usd. Returns 0 and stops the set (or every set, for the
  * job's ceiling) when they would not.
  */
-static int within_budget(struct run_ctx *rc, struct set_state *s, long long offset, int limit)
+static int within_budget(struct run_ctx *rc, struct set_state *s, int limit)
 {
 	double own = plan_cost(1, limit), cap;
-	char *left, *msg;
+	char spent[32], held[32], *msg;
 	size_t i;
 
 	cap = rc->job->max_cost_usd;
 	if (over_ceiling(cap, rc->spent, rc->reserved, own)) {
-		if (!rc->ceiling_msg)
-			rc->ceiling_msg = xasprintf("the job's cost ceiling max_cost_usd $%.4f stopped the "
-						    "run: spent $%.4f",
-						    cap, rc->spent + rc->reserved);
-		for (i = 0; i < rc->n_sets; i++) {
-			struct set_state *o = &rc->sets[i];
-
-			if (o->finished || o->error || o->complete_before)
-				continue;
-			left = unfetched(o, o == s ? offset : o->next_offset);
-			msg = xasprintf("%s; %s", rc->ceiling_msg, left);
-			set_fail(o, msg);
-			free(left);
-			free(msg);
+		if (!rc->ceiling_msg) {
+			rc->ceiling_msg = xasprintf("the job's cost ceiling max_cost_usd $%.4f stopped "
+						    "the run",
+						    cap);
+			report_format_usd(spent, sizeof(spent), rc->spent);
+			report_format_usd(held, sizeof(held), rc->reserved);
+			log_warn("cost ceiling max_cost_usd $%.4f reached: %s charged, up to %s for "
+				 "the requests in flight; no more requests are sent",
+				 cap, spent, held);
 		}
+		for (i = 0; i < rc->n_sets; i++)
+			stop_set(&rc->sets[i], rc->ceiling_msg);
 		return 0;
 	}
 	cap = s->def->max_cost_usd;
 	if (over_ceiling(cap, s->spent, s->reserved, own)) {
-		left = unfetched(s, offset);
-		msg = xasprintf("the set's cost ceiling max_cost_usd $%.4f stopped it: spent $%.4f; %s",
-				cap, s->spent + s->reserved, left);
-		set_fail(s, msg);
-		free(left);
+		if (!s->stopped) {
+			report_format_usd(spent, sizeof(spent), s->spent);
+			log_set_msg(LOG_WARN, s->def->name,
+				    "cost ceiling max_cost_usd $%.4f of the set reached: %s charged; "
+				    "no more requests for it",
+				    cap, spent);
+		}
+		msg = xasprintf("the set's cost ceiling max_cost_usd $%.4f stopped it", cap);
+		stop_set(s, msg);
 		free(msg);
 		return 0;
 	}
@@ -272,14 +299,16 @@ static void fill(struct run_ctx *rc)
 		int limit;
 
 		rc->rr = (rc->rr + 1) % rc->n_sets;
-		limit = next_page(s, &offset);
+		limit = s->stopped ? 0 : next_page(s, &offset);
 		if (limit == 0) {
 			idle++;
 			continue;
 		}
 		idle = 0;
-		if (within_budget(rc, s, offset, limit))
+		if (within_budget(rc, s, limit))
 			submit(rc, s, offset, limit);
+		else
+			s->next_offset = offset; /* not issued: still to fetch */
 	}
 }
 
@@ -494,19 +523,27 @@ static int db_submit(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 /* Records the set's outcome once nothing of it is in flight or left to issue. */
 static int maybe_finish_set(struct run_ctx *rc, struct set_state *s, struct etl_error *err)
 {
-	long long dummy;
 	struct db_msg *m;
 
 	if (s->finished || s->finishing || s->complete_before || s->in_flight > 0)
 		return 0;
 	if (!s->error && !rc->abort_msg) {
 		/* nothing more to issue? (next_page advances only past loaded pages) */
-		long long save = s->next_offset;
-		int limit = next_page(s, &dummy);
+		long long save = s->next_offset, offset;
+		int limit = next_page(s, &offset);
 
-		if (limit != 0) {
-			s->next_offset = save;
+		s->next_offset = save;
+		if (limit != 0 && !s->stopped)
 			return 0;
+		if (limit != 0) {
+			/* a ceiling stopped it short of its whole answer */
+			char *left = unfetched(s, offset), *msg, cost[32];
+
+			report_format_usd(cost, sizeof(cost), s->spent);
+			msg = xasprintf("%s: %s charged for this set; %s", s->stopped, cost, left);
+			set_fail(s, msg);
+			free(left);
+			free(msg);
 		}
 	}
 	if (rc->abort_msg && !s->error)
@@ -516,6 +553,17 @@ static int maybe_finish_set(struct run_ctx *rc, struct set_state *s, struct etl_
 	m->total = s->total;
 	m->error = s->error ? xstrdup(s->error) : NULL;
 	return db_submit(rc, m, err);
+}
+
+/* A set's line when it completes; its cost is what its ledger rows sum (spent). */
+static void log_set_complete(const struct set_state *s)
+{
+	char cost[32];
+
+	report_format_usd(cost, sizeof(cost), s->spent);
+	log_set_msg(LOG_INFO, s->def->name,
+		    "complete: total_count %lld, %lld row%s in %lld page%s this process, %s", s->total,
+		    s->rows, s->rows == 1 ? "" : "s", s->pages, s->pages == 1 ? "" : "s", cost);
 }
 
 /*
@@ -568,10 +616,7 @@ static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 		if (s->error)
 			log_set_msg(LOG_WARN, s->def->name, "failed: %s", s->error);
 		else
-			log_set_msg(LOG_INFO, s->def->name,
-				    "complete: total_count %lld, %lld rows in %lld pages this process, "
-				    "$%.4f",
-				    s->total, s->rows, s->pages, s->cost);
+			log_set_complete(s);
 		break;
 	}
 	{
@@ -788,7 +833,7 @@ static void progress_of(const struct run_ctx *rc, double started, struct progres
 	memset(p, 0, sizeof(*p));
 	p->sets_total = rc->n_sets;
 	p->in_flight = (int)fetcher_in_flight(rc->fetcher);
-	p->cost_usd = rc->spent;
+	p->cost_usd = report_round_usd(rc->spent); /* printed as the ledger's figure is */
 	p->elapsed = mono_now() - started;
 	for (i = 0; i < rc->n_sets; i++) {
 		const struct set_state *s = &rc->sets[i];
@@ -798,7 +843,7 @@ static void progress_of(const struct run_ctx *rc, double started, struct progres
 			end = s->total;
 		p->pages_done += done;
 		p->rows += s->rows;
-		if (s->finished || s->complete_before || s->error || s->ended) {
+		if (s->finished || s->complete_before || s->error || s->ended || s->stopped) {
 			p->pages_planned += done + s->in_flight;
 			p->sets_done += s->finished || s->complete_before;
 		} else {
@@ -1005,6 +1050,33 @@ stop_loader:
 	return ret;
 }
 
+/*
+ * The run's pages loaded, rows and cost as its ledger sums them, every
+ * process of the run included: the figures load_finish_run() writes into
+ * etl_run, so the run's last line says what `runs` will.
+ */
+static int ledger_totals(struct run_ctx *rc, struct run_result *result, struct etl_error *err)
+{
+	char id[24];
+	const char *params[1] = {id};
+	PGresult *res = NULL;
+	int ret;
+
+	snprintf(id, sizeof(id), "%lld", rc->run_id);
+	ret = db_query(rc->conn,
+		       "SELECT count(*) FILTER (WHERE status = 'loaded'), coalesce(sum(rows), 0),"
+		       " coalesce(sum(cost_usd), 0)::text FROM etl_page WHERE run_id = $1",
+		       1, params, &res, err);
+	if (ret != 0)
+		return ret;
+	result->pages = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	result->rows = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	result->cost_usd = strtod(PQgetvalue(res, 0, 2), NULL);
+	result->counted = 1;
+	PQclear(res);
+	return 0;
+}
+
 /* Ends the sets still open, then the run with its status; retention after a full success. */
 static int finish_run(struct run_ctx *rc, struct run_result *result, struct etl_error *err)
 {
@@ -1020,7 +1092,8 @@ static int finish_run(struct run_ctx *rc, struct run_result *result, struct etl_
 
 		if (!s->finished && !s->complete_before) {
 			s->in_flight = 0;
-			if (!s->error)
+			/* a set a ceiling stopped is judged by what it loaded */
+			if (!s->error && (!s->stopped || rc->abort_msg))
 				set_fail(s, rc->abort_msg ? rc->abort_msg : "stopped before it finished");
 			if ((ret = maybe_finish_set(rc, s, err)) != 0)
 				return ret;
@@ -1029,23 +1102,30 @@ static int finish_run(struct run_ctx *rc, struct run_result *result, struct etl_
 			n_failed++;
 		else
 			n_done++;
-		result->pages += s->pages;
-		result->rows += s->rows;
-		result->cost_usd += s->cost;
 	}
 	result->sets_complete = n_done;
 	result->sets_failed = n_failed;
-	/* A run stopped by its cost ceiling is partial by definition: it did
-	 * what the budget allowed. */
-	status = n_failed == 0                            ? "succeeded"
-		 : rc->abort_msg                          ? "failed"
-		 : rc->ceiling_msg || n_done > 0          ? "partial"
-							  : "failed";
-	if (n_failed)
-		msg = rc->abort_msg     ? xstrdup(rc->abort_msg)
-		      : rc->ceiling_msg ? xasprintf("%s; %zu of %zu target sets not finished",
-						    rc->ceiling_msg, n_failed, rc->n_sets)
-					: xasprintf("%zu of %zu target sets failed", n_failed, rc->n_sets);
+	/* The figures are the ledger's, as etl_run will hold them. */
+	if ((ret = ledger_totals(rc, result, err)) != 0)
+		return ret;
+	/* README "Exit status": partial (3) when some set completed, failed (1)
+	 * when none did or a run-wide error (credentials, payment) stopped it;
+	 * a cost ceiling is no exception. */
+	status = n_failed == 0                   ? "succeeded"
+		 : rc->abort_msg || n_done == 0 ? "failed"
+						  : "partial";
+	if (n_failed && rc->abort_msg) {
+		msg = xstrdup(rc->abort_msg);
+	} else if (n_failed && rc->ceiling_msg) {
+		char cost[32];
+
+		report_format_usd(cost, sizeof(cost), result->cost_usd);
+		msg = xasprintf("%s: %s charged; %zu of %zu target set%s not finished",
+				rc->ceiling_msg, cost, n_failed, rc->n_sets, rc->n_sets == 1 ? "" : "s");
+	} else if (n_failed) {
+		msg = xasprintf("%zu of %zu target set%s failed", n_failed, rc->n_sets,
+				rc->n_sets == 1 ? "" : "s");
+	}
 	ret = load_finish_run(rc->conn, rc->run_id, status, msg, err);
 	if (ret == 0 && n_failed)
 		ret = etl_fail(err, strcmp(status, "partial") == 0 ? ETL_EPARTIAL : ETL_EFAIL,
@@ -1077,6 +1157,7 @@ static void run_free(struct run_ctx *rc)
 	}
 	for (i = 0; i < rc->n_sets; i++) {
 		free(rc->sets[i].error);
+		free(rc->sets[i].stopped);
 		free(rc->sets[i].loaded);
 	}
 	free(rc->sets);
