@@ -31,7 +31,9 @@ static const char exit_help[] =
 	"  2  bad command line or job file; nothing was started\n"
 	"  3  partial: the run finished but some target sets failed\n"
 	"  4  another run of the same job holds its lock\n"
-	"  5  the database schema is not at this binary's version (run `migrate`)\n";
+	"  5  the database schema is not at this binary's version (run `migrate`)\n"
+	"  130, 143  run stopped by SIGINT or SIGTERM: recorded `interrupted`; the\n"
+	"     pages loaded are kept and `run --snapshot-date DATE` continues it\n";
 
 static const char main_help[] =
 	"Usage: intersect-etl [--quiet|--verbose] [--log-format text|json] COMMAND [OPTIONS] [ARGS]\n"
@@ -511,9 +513,13 @@ static const char runs_help[] =
 	"Usage: intersect-etl runs [JOB] [RUN_ID] [OPTIONS]\n"
 	"\n"
 	"Without RUN_ID: the most recent runs, newest first, one line each: run id,\n"
-	"job, snapshot date, status, start (UTC), duration, target sets complete/all,\n"
-	"pages, failed pages, rows, cost, error.\n"
-	"With RUN_ID (a number): that run, its target sets (status, total_count,\n"
+	"job, snapshot date, status, attempts (with more than one, their outcomes in\n"
+	"order: \"2 (failed, succeeded)\"), start (UTC), duration (working time, the\n"
+	"attempts' sum), target sets complete/all, pages, failed pages, rows, cost,\n"
+	"error. Statuses: running, succeeded, partial, failed, interrupted (SIGINT,\n"
+	"SIGTERM), abandoned (its process died; marked by the job's next run).\n"
+	"With RUN_ID (a number): that run, its attempts when there were several, its\n"
+	"target sets (status, total_count,\n"
 	"pages, rows, cost, error) and every page that failed for good (offset,\n"
 	"limit, attempts, HTTP status, API status code and message, error). An\n"
 	"unknown RUN_ID is an error (exit status 1).\n"

@@ -10,6 +10,7 @@
  */
 #include "run.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,7 +90,57 @@ struct run_ctx {
 	double spent, reserved;       /* the run's, as for a set */
 	char *ceiling_msg;            /* owned: set when the job's cost ceiling stopped the run */
 	int locked;                   /* conn holds the job's lock */
+	int attempt;                  /* this process's etl_run_attempt, 0 until recorded */
+	int interrupted;              /* the signal that stopped the run, 0 if none */
 };
+
+/*
+ * SIGTERM and SIGINT ask the run to stop: the handler only notes the
+ * signal, and the fetching loop stops issuing, lets the pages being loaded
+ * commit, records the run `interrupted` and exits 143 or 130 (README "Exit
+ * status"). SA_RESETHAND: a second signal ends the process at once.
+ */
+static volatile sig_atomic_t run_signal;
+
+static void on_signal(int sig)
+{
+	run_signal = sig;
+}
+
+static void signals_catch(struct sigaction old[2])
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESETHAND | SA_RESTART; /* libpq and curl retry on EINTR */
+	sigemptyset(&sa.sa_mask);
+	run_signal = 0;
+	sigaction(SIGTERM, &sa, &old[0]);
+	sigaction(SIGINT, &sa, &old[1]);
+}
+
+static void signals_restore(const struct sigaction old[2])
+{
+	sigaction(SIGTERM, &old[0], NULL);
+	sigaction(SIGINT, &old[1], NULL);
+}
+
+/* Stops the run on a signal: nothing more is sent, what is loading commits. */
+static void check_signal(struct run_ctx *rc)
+{
+	int sig = run_signal;
+
+	if (!sig || rc->interrupted)
+		return;
+	rc->interrupted = sig;
+	if (!rc->abort_msg)
+		rc->abort_msg = xasprintf("interrupted by %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	log_warn("%s: stopping: no more requests; %zu in flight dropped, pages being loaded are "
+		 "committed first; `run --snapshot-date %s` continues the run",
+		 sig == SIGINT ? "SIGINT" : "SIGTERM",
+		 fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher), rc->snapshot_date);
+}
 
 int run_valid_date(const char *s)
 {
@@ -905,6 +956,70 @@ static int check_options(const struct run_options *opt, const struct job *job,
 	return 0;
 }
 
+/*
+ * Runs of this job still `running` while we hold its lock belong to
+ * processes that are gone (SIGKILL, a crash): they become `abandoned`, their
+ * counters taken from the ledger (sql/013_run_attempts.sql).
+ */
+static int abandon_dead_runs(struct run_ctx *rc, struct etl_error *err)
+{
+	const char *params[1] = {rc->job->name};
+	PGresult *res = NULL;
+	int ret, n;
+
+	ret = db_query(rc->conn, "SELECT abandon_runs($1)", 1, params, &res, err);
+	if (ret != 0)
+		return ret;
+	n = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (n > 0)
+		log_warn("%d earlier run%s of job %s marked abandoned: %s process ended without "
+			 "recording an outcome (see `runs`)",
+			 n, n == 1 ? "" : "s", rc->job->name, n == 1 ? "its" : "their");
+	return 0;
+}
+
+/* Records this process as the run's next attempt. */
+static int attempt_begin(struct run_ctx *rc, struct etl_error *err)
+{
+	char id[24], pid[16], host[256] = "";
+	const char *params[3] = {id, host, pid};
+	PGresult *res = NULL;
+	int ret;
+
+	snprintf(id, sizeof(id), "%lld", rc->run_id);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	gethostname(host, sizeof(host) - 1);
+	ret = db_query(rc->conn, "SELECT begin_attempt($1, $2, $3)", 3, params, &res, err);
+	if (ret != 0)
+		return ret;
+	rc->attempt = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * Ends this process's attempt with the run's status and error, its figures
+ * from the ledger. Best effort: after a database failure the connection may
+ * be gone, and the next run marks the attempt abandoned instead.
+ */
+static void attempt_end(struct run_ctx *rc, const char *status, const char *error)
+{
+	char id[24], n[16];
+	const char *params[4] = {id, n, status, error};
+	struct etl_error err = {0, ""};
+
+	if (!rc->attempt || !rc->conn || PQstatus(rc->conn) != CONNECTION_OK)
+		return;
+	snprintf(id, sizeof(id), "%lld", rc->run_id);
+	snprintf(n, sizeof(n), "%d", rc->attempt);
+	db_rollback(rc->conn);
+	if (db_query(rc->conn, "SELECT finish_attempt($1, $2, $3, $4)", 4, params, NULL, &err) != 0)
+		log_warn("recording the end of attempt %d of run %lld: %s", rc->attempt, rc->run_id,
+			 err.msg);
+	rc->attempt = 0;
+}
+
 /* Connects, takes the job's lock, records its sets and starts (or resumes) the run. */
 static int open_run(struct run_ctx *rc, const struct run_options *opt, long long *ids,
 		    struct run_result *result, struct etl_error *err)
@@ -928,12 +1043,18 @@ static int open_run(struct run_ctx *rc, const struct run_options *opt, long long
 	rc->locked = 1;
 	if ((ret = load_prepare(rc->conn, err)) != 0)
 		return ret;
+	/* before a run is started or continued: drop_stale_pending() would
+	 * discard what a dead run loaded before its counters are taken */
+	if ((ret = abandon_dead_runs(rc, err)) != 0)
+		return ret;
 	if ((ret = load_register_sets(rc->conn, job, ids, err)) != 0)
 		return ret;
 	if ((ret = load_start_run(rc->conn, job, rc->snapshot_date, opt->fresh, &rc->run_id,
 				  &result->resumed, err)) != 0)
 		return ret;
 	result->run_id = rc->run_id;
+	if ((ret = attempt_begin(rc, err)) != 0)
+		return ret;
 	log_set_context(job->name, rc->run_id);
 	log_info("run %lld of job %s, snapshot %s%s", rc->run_id, job->name, rc->snapshot_date,
 		 result->resumed ? " (continuing an unfinished run)" : "");
@@ -997,7 +1118,8 @@ static int fetch_all(struct run_ctx *rc, double started, struct etl_error *err)
 		return ret; /* cannot be: the run's own connection is one */
 	log_debug("loading on %d connection%s", rc->n_conns, rc->n_conns == 1 ? "" : "s");
 	rc->loader = loader_start(RUN_LOAD_QUEUE, rc->n_conns, exec_msg, wake_fetcher, rc);
-	while (!rc->abort_msg) {
+	/* a signal is looked at once per turn: at most the 500 ms of fetcher_next() */
+	for (check_signal(rc); !rc->abort_msg; check_signal(rc)) {
 		struct fetch_req *req;
 		struct progress prog;
 
@@ -1111,7 +1233,8 @@ static int finish_run(struct run_ctx *rc, struct run_result *result, struct etl_
 	/* README "Exit status": partial (3) when some set completed, failed (1)
 	 * when none did or a run-wide error (credentials, payment) stopped it;
 	 * a cost ceiling is no exception. */
-	status = n_failed == 0                   ? "succeeded"
+	status = rc->interrupted                 ? "interrupted"
+		 : n_failed == 0                 ? "succeeded"
 		 : rc->abort_msg || n_done == 0 ? "failed"
 						  : "partial";
 	if (n_failed && rc->abort_msg) {
@@ -1127,7 +1250,15 @@ static int finish_run(struct run_ctx *rc, struct run_result *result, struct etl_
 				rc->n_sets == 1 ? "" : "s");
 	}
 	ret = load_finish_run(rc->conn, rc->run_id, status, msg, err);
-	if (ret == 0 && n_failed)
+	if (ret == 0)
+		attempt_end(rc, status, msg);
+	if (ret == 0 && rc->interrupted)
+		ret = etl_fail(err, rc->interrupted == SIGINT ? ETL_ESIGINT : ETL_ESIGTERM,
+			       "run %lld interrupted: %zu of %zu target set%s complete; pages loaded "
+			       "are kept\nhint: `intersect-etl run %s --snapshot-date %s` continues it",
+			       rc->run_id, n_done, rc->n_sets, rc->n_sets == 1 ? "" : "s",
+			       rc->job->path, rc->snapshot_date);
+	else if (ret == 0 && n_failed)
 		ret = etl_fail(err, strcmp(status, "partial") == 0 ? ETL_EPARTIAL : ETL_EFAIL,
 			       "run %lld %s: %s", rc->run_id, status, msg);
 	/* Retention only after a run that published every set: a failing job
@@ -1189,12 +1320,14 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 	struct job *job = NULL;
 	long long *ids = NULL;
 	char today[16], *url = NULL;
+	struct sigaction old_signals[2];
 	size_t i;
 	int ret;
 	double started;
 
 	memset(&rc, 0, sizeof(rc));
 	memset(result, 0, sizeof(*result));
+	signals_catch(old_signals);
 	if ((ret = job_load_file(opt->job_path, &job, err)) != 0)
 		goto out;
 	if ((ret = check_options(opt, job, err)) != 0)
@@ -1227,11 +1360,16 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 	}
 	ret = finish_run(&rc, result, err);
 out:
-	if (ret != 0)
+	if (ret != 0 && rc.attempt) {
 		load_fail_run(rc.conn, rc.run_id, err->msg);
+		attempt_end(&rc, "failed", err->msg);
+	} else if (ret != 0) {
+		load_fail_run(rc.conn, rc.run_id, err->msg);
+	}
 	run_free(&rc);
 	free(ids);
 	free(url);
 	job_free(job);
+	signals_restore(old_signals);
 	return ret;
 }

@@ -148,5 +148,176 @@ class CostCeilingTest(EtlTestCase):
         self.assertEqual((run["status"], run["error"]), ("partial", "1 of 3 target sets failed"))
 
 
+SLOW_JOB = """\
+version: 1
+job: ops17s
+api:
+  base_url: ${AISA_BASE_URL}
+  token: ${AISA_API_KEY}
+  concurrency: 2
+  requests_per_minute: 10000
+  max_attempts: 1
+  timeout_seconds: 60
+database: {url: "${DATABASE_URL}"}
+defaults: {limit: 100, max_rows: 3000}
+target_sets:
+  - {name: one, targets: [ops17-one.com]}
+  - {name: two, targets: [ops17-two.com]}
+"""
+
+
+class AttemptsTest(EtlTestCase):
+    """Every attempt of a run kept; signals and kills against the real binary."""
+
+    def attempts(self, run_id=1):
+        return self.db.rows(
+            "SELECT attempt, status, error, pages, failed_pages, rows, cost_usd::text AS cost,"
+            " extract(epoch FROM finished_at - started_at)::float8 AS secs"
+            " FROM dataforseo.etl_run_attempt WHERE run_id = %d ORDER BY attempt" % run_id)
+
+    def ledger(self, run_id=1):
+        return self.db.rows(
+            "SELECT count(*) FILTER (WHERE status = 'loaded') AS pages,"
+            " coalesce(sum(rows), 0) AS rows, coalesce(sum(cost_usd), 0)::text AS cost"
+            " FROM dataforseo.etl_page WHERE run_id = %d" % run_id)[0]
+
+    def start(self, job, *args):
+        """The binary in the background, its stderr to a file (read after it exits)."""
+        self.errfile = open(os.path.join(self.tmp.name, "stderr"), "w+")
+        env = dict(os.environ, LC_ALL="C", **self.env())
+        return subprocess.Popen([BIN, "run", job] + list(args), env=env, stdout=subprocess.DEVNULL,
+                                stderr=self.errfile)
+
+    def stderr_of(self, proc):
+        self.errfile.seek(0)
+        err = self.errfile.read()
+        self.errfile.close()
+        check_sanitizers(err)
+        return err
+
+    def wait_loaded(self, n, timeout=60):
+        """Until the ledger holds n loaded pages (the run is mid-way)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            got = self.db.value("SELECT count(*) FROM dataforseo.etl_page WHERE status = 'loaded'") \
+                if self.db.value("SELECT to_regclass('dataforseo.etl_page') IS NOT NULL") == "t" else "0"
+            if int(got) >= n:
+                return
+            time.sleep(0.1)
+        self.fail("no %d loaded pages within %d s" % (n, timeout))
+
+    def test_a_recovered_failure_keeps_its_attempt(self):
+        job = self.job(SLOW_JOB)
+        self.fake.inject({"kind": "http500", "offset": None, "times": -1})
+        self.etl("run", job, "--migrate", "--snapshot-date", "2026-04-01", expect=1)
+        time.sleep(2)  # hours, in the issue: not working time
+        self.fake.reset()
+        self.fake.set_scenario("ops17-one.com", total_count=250)
+        self.fake.set_scenario("ops17-two.com", total_count=40)
+        self.etl("run", job, "--snapshot-date", "2026-04-01")
+        a = self.attempts()
+        self.assertEqual([(x["attempt"], x["status"], x["error"], x["pages"], x["failed_pages"], x["rows"], x["cost"])
+                          for x in a],
+                         [(1, "failed", "2 of 2 target sets failed", 0, 2, 0, "0.000000"),
+                          (2, "succeeded", None, 4, 0, 290, "%.6f" % ((3 * 20000 + 290 * 30 + 20000) / 1e6))])
+        run = self.db.rows("SELECT status, error, attempts, attempt_statuses, last_failure, duration_seconds::float8 AS d,"
+                           " extract(epoch FROM finished_at - started_at)::float8 AS wall, pages, failed_pages"
+                           " FROM dataforseo.etl_run_summary")[0]
+        self.assertEqual((run["status"], run["error"], run["attempts"], run["attempt_statuses"], run["last_failure"]),
+                         ("succeeded", None, 2, "failed, succeeded", "2 of 2 target sets failed"))
+        self.assertAlmostEqual(run["d"], a[0]["secs"] + a[1]["secs"], places=3)
+        self.assertLess(run["d"], run["wall"] - 1.5)
+        code, out, err = self.etl("runs", job)
+        self.assertRegex(out, r"\n +1 +ops17s +2026-04-01 +succeeded +2 \(failed, succeeded\) ")
+        code, out, err = self.etl("runs", job, "1")
+        self.assertIn("attempts  2: failed, succeeded\n", out)
+        self.assertRegex(out, r"\n +1 +failed +\S+ \S+ +\S+ +0 +2 +0 +\$0\.0000 +2 of 2 target sets failed\n")
+
+    def slow_scenarios(self, latency_ms=700):
+        self.fake.set_scenario("ops17-one.com", total_count=1500, latency_ms=latency_ms)
+        self.fake.set_scenario("ops17-two.com", total_count=1500, latency_ms=latency_ms)
+
+    def interrupt(self, sig, code, name):
+        job = self.job(SLOW_JOB)
+        self.etl("migrate", job)
+        self.slow_scenarios()
+        proc = self.start(job, "--snapshot-date", "2026-04-02")
+        self.wait_loaded(2)
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        proc.wait(timeout=15)
+        took = time.monotonic() - sent
+        err = self.stderr_of(proc)
+        self.assertEqual(proc.returncode, code, err)
+        self.assertLess(took, 10)
+        self.assertIn("warning: %s: stopping: no more requests;" % name, err)
+        self.assertIn("run 1 interrupted: 0 of 2 target sets complete; pages loaded are kept", err)
+        run = self.db.rows("SELECT status, error, pages, rows, cost_usd::text AS cost FROM dataforseo.etl_run")[0]
+        led = self.ledger()
+        self.assertGreaterEqual(led["pages"], 2)
+        self.assertEqual((run["status"], run["error"], run["pages"], run["rows"], run["cost"]),
+                         ("interrupted", "interrupted by %s" % name, led["pages"], led["rows"], led["cost"]))
+        a = self.attempts()
+        self.assertEqual([(x["status"], x["error"], x["pages"], x["rows"], x["cost"]) for x in a],
+                         [("interrupted", "interrupted by %s" % name, led["pages"], led["rows"], led["cost"])])
+        # continued: the loaded pages are not asked again
+        loaded = {(r["t"], r["o"]) for r in self.db.rows(
+            "SELECT t.targets[1] AS t, page_offset AS o FROM dataforseo.etl_page p"
+            " JOIN dataforseo.target_set t USING (target_set_id) WHERE p.status = 'loaded'")}
+        self.fake.reset()
+        self.slow_scenarios(latency_ms=0)
+        self.etl("run", job, "--snapshot-date", "2026-04-02")
+        asked = {(r["first_target"], r["offset"]) for r in self.fake.requests}
+        self.assertEqual(asked & loaded, set())
+        self.assertEqual(len(asked | loaded), 30)
+        self.assertEqual([x["status"] for x in self.attempts()], ["interrupted", "succeeded"])
+        self.assertEqual(self.db.value("SELECT attempt_statuses FROM dataforseo.etl_run_summary"),
+                         "interrupted, succeeded")
+
+    def test_sigterm_interrupts_and_the_run_continues(self):
+        self.interrupt(signal.SIGTERM, 143, "SIGTERM")
+
+    def test_sigint_interrupts(self):
+        self.interrupt(signal.SIGINT, 130, "SIGINT")
+
+    def test_a_killed_run_is_abandoned_by_the_next(self):
+        job = self.job(SLOW_JOB)
+        self.etl("migrate", job)
+        self.fake.set_scenario("ops17-one.com", total_count=150)  # 2 pages, fast: published
+        self.fake.set_scenario("ops17-two.com", total_count=1500, latency_ms=700)
+        proc = self.start(job, "--snapshot-date", "2026-04-03")
+        self.wait_loaded(4)
+        self.assertEqual(self.db.value("SELECT status FROM dataforseo.etl_run_set s JOIN dataforseo.target_set t"
+                                       " USING (target_set_id) WHERE t.name = 'one'"), "complete")
+        proc.kill()
+        proc.wait(timeout=10)
+        self.stderr_of(proc)
+        self.assertEqual(self.db.value("SELECT status FROM dataforseo.etl_run"), "running")
+        led = self.ledger()
+        # the next run of the job, another date: the dead one is marked
+        self.fake.reset()
+        self.fake.set_scenario("ops17-one.com", total_count=10)
+        self.fake.set_scenario("ops17-two.com", total_count=10)
+        code, out, err = self.etl("run", job, "--snapshot-date", "2026-04-04")
+        self.assertIn("warning: 1 earlier run of job ops17s marked abandoned: its process ended without "
+                      "recording an outcome (see `runs`)", err)
+        run = self.db.rows("SELECT status, error, pages, rows, cost_usd::text AS cost, sets_complete, sets_failed"
+                           " FROM dataforseo.etl_run_summary WHERE run_id = 1")[0]
+        self.assertEqual((run["status"], run["pages"], run["rows"], run["cost"], run["sets_complete"],
+                          run["sets_failed"]),
+                         ("abandoned", led["pages"], led["rows"], led["cost"], 1, 1))
+        self.assertRegex(run["error"], r"^abandoned: the process \(host \S+, pid %d\) ended without recording an "
+                                       r"outcome \(killed, or its machine stopped\); found by the next run of job "
+                                       r"ops17s$" % proc.pid)
+        a = self.attempts()
+        self.assertEqual([(x["status"], x["pages"], x["rows"], x["cost"]) for x in a],
+                         [("abandoned", led["pages"], led["rows"], led["cost"])])
+        # its date again: the same run continues, as a second attempt
+        self.fake.set_scenario("ops17-two.com", total_count=1500)
+        self.etl("run", job, "--snapshot-date", "2026-04-03")
+        self.assertEqual(self.db.value("SELECT status || ' ' || attempt_statuses FROM dataforseo.etl_run_summary"
+                                       " WHERE run_id = 1"), "succeeded abandoned, succeeded")
+
+
 if __name__ == "__main__":
     unittest.main()
