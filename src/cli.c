@@ -80,14 +80,17 @@ static const char plan_help[] =
 	"\n"
 	"Prints, per target set, the first request body, the most requests and rows\n"
 	"max_rows allows and their worst-case cost ($0.02 per request + $0.00003 per\n"
-	"row); totals at the end. Sends nothing and opens no database connection.\n"
+	"row); totals at the end. Sends nothing, opens no database connection and\n"
+	"needs no credential.\n"
 	"\n";
 
 static const char validate_help[] =
 	"Usage: intersect-etl validate JOB\n"
 	"\n"
 	"Reads JOB, expands ${VAR} references and checks every key; prints the first\n"
-	"error as FILE:LINE:COLUMN: KEY: message.\n"
+	"error as FILE:LINE:COLUMN: KEY: message. Connects to nothing and needs no\n"
+	"credential: an unset ${VAR} in api.token, api.login, api.password or\n"
+	"database.url is noted, not an error; a token_file is not read.\n"
 	"\n";
 
 static const char migrate_help[] =
@@ -267,10 +270,14 @@ static int cmd_validate(int argc, char **argv)
 		return rc;
 	if (argc - optind != 1)
 		return usage_error("validate", "validate takes exactly one JOB file");
-	rc = job_load_file(argv[optind], &job, &err);
+	/* validate reads the file and nothing else: no credential, no connection */
+	rc = job_load_file_for(argv[optind], 0, &job, &err);
 	if (rc == 0)
 		printf("%s: ok: job %s, %zu target set%s, %s provider\n", argv[optind], job->name,
 		       job->n_sets, job->n_sets == 1 ? "" : "s", job_provider_name(job->api.provider));
+	if (rc == 0 && job->unset_env)
+		log_info("%s is not set here: run and check need it, validate and plan do not",
+			 job->unset_env);
 	job_free(job);
 	return report(rc, &err);
 }
@@ -325,7 +332,7 @@ static int cmd_plan(int argc, char **argv)
 		rc = usage_error("plan", "plan takes exactly one JOB file");
 		goto out;
 	}
-	rc = job_load_file(argv[optind], &job, &err);
+	rc = job_load_file_for(argv[optind], 0, &job, &err); /* plan sends nothing */
 	if (rc == 0)
 		rc = only_check(job, &only, &err);
 	if (rc == 0)
@@ -457,7 +464,8 @@ static int cmd_migrate(int argc, char **argv)
 		rc = usage_error("migrate", "migrate takes at most one JOB file");
 		goto out;
 	}
-	if (argc - optind == 1 && (rc = job_load_file(argv[optind], &job, &err)) != 0)
+	if (argc - optind == 1 &&
+	    (rc = job_load_file_for(argv[optind], JOB_NEED_DB, &job, &err)) != 0)
 		goto failed;
 	url = m.url ? m.url : job ? job->db.url : getenv("DATABASE_URL") ? getenv("DATABASE_URL") : "";
 	schema = m.schema ? m.schema : job ? job->db.schema : "dataforseo";

@@ -71,6 +71,8 @@ struct ynode {
 	bool b;               /* YT_BOOL */
 	long long i;          /* YT_INT */
 	double d;             /* YT_FLOAT */
+	bool unset;           /* a credential's ${VAR} was unset, which a load that does not
+				 need it tolerates (see JOB_NEED_API): expanded as "" */
 	struct ynode **kids;  /* seq: items; map: key, value, key, value, ... (owned) */
 	size_t n, cap;        /* used and allocated entries of kids */
 };
@@ -135,7 +137,39 @@ struct ctx {
 	struct etl_error *err;
 	struct strbuf path;      /* key path of the node being checked */
 	size_t expanded;         /* bytes of scalars rewritten by expand_scalar() so far */
+	unsigned need;           /* JOB_NEED_API, JOB_NEED_DB: whose credentials must be there */
+	char *unset_env;         /* owned: the first unset ${VAR} a credential named, tolerated */
 };
+
+/* Whether the value at the current path is one of the API's credentials. */
+static bool at_api_credential(const struct ctx *c)
+{
+	static const char *const keys[] = {"api.token", "api.token_file", "api.login",
+					   "api.password", "api.password_file"};
+	const char *p = c->path.data ? c->path.data : "";
+
+	for (size_t i = 0; i < ETL_ARRAY_LEN(keys); i++)
+		if (strcmp(p, keys[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool at_db_url(const struct ctx *c)
+{
+	return c->path.data && strcmp(c->path.data, "database.url") == 0;
+}
+
+/*
+ * An unset ${VAR} in a credential is no error for a command that does not
+ * use that credential: `validate` and `plan` connect to nothing, `runs` and
+ * `report` only to the database.
+ */
+static bool unset_tolerated(const struct ctx *c)
+{
+	if (at_api_credential(c))
+		return !(c->need & JOB_NEED_API);
+	return at_db_url(c) && !(c->need & JOB_NEED_DB);
+}
 
 static void path_set_len(struct ctx *c, size_t len)
 {
@@ -797,9 +831,26 @@ static int expand_scalar(struct ctx *c, struct ynode *n)
 				sb_append(&sb, t + def, def_end - def);
 		} else if (val) {
 			sb_puts(&sb, val);
+		} else if (unset_tolerated(c)) {
+			n->unset = true;
+			if (!c->unset_env)
+				c->unset_env = xstrdup(var);
+		} else if (at_api_credential(c) || at_db_url(c)) {
+			/* never a default for a secret: it would sit in the file */
+			rc = fail_node(c, n, "environment variable %s is not set"
+				       "\nhint: export %s in the environment that runs intersect-etl "
+				       "(cron: the line's env file; systemd: EnvironmentFile=)%s",
+				       var, var,
+				       at_api_credential(c) ? ", or keep the key in a file named by "
+							      "api.token_file / api.password_file"
+							    : "");
+			free(var);
+			goto done;
 		} else {
 			rc = fail_node(c, n, "environment variable %s is not set"
-				       "\nhint: set it, or give a default: ${%s:-default}", var, var);
+				       "\nhint: export %s, or write a default into the file: "
+				       "${%s:-VALUE}",
+				       var, var, var);
 			free(var);
 			goto done;
 		}
@@ -1580,6 +1631,12 @@ static int load_credential(struct ctx *c, const struct ynode *api, const struct 
 		path_key(c, file_key);
 		return fail_node(c, fn, "give %s or %s, not both", key, file_key);
 	}
+	if (!(c->need & JOB_NEED_API) && (file || (vn && vn->unset))) {
+		/* not used by this command: neither its variable nor its file is needed */
+		*out = xstrdup("");
+		path_set_len(c, old);
+		return 0;
+	}
 	if (file) {
 		path_key(c, file_key);
 		if ((rc = read_secret_file(c, fn, file, out)) != 0)
@@ -1994,10 +2051,10 @@ static int load_job(struct ctx *c, const struct ynode *root, struct job *job)
 
 /* ----------------------------------------------------------- public API */
 
-static int load(const char *text, size_t len, const char *name, const char *dir,
+static int load(const char *text, size_t len, const char *name, const char *dir, unsigned need,
 		struct job **out, struct etl_error *err)
 {
-	struct ctx c = {.name = name, .err = err};
+	struct ctx c = {.name = name, .err = err, .need = need};
 	struct ynode *root = NULL;
 	struct job *job = NULL;
 	int rc;
@@ -2031,6 +2088,8 @@ static int load(const char *text, size_t len, const char *name, const char *dir,
 	job->path = xstrdup(name);
 	if ((rc = load_job(&c, root, job)) != 0)
 		goto out;
+	job->unset_env = c.unset_env;
+	c.unset_env = NULL;
 	*out = job;
 	job = NULL;
 out:
@@ -2038,16 +2097,22 @@ out:
 	ynode_free(root);
 	sb_free(&c.path);
 	free(c.dir);
+	free(c.unset_env);
 	return rc;
 }
 
 int job_load_string(const char *text, size_t len, const char *name, struct job **out,
 		    struct etl_error *err)
 {
-	return load(text, len, name ? name : "<string>", NULL, out, err);
+	return load(text, len, name ? name : "<string>", NULL, JOB_NEED_ALL, out, err);
 }
 
 int job_load_file(const char *path, struct job **out, struct etl_error *err)
+{
+	return job_load_file_for(path, JOB_NEED_ALL, out, err);
+}
+
+int job_load_file_for(const char *path, unsigned need, struct job **out, struct etl_error *err)
 {
 	const char *slash = strrchr(path, '/');
 	char *buf = NULL, *dir = NULL;
@@ -2088,7 +2153,7 @@ int job_load_file(const char *path, struct job **out, struct etl_error *err)
 	}
 	if (slash)
 		dir = slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
-	rc = load(buf, len, path, dir, out, err);
+	rc = load(buf, len, path, dir, need, out, err);
 out:
 	close(fd);
 	if (buf) {
@@ -2104,6 +2169,7 @@ void job_free(struct job *job)
 	if (!job)
 		return;
 	free(job->path);
+	free(job->unset_env);
 	free(job->name);
 	free(job->api.base_url);
 	xfree_secret(job->api.token);

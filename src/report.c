@@ -650,7 +650,8 @@ int report_run(const struct report_options *opt, FILE *out, struct etl_error *er
 	size_t n = 0, i;
 	int rc;
 
-	if ((rc = job_load_file(opt->job_path, &job, err)) != 0)
+	/* the database's credentials only: report never calls the API */
+	if ((rc = job_load_file_for(opt->job_path, JOB_NEED_DB, &job, err)) != 0)
 		goto out;
 	if (opt->set && !job_find_set(job, opt->set)) {
 		rc = etl_fail(err, ETL_EUSAGE, "%s: --set %s: no target set of that name",

@@ -469,7 +469,8 @@ int runs_show(const struct runs_options *opt, FILE *out, struct etl_error *err)
 	const char *url, *schema, *name;
 	int rc;
 
-	if (opt->job_path && (rc = job_load_file(opt->job_path, &job, err)) != 0)
+	/* the database's credentials only: runs never calls the API */
+	if (opt->job_path && (rc = job_load_file_for(opt->job_path, JOB_NEED_DB, &job, err)) != 0)
 		goto out;
 	url = opt->database_url ? opt->database_url
 	      : job		? job->db.url

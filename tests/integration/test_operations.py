@@ -319,5 +319,48 @@ class AttemptsTest(EtlTestCase):
                                        " WHERE run_id = 1"), "succeeded abandoned, succeeded")
 
 
+class CredentialsTest(EtlTestCase):
+    """validate and plan need no credential and connect to nothing; runs and
+    report need only the database's."""
+
+    def bare(self, *args, drop=("AISA_API_KEY",), expect=0):
+        env = {k: v for k, v in os.environ.items() if k not in ("AISA_API_KEY", "DATABASE_URL")}
+        env.update({k: v for k, v in self.env().items() if k not in drop})
+        env["LC_ALL"] = "C"
+        p = subprocess.run([BIN] + list(args), env=env, capture_output=True, text=True, timeout=60)
+        check_sanitizers(p.stderr)
+        self.assertEqual(p.returncode, expect, p.stderr)
+        return p.stdout, p.stderr
+
+    def test_commands_ask_only_for_what_they_use(self):
+        self.fake.set_scenario("ops17-small.com", total_count=10)
+        self.fake.set_scenario("ops17-big.com", total_count=10)
+        self.fake.set_scenario("ops17-third.com", total_count=10)
+        job = self.job(job_text())
+        self.etl("run", job, "--migrate", "--snapshot-date", "2026-03-05")
+        n = len(self.fake.requests)
+        # neither the API's key nor the database's URL
+        out, err = self.bare("validate", job, drop=("AISA_API_KEY", "DATABASE_URL"))
+        self.assertEqual(out, "%s: ok: job ops17, 3 target sets, aisa provider\n" % job)
+        self.assertIn("AISA_API_KEY is not set here: run and check need it, validate and plan do not", err)
+        out, err = self.bare("plan", job, drop=("AISA_API_KEY", "DATABASE_URL"))
+        self.assertIn("total: 3 target sets", out)
+        # a token file that is not there is not read either
+        tf = self.job(job_text().replace("token: ${AISA_API_KEY}", "token_file: /nonexistent/token"), "tf.yaml")
+        self.bare("validate", tf, drop=("AISA_API_KEY", "DATABASE_URL"))
+        self.bare("plan", tf, drop=("AISA_API_KEY", "DATABASE_URL"))
+        # the database only
+        out, err = self.bare("runs", job)
+        self.assertRegex(out, r"\n +1 +ops17 +2026-03-05 +succeeded ")
+        out, err = self.bare("report", job)
+        self.assertIn("2026-03-05", out)
+        self.assertEqual(len(self.fake.requests), n)
+        # run needs the key, and the hint puts no default of a secret in the file
+        out, err = self.bare("run", job, expect=2)
+        self.assertIn("api.token: environment variable AISA_API_KEY is not set\n"
+                      "hint: export AISA_API_KEY in the environment that runs intersect-etl", err)
+        self.assertNotIn(":-", err)
+
+
 if __name__ == "__main__":
     unittest.main()
