@@ -116,6 +116,11 @@ int job_load_string(const char *text, size_t len, const char *name, struct job *
 void job_free(struct job *job);
 
 const struct target_set *job_find_set(const struct job *job, const char *name);
+/* The sets' names, "a, b, c", in file order; the caller frees it. */
+char *job_set_names(const struct job *job);
+/* ETL_EUSAGE: "JOB: --only NAME: no target set of that name", with the names as a hint. */
+int job_no_such_set(const struct job *job, const char *option, const char *name,
+		    struct etl_error *err);
 const char *job_provider_name(enum api_provider p);
 
 #endif

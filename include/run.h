@@ -34,6 +34,7 @@ struct run_result {
 	long long pages, rows;     /* the run's, as its ledger sums them (every process) */
 	double cost_usd;
 	int counted;               /* the figures above were read from the ledger */
+	double duration_seconds;   /* this process's working time on the run */
 };
 
 /*
@@ -44,5 +45,7 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 
 /* Checks a --snapshot-date value: a real calendar date in YYYY-MM-DD form. */
 int run_valid_date(const char *s);
+/* The same, saying in why (a line, then a hint) what is wrong with s: 0 when it is. */
+int run_check_date(const char *s, char *why, size_t len);
 
 #endif

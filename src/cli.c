@@ -55,7 +55,8 @@ static const char main_help[] =
 	"  -v, --verbose  a line per request (credentials are never shown)\n"
 	"  --log-format text|json\n"
 	"                 json: one object per line (time, level, job, run,\n"
-	"                 target_set, message) for log collectors\n"
+	"                 target_set, message) for log collectors; outcome lines\n"
+	"                 also carry pages, rows, cost_usd, ... as fields\n"
 	"  -h, --help     this text\n"
 	"  -V, --version  the version\n"
 	"\n";
@@ -97,7 +98,7 @@ static const char migrate_help[] =
 	"Usage: intersect-etl migrate [JOB] [--database-url URL] [--schema NAME]\n"
 	"\n"
 	"Applies the schema migrations this binary carries that the database lacks.\n"
-	"The database and schema come from JOB, else from the options, else from\n"
+	"The database and schema come from the options, else from JOB, else from\n"
 	"DATABASE_URL (or libpq's PG* variables) and schema \"dataforseo\".\n"
 	"\n"
 	"Options:\n"
@@ -300,8 +301,7 @@ static int only_check(const struct job *job, const struct only_list *l, struct e
 
 	for (i = 0; i < l->n; i++)
 		if (!job_find_set(job, l->names[i]))
-			return etl_fail(err, ETL_EUSAGE, "%s: --only %s: no target set of that name",
-					job->path, l->names[i]);
+			return job_no_such_set(job, "--only", l->names[i], err);
 	return 0;
 }
 
@@ -354,12 +354,15 @@ static int run_opt(int c, const char *arg, void *ud)
 		o->only = xrealloc(o->only, (o->n_only + 1) * sizeof(*o->only));
 		o->only[o->n_only++] = (char *)arg;
 		return 0;
-	case OPT_DATE:
-		if (!run_valid_date(arg))
-			return usage_error("run", "%s: not a date of the form YYYY-MM-DD",
-					   opt_value(what, sizeof(what), "--snapshot-date", arg));
+	case OPT_DATE: {
+		char why[160];
+
+		if (!run_check_date(arg, why, sizeof(why)))
+			return usage_error("run", "%s: %s",
+					   opt_value(what, sizeof(what), "--snapshot-date", arg), why);
 		o->snapshot_date = arg;
 		return 0;
+	}
 	case OPT_MIGRATE:
 		o->migrate = 1;
 		return 0;
@@ -395,11 +398,18 @@ static int cmd_run(int argc, char **argv)
 	opt.job_path = argv[optind];
 	rc = run_job(&opt, &res, &err);
 	if (res.counted) {
+		struct log_fields f = LOG_FIELDS_NONE;
 		char cost[32];
 
-		/* the ledger's figures, as `runs` shows them */
+		/* the ledger's figures, as `runs` shows them; JSON lines as fields too */
+		f.sets_complete = (long long)res.sets_complete;
+		f.sets_failed = (long long)res.sets_failed;
+		f.pages = res.pages;
+		f.rows = res.rows;
+		f.cost_usd = report_round_usd(res.cost_usd);
+		f.duration_seconds = res.duration_seconds;
 		report_format_usd(cost, sizeof(cost), res.cost_usd);
-		log_info("run %lld: %zu target set%s complete, %zu failed; %lld page%s, %lld row%s, %s",
+		log_fields_msg(LOG_INFO, NULL, &f,"run %lld: %zu target set%s complete, %zu failed; %lld page%s, %lld row%s, %s",
 			 res.run_id, res.sets_complete, res.sets_complete == 1 ? "" : "s",
 			 res.sets_failed, res.pages, res.pages == 1 ? "" : "s", res.rows,
 			 res.rows == 1 ? "" : "s", cost);
@@ -511,9 +521,10 @@ static int cmd_replay(int argc, char **argv)
 		return usage_error("replay", "%s: not a run id (a positive integer)", argv[optind + 1]);
 	rc = replay_run(argv[optind], run_id, &res, &err);
 	if (res.run_id)
-		log_info("run %lld: %zu target set%s replayed, %zu failed; %lld pages, %lld rows",
+		log_info("run %lld: %zu target set%s replayed, %zu failed; %lld page%s, %lld row%s",
 			 res.run_id, res.sets_complete, res.sets_complete == 1 ? "" : "s",
-			 res.sets_failed, res.pages, res.rows);
+			 res.sets_failed, res.pages, res.pages == 1 ? "" : "s", res.rows,
+			 res.rows == 1 ? "" : "s");
 	return report(rc, &err);
 }
 

@@ -33,6 +33,7 @@
  */
 #include "job.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -1503,11 +1504,55 @@ static bool loopback_host(const char *h, size_t len)
  * https://HOST[...], or http:// on loopback only, never with user:password@.
  * *out is a new string without trailing '/'.
  */
+/*
+ * The host and port of a base_url, [host, end): a name or IPv4 address of
+ * [A-Za-z0-9.-_] (or an IPv6 address in brackets), then nothing or ':' and
+ * a port 1..65535. libcurl would take "http://127.0.0.1:/v1" (empty port)
+ * as port 80, and a run would then fail far from the typo.
+ */
+static int check_host_port(struct ctx *c, const struct ynode *n, const char *host, size_t hlen,
+			   const char *end)
+{
+	const char *p = host + hlen;
+	long port = 0;
+	size_t digits;
+
+	if (*host == '[') {
+		if (host[hlen - 1] != ']')
+			return fail_node(c, n, "has an IPv6 host without its closing ']'");
+	} else {
+		for (size_t i = 0; i < hlen; i++)
+			if (!isalnum((unsigned char)host[i]) && !strchr(".-_", host[i]))
+				return fail_node(c, n, "has a character no host name has ('%c')"
+						 "\nhint: the form is https://HOST[:PORT][/PATH]",
+						 host[i] >= 0x21 && host[i] < 0x7f ? host[i] : '?');
+		if (host[0] == '.' || host[hlen - 1] == '.' ||
+		    memmem(host, hlen, "..", 2) != NULL)
+			return fail_node(c, n, "has an empty label in its host name ('..' or a '.' "
+					 "at an end)");
+	}
+	if (p == end)
+		return 0;
+	if (*p != ':')
+		return fail_node(c, n, "has text after its host that is not ':PORT'"
+				 "\nhint: the form is https://HOST[:PORT][/PATH]");
+	p++;
+	digits = strspn(p, "0123456789");
+	if (p == end || digits == 0)
+		return fail_node(c, n, "has an empty or non-numeric port after ':'"
+				 "\nhint: give the port (https://HOST:8443/...) or leave out the ':' "
+				 "for the scheme's default (443, or 80 for http)");
+	if (p + digits != end || digits > 5 || (port = strtol(p, NULL, 10)) < 1 || port > 65535)
+		return fail_node(c, n, "has a port that is not a number from 1 to 65535");
+	return 0;
+}
+
 static int check_base_url(struct ctx *c, const struct ynode *n, const char *url, char **out)
 {
 	const char *auth, *end, *host;
 	bool https;
 	size_t len = strlen(url), hlen;
+	int rc;
 
 	while (len > 0 && url[len - 1] == '/')
 		len--;
@@ -1545,6 +1590,8 @@ static int check_base_url(struct ctx *c, const struct ynode *n, const char *url,
 	}
 	if (hlen == 0)
 		return fail_node(c, n, "has no host");
+	if ((rc = check_host_port(c, n, host, hlen, end)) != 0)
+		return rc;
 	if (!https && !loopback_host(host, hlen))
 		return fail_node(c, n, "plain http is refused except on loopback "
 				 "(127.0.0.0/8, localhost, [::1])\nhint: use https://");
@@ -2123,10 +2170,18 @@ int job_load_file_for(const char *path, unsigned need, struct job **out, struct 
 
 	*out = NULL;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* a job file that is not there is a bad command line: nothing started */
 	if (fd < 0)
-		return etl_fail(err, ETL_EFAIL, "%s: cannot open: %s", path, strerror(errno));
+		return etl_fail(err, ETL_EUSAGE, "%s: cannot open the job file: %s\n"
+				"hint: give the path of a job file (YAML); `intersect-etl init FILE` "
+				"writes one to start from",
+				path, strerror(errno));
 	if (fstat(fd, &st) != 0) {
 		rc = etl_fail(err, ETL_EFAIL, "%s: cannot stat: %s", path, strerror(errno));
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		rc = etl_fail(err, ETL_EUSAGE, "%s: a directory, not a job file", path);
 		goto out;
 	}
 	/* Refused before reading a byte of it, so a huge file costs nothing. */
@@ -2197,6 +2252,28 @@ const struct target_set *job_find_set(const struct job *job, const char *name)
 		if (strcmp(job->sets[i].name, name) == 0)
 			return &job->sets[i];
 	return NULL;
+}
+
+char *job_set_names(const struct job *job)
+{
+	struct strbuf sb;
+
+	sb_init(&sb);
+	for (size_t i = 0; job && i < job->n_sets; i++)
+		sb_printf(&sb, "%s%s", i ? ", " : "", job->sets[i].name);
+	return sb_detach(&sb);
+}
+
+int job_no_such_set(const struct job *job, const char *option, const char *name,
+		    struct etl_error *err)
+{
+	char *names = job_set_names(job);
+	int rc = etl_fail(err, ETL_EUSAGE,
+			  "%s: %s %s: no target set of that name\nhint: the job's target sets: %s",
+			  job->path, option, name, names);
+
+	free(names);
+	return rc;
 }
 
 const char *job_provider_name(enum api_provider p)

@@ -654,8 +654,7 @@ int report_run(const struct report_options *opt, FILE *out, struct etl_error *er
 	if ((rc = job_load_file_for(opt->job_path, JOB_NEED_DB, &job, err)) != 0)
 		goto out;
 	if (opt->set && !job_find_set(job, opt->set)) {
-		rc = etl_fail(err, ETL_EUSAGE, "%s: --set %s: no target set of that name",
-			      opt->job_path, opt->set);
+		rc = job_no_such_set(job, "--set", opt->set, err);
 		goto out;
 	}
 	if ((rc = db_connect(job->db.url, job->db.schema, 0, &conn, err)) != 0)

@@ -55,6 +55,7 @@ struct set_state {
 	struct loaded_page *loaded;   /* owned: pages loaded by an earlier process */
 	size_t n_loaded;
 	long long pages, rows;        /* loaded by this process */
+	long long items;              /* referring domains of those pages (max_rows counts these) */
 	double cost;                  /* charged for the pages this process settled */
 	double spent;                 /* charged for every answer of this run, earlier processes too */
 	double reserved;              /* worst case of its pages in flight */
@@ -92,6 +93,7 @@ struct run_ctx {
 	int locked;                   /* conn holds the job's lock */
 	int attempt;                  /* this process's etl_run_attempt, 0 until recorded */
 	int interrupted;              /* the signal that stopped the run, 0 if none */
+	double t0;                    /* when this process began the run (mono_now()) */
 };
 
 /*
@@ -140,6 +142,35 @@ static void check_signal(struct run_ctx *rc)
 		 "committed first; `run --snapshot-date %s` continues the run",
 		 sig == SIGINT ? "SIGINT" : "SIGTERM",
 		 fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher), rc->snapshot_date);
+}
+
+int run_check_date(const char *s, char *why, size_t len)
+{
+	static const char *const months[] = {"January", "February", "March",	 "April",
+					     "May",	"June",	    "July",	 "August",
+					     "September", "October", "November", "December"};
+	int y, m, d, days;
+	char tail;
+
+	if (run_valid_date(s))
+		return 1;
+	if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-' ||
+	    strspn(s, "0123456789-") != 10 || sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3) {
+		snprintf(why, len, "not a date of the form YYYY-MM-DD\nhint: e.g. 2026-02-28");
+		return 0;
+	}
+	if (y < 1970)
+		snprintf(why, len, "before 1970");
+	else if (m < 1 || m > 12)
+		snprintf(why, len, "there is no month %02d\nhint: the form is YYYY-MM-DD", m);
+	else {
+		days = m == 2 ? (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) ? 29 : 28)
+		       : m == 4 || m == 6 || m == 9 || m == 11 ? 30
+							    : 31;
+		snprintf(why, len, "no such day: %s %d has %d days\nhint: the last is %04d-%02d-%02d",
+			 months[m - 1], y, days, y, m, days);
+	}
+	return 0;
 }
 
 int run_valid_date(const char *s)
@@ -609,12 +640,20 @@ static int maybe_finish_set(struct run_ctx *rc, struct set_state *s, struct etl_
 /* A set's line when it completes; its cost is what its ledger rows sum (spent). */
 static void log_set_complete(const struct set_state *s)
 {
+	struct log_fields f = LOG_FIELDS_NONE;
 	char cost[32];
 
+	f.total_count = s->total;
+	f.referring_domains = s->items;
+	f.rows = s->rows;
+	f.pages = s->pages;
+	f.cost_usd = report_round_usd(s->spent);
 	report_format_usd(cost, sizeof(cost), s->spent);
-	log_set_msg(LOG_INFO, s->def->name,
-		    "complete: total_count %lld, %lld row%s in %lld page%s this process, %s", s->total,
-		    s->rows, s->rows == 1 ? "" : "s", s->pages, s->pages == 1 ? "" : "s", cost);
+	log_fields_msg(LOG_INFO, s->def->name, &f,
+		    "complete: total_count %lld; this process loaded %lld referring domain%s "
+		    "(%lld table row%s) in %lld page%s, %s",
+		    s->total, s->items, s->items == 1 ? "" : "s", s->rows, s->rows == 1 ? "" : "s",
+		    s->pages, s->pages == 1 ? "" : "s", cost);
 }
 
 /*
@@ -648,6 +687,7 @@ static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 		}
 		s->pages++;
 		s->rows += m->rec.rows;
+		s->items += (long long)m->n_items;
 		log_set_msg(LOG_DEBUG, s->def->name, "offset %lld: %zu items, %zu rows loaded",
 			    m->rec.offset, m->n_items, m->batch.n_rows);
 		break;
@@ -664,8 +704,14 @@ static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 				    "%lld expected (min of total_count and max_rows); the API "
 				    "repeated some on several pages",
 				    m->outcome.domains, m->outcome.expected);
-		if (s->error)
-			log_set_msg(LOG_WARN, s->def->name, "failed: %s", s->error);
+		if (s->error) {
+			struct log_fields f = LOG_FIELDS_NONE;
+
+			f.pages = s->pages;
+			f.rows = s->rows;
+			f.cost_usd = report_round_usd(s->spent);
+			log_fields_msg(LOG_WARN, s->def->name, &f, "failed: %s", s->error);
+		}
 		else
 			log_set_complete(s);
 		break;
@@ -934,16 +980,15 @@ static int check_options(const struct run_options *opt, const struct job *job,
 	char tomorrow[16];
 	size_t i;
 
+	char why[160];
+
 	for (i = 0; i < opt->n_only; i++)
 		if (!job_find_set(job, opt->only[i]))
-			return etl_fail(err, ETL_EUSAGE, "%s: --only %s: no target set of that name",
-					opt->job_path, opt->only[i]);
+			return job_no_such_set(job, "--only", opt->only[i], err);
 	if (!opt->snapshot_date)
 		return 0;
-	if (!run_valid_date(opt->snapshot_date))
-		return etl_fail(err, ETL_EUSAGE,
-				"--snapshot-date %s: not a date of the form YYYY-MM-DD",
-				opt->snapshot_date);
+	if (!run_check_date(opt->snapshot_date, why, sizeof(why)))
+		return etl_fail(err, ETL_EUSAGE, "--snapshot-date %s: %s", opt->snapshot_date, why);
 	/* A date in the future is a typo or a wrong clock: its run would sort
 	 * after every real night (retention counts from the earlier of the two
 	 * anyway). One day ahead is allowed for time zones east of UTC. */
@@ -1094,8 +1139,8 @@ static int open_sets(struct run_ctx *rc, const struct run_options *opt, const lo
 		adopt_loaded(s);
 		rc->spent += s->spent;
 		if (s->n_loaded)
-			log_set_msg(LOG_INFO, s->def->name, "%zu pages already loaded by this run",
-				    s->n_loaded);
+			log_set_msg(LOG_INFO, s->def->name, "%zu page%s already loaded by this run",
+				    s->n_loaded, s->n_loaded == 1 ? "" : "s");
 	}
 	return 0;
 }
@@ -1195,6 +1240,7 @@ static int ledger_totals(struct run_ctx *rc, struct run_result *result, struct e
 	result->rows = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 	result->cost_usd = strtod(PQgetvalue(res, 0, 2), NULL);
 	result->counted = 1;
+	result->duration_seconds = mono_now() - rc->t0;
 	PQclear(res);
 	return 0;
 }
@@ -1327,6 +1373,7 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 
 	memset(&rc, 0, sizeof(rc));
 	memset(result, 0, sizeof(*result));
+	rc.t0 = mono_now();
 	signals_catch(old_signals);
 	if ((ret = job_load_file(opt->job_path, &job, err)) != 0)
 		goto out;

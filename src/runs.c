@@ -440,6 +440,13 @@ static int show_run(PGconn *conn, const struct runs_options *opt, const char *jo
 		if (job)
 			rc = etl_fail(err, ETL_EFAIL, "run %s: no such run of job %s in schema %s", id,
 				      job, schema);
+		else if (!opt->schema)
+			/* the schema came from nowhere the user said: say so */
+			rc = etl_fail(err, ETL_EFAIL,
+				      "run %s: no such run in schema %s (the default: neither a JOB "
+				      "file nor --schema was given)\nhint: name the JOB file (`runs "
+				      "JOB %s`) or --schema SCHEMA to look where the job keeps its runs",
+				      id, schema, id);
 		else
 			rc = etl_fail(err, ETL_EFAIL, "run %s: no such run in schema %s", id, schema);
 		goto out;

@@ -4,6 +4,7 @@ the log, the done line, `runs` and the tables; exit statuses as README's
 table), every attempt of a run kept, signals and killed processes against
 the real binary and PostgreSQL."""
 
+import json
 import os
 import re
 import signal
@@ -97,7 +98,8 @@ class CostCeilingTest(EtlTestCase):
                          "%s charged; 2 of 3 target sets not finished" % usd(charged))
         self.assertEqual(usd(charged), "$0.0795")
         self.assertIn("run 1: 1 target set complete, 2 failed; 2 pages, 1315 rows, $0.0795", err)
-        self.assertIn("complete: total_count 315, 315 rows in 1 page this process, $0.0295", err)
+        self.assertIn("small: complete: total_count 315; this process loaded 315 referring domains "
+                      "(315 table rows) in 1 page, $0.0295", err)
         self.assertNotIn("$0.0794", err)
         # said when the ceiling stops sending: spent so far, the worst case in flight
         self.assertRegex(err, r"warning: cost ceiling max_cost_usd \$0\.1000 reached: \$0\.0\d{3} charged, up to "
@@ -360,6 +362,77 @@ class CredentialsTest(EtlTestCase):
         self.assertIn("api.token: environment variable AISA_API_KEY is not set\n"
                       "hint: export AISA_API_KEY in the environment that runs intersect-etl", err)
         self.assertNotIn(":-", err)
+
+
+class MessagesTest(EtlTestCase):
+    """Each message says what was wrong and what to do (issue 17, item 5)."""
+
+    def test_messages(self):
+        job = self.job(job_text())
+        one = self.job(job_text().replace("  - {name: big, targets: [ops17-big.com]}\n", "")
+                       .replace("  - {name: third, targets: [ops17-third.com]}\n", ""), "one.yaml")
+        url = self.job(job_text().replace("${AISA_BASE_URL}", "http://127.0.0.1:/apis/v1"), "url.yaml")
+        self.etl("migrate", job)
+        names = "hint: the job's target sets: small, big, third"
+        cases = [
+            (("run", job, "--snapshot-date", "2026-02-30"), 2,
+             "--snapshot-date 2026-02-30: no such day: February 2026 has 28 days\nhint: the last is 2026-02-28"),
+            (("run", job, "--snapshot-date", "2024-02-30"), 2, "February 2024 has 29 days"),
+            (("run", job, "--snapshot-date", "2026-13-01"), 2, "--snapshot-date 2026-13-01: there is no month 13"),
+            (("run", job, "--snapshot-date", "2026-2-1"), 2,
+             "--snapshot-date 2026-2-1: not a date of the form YYYY-MM-DD\nhint: e.g. 2026-02-28"),
+            (("run", job, "--only", "nosuch"), 2, "--only nosuch: no target set of that name\n" + names),
+            (("plan", job, "--only", "nosuch"), 2, "--only nosuch: no target set of that name\n" + names),
+            (("report", job, "--set", "nosuch"), 2, "--set nosuch: no target set of that name\n" + names),
+            (("validate", "/nonexistent.yaml"), 2,
+             "/nonexistent.yaml: cannot open the job file: No such file or directory\n"
+             "hint: give the path of a job file (YAML)"),
+            (("validate", self.tmp.name), 2, ": a directory, not a job file"),
+            (("runs", "5"), 1,
+             "run 5: no such run in schema dataforseo (the default: neither a JOB file nor --schema was given)\n"
+             "hint: name the JOB file (`runs JOB 5`) or --schema SCHEMA"),
+            (("runs", "5", "--schema", "dataforseo"), 1, "run 5: no such run in schema dataforseo\n"),
+            (("validate", url), 2, "api.base_url: has an empty or non-numeric port after ':'\n"
+                                   "hint: give the port (https://HOST:8443/...) or leave out the ':'"),
+            (("run", url), 2, "api.base_url: has an empty or non-numeric port after ':'"),
+        ]
+        for args, code, msg in cases:
+            with self.subTest(args=args):
+                got, out, err = self.etl(*args, expect=code)
+                self.assertIn(msg, err)
+        self.assertEqual(self.fake.requests, [])
+        # migrate --help states the precedence the code follows: options, JOB, environment
+        code, out, err = self.etl("migrate", "--help")
+        self.assertIn("The database and schema come from the options, else from JOB, else from\n"
+                      "DATABASE_URL", out)
+        # singular where there is one
+        code, out, err = self.etl("plan", one)
+        self.assertIn("\ntotal: 1 target set, at most", out)
+
+    def test_json_lines_carry_numbers_as_fields(self):
+        self.fake.set_scenario("ops17-small.com", total_count=315)
+        self.fake.set_scenario("ops17-big.com", total_count=1200)
+        self.fake.set_scenario("ops17-third.com", total_count=10)
+        job = self.job(job_text().replace("{name: big, targets: [ops17-big.com]}",
+                                          "{name: big, targets: [ops17-big.com, ops17-big2.com]}"))
+        code, out, err = self.etl("run", job, "--migrate", "--snapshot-date", "2026-03-06",
+                                  "--log-format", "json")
+        lines = [json.loads(l) for l in err.splitlines()]
+        done = [l for l in lines if l["message"].startswith("run 1: 3 target sets complete")]
+        self.assertEqual(len(done), 1)
+        d = done[0]
+        charged = cost_of(315) + cost_of(1000) + cost_of(200) + cost_of(10)
+        self.assertEqual({k: d[k] for k in ("sets_complete", "sets_failed", "pages", "rows", "cost_usd")},
+                         {"sets_complete": 3, "sets_failed": 0, "pages": 4, "rows": 315 + 2 * 1200 + 10,
+                          "cost_usd": float(usd(charged)[1:])})
+        self.assertGreater(d["duration_seconds"], 0)
+        big = [l for l in lines if l.get("target_set") == "big" and l["message"].startswith("complete:")][0]
+        # max_rows counts referring domains; a set of two targets stores two rows for each
+        self.assertEqual({k: big[k] for k in ("total_count", "referring_domains", "rows", "pages", "cost_usd")},
+                         {"total_count": 1200, "referring_domains": 1200, "rows": 2400, "pages": 2,
+                          "cost_usd": float(usd(cost_of(1000) + cost_of(200))[1:])})
+        self.assertEqual(big["message"], "complete: total_count 1200; this process loaded 1200 referring domains "
+                                         "(2400 table rows) in 2 pages, %s" % usd(cost_of(1000) + cost_of(200)))
 
 
 if __name__ == "__main__":

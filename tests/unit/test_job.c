@@ -826,6 +826,22 @@ static const struct {
 	{"api.example.com", NULL},
 	{"https://api.example.com/a b", NULL},
 	{"https://api.example.com/#x", NULL},
+	/* host and port (issue 17: an empty port passed validate, and the run went to port 80) */
+	{"http://127.0.0.1:/apis/v1", NULL},
+	{"https://api.example.com:/v1", NULL},
+	{"https://api.example.com:0/", NULL},
+	{"https://api.example.com:65536/", NULL},
+	{"https://api.example.com:443x/", NULL},
+	{"https://api.example.com:-1/", NULL},
+	{"https://api.example.com:443:1/", NULL},
+	{"https://api..example.com/", NULL},
+	{"https://.api.example.com/", NULL},
+	{"https://api.exa%mple.com/", NULL},
+	{"https://api_x.example.com/", "https://api_x.example.com"},
+	{"http://[::1/v1", NULL},
+	{"http://[::1]x/v1", NULL},
+	{"https://api.example.com:65535", "https://api.example.com:65535"},
+	{"http://localhost:1/", "http://localhost:1"},
 };
 
 static void test_base_urls(void)
@@ -1240,14 +1256,16 @@ static void test_io_errors(void)
 	struct etl_error err = {0};
 	struct job *job = NULL;
 
-	CHECK_INT(job_load_file(BAD "no-such-file.yaml", &job, &err), ETL_EFAIL);
+	/* a job file that is not there, or a directory, is a bad command line (2) */
+	CHECK_INT(job_load_file(BAD "no-such-file.yaml", &job, &err), ETL_EUSAGE);
 	CHECK(job == NULL);
-	CHECK_CONTAINS(err.msg, BAD "no-such-file.yaml: cannot open: No such file or directory");
-	CHECK_INT(err.code, ETL_EFAIL);
-	CHECK_INT(job_load_file(tmpdir, &job, &err), ETL_EFAIL);
-	CHECK_CONTAINS(err.msg, ": cannot read: Is a directory");
+	CHECK_CONTAINS(err.msg, BAD "no-such-file.yaml: cannot open the job file: No such file or "
+				    "directory\nhint: give the path of a job file (YAML)");
+	CHECK_INT(err.code, ETL_EUSAGE);
+	CHECK_INT(job_load_file(tmpdir, &job, &err), ETL_EUSAGE);
+	CHECK_CONTAINS(err.msg, ": a directory, not a job file");
 	/* NULL err is allowed: the status alone */
-	CHECK_INT(job_load_file(BAD "no-such-file.yaml", &job, NULL), ETL_EFAIL);
+	CHECK_INT(job_load_file(BAD "no-such-file.yaml", &job, NULL), ETL_EUSAGE);
 	CHECK_INT(job_load_string("x: 1\n", 5, "t.yaml", &job, NULL), ETL_EUSAGE);
 	job_free(NULL);
 }
