@@ -15,6 +15,7 @@
 
 #include "db.h"
 #include "err.h"
+#include "init.h"
 #include "job.h"
 #include "log.h"
 #include "migrate.h"
@@ -48,6 +49,7 @@ static const char main_help[] =
 	"  replay JOB RUN_ID  reload a run from the raw archive; no API call\n"
 	"  runs [JOB]     recent runs; `runs RUN_ID`: one run's target sets and failed pages\n"
 	"  report JOB     each target set's latest snapshot, its new and lost referring domains\n"
+	"  init FILE      write a commented job file to start from\n"
 	"  help COMMAND   options of one command\n"
 	"\n"
 	"Options (before the command, or after it among the command's options):\n"
@@ -549,6 +551,9 @@ static const char runs_help[] =
 	"Options:\n"
 	"  --job NAME          only runs of this job (default: JOB's; every job without JOB)\n"
 	"  --limit N           list at most N runs, 1..100000 (default 20)\n"
+	"  --status STATUS     only runs with this status: running, succeeded, partial,\n"
+	"                      failed, interrupted, abandoned\n"
+	"  --since YYYY-MM-DD  only runs of this snapshot date or later\n"
 	"  --database-url URL  libpq connection string or URI\n"
 	"  --schema NAME       schema of the tables\n"
 	"  --format FORMAT     table (default) or json (one document)\n"
@@ -572,7 +577,7 @@ static const char report_help[] =
 	"\n";
 
 /* Options of `runs` and `report` (numbered apart from the ones above). */
-enum { OPT_SET = 512, OPT_FORMAT, OPT_JOB, OPT_LIMIT };
+enum { OPT_SET = 512, OPT_FORMAT, OPT_JOB, OPT_LIMIT, OPT_STATUS, OPT_SINCE };
 
 static int runs_opt(int c, const char *arg, void *ud)
 {
@@ -584,6 +589,21 @@ static int runs_opt(int c, const char *arg, void *ud)
 	case OPT_JOB:
 		o->job = arg;
 		return 0;
+	case OPT_STATUS:
+		if (!runs_valid_status(arg))
+			return usage_error("runs", "%s: not a run status\nhint: one of " RUNS_STATUSES,
+					   opt_value(what, sizeof(what), "--status", arg));
+		o->status = arg;
+		return 0;
+	case OPT_SINCE: {
+		char why[160];
+
+		if (!run_check_date(arg, why, sizeof(why)))
+			return usage_error("runs", "%s: %s",
+					   opt_value(what, sizeof(what), "--since", arg), why);
+		o->since = arg;
+		return 0;
+	}
 	case OPT_LIMIT:
 		v = strtol(arg, &end, 10);
 		if (!*arg || *end || v < 1 || v > RUNS_MAX_LIMIT)
@@ -612,6 +632,8 @@ static int cmd_runs(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"job", required_argument, NULL, OPT_JOB},
 		{"limit", required_argument, NULL, OPT_LIMIT},
+		{"status", required_argument, NULL, OPT_STATUS},
+		{"since", required_argument, NULL, OPT_SINCE},
 		{"database-url", required_argument, NULL, OPT_URL},
 		{"schema", required_argument, NULL, OPT_SCHEMA},
 		{"format", required_argument, NULL, OPT_FORMAT},
@@ -693,6 +715,48 @@ static int cmd_report(int argc, char **argv)
 	return report(rc, &err);
 }
 
+static const char init_help[] =
+	"Usage: intersect-etl init FILE [--job NAME]\n"
+	"\n"
+	"Writes a job file to start from: every key with its default and a comment,\n"
+	"the API key and database URL taken from the environment (${AISA_API_KEY},\n"
+	"${DATABASE_URL}), never written in the file, and one target set to edit.\n"
+	"`validate` accepts it as it is. An existing FILE is never replaced (exit 2).\n"
+	"\n"
+	"Options:\n"
+	"  --job NAME  the job's name (default: FILE's base name, e.g. competitors for\n"
+	"              competitors.yaml)\n"
+	"\n";
+
+static int init_opt(int c, const char *arg, void *ud)
+{
+	if (c != OPT_JOB)
+		return 1;
+	*(const char **)ud = arg;
+	return 0;
+}
+
+static int cmd_init(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"job", required_argument, NULL, OPT_JOB},
+		COMMON_LONGOPTS,
+	};
+	struct etl_error err = {0, ""};
+	const char *job = NULL;
+	int rc = parse_opts(argc, argv, "init", init_help, longopts, init_opt, &job);
+
+	if (rc >= 0)
+		return rc;
+	if (argc - optind != 1)
+		return usage_error("init", "init takes exactly one FILE to write");
+	rc = init_write(argv[optind], job, &err);
+	if (rc == 0)
+		log_info("wrote %s; edit its target sets, then `intersect-etl validate %s`",
+			 argv[optind], argv[optind]);
+	return report(rc, &err);
+}
+
 struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -707,6 +771,7 @@ static const struct command commands[] = {
 	{"replay", cmd_replay, replay_help},
 	{"runs", cmd_runs, runs_help},
 	{"report", cmd_report, report_help},
+	{"init", cmd_init, init_help},
 };
 
 void cli_no_core_dumps(void)

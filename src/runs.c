@@ -49,7 +49,8 @@ enum {
 };
 
 static const char list_sql[] = RUN_COLUMNS
-	"WHERE $1::text IS NULL OR job = $1\n"
+	"WHERE ($1::text IS NULL OR job = $1) AND ($3::text IS NULL OR status = $3)\n"
+	"  AND ($4::date IS NULL OR snapshot_date >= $4::date)\n"
 	"ORDER BY started_at DESC, run_id DESC\n"
 	"LIMIT $2::int";
 
@@ -72,6 +73,17 @@ static const char pages_sql[] =
 	"WHERE p.run_id = $1::bigint AND p.status = 'failed'\n"
 	"ORDER BY t.name COLLATE \"C\", p.page_offset";
 enum { P_SET, P_OFFSET, P_LIMIT, P_ATTEMPTS, P_HTTP, P_CODE, P_MESSAGE, P_ERROR, P_FINISHED_ISO };
+
+int runs_valid_status(const char *s)
+{
+	static const char *const statuses[] = {"running", "succeeded",   "partial",
+					       "failed",  "interrupted", "abandoned"};
+
+	for (size_t i = 0; i < ETL_ARRAY_LEN(statuses); i++)
+		if (strcmp(s, statuses[i]) == 0)
+			return 1;
+	return 0;
+}
 
 int runs_parse_id(const char *s, long long *id)
 {
@@ -205,12 +217,12 @@ static int show_list(PGconn *conn, const struct runs_options *opt, const char *j
 {
 	PGresult *r = NULL;
 	char limit[16];
-	const char *params[2] = {job, limit};
+	const char *params[4] = {job, limit, opt->status, opt->since};
 	json_object *doc, *arr;
 	int rc, i;
 
 	snprintf(limit, sizeof(limit), "%d", opt->limit);
-	if ((rc = db_query(conn, list_sql, 2, params, &r, err)) != 0)
+	if ((rc = db_query(conn, list_sql, 4, params, &r, err)) != 0)
 		return rc;
 	if (opt->format == REPORT_JSON) {
 		doc = json_object_new_object();

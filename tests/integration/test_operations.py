@@ -435,5 +435,82 @@ class MessagesTest(EtlTestCase):
                                          "(2400 table rows) in 2 pages, %s" % usd(cost_of(1000) + cost_of(200)))
 
 
+class ToolsTest(EtlTestCase):
+    """runs --status/--since; init writes a job file validate accepts."""
+
+    def test_runs_filters(self):
+        job = self.job(job_text())
+        for name in ("small", "big", "third"):
+            self.fake.set_scenario("ops17-%s.com" % name, total_count=10)
+        self.etl("run", job, "--migrate", "--snapshot-date", "2026-03-10")
+        self.fake.inject({"kind": "http500", "offset": None, "times": -1})
+        self.etl("run", job, "--snapshot-date", "2026-03-11", expect=1)
+        self.fake.reset()
+        for name in ("small", "big", "third"):
+            self.fake.set_scenario("ops17-%s.com" % name, total_count=10)
+        self.etl("run", job, "--snapshot-date", "2026-03-12")
+
+        def listed(*args):
+            doc = json.loads(self.etl("runs", job, "--format", "json", *args)[1])
+            return [(r["run_id"], r["snapshot_date"], r["status"]) for r in doc["runs"]]
+
+        self.assertEqual(listed(), [(3, "2026-03-12", "succeeded"), (2, "2026-03-11", "failed"),
+                                    (1, "2026-03-10", "succeeded")])
+        self.assertEqual(listed("--status", "failed"), [(2, "2026-03-11", "failed")])
+        self.assertEqual(listed("--since", "2026-03-11"), [(3, "2026-03-12", "succeeded"), (2, "2026-03-11", "failed")])
+        self.assertEqual(listed("--status", "succeeded", "--since", "2026-03-11"), [(3, "2026-03-12", "succeeded")])
+        self.assertEqual(listed("--status", "abandoned"), [])
+        code, out, err = self.etl("runs", job, "--status", "interrupted")
+        self.assertEqual(out, "no runs\n")
+        for args, msg in [(("--status", "ok"), "--status ok: not a run status\nhint: one of running, succeeded, "
+                                               "partial, failed, interrupted, abandoned"),
+                          (("--since", "2026-02-30"), "--since 2026-02-30: no such day: February 2026 has 28 days"),
+                          (("--since", "yesterday"), "--since yesterday: not a date of the form YYYY-MM-DD")]:
+            code, out, err = self.etl("runs", job, *args, expect=2)
+            self.assertIn(msg, err)
+
+    def test_init_writes_a_job_file_validate_accepts(self):
+        path = os.path.join(self.tmp.name, "Competitors.yaml")
+        code, out, err = self.etl("init", path)
+        self.assertIn("wrote %s; edit its target sets, then `intersect-etl validate %s`" % (path, path), err)
+        with open(path) as f:
+            text = f.read()
+        self.assertIn("\njob: competitors   # names this job's runs and its lock", text)
+        self.assertIn("token: ${AISA_API_KEY}\n", text)
+        self.assertNotIn("sk-aisa-test", text)
+        self.assertNotIn(":-default", text)
+        # validate and plan take it as it is, with no credential in the environment
+        env = {k: v for k, v in os.environ.items() if k not in ("AISA_API_KEY", "DATABASE_URL")}
+        env["LC_ALL"] = "C"
+        p = subprocess.run([BIN, "validate", path], env=env, capture_output=True, text=True)
+        self.assertEqual((p.returncode, p.stdout), (0, "%s: ok: job competitors, 1 target set, aisa provider\n" % path),
+                         p.stderr)
+        p = subprocess.run([BIN, "plan", path], env=env, capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn('first request: {"targets":{"1":"example.com","2":"example.org"}', p.stdout)
+        # and with every credential set, as run would read it
+        code, out, err = self.etl("validate", path)
+        # every commented-out key is a real one: uncommented, the file still validates
+        uncommented = re.sub(r"(?m)^(\s*)# (retention:|  keep_|keep_|max_cost_usd:|exclude_targets:|filters:)",
+                             r"\1\2", text)
+        uncommented = uncommented.replace("#   keep_", "  keep_")
+        p2 = os.path.join(self.tmp.name, "full.yaml")
+        with open(p2, "w") as f:
+            f.write(uncommented)
+        code, out, err = self.etl("validate", p2)
+        self.assertIn("max_cost_usd: 5.00", uncommented)
+        # never replaced; a bad --job refused
+        code, out, err = self.etl("init", path, expect=2)
+        self.assertIn("%s: exists; init never replaces a file" % path, err)
+        with open(path) as f:
+            self.assertEqual(f.read(), text)
+        code, out, err = self.etl("init", os.path.join(self.tmp.name, "x.yaml"), "--job", "Bad Name", expect=2)
+        self.assertIn("--job: not a job name", err)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp.name, "x.yaml")))
+        code, out, err = self.etl("init", os.path.join(self.tmp.name, "y.yaml"), "--job", "nightly")
+        with open(os.path.join(self.tmp.name, "y.yaml")) as f:
+            self.assertIn("\njob: nightly ", f.read())
+
+
 if __name__ == "__main__":
     unittest.main()
