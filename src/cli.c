@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 
 #include "db.h"
+#include "check.h"
 #include "err.h"
 #include "init.h"
 #include "job.h"
@@ -33,6 +34,8 @@ static const char exit_help[] =
 	"  3  partial: the run finished but some target sets failed\n"
 	"  4  another run of the same job holds its lock\n"
 	"  5  the database schema is not at this binary's version (run `migrate`)\n"
+	"  6  check: the database is unreachable, or the role lacks a right a run uses\n"
+	"  7  check: the API refused the credentials, or could not show them accepted\n"
 	"  130, 143  run stopped by SIGINT or SIGTERM: recorded `interrupted`; the\n"
 	"     pages loaded are kept and `run --snapshot-date DATE` continues it\n";
 
@@ -50,6 +53,7 @@ static const char main_help[] =
 	"  runs [JOB]     recent runs; `runs RUN_ID`: one run's target sets and failed pages\n"
 	"  report JOB     each target set's latest snapshot, its new and lost referring domains\n"
 	"  init FILE      write a commented job file to start from\n"
+	"  check JOB      job file, database and API credentials, without loading\n"
 	"  help COMMAND   options of one command\n"
 	"\n"
 	"Options (before the command, or after it among the command's options):\n"
@@ -757,6 +761,32 @@ static int cmd_init(int argc, char **argv)
 	return report(rc, &err);
 }
 
+static const char check_help[] =
+	"Usage: intersect-etl check JOB\n"
+	"\n"
+	"Checks what a run of JOB needs, without loading anything, a line per part:\n"
+	"  job file  valid, every credential present\n"
+	"  database  reachable, the schema at this binary's version, and the rights a\n"
+	"            run uses (its tables, functions, temporary tables); nothing written\n"
+	"  api       the credentials accepted: one GET of the provider's free account\n"
+	"            endpoint (appendix/user_data, not charged); no charged request\n"
+	"Exit status 0 when all pass, else the first failure's: 2 job file, 6 database,\n"
+	"5 schema version, 7 API.\n"
+	"\n";
+
+static int cmd_check(int argc, char **argv)
+{
+	struct etl_error err = {0, ""};
+	int rc = parse_opts(argc, argv, "check", check_help, common_longopts, no_opt, NULL);
+
+	if (rc >= 0)
+		return rc;
+	if (argc - optind != 1)
+		return usage_error("check", "check takes exactly one JOB file");
+	rc = check_job(argv[optind], stdout, &err);
+	return report(rc, &err);
+}
+
 struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -772,6 +802,7 @@ static const struct command commands[] = {
 	{"runs", cmd_runs, runs_help},
 	{"report", cmd_report, report_help},
 	{"init", cmd_init, init_help},
+	{"check", cmd_check, check_help},
 };
 
 void cli_no_core_dumps(void)

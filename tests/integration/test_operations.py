@@ -512,5 +512,89 @@ class ToolsTest(EtlTestCase):
             self.assertIn("\njob: nightly ", f.read())
 
 
+DFS_JOB = """\
+version: 1
+job: ops17d
+api: {provider: dataforseo, base_url: "${DFS_BASE_URL}", login: "${DFS_LOGIN}", password: "${DFS_PASSWORD}"}
+database: {url: "${DATABASE_URL}"}
+target_sets:
+  - {name: a, targets: [ops17-dfs.com]}
+"""
+
+
+class CheckTest(EtlTestCase):
+    """check JOB: job file, database, API credentials; never a charged request."""
+
+    def test_check_each_part(self):
+        job = self.job(job_text())
+        self.etl("migrate", job)
+        port = self.db.pg["PGPORT"]
+        code, out, err = self.etl("check", job)
+        self.assertEqual(out, "job file: ok: job ops17, 3 target sets, aisa provider\n"
+                              "database: ok: %s on 127.0.0.1:%s, schema dataforseo at this binary's version, "
+                              "the rights a run uses\n"
+                              "api: ok: the credentials are accepted (aisa provider, %s), balance $42.50; "
+                              "nothing charged\n" % (self.db.name, port, self.fake.base_url("aisa")))
+        reqs = self.fake.requests
+        self.assertEqual([(r["path"], r["status"], r["charged"]) for r in reqs],
+                         [("/apis/v1/dataforseo/appendix/user_data", 200, 0.0)])
+        self.assertEqual(reqs[0]["headers"]["Authorization"], "Bearer sk-aisa-test")
+        self.assertNotIn("sk-aisa-test", out + err)
+        # the other provider: HTTP Basic
+        dfs = self.job(DFS_JOB, "dfs.yaml")
+        code, out, err = self.etl("check", dfs)
+        self.assertIn("api: ok: the credentials are accepted (dataforseo provider", out)
+        self.assertEqual(self.fake.requests[-1]["path"], "/v3/appendix/user_data")
+        # credentials refused: 7, naming the part; the database was still checked
+        code, out, err = self.etl("check", job, env=self.env(AISA_API_KEY="sk-aisa-wrong"), expect=7)
+        self.assertIn("database: ok:", out)
+        self.assertIn("error: api: the credentials were refused (HTTP 401)\nhint: check api.token (AISA_API_KEY)",
+                      err)
+        self.assertNotIn("sk-aisa-wrong", out + err)
+        code, out, err = self.etl("check", dfs, env=self.env(DFS_PASSWORD="nope"), expect=7)
+        self.assertIn("error: api: the credentials were refused (HTTP 401", err)
+        # a gateway without the free endpoint: not verified, and nothing charged sent instead
+        self.fake.user_data = False
+        try:
+            n = len(self.fake.requests)
+            code, out, err = self.etl("check", job, expect=7)
+            self.assertIn("answered HTTP 404: this gateway has no free account endpoint, so the credentials "
+                          "are not verified (nothing charged was sent)", err)
+            self.assertEqual([r["path"] for r in self.fake.requests[n:]], ["/apis/v1/dataforseo/appendix/user_data"])
+        finally:
+            self.fake.user_data = True
+        self.assertTrue(all(r["charged"] == 0 and "appendix" in r["path"] for r in self.fake.requests))
+
+    def test_check_database_parts(self):
+        job = self.job(job_text())
+        # not migrated: 5, and the API is still checked
+        code, out, err = self.etl("check", job, expect=5)
+        self.assertIn("api: ok:", out)
+        self.assertIn("error: database: ", err)
+        self.assertIn("migrate", err)
+        # unreachable: 6
+        code, out, err = self.etl("check", job, env=self.env(DATABASE_URL="postgresql://x@127.0.0.1:1/x"),
+                                  expect=6)
+        self.assertIn("error: database: cannot connect to the database", err)
+        # a role that may read but not write: 6, naming what it lacks
+        self.etl("migrate", job)
+        role = "ops17_ro_%s" % self.db.name[-8:]
+        self.db.psql('CREATE ROLE "%s" LOGIN; GRANT USAGE ON SCHEMA dataforseo TO "%s";'
+                     ' GRANT SELECT ON ALL TABLES IN SCHEMA dataforseo TO "%s"' % (role, role, role))
+        try:
+            url = self.db.url.replace("postgresql://%s@" % self.db.pg["PGUSER"], "postgresql://%s@" % role)
+            code, out, err = self.etl("check", job, env=self.env(DATABASE_URL=url), expect=6)
+            self.assertIn("error: database: the role %s lacks SELECT, INSERT, UPDATE or DELETE on "
+                          "domain_intersection_change, domain_intersection_order" % role, err)
+            self.assertIn("api: ok:", out)
+        finally:
+            self.db.psql('DROP OWNED BY "%s" CASCADE; DROP ROLE "%s"' % (role, role))
+        # a bad job file: 2, nothing else tried
+        bad = self.job("version: 1\n", "bad.yaml")
+        code, out, err = self.etl("check", bad, expect=2)
+        self.assertIn("error: job file: %s:" % bad, err)
+        self.assertEqual(out, "")
+
+
 if __name__ == "__main__":
     unittest.main()
