@@ -86,6 +86,7 @@ struct job {
 	int keep_snapshots_days; /* retention.keep_snapshots; 0 = keep every snapshot */
 	int keep_archive_days;   /* retention.keep_archive; 0 = keep every body */
 	double max_cost_usd;     /* spending ceiling for the whole run; 0 = none */
+	char *metrics_file;      /* metrics_file: the Prometheus file a run writes; NULL = none */
 	char *unset_env;         /* the first unset ${VAR} of a credential this load did not
 				    need (job_load_file_for), or NULL */
 };

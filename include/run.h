@@ -24,6 +24,7 @@ struct run_options {
 	size_t n_only;
 	int migrate;               /* apply missing migrations first */
 	int fresh;                 /* start a new run even if one can continue */
+	const char *metrics_file;  /* --metrics-file: overrides the job's metrics_file */
 };
 
 /* Summary of a finished run, for the caller's last line and for tests. */

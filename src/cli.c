@@ -80,6 +80,9 @@ static const char run_help[] =
 	"  --only SET                  only this target set (repeatable)\n"
 	"  --migrate                   apply missing schema migrations first\n"
 	"  --fresh                     start a new run even if an unfinished one exists\n"
+	"  --metrics-file PATH         write the run's Prometheus metrics to PATH at its\n"
+	"                              end, failed or not (tmp file + rename); overrides\n"
+	"                              the job's metrics_file\n"
 	"\n";
 
 static const char plan_help[] =
@@ -311,7 +314,7 @@ static int only_check(const struct job *job, const struct only_list *l, struct e
 	return 0;
 }
 
-enum { OPT_ONLY = 256, OPT_DATE, OPT_MIGRATE, OPT_FRESH, OPT_URL, OPT_SCHEMA };
+enum { OPT_ONLY = 256, OPT_DATE, OPT_MIGRATE, OPT_FRESH, OPT_URL, OPT_SCHEMA, OPT_METRICS };
 
 static int plan_opt(int c, const char *arg, void *ud)
 {
@@ -375,6 +378,9 @@ static int run_opt(int c, const char *arg, void *ud)
 	case OPT_FRESH:
 		o->fresh = 1;
 		return 0;
+	case OPT_METRICS:
+		o->metrics_file = arg;
+		return 0;
 	}
 	return 1;
 }
@@ -386,6 +392,7 @@ static int cmd_run(int argc, char **argv)
 		{"snapshot-date", required_argument, NULL, OPT_DATE},
 		{"migrate", no_argument, NULL, OPT_MIGRATE},
 		{"fresh", no_argument, NULL, OPT_FRESH},
+		{"metrics-file", required_argument, NULL, OPT_METRICS},
 		COMMON_LONGOPTS,
 	};
 	struct run_options opt;

@@ -340,7 +340,8 @@ static size_t edit_distance(const char *a, const char *b)
 /* ----------------------------------------------------------- key tables */
 
 static const char *const root_keys[] = {"version", "job", "api", "database", "defaults",
-					"target_sets", "archive", "retention", "max_cost_usd", NULL};
+					"target_sets", "archive", "retention", "max_cost_usd",
+					"metrics_file", NULL};
 static const char *const retention_keys[] = {"keep_snapshots", "keep_archive", NULL};
 static const char *const api_keys[] = {
 	"provider", "base_url", "token", "token_file", "login", "password", "password_file",
@@ -2026,6 +2027,21 @@ static int load_history(struct ctx *c, const struct ynode *root, struct job *job
 		return rc;
 	path_set_len(c, 0);
 
+	{
+		const char *s;
+
+		/* where a run writes its Prometheus metrics (metrics.h); relative to
+		 * the working directory, as --metrics-file */
+		n = map_get(root, "metrics_file");
+		path_key(c, "metrics_file");
+		if ((rc = get_text(c, n, &s)) != 0)
+			return rc;
+		if (s && (!*s || strlen(s) > 4000))
+			return fail_node(c, n, "expected a file path of 1 to 4000 bytes");
+		job->metrics_file = s ? xstrdup(s) : NULL;
+		path_set_len(c, 0);
+	}
+
 	ret = map_get(root, "retention");
 	path_key(c, "retention");
 	if (is_null(ret)) {
@@ -2225,6 +2241,7 @@ void job_free(struct job *job)
 		return;
 	free(job->path);
 	free(job->unset_env);
+	free(job->metrics_file);
 	free(job->name);
 	free(job->api.base_url);
 	xfree_secret(job->api.token);

@@ -23,6 +23,7 @@
 #include "load.h"
 #include "loader.h"
 #include "log.h"
+#include "metrics.h"
 #include "migrate.h"
 #include "plan.h"
 #include "report.h"
@@ -59,6 +60,7 @@ struct set_state {
 	double cost;                  /* charged for the pages this process settled */
 	double spent;                 /* charged for every answer of this run, earlier processes too */
 	double reserved;              /* worst case of its pages in flight */
+	long long requests, retries;  /* sent by this process, for the metrics file */
 };
 
 /* One page in flight; the fetch request's `user`. */
@@ -94,6 +96,8 @@ struct run_ctx {
 	int attempt;                  /* this process's etl_run_attempt, 0 until recorded */
 	int interrupted;              /* the signal that stopped the run, 0 if none */
 	double t0;                    /* when this process began the run (mono_now()) */
+	double wall0;                 /* the same in seconds since the epoch, for metrics */
+	long long requests, retries;  /* sent by this process */
 };
 
 /*
@@ -275,6 +279,8 @@ static void submit(struct run_ctx *rc, struct set_state *s, long long offset, in
 	req = fetch_req_new(plan_request_body(rc->job, s->def, offset, limit), pj);
 	req->keep_wire = rc->job->archive;
 	s->in_flight++;
+	s->requests++;
+	rc->requests++;
 	log_set_msg(LOG_DEBUG, s->def->name, "request offset %lld limit %d", offset, limit);
 	fetcher_add(rc->fetcher, req);
 }
@@ -897,6 +903,10 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 		log_set_msg(LOG_WARN, s->def->name, "%s (attempt %d of %d; retrying in %.1f s)", why,
 			    pj->attempts, rc->job->api.max_attempts, wait);
 		pj->attempts++;
+		s->requests++;
+		s->retries++;
+		rc->requests++;
+		rc->retries++;
 		reserve(rc, pj, plan_cost(1, pj->limit));
 		req->not_before = mono_now() + wait;
 		fetcher_add(rc->fetcher, req);
@@ -1319,6 +1329,89 @@ static int finish_run(struct run_ctx *rc, struct run_result *result, struct etl_
 	return ret;
 }
 
+static double wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The sets as the run's ledger has them (etl_run_set), with this process's requests. */
+static void metrics_sets(struct run_ctx *rc, struct metrics_run *m)
+{
+	char id[24];
+	const char *params[1] = {id};
+	struct etl_error err = {0, ""};
+	PGresult *res = NULL;
+	int i;
+
+	snprintf(id, sizeof(id), "%lld", rc->run_id);
+	if (!rc->run_id || !rc->conn || PQstatus(rc->conn) != CONNECTION_OK ||
+	    db_query(rc->conn,
+		     "SELECT t.name, rs.status, rs.pages, rs.rows, rs.cost_usd FROM etl_run_set rs"
+		     " JOIN target_set t USING (target_set_id) WHERE rs.run_id = $1"
+		     " ORDER BY t.name COLLATE \"C\"",
+		     1, params, &res, &err) != 0)
+		return;
+	m->sets = xcalloc((size_t)PQntuples(res) + 1, sizeof(*m->sets));
+	for (i = 0; i < PQntuples(res); i++) {
+		struct metrics_set *ms = &m->sets[m->n_sets++];
+
+		ms->name = xstrdup(PQgetvalue(res, i, 0));
+		ms->status = xstrdup(PQgetvalue(res, i, 1));
+		ms->pages = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+		ms->rows = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+		ms->cost_usd = strtod(PQgetvalue(res, i, 4), NULL);
+		for (size_t k = 0; k < rc->n_sets; k++)
+			if (strcmp(rc->sets[k].def->name, ms->name) == 0) {
+				ms->requests = rc->sets[k].requests;
+				ms->retries = rc->sets[k].retries;
+			}
+	}
+	PQclear(res);
+}
+
+/*
+ * The metrics file, at the end of every run that read its job, a failed
+ * one too (metrics.h). A file that cannot be written is a warning: the
+ * run's own outcome stands, and a stale end time is what alerts then.
+ */
+static void write_metrics(struct run_ctx *rc, const char *path, struct run_result *result,
+			  int ret)
+{
+	struct metrics_run m;
+	struct etl_error err = {0, ""};
+
+	memset(&m, 0, sizeof(m));
+	m.job = rc->job->name;
+	m.run_id = rc->run_id;
+	m.snapshot_date = rc->snapshot_date;
+	m.status = rc->interrupted       ? "interrupted"
+		   : ret == 0            ? "succeeded"
+		   : ret == ETL_EPARTIAL ? "partial"
+					 : "failed";
+	m.exit_status = ret;
+	m.start_time = rc->wall0;
+	if (!result->counted && rc->run_id && rc->conn && PQstatus(rc->conn) == CONNECTION_OK) {
+		db_rollback(rc->conn);
+		if (ledger_totals(rc, result, &err) != 0)
+			result->counted = 0;
+	}
+	m.pages = result->pages;
+	m.rows = result->rows;
+	m.cost_usd = result->cost_usd;
+	m.requests = rc->requests;
+	m.retries = rc->retries;
+	metrics_sets(rc, &m);
+	m.end_time = wall_now();
+	if (metrics_write(path, &m, &err) != 0)
+		log_warn("%s", err.msg);
+	else
+		log_debug("metrics written to %s", path);
+	metrics_free_sets(&m);
+}
+
 /* Frees what the run holds; the job's lock is released before its connection closes. */
 static void run_free(struct run_ctx *rc)
 {
@@ -1374,6 +1467,7 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 	memset(&rc, 0, sizeof(rc));
 	memset(result, 0, sizeof(*result));
 	rc.t0 = mono_now();
+	rc.wall0 = wall_now();
 	signals_catch(old_signals);
 	if ((ret = job_load_file(opt->job_path, &job, err)) != 0)
 		goto out;
@@ -1407,6 +1501,10 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 	}
 	ret = finish_run(&rc, result, err);
 out:
+	/* not for a run that found the job locked: the holder writes its own */
+	if (rc.job && ret != ETL_ELOCKED && (opt->metrics_file || job->metrics_file))
+		write_metrics(&rc, opt->metrics_file ? opt->metrics_file : job->metrics_file, result,
+			      ret);
 	if (ret != 0 && rc.attempt) {
 		load_fail_run(rc.conn, rc.run_id, err->msg);
 		attempt_end(&rc, "failed", err->msg);

@@ -12,7 +12,7 @@ import subprocess
 import time
 import unittest
 
-from harness import BIN, EtlTestCase, check_sanitizers
+from harness import BIN, SOURCE, EtlTestCase, check_sanitizers
 
 JOB = """\
 version: 1
@@ -594,6 +594,105 @@ class CheckTest(EtlTestCase):
         code, out, err = self.etl("check", bad, expect=2)
         self.assertIn("error: job file: %s:" % bad, err)
         self.assertEqual(out, "")
+
+
+def parse_prom(text):
+    """{(name, frozenset(labels)): value} of a Prometheus text file; every
+    sample's metric has its HELP and TYPE first, every line parses."""
+    got, typed = {}, set()
+    for line in text.splitlines():
+        m = re.match(r"^# (HELP|TYPE) ([a-z_]+) (.+)$", line)
+        if m:
+            if m.group(1) == "TYPE":
+                assert m.group(3) == "gauge", line
+                typed.add(m.group(2))
+            continue
+        m = re.match(r'^([a-z_]+)\{((?:[a-z_]+="(?:[^"\\]|\\.)*",?)+)\} (-?[0-9.]+)$', line)
+        assert m, "not a sample: %r" % line
+        assert m.group(1) in typed, "no TYPE before %s" % m.group(1)
+        labels = frozenset(re.findall(r'([a-z_]+)="((?:[^"\\]|\\.)*)"', m.group(2)))
+        got[(m.group(1), labels)] = float(m.group(3))
+    return got
+
+
+class MetricsTest(EtlTestCase):
+    """--metrics-file and metrics_file: the run's outcome for a scraper, atomically, failed runs too."""
+
+    def test_metrics_of_a_partial_run_with_a_retry(self):
+        self.fake.set_scenario("ops17-small.com", total_count=315,
+                               faults=[{"kind": "http500", "offset": 0, "times": 1}])
+        self.fake.set_scenario("ops17-big.com", total_count=1500)
+        self.fake.set_scenario("ops17-third.com", total_count=50,
+                               faults=[{"kind": "http500", "offset": 0, "times": -1}])
+        job = self.job(job_text().replace("max_attempts: 1", "max_attempts: 2"))
+        path = os.path.join(self.tmp.name, "m", "ops17.prom")
+        os.mkdir(os.path.dirname(path))
+        code, out, err = self.etl("run", job, "--migrate", "--snapshot-date", "2026-03-20",
+                                  "--metrics-file", path, expect=3)
+        self.assertEqual(os.listdir(os.path.dirname(path)), ["ops17.prom"])  # no tmp file left
+        with open(path) as f:
+            got = parse_prom(f.read())
+        J = ("etl_job", "ops17")
+
+        def v(name, **labels):
+            return got[(name, frozenset([J] + list(labels.items())))]
+        charged = cost_of(315) + cost_of(1000) + cost_of(500)
+        self.assertEqual(v("intersect_etl_run_success"), 0)
+        self.assertEqual([v("intersect_etl_run_status", status=s) for s in
+                          ("succeeded", "partial", "failed", "interrupted")], [0, 1, 0, 0])
+        self.assertEqual(v("intersect_etl_run_exit_status"), 3)
+        self.assertEqual(v("intersect_etl_run_id"), 1)
+        self.assertEqual((v("intersect_etl_run_pages"), v("intersect_etl_run_rows")), (3, 1815))
+        self.assertAlmostEqual(v("intersect_etl_run_cost_usd"), charged / 1e6, places=6)
+        # small: 2 (one retry), big: 2, third: 2 (one retry, then failed for good)
+        self.assertEqual((v("intersect_etl_run_requests"), v("intersect_etl_run_retries")), (6, 2))
+        self.assertAlmostEqual(v("intersect_etl_run_duration_seconds"),
+                               v("intersect_etl_run_end_time_seconds") - v("intersect_etl_run_start_time_seconds"),
+                               places=2)
+        self.assertLess(abs(v("intersect_etl_run_end_time_seconds") - time.time()), 60)
+        want = {"small": (1, 1, 315, 2, 1, cost_of(315)), "big": (1, 2, 1500, 2, 0, cost_of(1000) + cost_of(500)),
+                "third": (0, 0, 0, 2, 1, 0)}
+        for name, w in want.items():
+            g = tuple(v(m, target_set=name) for m in (
+                "intersect_etl_set_complete", "intersect_etl_set_pages", "intersect_etl_set_rows",
+                "intersect_etl_set_requests", "intersect_etl_set_retries"))
+            self.assertEqual(g, w[:5], name)
+            self.assertAlmostEqual(v("intersect_etl_set_cost_usd", target_set=name), w[5] / 1e6, places=6)
+        self.assertEqual(len(got), 12 + 3 + 6 * 3)
+        # every series the example alert rules use is one the file has
+        with open(os.path.join(SOURCE, "contrib", "prometheus", "intersect-etl.rules.yml")) as f:
+            rules = f.read()
+        used = set(re.findall(r"\bintersect_etl_[a-z_]+", rules))
+        self.assertGreaterEqual(len(used), 6)
+        self.assertEqual(used - {name for name, _ in got}, set())
+        self.assertIn("$labels.etl_job", rules)  # 11 run series, one of them 4 statuses; 6 per set
+
+    def test_job_key_and_a_failed_run(self):
+        for name in ("small", "big", "third"):
+            self.fake.set_scenario("ops17-%s.com" % name, total_count=10)
+        path = os.path.join(self.tmp.name, "job.prom")
+        job = self.job(job_text("metrics_file: %s" % path))
+        self.etl("run", job, "--migrate", "--snapshot-date", "2026-03-21")
+        with open(path) as f:
+            got = parse_prom(f.read())
+        self.assertEqual(got[("intersect_etl_run_success", frozenset([("etl_job", "ops17")]))], 1)
+        self.assertEqual(got[("intersect_etl_run_status", frozenset([("etl_job", "ops17"), ("status", "succeeded")]))], 1)
+        # the database is gone: the file still says so (run id 0, nothing loaded)
+        code, out, err = self.etl("run", job, env=self.env(DATABASE_URL="postgresql://x@127.0.0.1:1/x"), expect=1)
+        with open(path) as f:
+            got = parse_prom(f.read())
+        self.assertEqual(got[("intersect_etl_run_status", frozenset([("etl_job", "ops17"), ("status", "failed")]))], 1)
+        self.assertEqual(got[("intersect_etl_run_exit_status", frozenset([("etl_job", "ops17")]))], 1)
+        self.assertEqual(got[("intersect_etl_run_id", frozenset([("etl_job", "ops17")]))], 0)
+        self.assertNotIn(("intersect_etl_set_complete", frozenset([("etl_job", "ops17"), ("target_set", "small")])), got)
+        # --metrics-file wins over the key; an unwritable path is a warning, not the run's failure
+        other = os.path.join(self.tmp.name, "other.prom")
+        self.etl("run", job, "--snapshot-date", "2026-03-22", "--metrics-file", other)
+        self.assertTrue(os.path.exists(other))
+        code, out, err = self.etl("run", job, "--snapshot-date", "2026-03-23", "--metrics-file",
+                                  "/nonexistent/dir/x.prom")
+        self.assertIn("warning: metrics file /nonexistent/dir/x.prom.tmp.", err)
+        self.assertIn(": cannot create: No such file or directory", err)
 
 
 if __name__ == "__main__":
