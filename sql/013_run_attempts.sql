@@ -147,17 +147,26 @@ END;
 $$;
 
 -- As 006 had it, with working time and the attempts appended (a view's
--- columns can only be added at its end).
+-- columns can only be added at its end). While a run is running, its pages,
+-- rows and cost are the ledger's as they stand (etl_run gets them when the
+-- run ends): `runs` shows a run's progress, not zeros.
 CREATE OR REPLACE VIEW etl_run_summary AS
 SELECT r.run_id, r.job, r.snapshot_date, r.status, r.started_at, r.finished_at,
        CASE WHEN a.attempts = 0 THEN extract(epoch FROM r.finished_at - r.started_at)
             WHEN a.unfinished = 0 THEN a.working END AS duration_seconds,
-       r.pages, p.failed_pages, r.rows, s.sets_complete, s.sets_failed, r.cost_usd, r.error,
+       CASE WHEN r.status = 'running' THEN p.pages ELSE r.pages END AS pages,
+       p.failed_pages,
+       CASE WHEN r.status = 'running' THEN p.rows ELSE r.rows END AS rows,
+       s.sets_complete, s.sets_failed,
+       CASE WHEN r.status = 'running' THEN p.cost ELSE r.cost_usd END AS cost_usd, r.error,
        r.replay_of, a.attempts, a.statuses AS attempt_statuses, a.last_failure
 FROM etl_run r
 CROSS JOIN LATERAL (
-    SELECT count(*) AS failed_pages FROM etl_page
-    WHERE etl_page.run_id = r.run_id AND etl_page.status = 'failed'
+    SELECT count(*) FILTER (WHERE etl_page.status = 'failed') AS failed_pages,
+           (count(*) FILTER (WHERE etl_page.status = 'loaded'))::integer AS pages,
+           coalesce(sum(etl_page.rows), 0)::bigint AS rows,
+           coalesce(sum(etl_page.cost_usd), 0)::numeric AS cost
+    FROM etl_page WHERE etl_page.run_id = r.run_id
 ) p
 CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE etl_run_set.status = 'complete') AS sets_complete,
@@ -196,6 +205,12 @@ COMMENT ON COLUMN etl_run_attempt.cost_usd IS
 COMMENT ON COLUMN etl_run_attempt.host IS 'Host name of the process.';
 COMMENT ON COLUMN etl_run_attempt.pid IS 'Process id of the process.';
 
+COMMENT ON COLUMN etl_run_summary.pages IS
+    'Pages loaded; while the run is running, as its ledger stands (etl_run.pages is written at its end).';
+COMMENT ON COLUMN etl_run_summary.rows IS
+    'Rows its loaded pages staged; while the run is running, as its ledger stands.';
+COMMENT ON COLUMN etl_run_summary.cost_usd IS
+    'What the API charged the run, in USD, as its ledger sums it; while running, as the ledger stands.';
 COMMENT ON COLUMN etl_run_summary.duration_seconds IS
     'Working time in seconds: the sum of the attempts'' durations (hours between a failure and the run that '
     'mended it do not count); NULL while an attempt is running.';

@@ -296,6 +296,10 @@ class AttemptsTest(EtlTestCase):
         self.stderr_of(proc)
         self.assertEqual(self.db.value("SELECT status FROM dataforseo.etl_run"), "running")
         led = self.ledger()
+        # until then the summary shows what its ledger holds, not the zeros of etl_run
+        live = self.db.rows("SELECT status, pages, rows, cost_usd::text AS cost FROM dataforseo.etl_run_summary")[0]
+        self.assertEqual(live, {"status": "running", "pages": led["pages"], "rows": led["rows"], "cost": led["cost"]})
+        self.assertGreaterEqual(led["pages"], 4)
         # the next run of the job, another date: the dead one is marked
         self.fake.reset()
         self.fake.set_scenario("ops17-one.com", total_count=10)
