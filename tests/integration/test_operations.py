@@ -699,5 +699,85 @@ class MetricsTest(EtlTestCase):
         self.assertIn(": cannot create: No such file or directory", err)
 
 
+class DemoTest(EtlTestCase):
+    """scripts/demo keeps what the user kept: --reset asks (exit 2 off a
+    terminal), --stop stops both and keeps the data, --fake starts the fake
+    again, and the env files are export lines. (A whole demo run builds and
+    installs, so it is not run here; its paths were checked by hand.)"""
+
+    def demo(self, *args, expect=0):
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AISA_API_KEY")}
+        env.update(DEMO_DIR=self.dir, LC_ALL="C")
+        p = subprocess.run([os.path.join(SOURCE, "scripts", "demo")] + list(args), env=env, capture_output=True,
+                           text=True, timeout=120, stdin=subprocess.DEVNULL)
+        self.assertEqual(p.returncode, expect, p.stderr)
+        return p.stderr
+
+    def alive(self, pid, wait=0):
+        """Whether pid runs (a zombie no parent reaped does not), waiting up to `wait` s for it to end."""
+        end = time.monotonic() + wait
+        while True:
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    running = f.read().rsplit(")", 1)[1].split()[0] != "Z"
+            except FileNotFoundError:
+                running = False
+            if not running or time.monotonic() >= end:
+                return running
+            time.sleep(0.1)
+
+    def test_kept_things_are_kept(self):
+        self.dir = os.path.join(self.tmp.name, "demo")
+        pg = os.path.join(self.dir, "pg")
+        pgtmp = os.path.join(SOURCE, "scripts", "pg-tmp")
+        try:
+            err = self.demo("--fake")
+            self.assertIn("demo: fake API on 127.0.0.1:", err)
+            with open(os.path.join(self.dir, "fake.pid")) as f:
+                pid = int(f.read())
+            self.assertTrue(self.alive(pid))
+            err = self.demo("--fake")
+            self.assertIn("demo: the fake API is running already (pid %d)" % pid, err)
+            # a kept cluster, with something in it
+            subprocess.run([pgtmp, "start", pg], check=True, capture_output=True)
+            env = dict(os.environ)
+            with open(os.path.join(pg, "env")) as f:
+                env.update(l.strip().split("=", 1) for l in f if "=" in l)
+            psql = [os.path.join(env["PG_BINDIR"], "psql"), "-X", "-qAt", "-h", "127.0.0.1", "-p", env["PGPORT"],
+                    "-U", "postgres", "-d", "intersect"]
+            subprocess.run(psql + ["-c", "CREATE TABLE kept (x int); INSERT INTO kept VALUES (17)"], check=True)
+            self.demo("--fake")  # .demo/env now names the database too
+            with open(os.path.join(self.dir, "env")) as f:
+                lines = [l for l in f.read().splitlines() if not l.startswith("#")]
+            self.assertTrue(lines and all(l.startswith("export ") for l in lines), lines)
+            # usable without set -a
+            out = subprocess.run(["bash", "-c", ". %s/env; %s -X -qAt -c 'SELECT x FROM kept'; echo $AISA_BASE_URL"
+                                  % (self.dir, psql[0])], capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+            self.assertEqual(out.stdout.splitlines()[0], "17", out.stderr)
+            self.assertRegex(out.stdout.splitlines()[1], r"^http://127\.0\.0\.1:\d+/apis/v1$")
+            # --reset off a terminal asks nothing and deletes nothing
+            err = self.demo("--reset", expect=2)
+            self.assertIn("not a terminal: add --yes", err)
+            self.assertEqual(subprocess.run(psql + ["-c", "SELECT x FROM kept"], capture_output=True,
+                                            text=True).stdout, "17\n")
+            # --stop: both stopped, the data stays
+            err = self.demo("--stop")
+            self.assertIn("demo: stopped the fake API", err)
+            self.assertIn("its data stays", err)
+            self.assertFalse(self.alive(pid, wait=5))
+            self.assertTrue(os.path.isdir(os.path.join(pg, "data")))
+            self.assertNotEqual(subprocess.run(psql + ["-c", "SELECT 1"], capture_output=True).returncode, 0)
+            err = self.demo("--reset", "--yes")
+            self.assertIn("demo: deleted", err)
+            self.assertFalse(os.path.exists(pg))
+        finally:
+            if os.path.exists(os.path.join(self.dir, "fake.pid")):
+                with open(os.path.join(self.dir, "fake.pid")) as f:
+                    p = int(f.read())
+                if self.alive(p):
+                    os.kill(p, signal.SIGTERM)
+            subprocess.run([pgtmp, "stop", pg], capture_output=True)
+
+
 if __name__ == "__main__":
     unittest.main()
