@@ -255,6 +255,16 @@ static void summary(char *buf, size_t len, const struct progress *p)
 		 p->cost_usd, p->elapsed, eta);
 }
 
+/* The progress line's numbers as JSON fields (struct log_fields). */
+static void progress_fields(const struct progress *p, struct log_fields *f)
+{
+	f->sets_complete = (long long)p->sets_done;
+	f->pages = p->pages_done;
+	f->rows = p->rows;
+	f->cost_usd = p->cost_usd;
+	f->duration_seconds = p->elapsed;
+}
+
 static void draw_live(void)
 {
 	char line[256];
@@ -290,11 +300,13 @@ void progress_update(const struct progress *p)
 			pthread_mutex_unlock(&emit_lock);
 		}
 	} else if (now - progress_last >= progress_interval) {
+		struct log_fields f = LOG_FIELDS_NONE;
 		char line[256];
 
 		progress_last = now;
 		summary(line, sizeof(line), p);
-		log_info("progress: %s", line);
+		progress_fields(p, &f);
+		log_fields_msg(LOG_INFO, NULL, &f, "progress: %s", line);
 	}
 }
 
@@ -309,5 +321,10 @@ void progress_finish(const struct progress *p)
 	progress_on = 0;
 	progress_live = 0;
 	summary(line, sizeof(line), p);
-	log_info("done: %s", line);
+	{
+		struct log_fields f = LOG_FIELDS_NONE;
+
+		progress_fields(p, &f);
+		log_fields_msg(LOG_INFO, NULL, &f, "done: %s", line);
+	}
 }

@@ -430,6 +430,11 @@ class MessagesTest(EtlTestCase):
                          {"sets_complete": 3, "sets_failed": 0, "pages": 4, "rows": 315 + 2 * 1200 + 10,
                           "cost_usd": float(usd(charged)[1:])})
         self.assertGreater(d["duration_seconds"], 0)
+        # the progress summary's last line too
+        prog = [l for l in lines if l["message"].startswith("done: sets 3/3")][0]
+        self.assertEqual({k: prog[k] for k in ("sets_complete", "pages", "rows", "cost_usd")},
+                         {"sets_complete": 3, "pages": 4, "rows": 315 + 2 * 1200 + 10,
+                          "cost_usd": float(usd(charged)[1:])})
         big = [l for l in lines if l.get("target_set") == "big" and l["message"].startswith("complete:")][0]
         # max_rows counts referring domains; a set of two targets stores two rows for each
         self.assertEqual({k: big[k] for k in ("total_count", "referring_domains", "rows", "pages", "cost_usd")},
