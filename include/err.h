@@ -19,6 +19,12 @@ enum etl_exit {
 	ETL_EPARTIAL = 3, /* the run finished, but some target sets failed */
 	ETL_ELOCKED = 4,  /* another run of this job holds its lock */
 	ETL_ESCHEMA = 5,  /* the database schema is not at this binary's version */
+	ETL_ECHECK_DB = 6,  /* check: the database is unreachable or lacks a right a run uses */
+	ETL_ECHECK_API = 7, /* check: the API refused the credentials, or did not show them accepted */
+	/* a run stopped by a signal, as a shell reports one (128 + the signal's
+	 * number): the run said so, recorded itself `interrupted`, and exited */
+	ETL_ESIGINT = 130,
+	ETL_ESIGTERM = 143,
 };
 
 struct etl_error {

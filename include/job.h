@@ -86,7 +86,15 @@ struct job {
 	int keep_snapshots_days; /* retention.keep_snapshots; 0 = keep every snapshot */
 	int keep_archive_days;   /* retention.keep_archive; 0 = keep every body */
 	double max_cost_usd;     /* spending ceiling for the whole run; 0 = none */
+	char *metrics_file;      /* metrics_file: the Prometheus file a run writes; NULL = none */
+	char *unset_env;         /* the first unset ${VAR} of a credential this load did not
+				    need (job_load_file_for), or NULL */
 };
+
+/* What a command uses, so a credential it does not use need not be there. */
+#define JOB_NEED_API 1u /* api.token / login / password (and their files) */
+#define JOB_NEED_DB 2u  /* database.url */
+#define JOB_NEED_ALL (JOB_NEED_API | JOB_NEED_DB)
 
 /*
  * Reads and validates a job file. On success *out is a job the caller frees
@@ -94,12 +102,26 @@ struct job {
  * cannot be read) with err naming file:line:column.
  */
 int job_load_file(const char *path, struct job **out, struct etl_error *err) ETL_WUR;
+/*
+ * The same for a command that needs only some credentials: an unset ${VAR}
+ * in a credential outside `need` (JOB_NEED_*) is no error, the value is ""
+ * and job->unset_env names the variable; a token_file or password_file is
+ * then not read. `validate` and `plan` need none, `runs` and `report` the
+ * database's.
+ */
+int job_load_file_for(const char *path, unsigned need, struct job **out,
+		      struct etl_error *err) ETL_WUR;
 /* The same from memory; `name` stands in for the file name in messages. */
 int job_load_string(const char *text, size_t len, const char *name, struct job **out,
 		    struct etl_error *err) ETL_WUR;
 void job_free(struct job *job);
 
 const struct target_set *job_find_set(const struct job *job, const char *name);
+/* The sets' names, "a, b, c", in file order; the caller frees it. */
+char *job_set_names(const struct job *job);
+/* ETL_EUSAGE: "JOB: --only NAME: no target set of that name", with the names as a hint. */
+int job_no_such_set(const struct job *job, const char *option, const char *name,
+		    struct etl_error *err);
 const char *job_provider_name(enum api_provider p);
 
 #endif

@@ -35,6 +35,20 @@ void log_set_msg(enum log_level level, const char *target_set, const char *fmt, 
 void log_msg(enum log_level level, const char *fmt, ...) ETL_PRINTF(2, 3);
 
 /*
+ * The numbers of a line, which a JSON line carries as fields of their own
+ * (a collector should not parse them out of the message; a text line has
+ * them in its message only). A field below 0 is left out: start from
+ * LOG_FIELDS_NONE. cost_usd is printed to four decimals, as everywhere.
+ */
+struct log_fields {
+	long long sets_complete, sets_failed, pages, rows, referring_domains, total_count;
+	double cost_usd, duration_seconds;
+};
+#define LOG_FIELDS_NONE {-1, -1, -1, -1, -1, -1, -1.0, -1.0}
+void log_fields_msg(enum log_level level, const char *target_set, const struct log_fields *f,
+		    const char *fmt, ...) ETL_PRINTF(4, 5);
+
+/*
  * Appends s to sb fit for one text log line: line breaks, tabs and other
  * control characters (C0, DEL, C1), the bidi controls and invalid UTF-8
  * bytes become escapes (\n, \x1b, \u009b, \xc3), except a newline before

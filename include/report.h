@@ -101,5 +101,9 @@ void report_json_print(json_object *doc, FILE *out);
 
 /* "$0.0203" (four decimals, as `plan` and the run's last line print costs); "-" for NULL. */
 void report_format_cost(char *buf, size_t size, const char *text);
+/* The same for a number: the ledger's micro-dollars rounded half up to four decimals. */
+void report_format_usd(char *buf, size_t size, double usd);
+/* That figure as a number, for a "%.4f" that must print the same. */
+double report_round_usd(double usd);
 
 #endif

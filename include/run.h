@@ -24,6 +24,7 @@ struct run_options {
 	size_t n_only;
 	int migrate;               /* apply missing migrations first */
 	int fresh;                 /* start a new run even if one can continue */
+	const char *metrics_file;  /* --metrics-file: overrides the job's metrics_file */
 };
 
 /* Summary of a finished run, for the caller's last line and for tests. */
@@ -31,8 +32,10 @@ struct run_result {
 	long long run_id;
 	int resumed;
 	size_t sets_complete, sets_failed;
-	long long pages, rows;
+	long long pages, rows;     /* the run's, as its ledger sums them (every process) */
 	double cost_usd;
+	int counted;               /* the figures above were read from the ledger */
+	double duration_seconds;   /* this process's working time on the run */
 };
 
 /*
@@ -43,5 +46,7 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 
 /* Checks a --snapshot-date value: a real calendar date in YYYY-MM-DD form. */
 int run_valid_date(const char *s);
+/* The same, saying in why (a line, then a hint) what is wrong with s: 0 when it is. */
+int run_check_date(const char *s, char *why, size_t len);
 
 #endif

@@ -26,6 +26,8 @@ struct runs_options {
 	const char *schema;        /* --schema; else the job's, else "dataforseo" */
 	long long run_id;          /* > 0: show this run in detail instead of a list */
 	int limit;                 /* runs listed at most, 1..RUNS_MAX_LIMIT */
+	const char *status;        /* --status: only runs with this status, or NULL */
+	const char *since;         /* --since YYYY-MM-DD: only snapshot dates on or after it */
 	enum report_format format; /* REPORT_TABLE or REPORT_JSON */
 };
 
@@ -36,6 +38,10 @@ struct runs_options {
  * schema version.
  */
 int runs_show(const struct runs_options *opt, FILE *out, struct etl_error *err) ETL_WUR;
+
+/* Whether s is a run status (running, succeeded, partial, failed, interrupted, abandoned). */
+int runs_valid_status(const char *s);
+#define RUNS_STATUSES "running, succeeded, partial, failed, interrupted, abandoned"
 
 /* Parses a RUN_ID argument: digits only, 1..2^63-1. Returns 0 and sets *id, or -1. */
 int runs_parse_id(const char *s, long long *id) ETL_WUR;

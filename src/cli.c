@@ -14,7 +14,9 @@
 #include <sys/resource.h>
 
 #include "db.h"
+#include "check.h"
 #include "err.h"
+#include "init.h"
 #include "job.h"
 #include "log.h"
 #include "migrate.h"
@@ -32,7 +34,11 @@ static const char exit_help[] =
 	"  2  bad command line or job file; nothing was started\n"
 	"  3  partial: the run finished but some target sets failed\n"
 	"  4  another run of the same job holds its lock\n"
-	"  5  the database schema is not at this binary's version (run `migrate`)\n";
+	"  5  the database schema is not at this binary's version (run `migrate`)\n"
+	"  6  check: the database is unreachable, or the role lacks a right a run uses\n"
+	"  7  check: the API refused the credentials, or could not show them accepted\n"
+	"  130, 143  run stopped by SIGINT or SIGTERM: recorded `interrupted`; the\n"
+	"     pages loaded are kept and `run --snapshot-date DATE` continues it\n";
 
 static const char main_help[] =
 	"Usage: intersect-etl [--quiet|--verbose] [--log-format text|json] COMMAND [OPTIONS] [ARGS]\n"
@@ -48,6 +54,8 @@ static const char main_help[] =
 	"  runs [JOB]     recent runs; `runs RUN_ID`: one run's target sets and failed pages\n"
 	"  report JOB     each target set's latest snapshot, its new and lost referring domains\n"
 	"  retire JOB SET take a set removed from JOB out of the latest views\n"
+	"  init FILE      write a commented job file to start from\n"
+	"  check JOB      job file, database and API credentials, without loading\n"
 	"  help COMMAND   options of one command\n"
 	"\n"
 	"Options (before the command, or after it among the command's options):\n"
@@ -55,7 +63,8 @@ static const char main_help[] =
 	"  -v, --verbose  a line per request (credentials are never shown)\n"
 	"  --log-format text|json\n"
 	"                 json: one object per line (time, level, job, run,\n"
-	"                 target_set, message) for log collectors\n"
+	"                 target_set, message) for log collectors; outcome lines\n"
+	"                 also carry pages, rows, cost_usd, ... as fields\n"
 	"  -h, --help     this text\n"
 	"  -V, --version  the version\n"
 	"\n";
@@ -73,6 +82,9 @@ static const char run_help[] =
 	"  --only SET                  only this target set (repeatable)\n"
 	"  --migrate                   apply missing schema migrations first\n"
 	"  --fresh                     start a new run even if an unfinished one exists\n"
+	"  --metrics-file PATH         write the run's Prometheus metrics to PATH at its\n"
+	"                              end, failed or not (tmp file + rename); overrides\n"
+	"                              the job's metrics_file\n"
 	"\n";
 
 static const char plan_help[] =
@@ -80,21 +92,24 @@ static const char plan_help[] =
 	"\n"
 	"Prints, per target set, the first request body, the most requests and rows\n"
 	"max_rows allows and their worst-case cost ($0.02 per request + $0.00003 per\n"
-	"row); totals at the end. Sends nothing and opens no database connection.\n"
+	"row); totals at the end. Sends nothing, opens no database connection and\n"
+	"needs no credential.\n"
 	"\n";
 
 static const char validate_help[] =
 	"Usage: intersect-etl validate JOB\n"
 	"\n"
 	"Reads JOB, expands ${VAR} references and checks every key; prints the first\n"
-	"error as FILE:LINE:COLUMN: KEY: message.\n"
+	"error as FILE:LINE:COLUMN: KEY: message. Connects to nothing and needs no\n"
+	"credential: an unset ${VAR} in api.token, api.login, api.password or\n"
+	"database.url is noted, not an error; a token_file is not read.\n"
 	"\n";
 
 static const char migrate_help[] =
 	"Usage: intersect-etl migrate [JOB] [--database-url URL] [--schema NAME]\n"
 	"\n"
 	"Applies the schema migrations this binary carries that the database lacks.\n"
-	"The database and schema come from JOB, else from the options, else from\n"
+	"The database and schema come from the options, else from JOB, else from\n"
 	"DATABASE_URL (or libpq's PG* variables) and schema \"dataforseo\".\n"
 	"\n"
 	"Options:\n"
@@ -267,10 +282,14 @@ static int cmd_validate(int argc, char **argv)
 		return rc;
 	if (argc - optind != 1)
 		return usage_error("validate", "validate takes exactly one JOB file");
-	rc = job_load_file(argv[optind], &job, &err);
+	/* validate reads the file and nothing else: no credential, no connection */
+	rc = job_load_file_for(argv[optind], 0, &job, &err);
 	if (rc == 0)
 		printf("%s: ok: job %s, %zu target set%s, %s provider\n", argv[optind], job->name,
 		       job->n_sets, job->n_sets == 1 ? "" : "s", job_provider_name(job->api.provider));
+	if (rc == 0 && job->unset_env)
+		log_info("%s is not set here: run and check need it, validate and plan do not",
+			 job->unset_env);
 	job_free(job);
 	return report(rc, &err);
 }
@@ -293,12 +312,11 @@ static int only_check(const struct job *job, const struct only_list *l, struct e
 
 	for (i = 0; i < l->n; i++)
 		if (!job_find_set(job, l->names[i]))
-			return etl_fail(err, ETL_EUSAGE, "%s: --only %s: no target set of that name",
-					job->path, l->names[i]);
+			return job_no_such_set(job, "--only", l->names[i], err);
 	return 0;
 }
 
-enum { OPT_ONLY = 256, OPT_DATE, OPT_MIGRATE, OPT_FRESH, OPT_URL, OPT_SCHEMA };
+enum { OPT_ONLY = 256, OPT_DATE, OPT_MIGRATE, OPT_FRESH, OPT_URL, OPT_SCHEMA, OPT_METRICS };
 
 static int plan_opt(int c, const char *arg, void *ud)
 {
@@ -325,7 +343,7 @@ static int cmd_plan(int argc, char **argv)
 		rc = usage_error("plan", "plan takes exactly one JOB file");
 		goto out;
 	}
-	rc = job_load_file(argv[optind], &job, &err);
+	rc = job_load_file_for(argv[optind], 0, &job, &err); /* plan sends nothing */
 	if (rc == 0)
 		rc = only_check(job, &only, &err);
 	if (rc == 0)
@@ -347,17 +365,23 @@ static int run_opt(int c, const char *arg, void *ud)
 		o->only = xrealloc(o->only, (o->n_only + 1) * sizeof(*o->only));
 		o->only[o->n_only++] = (char *)arg;
 		return 0;
-	case OPT_DATE:
-		if (!run_valid_date(arg))
-			return usage_error("run", "%s: not a date of the form YYYY-MM-DD",
-					   opt_value(what, sizeof(what), "--snapshot-date", arg));
+	case OPT_DATE: {
+		char why[160];
+
+		if (!run_check_date(arg, why, sizeof(why)))
+			return usage_error("run", "%s: %s",
+					   opt_value(what, sizeof(what), "--snapshot-date", arg), why);
 		o->snapshot_date = arg;
 		return 0;
+	}
 	case OPT_MIGRATE:
 		o->migrate = 1;
 		return 0;
 	case OPT_FRESH:
 		o->fresh = 1;
+		return 0;
+	case OPT_METRICS:
+		o->metrics_file = arg;
 		return 0;
 	}
 	return 1;
@@ -370,6 +394,7 @@ static int cmd_run(int argc, char **argv)
 		{"snapshot-date", required_argument, NULL, OPT_DATE},
 		{"migrate", no_argument, NULL, OPT_MIGRATE},
 		{"fresh", no_argument, NULL, OPT_FRESH},
+		{"metrics-file", required_argument, NULL, OPT_METRICS},
 		COMMON_LONGOPTS,
 	};
 	struct run_options opt;
@@ -387,10 +412,23 @@ static int cmd_run(int argc, char **argv)
 	}
 	opt.job_path = argv[optind];
 	rc = run_job(&opt, &res, &err);
-	if (res.run_id)
-		log_info("run %lld: %zu target set%s complete, %zu failed; %lld pages, %lld rows, $%.4f",
+	if (res.counted) {
+		struct log_fields f = LOG_FIELDS_NONE;
+		char cost[32];
+
+		/* the ledger's figures, as `runs` shows them; JSON lines as fields too */
+		f.sets_complete = (long long)res.sets_complete;
+		f.sets_failed = (long long)res.sets_failed;
+		f.pages = res.pages;
+		f.rows = res.rows;
+		f.cost_usd = report_round_usd(res.cost_usd);
+		f.duration_seconds = res.duration_seconds;
+		report_format_usd(cost, sizeof(cost), res.cost_usd);
+		log_fields_msg(LOG_INFO, NULL, &f,"run %lld: %zu target set%s complete, %zu failed; %lld page%s, %lld row%s, %s",
 			 res.run_id, res.sets_complete, res.sets_complete == 1 ? "" : "s",
-			 res.sets_failed, res.pages, res.rows, res.cost_usd);
+			 res.sets_failed, res.pages, res.pages == 1 ? "" : "s", res.rows,
+			 res.rows == 1 ? "" : "s", cost);
+	}
 	rc = report(rc, &err);
 out:
 	free(opt.only);
@@ -451,7 +489,8 @@ static int cmd_migrate(int argc, char **argv)
 		rc = usage_error("migrate", "migrate takes at most one JOB file");
 		goto out;
 	}
-	if (argc - optind == 1 && (rc = job_load_file(argv[optind], &job, &err)) != 0)
+	if (argc - optind == 1 &&
+	    (rc = job_load_file_for(argv[optind], JOB_NEED_DB, &job, &err)) != 0)
 		goto failed;
 	url = m.url ? m.url : job ? job->db.url : getenv("DATABASE_URL") ? getenv("DATABASE_URL") : "";
 	schema = m.schema ? m.schema : job ? job->db.schema : "dataforseo";
@@ -497,9 +536,10 @@ static int cmd_replay(int argc, char **argv)
 		return usage_error("replay", "%s: not a run id (a positive integer)", argv[optind + 1]);
 	rc = replay_run(argv[optind], run_id, &res, &err);
 	if (res.run_id)
-		log_info("run %lld: %zu target set%s replayed, %zu failed; %lld pages, %lld rows",
+		log_info("run %lld: %zu target set%s replayed, %zu failed; %lld page%s, %lld row%s",
 			 res.run_id, res.sets_complete, res.sets_complete == 1 ? "" : "s",
-			 res.sets_failed, res.pages, res.rows);
+			 res.sets_failed, res.pages, res.pages == 1 ? "" : "s", res.rows,
+			 res.rows == 1 ? "" : "s");
 	return report(rc, &err);
 }
 
@@ -507,9 +547,13 @@ static const char runs_help[] =
 	"Usage: intersect-etl runs [JOB] [RUN_ID] [OPTIONS]\n"
 	"\n"
 	"Without RUN_ID: the most recent runs, newest first, one line each: run id,\n"
-	"job, snapshot date, status, start (UTC), duration, target sets complete/all,\n"
-	"pages, failed pages, rows, cost, error.\n"
-	"With RUN_ID (a number): that run, its target sets (status, total_count,\n"
+	"job, snapshot date, status, attempts (with more than one, their outcomes in\n"
+	"order: \"2 (failed, succeeded)\"), start (UTC), duration (working time, the\n"
+	"attempts' sum), target sets complete/all, pages, failed pages, rows, cost,\n"
+	"error. Statuses: running, succeeded, partial, failed, interrupted (SIGINT,\n"
+	"SIGTERM), abandoned (its process died; marked by the job's next run).\n"
+	"With RUN_ID (a number): that run, its attempts when there were several, its\n"
+	"target sets (status, total_count,\n"
 	"pages, rows, cost, error) and every page that failed for good (offset,\n"
 	"limit, attempts, HTTP status, API status code and message, error). An\n"
 	"unknown RUN_ID is an error (exit status 1).\n"
@@ -520,6 +564,9 @@ static const char runs_help[] =
 	"Options:\n"
 	"  --job NAME          only runs of this job (default: JOB's; every job without JOB)\n"
 	"  --limit N           list at most N runs, 1..100000 (default 20)\n"
+	"  --status STATUS     only runs with this status: running, succeeded, partial,\n"
+	"                      failed, interrupted, abandoned\n"
+	"  --since YYYY-MM-DD  only runs of this snapshot date or later\n"
 	"  --database-url URL  libpq connection string or URI\n"
 	"  --schema NAME       schema of the tables\n"
 	"  --format FORMAT     table (default) or json (one document)\n"
@@ -543,7 +590,7 @@ static const char report_help[] =
 	"\n";
 
 /* Options of `runs` and `report` (numbered apart from the ones above). */
-enum { OPT_SET = 512, OPT_FORMAT, OPT_JOB, OPT_LIMIT };
+enum { OPT_SET = 512, OPT_FORMAT, OPT_JOB, OPT_LIMIT, OPT_STATUS, OPT_SINCE };
 
 static int runs_opt(int c, const char *arg, void *ud)
 {
@@ -555,6 +602,21 @@ static int runs_opt(int c, const char *arg, void *ud)
 	case OPT_JOB:
 		o->job = arg;
 		return 0;
+	case OPT_STATUS:
+		if (!runs_valid_status(arg))
+			return usage_error("runs", "%s: not a run status\nhint: one of " RUNS_STATUSES,
+					   opt_value(what, sizeof(what), "--status", arg));
+		o->status = arg;
+		return 0;
+	case OPT_SINCE: {
+		char why[160];
+
+		if (!run_check_date(arg, why, sizeof(why)))
+			return usage_error("runs", "%s: %s",
+					   opt_value(what, sizeof(what), "--since", arg), why);
+		o->since = arg;
+		return 0;
+	}
 	case OPT_LIMIT:
 		v = strtol(arg, &end, 10);
 		if (!*arg || *end || v < 1 || v > RUNS_MAX_LIMIT)
@@ -583,6 +645,8 @@ static int cmd_runs(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"job", required_argument, NULL, OPT_JOB},
 		{"limit", required_argument, NULL, OPT_LIMIT},
+		{"status", required_argument, NULL, OPT_STATUS},
+		{"since", required_argument, NULL, OPT_SINCE},
 		{"database-url", required_argument, NULL, OPT_URL},
 		{"schema", required_argument, NULL, OPT_SCHEMA},
 		{"format", required_argument, NULL, OPT_FORMAT},
@@ -692,6 +756,74 @@ static int cmd_retire(int argc, char **argv)
 	return report(rc, &err);
 }
 
+static const char init_help[] =
+	"Usage: intersect-etl init FILE [--job NAME]\n"
+	"\n"
+	"Writes a job file to start from: every key with its default and a comment,\n"
+	"the API key and database URL taken from the environment (${AISA_API_KEY},\n"
+	"${DATABASE_URL}), never written in the file, and one target set to edit.\n"
+	"`validate` accepts it as it is. An existing FILE is never replaced (exit 2).\n"
+	"\n"
+	"Options:\n"
+	"  --job NAME  the job's name (default: FILE's base name, e.g. competitors for\n"
+	"              competitors.yaml)\n"
+	"\n";
+
+static int init_opt(int c, const char *arg, void *ud)
+{
+	if (c != OPT_JOB)
+		return 1;
+	*(const char **)ud = arg;
+	return 0;
+}
+
+static int cmd_init(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"job", required_argument, NULL, OPT_JOB},
+		COMMON_LONGOPTS,
+	};
+	struct etl_error err = {0, ""};
+	const char *job = NULL;
+	int rc = parse_opts(argc, argv, "init", init_help, longopts, init_opt, &job);
+
+	if (rc >= 0)
+		return rc;
+	if (argc - optind != 1)
+		return usage_error("init", "init takes exactly one FILE to write");
+	rc = init_write(argv[optind], job, &err);
+	if (rc == 0)
+		log_info("wrote %s; edit its target sets, then `intersect-etl validate %s`",
+			 argv[optind], argv[optind]);
+	return report(rc, &err);
+}
+
+static const char check_help[] =
+	"Usage: intersect-etl check JOB\n"
+	"\n"
+	"Checks what a run of JOB needs, without loading anything, a line per part:\n"
+	"  job file  valid, every credential present\n"
+	"  database  reachable, the schema at this binary's version, and the rights a\n"
+	"            run uses (its tables, functions, temporary tables); nothing written\n"
+	"  api       the credentials accepted: one GET of the provider's free account\n"
+	"            endpoint (appendix/user_data, not charged); no charged request\n"
+	"Exit status 0 when all pass, else the first failure's: 2 job file, 6 database,\n"
+	"5 schema version, 7 API.\n"
+	"\n";
+
+static int cmd_check(int argc, char **argv)
+{
+	struct etl_error err = {0, ""};
+	int rc = parse_opts(argc, argv, "check", check_help, common_longopts, no_opt, NULL);
+
+	if (rc >= 0)
+		return rc;
+	if (argc - optind != 1)
+		return usage_error("check", "check takes exactly one JOB file");
+	rc = check_job(argv[optind], stdout, &err);
+	return report(rc, &err);
+}
+
 struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -707,6 +839,8 @@ static const struct command commands[] = {
 	{"runs", cmd_runs, runs_help},
 	{"report", cmd_report, report_help},
 	{"retire", cmd_retire, retire_help},
+	{"init", cmd_init, init_help},
+	{"check", cmd_check, check_help},
 };
 
 void cli_no_core_dumps(void)

@@ -53,6 +53,10 @@ const char *etl_exit_name(int code)
 	case ETL_EPARTIAL: return "partial";
 	case ETL_ELOCKED: return "locked";
 	case ETL_ESCHEMA: return "schema version mismatch";
+	case ETL_ECHECK_DB: return "check: database";
+	case ETL_ECHECK_API: return "check: API";
+	case ETL_ESIGINT: return "interrupted (SIGINT)";
+	case ETL_ESIGTERM: return "interrupted (SIGTERM)";
 	default: return "unknown";
 	}
 }

@@ -33,6 +33,7 @@
  */
 #include "job.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -71,6 +72,8 @@ struct ynode {
 	bool b;               /* YT_BOOL */
 	long long i;          /* YT_INT */
 	double d;             /* YT_FLOAT */
+	bool unset;           /* a credential's ${VAR} was unset, which a load that does not
+				 need it tolerates (see JOB_NEED_API): expanded as "" */
 	struct ynode **kids;  /* seq: items; map: key, value, key, value, ... (owned) */
 	size_t n, cap;        /* used and allocated entries of kids */
 };
@@ -135,7 +138,39 @@ struct ctx {
 	struct etl_error *err;
 	struct strbuf path;      /* key path of the node being checked */
 	size_t expanded;         /* bytes of scalars rewritten by expand_scalar() so far */
+	unsigned need;           /* JOB_NEED_API, JOB_NEED_DB: whose credentials must be there */
+	char *unset_env;         /* owned: the first unset ${VAR} a credential named, tolerated */
 };
+
+/* Whether the value at the current path is one of the API's credentials. */
+static bool at_api_credential(const struct ctx *c)
+{
+	static const char *const keys[] = {"api.token", "api.token_file", "api.login",
+					   "api.password", "api.password_file"};
+	const char *p = c->path.data ? c->path.data : "";
+
+	for (size_t i = 0; i < ETL_ARRAY_LEN(keys); i++)
+		if (strcmp(p, keys[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool at_db_url(const struct ctx *c)
+{
+	return c->path.data && strcmp(c->path.data, "database.url") == 0;
+}
+
+/*
+ * An unset ${VAR} in a credential is no error for a command that does not
+ * use that credential: `validate` and `plan` connect to nothing, `runs` and
+ * `report` only to the database.
+ */
+static bool unset_tolerated(const struct ctx *c)
+{
+	if (at_api_credential(c))
+		return !(c->need & JOB_NEED_API);
+	return at_db_url(c) && !(c->need & JOB_NEED_DB);
+}
 
 static void path_set_len(struct ctx *c, size_t len)
 {
@@ -305,7 +340,8 @@ static size_t edit_distance(const char *a, const char *b)
 /* ----------------------------------------------------------- key tables */
 
 static const char *const root_keys[] = {"version", "job", "api", "database", "defaults",
-					"target_sets", "archive", "retention", "max_cost_usd", NULL};
+					"target_sets", "archive", "retention", "max_cost_usd",
+					"metrics_file", NULL};
 static const char *const retention_keys[] = {"keep_snapshots", "keep_archive", NULL};
 static const char *const api_keys[] = {
 	"provider", "base_url", "token", "token_file", "login", "password", "password_file",
@@ -797,9 +833,26 @@ static int expand_scalar(struct ctx *c, struct ynode *n)
 				sb_append(&sb, t + def, def_end - def);
 		} else if (val) {
 			sb_puts(&sb, val);
+		} else if (unset_tolerated(c)) {
+			n->unset = true;
+			if (!c->unset_env)
+				c->unset_env = xstrdup(var);
+		} else if (at_api_credential(c) || at_db_url(c)) {
+			/* never a default for a secret: it would sit in the file */
+			rc = fail_node(c, n, "environment variable %s is not set"
+				       "\nhint: export %s in the environment that runs intersect-etl "
+				       "(cron: the line's env file; systemd: EnvironmentFile=)%s",
+				       var, var,
+				       at_api_credential(c) ? ", or keep the key in a file named by "
+							      "api.token_file / api.password_file"
+							    : "");
+			free(var);
+			goto done;
 		} else {
 			rc = fail_node(c, n, "environment variable %s is not set"
-				       "\nhint: set it, or give a default: ${%s:-default}", var, var);
+				       "\nhint: export %s, or write a default into the file: "
+				       "${%s:-VALUE}",
+				       var, var, var);
 			free(var);
 			goto done;
 		}
@@ -1452,11 +1505,55 @@ static bool loopback_host(const char *h, size_t len)
  * https://HOST[...], or http:// on loopback only, never with user:password@.
  * *out is a new string without trailing '/'.
  */
+/*
+ * The host and port of a base_url, [host, end): a name or IPv4 address of
+ * [A-Za-z0-9.-_] (or an IPv6 address in brackets), then nothing or ':' and
+ * a port 1..65535. libcurl would take "http://127.0.0.1:/v1" (empty port)
+ * as port 80, and a run would then fail far from the typo.
+ */
+static int check_host_port(struct ctx *c, const struct ynode *n, const char *host, size_t hlen,
+			   const char *end)
+{
+	const char *p = host + hlen;
+	long port = 0;
+	size_t digits;
+
+	if (*host == '[') {
+		if (host[hlen - 1] != ']')
+			return fail_node(c, n, "has an IPv6 host without its closing ']'");
+	} else {
+		for (size_t i = 0; i < hlen; i++)
+			if (!isalnum((unsigned char)host[i]) && !strchr(".-_", host[i]))
+				return fail_node(c, n, "has a character no host name has ('%c')"
+						 "\nhint: the form is https://HOST[:PORT][/PATH]",
+						 host[i] >= 0x21 && host[i] < 0x7f ? host[i] : '?');
+		if (host[0] == '.' || host[hlen - 1] == '.' ||
+		    memmem(host, hlen, "..", 2) != NULL)
+			return fail_node(c, n, "has an empty label in its host name ('..' or a '.' "
+					 "at an end)");
+	}
+	if (p == end)
+		return 0;
+	if (*p != ':')
+		return fail_node(c, n, "has text after its host that is not ':PORT'"
+				 "\nhint: the form is https://HOST[:PORT][/PATH]");
+	p++;
+	digits = strspn(p, "0123456789");
+	if (p == end || digits == 0)
+		return fail_node(c, n, "has an empty or non-numeric port after ':'"
+				 "\nhint: give the port (https://HOST:8443/...) or leave out the ':' "
+				 "for the scheme's default (443, or 80 for http)");
+	if (p + digits != end || digits > 5 || (port = strtol(p, NULL, 10)) < 1 || port > 65535)
+		return fail_node(c, n, "has a port that is not a number from 1 to 65535");
+	return 0;
+}
+
 static int check_base_url(struct ctx *c, const struct ynode *n, const char *url, char **out)
 {
 	const char *auth, *end, *host;
 	bool https;
 	size_t len = strlen(url), hlen;
+	int rc;
 
 	while (len > 0 && url[len - 1] == '/')
 		len--;
@@ -1494,6 +1591,8 @@ static int check_base_url(struct ctx *c, const struct ynode *n, const char *url,
 	}
 	if (hlen == 0)
 		return fail_node(c, n, "has no host");
+	if ((rc = check_host_port(c, n, host, hlen, end)) != 0)
+		return rc;
 	if (!https && !loopback_host(host, hlen))
 		return fail_node(c, n, "plain http is refused except on loopback "
 				 "(127.0.0.0/8, localhost, [::1])\nhint: use https://");
@@ -1579,6 +1678,12 @@ static int load_credential(struct ctx *c, const struct ynode *api, const struct 
 	if (val && file) {
 		path_key(c, file_key);
 		return fail_node(c, fn, "give %s or %s, not both", key, file_key);
+	}
+	if (!(c->need & JOB_NEED_API) && (file || (vn && vn->unset))) {
+		/* not used by this command: neither its variable nor its file is needed */
+		*out = xstrdup("");
+		path_set_len(c, old);
+		return 0;
 	}
 	if (file) {
 		path_key(c, file_key);
@@ -1922,6 +2027,21 @@ static int load_history(struct ctx *c, const struct ynode *root, struct job *job
 		return rc;
 	path_set_len(c, 0);
 
+	{
+		const char *s;
+
+		/* where a run writes its Prometheus metrics (metrics.h); relative to
+		 * the working directory, as --metrics-file */
+		n = map_get(root, "metrics_file");
+		path_key(c, "metrics_file");
+		if ((rc = get_text(c, n, &s)) != 0)
+			return rc;
+		if (s && (!*s || strlen(s) > 4000))
+			return fail_node(c, n, "expected a file path of 1 to 4000 bytes");
+		job->metrics_file = s ? xstrdup(s) : NULL;
+		path_set_len(c, 0);
+	}
+
 	ret = map_get(root, "retention");
 	path_key(c, "retention");
 	if (is_null(ret)) {
@@ -1994,10 +2114,10 @@ static int load_job(struct ctx *c, const struct ynode *root, struct job *job)
 
 /* ----------------------------------------------------------- public API */
 
-static int load(const char *text, size_t len, const char *name, const char *dir,
+static int load(const char *text, size_t len, const char *name, const char *dir, unsigned need,
 		struct job **out, struct etl_error *err)
 {
-	struct ctx c = {.name = name, .err = err};
+	struct ctx c = {.name = name, .err = err, .need = need};
 	struct ynode *root = NULL;
 	struct job *job = NULL;
 	int rc;
@@ -2031,6 +2151,8 @@ static int load(const char *text, size_t len, const char *name, const char *dir,
 	job->path = xstrdup(name);
 	if ((rc = load_job(&c, root, job)) != 0)
 		goto out;
+	job->unset_env = c.unset_env;
+	c.unset_env = NULL;
 	*out = job;
 	job = NULL;
 out:
@@ -2038,16 +2160,22 @@ out:
 	ynode_free(root);
 	sb_free(&c.path);
 	free(c.dir);
+	free(c.unset_env);
 	return rc;
 }
 
 int job_load_string(const char *text, size_t len, const char *name, struct job **out,
 		    struct etl_error *err)
 {
-	return load(text, len, name ? name : "<string>", NULL, out, err);
+	return load(text, len, name ? name : "<string>", NULL, JOB_NEED_ALL, out, err);
 }
 
 int job_load_file(const char *path, struct job **out, struct etl_error *err)
+{
+	return job_load_file_for(path, JOB_NEED_ALL, out, err);
+}
+
+int job_load_file_for(const char *path, unsigned need, struct job **out, struct etl_error *err)
 {
 	const char *slash = strrchr(path, '/');
 	char *buf = NULL, *dir = NULL;
@@ -2058,10 +2186,18 @@ int job_load_file(const char *path, struct job **out, struct etl_error *err)
 
 	*out = NULL;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* a job file that is not there is a bad command line: nothing started */
 	if (fd < 0)
-		return etl_fail(err, ETL_EFAIL, "%s: cannot open: %s", path, strerror(errno));
+		return etl_fail(err, ETL_EUSAGE, "%s: cannot open the job file: %s\n"
+				"hint: give the path of a job file (YAML); `intersect-etl init FILE` "
+				"writes one to start from",
+				path, strerror(errno));
 	if (fstat(fd, &st) != 0) {
 		rc = etl_fail(err, ETL_EFAIL, "%s: cannot stat: %s", path, strerror(errno));
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		rc = etl_fail(err, ETL_EUSAGE, "%s: a directory, not a job file", path);
 		goto out;
 	}
 	/* Refused before reading a byte of it, so a huge file costs nothing. */
@@ -2088,7 +2224,7 @@ int job_load_file(const char *path, struct job **out, struct etl_error *err)
 	}
 	if (slash)
 		dir = slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
-	rc = load(buf, len, path, dir, out, err);
+	rc = load(buf, len, path, dir, need, out, err);
 out:
 	close(fd);
 	if (buf) {
@@ -2104,6 +2240,8 @@ void job_free(struct job *job)
 	if (!job)
 		return;
 	free(job->path);
+	free(job->unset_env);
+	free(job->metrics_file);
 	free(job->name);
 	free(job->api.base_url);
 	xfree_secret(job->api.token);
@@ -2131,6 +2269,28 @@ const struct target_set *job_find_set(const struct job *job, const char *name)
 		if (strcmp(job->sets[i].name, name) == 0)
 			return &job->sets[i];
 	return NULL;
+}
+
+char *job_set_names(const struct job *job)
+{
+	struct strbuf sb;
+
+	sb_init(&sb);
+	for (size_t i = 0; job && i < job->n_sets; i++)
+		sb_printf(&sb, "%s%s", i ? ", " : "", job->sets[i].name);
+	return sb_detach(&sb);
+}
+
+int job_no_such_set(const struct job *job, const char *option, const char *name,
+		    struct etl_error *err)
+{
+	char *names = job_set_names(job);
+	int rc = etl_fail(err, ETL_EUSAGE,
+			  "%s: %s %s: no target set of that name\nhint: the job's target sets: %s",
+			  job->path, option, name, names);
+
+	free(names);
+	return rc;
 }
 
 const char *job_provider_name(enum api_provider p)

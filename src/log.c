@@ -115,10 +115,37 @@ void log_escape(struct strbuf *sb, const char *s)
 }
 
 static void draw_live(void);
-static void emit(enum log_level level, const char *set, const char *fmt, va_list ap)
-	ETL_PRINTF(3, 0);
+static void emit(enum log_level level, const char *set, const struct log_fields *f,
+		 const char *fmt, va_list ap) ETL_PRINTF(4, 0);
 
-static void emit(enum log_level level, const char *set, const char *fmt, va_list ap)
+/* A line's numbers as JSON fields, those >= 0 (struct log_fields). */
+static void add_fields(json_object *o, const struct log_fields *f)
+{
+	const struct {
+		const char *name;
+		long long v;
+	} ints[] = {{"sets_complete", f->sets_complete}, {"sets_failed", f->sets_failed},
+		    {"pages", f->pages},		 {"rows", f->rows},
+		    {"referring_domains", f->referring_domains},
+		    {"total_count", f->total_count}};
+	char num[48];
+
+	for (size_t i = 0; i < ETL_ARRAY_LEN(ints); i++)
+		if (ints[i].v >= 0)
+			json_object_object_add(o, ints[i].name, json_object_new_int64(ints[i].v));
+	if (f->cost_usd >= 0) {
+		snprintf(num, sizeof(num), "%.4f", f->cost_usd);
+		json_object_object_add(o, "cost_usd", json_object_new_double_s(f->cost_usd, num));
+	}
+	if (f->duration_seconds >= 0) {
+		snprintf(num, sizeof(num), "%.3f", f->duration_seconds);
+		json_object_object_add(o, "duration_seconds",
+				       json_object_new_double_s(f->duration_seconds, num));
+	}
+}
+
+static void emit(enum log_level level, const char *set, const struct log_fields *f,
+		 const char *fmt, va_list ap)
 {
 	static const char *const text_names[] = {"error: ", "warning: ", "", ""};
 	static const char *const json_names[] = {"error", "warning", "info", "debug"};
@@ -148,6 +175,8 @@ static void emit(enum log_level level, const char *set, const char *fmt, va_list
 		if (set)
 			json_object_object_add(o, "target_set", json_object_new_string(set));
 		json_object_object_add(o, "message", json_object_new_string(msg));
+		if (f)
+			add_fields(o, f);
 		fprintf(stderr, "%s\n",
 			json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 							  JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -174,7 +203,7 @@ void log_set_msg(enum log_level level, const char *set, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	emit(level, set, fmt, ap);
+	emit(level, set, NULL, fmt, ap);
 	va_end(ap);
 }
 
@@ -183,7 +212,17 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	emit(level, NULL, fmt, ap);
+	emit(level, NULL, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void log_fields_msg(enum log_level level, const char *set, const struct log_fields *f,
+		    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit(level, set, f, fmt, ap);
 	va_end(ap);
 }
 
@@ -214,6 +253,16 @@ static void summary(char *buf, size_t len, const struct progress *p)
 		 "sets %zu/%zu, pages %lld/%lld, rows %lld, in flight %d, $%.4f, elapsed %.0f s, ETA %s",
 		 p->sets_done, p->sets_total, p->pages_done, p->pages_planned, p->rows, p->in_flight,
 		 p->cost_usd, p->elapsed, eta);
+}
+
+/* The progress line's numbers as JSON fields (struct log_fields). */
+static void progress_fields(const struct progress *p, struct log_fields *f)
+{
+	f->sets_complete = (long long)p->sets_done;
+	f->pages = p->pages_done;
+	f->rows = p->rows;
+	f->cost_usd = p->cost_usd;
+	f->duration_seconds = p->elapsed;
 }
 
 static void draw_live(void)
@@ -251,11 +300,13 @@ void progress_update(const struct progress *p)
 			pthread_mutex_unlock(&emit_lock);
 		}
 	} else if (now - progress_last >= progress_interval) {
+		struct log_fields f = LOG_FIELDS_NONE;
 		char line[256];
 
 		progress_last = now;
 		summary(line, sizeof(line), p);
-		log_info("progress: %s", line);
+		progress_fields(p, &f);
+		log_fields_msg(LOG_INFO, NULL, &f, "progress: %s", line);
 	}
 }
 
@@ -270,5 +321,10 @@ void progress_finish(const struct progress *p)
 	progress_on = 0;
 	progress_live = 0;
 	summary(line, sizeof(line), p);
-	log_info("done: %s", line);
+	{
+		struct log_fields f = LOG_FIELDS_NONE;
+
+		progress_fields(p, &f);
+		log_fields_msg(LOG_INFO, NULL, &f, "done: %s", line);
+	}
 }

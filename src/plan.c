@@ -108,8 +108,8 @@ void plan_print(const struct job *job, char *const *only, size_t n_only, FILE *o
 		cost += est.cost_usd;
 		n++;
 	}
-	fprintf(out, "\ntotal: %zu target sets, at most %lld requests, %lld rows, $%.4f\n", n, pages,
-		rows, cost);
+	fprintf(out, "\ntotal: %zu target set%s, at most %lld requests, %lld rows, $%.4f\n", n,
+		n == 1 ? "" : "s", pages, rows, cost);
 	if (job->max_cost_usd > 0)
 		fprintf(out, "job max_cost_usd $%.4f: %s\n", job->max_cost_usd,
 			cost > job->max_cost_usd

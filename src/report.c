@@ -336,12 +336,38 @@ void report_json_print(json_object *doc, FILE *out)
 	fputc('\n', out);
 }
 
+/*
+ * Costs are shown as the ledger sums them: numeric(14,6) per page, so every
+ * sum is a whole number of micro-dollars. Rounding that number half up to
+ * four decimals (as PostgreSQL's round() does) makes the log, `runs`, the
+ * run's last line and the tables print one figure; printf's rounding of the
+ * nearest double would print $0.0644 for a ledger's $0.06445.
+ */
+static long long tenth_mills(double usd)
+{
+	long long micro = llround(usd * 1e6);
+
+	return micro < 0 ? 0 : (micro + 50) / 100;
+}
+
+void report_format_usd(char *buf, size_t size, double usd)
+{
+	long long t = tenth_mills(usd);
+
+	snprintf(buf, size, "$%lld.%04lld", t / 10000, t % 10000);
+}
+
+double report_round_usd(double usd)
+{
+	return (double)tenth_mills(usd) / 10000.0;
+}
+
 void report_format_cost(char *buf, size_t size, const char *text)
 {
 	if (!text)
 		snprintf(buf, size, "-");
 	else
-		snprintf(buf, size, "$%.4f", strtod(text, NULL));
+		report_format_usd(buf, size, strtod(text, NULL));
 }
 
 /* ---- the report ---- */
@@ -624,11 +650,11 @@ int report_run(const struct report_options *opt, FILE *out, struct etl_error *er
 	size_t n = 0, i;
 	int rc;
 
-	if ((rc = job_load_file(opt->job_path, &job, err)) != 0)
+	/* the database's credentials only: report never calls the API */
+	if ((rc = job_load_file_for(opt->job_path, JOB_NEED_DB, &job, err)) != 0)
 		goto out;
 	if (opt->set && !job_find_set(job, opt->set)) {
-		rc = etl_fail(err, ETL_EUSAGE, "%s: --set %s: no target set of that name",
-			      opt->job_path, opt->set);
+		rc = job_no_such_set(job, "--set", opt->set, err);
 		goto out;
 	}
 	if ((rc = db_connect(job->db.url, job->db.schema, 0, &conn, err)) != 0)

@@ -10,6 +10,7 @@
  */
 #include "run.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +23,10 @@
 #include "load.h"
 #include "loader.h"
 #include "log.h"
+#include "metrics.h"
 #include "migrate.h"
 #include "plan.h"
+#include "report.h"
 #include "retry.h"
 #include "transform.h"
 
@@ -47,13 +50,17 @@ struct set_state {
 	int complete_before;          /* this run finished the set in an earlier process */
 	int finished;                 /* outcome recorded in the database */
 	int finishing;                /* its outcome is on its way to the database */
+	char *stopped;                /* owned: a cost ceiling's message: issue nothing more, end
+				       * with what is loaded (complete if that is the whole answer) */
 	char *error;                  /* owned: why the set failed, NULL if it did not */
 	struct loaded_page *loaded;   /* owned: pages loaded by an earlier process */
 	size_t n_loaded;
 	long long pages, rows;        /* loaded by this process */
+	long long items;              /* referring domains of those pages (max_rows counts these) */
 	double cost;                  /* charged for the pages this process settled */
 	double spent;                 /* charged for every answer of this run, earlier processes too */
 	double reserved;              /* worst case of its pages in flight */
+	long long requests, retries;  /* sent by this process, for the metrics file */
 };
 
 /* One page in flight; the fetch request's `user`. */
@@ -86,7 +93,89 @@ struct run_ctx {
 	double spent, reserved;       /* the run's, as for a set */
 	char *ceiling_msg;            /* owned: set when the job's cost ceiling stopped the run */
 	int locked;                   /* conn holds the job's lock */
+	int attempt;                  /* this process's etl_run_attempt, 0 until recorded */
+	int interrupted;              /* the signal that stopped the run, 0 if none */
+	double t0;                    /* when this process began the run (mono_now()) */
+	double wall0;                 /* the same in seconds since the epoch, for metrics */
+	long long requests, retries;  /* sent by this process */
 };
+
+/*
+ * SIGTERM and SIGINT ask the run to stop: the handler only notes the
+ * signal, and the fetching loop stops issuing, lets the pages being loaded
+ * commit, records the run `interrupted` and exits 143 or 130 (README "Exit
+ * status"). SA_RESETHAND: a second signal ends the process at once.
+ */
+static volatile sig_atomic_t run_signal;
+
+static void on_signal(int sig)
+{
+	run_signal = sig;
+}
+
+static void signals_catch(struct sigaction old[2])
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESETHAND | SA_RESTART; /* libpq and curl retry on EINTR */
+	sigemptyset(&sa.sa_mask);
+	run_signal = 0;
+	sigaction(SIGTERM, &sa, &old[0]);
+	sigaction(SIGINT, &sa, &old[1]);
+}
+
+static void signals_restore(const struct sigaction old[2])
+{
+	sigaction(SIGTERM, &old[0], NULL);
+	sigaction(SIGINT, &old[1], NULL);
+}
+
+/* Stops the run on a signal: nothing more is sent, what is loading commits. */
+static void check_signal(struct run_ctx *rc)
+{
+	int sig = run_signal;
+
+	if (!sig || rc->interrupted)
+		return;
+	rc->interrupted = sig;
+	if (!rc->abort_msg)
+		rc->abort_msg = xasprintf("interrupted by %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	log_warn("%s: stopping: no more requests; %zu in flight dropped, pages being loaded are "
+		 "committed first; `run --snapshot-date %s` continues the run",
+		 sig == SIGINT ? "SIGINT" : "SIGTERM",
+		 fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher), rc->snapshot_date);
+}
+
+int run_check_date(const char *s, char *why, size_t len)
+{
+	static const char *const months[] = {"January", "February", "March",	 "April",
+					     "May",	"June",	    "July",	 "August",
+					     "September", "October", "November", "December"};
+	int y, m, d, days;
+	char tail;
+
+	if (run_valid_date(s))
+		return 1;
+	if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-' ||
+	    strspn(s, "0123456789-") != 10 || sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3) {
+		snprintf(why, len, "not a date of the form YYYY-MM-DD\nhint: e.g. 2026-02-28");
+		return 0;
+	}
+	if (y < 1970)
+		snprintf(why, len, "before 1970");
+	else if (m < 1 || m > 12)
+		snprintf(why, len, "there is no month %02d\nhint: the form is YYYY-MM-DD", m);
+	else {
+		days = m == 2 ? (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) ? 29 : 28)
+		       : m == 4 || m == 6 || m == 9 || m == 11 ? 30
+							    : 31;
+		snprintf(why, len, "no such day: %s %d has %d days\nhint: the last is %04d-%02d-%02d",
+			 months[m - 1], y, days, y, m, days);
+	}
+	return 0;
+}
 
 int run_valid_date(const char *s)
 {
@@ -190,22 +279,36 @@ static void submit(struct run_ctx *rc, struct set_state *s, long long offset, in
 	req = fetch_req_new(plan_request_body(rc->job, s->def, offset, limit), pj);
 	req->keep_wire = rc->job->archive;
 	s->in_flight++;
+	s->requests++;
+	rc->requests++;
 	log_set_msg(LOG_DEBUG, s->def->name, "request offset %lld limit %d", offset, limit);
 	fetcher_add(rc->fetcher, req);
 }
 
 static void set_fail(struct set_state *s, const char *msg);
 
-/* What a set stopped at `offset` leaves unfetched, for the ceiling's message. */
+/*
+ * What a set stopped by a cost ceiling leaves unfetched from `offset` on:
+ * the pages below min(total_count, max_rows) not loaded (by this process or
+ * an earlier one), counted as plan.c pages them. Owned by the caller.
+ */
 static char *unfetched(const struct set_state *s, long long offset)
 {
-	long long end = s->def->max_rows;
+	long long pages = 0, items = 0, o;
+	int limit;
 
-	if (s->total >= 0 && s->total < end)
-		end = s->total;
 	if (s->total < 0)
-		return xasprintf("left unfetched: the whole set (up to %lld rows)", end);
-	return xasprintf("left unfetched: offsets %lld to %lld (%lld rows)", offset, end, end - offset);
+		return xasprintf("left unfetched: the whole set (its total_count is unknown; "
+				 "max_rows %lld)",
+				 s->def->max_rows);
+	for (o = offset; (limit = plan_page_limit(s->def, o, s->total)) > 0; o += s->def->limit)
+		if (!is_loaded(s, o, NULL)) {
+			pages++;
+			items += limit;
+		}
+	return xasprintf("left unfetched: %lld page%s from offset %lld (%lld referring "
+			 "domain%s of total_count %lld)",
+			 pages, pages == 1 ? "" : "s", offset, items, items == 1 ? "" : "s", s->total);
 }
 
 /* Whether spent, the worst case held and `own` more would pass cap (0: none). */
@@ -215,43 +318,55 @@ static int over_ceiling(double cap, double spent, double reserved, double own)
 }
 
 /*
+ * A ceiling stops a set from issuing: what is in flight still lands, and
+ * maybe_finish_set() decides, once nothing is, whether what it has is the
+ * whole answer (published) or not (failed, saying what is left).
+ */
+static void stop_set(struct set_state *s, const char *why)
+{
+	if (!s->stopped && !s->error && !s->finished && !s->complete_before)
+		s->stopped = xstrdup(why);
+}
+
+/*
  * The cost ceilings: a page goes out only if what was spent, the worst case
  * of what is in flight and its own worst case stay within the job's and its
  * set's max_cost_usd. Returns 0 and stops the set (or every set, for the
  * job's ceiling) when they would not.
  */
-static int within_budget(struct run_ctx *rc, struct set_state *s, long long offset, int limit)
+static int within_budget(struct run_ctx *rc, struct set_state *s, int limit)
 {
 	double own = plan_cost(1, limit), cap;
-	char *left, *msg;
+	char spent[32], held[32], *msg;
 	size_t i;
 
 	cap = rc->job->max_cost_usd;
 	if (over_ceiling(cap, rc->spent, rc->reserved, own)) {
-		if (!rc->ceiling_msg)
-			rc->ceiling_msg = xasprintf("the job's cost ceiling max_cost_usd $%.4f stopped the "
-						    "run: spent $%.4f",
-						    cap, rc->spent + rc->reserved);
-		for (i = 0; i < rc->n_sets; i++) {
-			struct set_state *o = &rc->sets[i];
-
-			if (o->finished || o->error || o->complete_before)
-				continue;
-			left = unfetched(o, o == s ? offset : o->next_offset);
-			msg = xasprintf("%s; %s", rc->ceiling_msg, left);
-			set_fail(o, msg);
-			free(left);
-			free(msg);
+		if (!rc->ceiling_msg) {
+			rc->ceiling_msg = xasprintf("the job's cost ceiling max_cost_usd $%.4f stopped "
+						    "the run",
+						    cap);
+			report_format_usd(spent, sizeof(spent), rc->spent);
+			report_format_usd(held, sizeof(held), rc->reserved);
+			log_warn("cost ceiling max_cost_usd $%.4f reached: %s charged, up to %s for "
+				 "the requests in flight; no more requests are sent",
+				 cap, spent, held);
 		}
+		for (i = 0; i < rc->n_sets; i++)
+			stop_set(&rc->sets[i], rc->ceiling_msg);
 		return 0;
 	}
 	cap = s->def->max_cost_usd;
 	if (over_ceiling(cap, s->spent, s->reserved, own)) {
-		left = unfetched(s, offset);
-		msg = xasprintf("the set's cost ceiling max_cost_usd $%.4f stopped it: spent $%.4f; %s",
-				cap, s->spent + s->reserved, left);
-		set_fail(s, msg);
-		free(left);
+		if (!s->stopped) {
+			report_format_usd(spent, sizeof(spent), s->spent);
+			log_set_msg(LOG_WARN, s->def->name,
+				    "cost ceiling max_cost_usd $%.4f of the set reached: %s charged; "
+				    "no more requests for it",
+				    cap, spent);
+		}
+		msg = xasprintf("the set's cost ceiling max_cost_usd $%.4f stopped it", cap);
+		stop_set(s, msg);
 		free(msg);
 		return 0;
 	}
@@ -272,14 +387,16 @@ static void fill(struct run_ctx *rc)
 		int limit;
 
 		rc->rr = (rc->rr + 1) % rc->n_sets;
-		limit = next_page(s, &offset);
+		limit = s->stopped ? 0 : next_page(s, &offset);
 		if (limit == 0) {
 			idle++;
 			continue;
 		}
 		idle = 0;
-		if (within_budget(rc, s, offset, limit))
+		if (within_budget(rc, s, limit))
 			submit(rc, s, offset, limit);
+		else
+			s->next_offset = offset; /* not issued: still to fetch */
 	}
 }
 
@@ -494,19 +611,27 @@ static int db_submit(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 /* Records the set's outcome once nothing of it is in flight or left to issue. */
 static int maybe_finish_set(struct run_ctx *rc, struct set_state *s, struct etl_error *err)
 {
-	long long dummy;
 	struct db_msg *m;
 
 	if (s->finished || s->finishing || s->complete_before || s->in_flight > 0)
 		return 0;
 	if (!s->error && !rc->abort_msg) {
 		/* nothing more to issue? (next_page advances only past loaded pages) */
-		long long save = s->next_offset;
-		int limit = next_page(s, &dummy);
+		long long save = s->next_offset, offset;
+		int limit = next_page(s, &offset);
 
-		if (limit != 0) {
-			s->next_offset = save;
+		s->next_offset = save;
+		if (limit != 0 && !s->stopped)
 			return 0;
+		if (limit != 0) {
+			/* a ceiling stopped it short of its whole answer */
+			char *left = unfetched(s, offset), *msg, cost[32];
+
+			report_format_usd(cost, sizeof(cost), s->spent);
+			msg = xasprintf("%s: %s charged for this set; %s", s->stopped, cost, left);
+			set_fail(s, msg);
+			free(left);
+			free(msg);
 		}
 	}
 	if (rc->abort_msg && !s->error)
@@ -516,6 +641,25 @@ static int maybe_finish_set(struct run_ctx *rc, struct set_state *s, struct etl_
 	m->total = s->total;
 	m->error = s->error ? xstrdup(s->error) : NULL;
 	return db_submit(rc, m, err);
+}
+
+/* A set's line when it completes; its cost is what its ledger rows sum (spent). */
+static void log_set_complete(const struct set_state *s)
+{
+	struct log_fields f = LOG_FIELDS_NONE;
+	char cost[32];
+
+	f.total_count = s->total;
+	f.referring_domains = s->items;
+	f.rows = s->rows;
+	f.pages = s->pages;
+	f.cost_usd = report_round_usd(s->spent);
+	report_format_usd(cost, sizeof(cost), s->spent);
+	log_fields_msg(LOG_INFO, s->def->name, &f,
+		    "complete: total_count %lld; this process loaded %lld referring domain%s "
+		    "(%lld table row%s) in %lld page%s, %s",
+		    s->total, s->items, s->items == 1 ? "" : "s", s->rows, s->rows == 1 ? "" : "s",
+		    s->pages, s->pages == 1 ? "" : "s", cost);
 }
 
 /*
@@ -549,6 +693,7 @@ static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 		}
 		s->pages++;
 		s->rows += m->rec.rows;
+		s->items += (long long)m->n_items;
 		log_set_msg(LOG_DEBUG, s->def->name, "offset %lld: %zu items, %zu rows loaded",
 			    m->rec.offset, m->n_items, m->batch.n_rows);
 		break;
@@ -565,13 +710,16 @@ static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 				    "%lld expected (min of total_count and max_rows); the API "
 				    "repeated some on several pages",
 				    m->outcome.domains, m->outcome.expected);
-		if (s->error)
-			log_set_msg(LOG_WARN, s->def->name, "failed: %s", s->error);
+		if (s->error) {
+			struct log_fields f = LOG_FIELDS_NONE;
+
+			f.pages = s->pages;
+			f.rows = s->rows;
+			f.cost_usd = report_round_usd(s->spent);
+			log_fields_msg(LOG_WARN, s->def->name, &f, "failed: %s", s->error);
+		}
 		else
-			log_set_msg(LOG_INFO, s->def->name,
-				    "complete: total_count %lld, %lld rows in %lld pages this process, "
-				    "$%.4f",
-				    s->total, s->rows, s->pages, s->cost);
+			log_set_complete(s);
 		break;
 	}
 	{
@@ -755,6 +903,10 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 		log_set_msg(LOG_WARN, s->def->name, "%s (attempt %d of %d; retrying in %.1f s)", why,
 			    pj->attempts, rc->job->api.max_attempts, wait);
 		pj->attempts++;
+		s->requests++;
+		s->retries++;
+		rc->requests++;
+		rc->retries++;
 		reserve(rc, pj, plan_cost(1, pj->limit));
 		req->not_before = mono_now() + wait;
 		fetcher_add(rc->fetcher, req);
@@ -788,7 +940,7 @@ static void progress_of(const struct run_ctx *rc, double started, struct progres
 	memset(p, 0, sizeof(*p));
 	p->sets_total = rc->n_sets;
 	p->in_flight = (int)fetcher_in_flight(rc->fetcher);
-	p->cost_usd = rc->spent;
+	p->cost_usd = report_round_usd(rc->spent); /* printed as the ledger's figure is */
 	p->elapsed = mono_now() - started;
 	for (i = 0; i < rc->n_sets; i++) {
 		const struct set_state *s = &rc->sets[i];
@@ -798,7 +950,7 @@ static void progress_of(const struct run_ctx *rc, double started, struct progres
 			end = s->total;
 		p->pages_done += done;
 		p->rows += s->rows;
-		if (s->finished || s->complete_before || s->error || s->ended) {
+		if (s->finished || s->complete_before || s->error || s->ended || s->stopped) {
 			p->pages_planned += done + s->in_flight;
 			p->sets_done += s->finished || s->complete_before;
 		} else {
@@ -838,16 +990,15 @@ static int check_options(const struct run_options *opt, const struct job *job,
 	char tomorrow[16];
 	size_t i;
 
+	char why[160];
+
 	for (i = 0; i < opt->n_only; i++)
 		if (!job_find_set(job, opt->only[i]))
-			return etl_fail(err, ETL_EUSAGE, "%s: --only %s: no target set of that name",
-					opt->job_path, opt->only[i]);
+			return job_no_such_set(job, "--only", opt->only[i], err);
 	if (!opt->snapshot_date)
 		return 0;
-	if (!run_valid_date(opt->snapshot_date))
-		return etl_fail(err, ETL_EUSAGE,
-				"--snapshot-date %s: not a date of the form YYYY-MM-DD",
-				opt->snapshot_date);
+	if (!run_check_date(opt->snapshot_date, why, sizeof(why)))
+		return etl_fail(err, ETL_EUSAGE, "--snapshot-date %s: %s", opt->snapshot_date, why);
 	/* A date in the future is a typo or a wrong clock: its run would sort
 	 * after every real night (retention counts from the earlier of the two
 	 * anyway). One day ahead is allowed for time zones east of UTC. */
@@ -858,6 +1009,70 @@ static int check_options(const struct run_options *opt, const struct job *job,
 				"hint: snapshot dates are UTC dates of nights that have happened",
 				opt->snapshot_date, tomorrow);
 	return 0;
+}
+
+/*
+ * Runs of this job still `running` while we hold its lock belong to
+ * processes that are gone (SIGKILL, a crash): they become `abandoned`, their
+ * counters taken from the ledger (sql/013_run_attempts.sql).
+ */
+static int abandon_dead_runs(struct run_ctx *rc, struct etl_error *err)
+{
+	const char *params[1] = {rc->job->name};
+	PGresult *res = NULL;
+	int ret, n;
+
+	ret = db_query(rc->conn, "SELECT abandon_runs($1)", 1, params, &res, err);
+	if (ret != 0)
+		return ret;
+	n = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (n > 0)
+		log_warn("%d earlier run%s of job %s marked abandoned: %s process ended without "
+			 "recording an outcome (see `runs`)",
+			 n, n == 1 ? "" : "s", rc->job->name, n == 1 ? "its" : "their");
+	return 0;
+}
+
+/* Records this process as the run's next attempt. */
+static int attempt_begin(struct run_ctx *rc, struct etl_error *err)
+{
+	char id[24], pid[16], host[256] = "";
+	const char *params[3] = {id, host, pid};
+	PGresult *res = NULL;
+	int ret;
+
+	snprintf(id, sizeof(id), "%lld", rc->run_id);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	gethostname(host, sizeof(host) - 1);
+	ret = db_query(rc->conn, "SELECT begin_attempt($1, $2, $3)", 3, params, &res, err);
+	if (ret != 0)
+		return ret;
+	rc->attempt = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * Ends this process's attempt with the run's status and error, its figures
+ * from the ledger. Best effort: after a database failure the connection may
+ * be gone, and the next run marks the attempt abandoned instead.
+ */
+static void attempt_end(struct run_ctx *rc, const char *status, const char *error)
+{
+	char id[24], n[16];
+	const char *params[4] = {id, n, status, error};
+	struct etl_error err = {0, ""};
+
+	if (!rc->attempt || !rc->conn || PQstatus(rc->conn) != CONNECTION_OK)
+		return;
+	snprintf(id, sizeof(id), "%lld", rc->run_id);
+	snprintf(n, sizeof(n), "%d", rc->attempt);
+	db_rollback(rc->conn);
+	if (db_query(rc->conn, "SELECT finish_attempt($1, $2, $3, $4)", 4, params, NULL, &err) != 0)
+		log_warn("recording the end of attempt %d of run %lld: %s", rc->attempt, rc->run_id,
+			 err.msg);
+	rc->attempt = 0;
 }
 
 /* Connects, takes the job's lock, records its sets and starts (or resumes) the run. */
@@ -883,12 +1098,18 @@ static int open_run(struct run_ctx *rc, const struct run_options *opt, long long
 	rc->locked = 1;
 	if ((ret = load_prepare(rc->conn, err)) != 0)
 		return ret;
+	/* before a run is started or continued: drop_stale_pending() would
+	 * discard what a dead run loaded before its counters are taken */
+	if ((ret = abandon_dead_runs(rc, err)) != 0)
+		return ret;
 	if ((ret = load_register_sets(rc->conn, job, ids, err)) != 0)
 		return ret;
 	if ((ret = load_start_run(rc->conn, job, rc->snapshot_date, opt->fresh, &rc->run_id,
 				  &result->resumed, err)) != 0)
 		return ret;
 	result->run_id = rc->run_id;
+	if ((ret = attempt_begin(rc, err)) != 0)
+		return ret;
 	log_set_context(job->name, rc->run_id);
 	log_info("run %lld of job %s, snapshot %s%s", rc->run_id, job->name, rc->snapshot_date,
 		 result->resumed ? " (continuing an unfinished run)" : "");
@@ -928,8 +1149,8 @@ static int open_sets(struct run_ctx *rc, const struct run_options *opt, const lo
 		adopt_loaded(s);
 		rc->spent += s->spent;
 		if (s->n_loaded)
-			log_set_msg(LOG_INFO, s->def->name, "%zu pages already loaded by this run",
-				    s->n_loaded);
+			log_set_msg(LOG_INFO, s->def->name, "%zu page%s already loaded by this run",
+				    s->n_loaded, s->n_loaded == 1 ? "" : "s");
 	}
 	return 0;
 }
@@ -952,7 +1173,8 @@ static int fetch_all(struct run_ctx *rc, double started, struct etl_error *err)
 		return ret; /* cannot be: the run's own connection is one */
 	log_debug("loading on %d connection%s", rc->n_conns, rc->n_conns == 1 ? "" : "s");
 	rc->loader = loader_start(RUN_LOAD_QUEUE, rc->n_conns, exec_msg, wake_fetcher, rc);
-	while (!rc->abort_msg) {
+	/* a signal is looked at once per turn: at most the 500 ms of fetcher_next() */
+	for (check_signal(rc); !rc->abort_msg; check_signal(rc)) {
 		struct fetch_req *req;
 		struct progress prog;
 
@@ -1005,6 +1227,34 @@ stop_loader:
 	return ret;
 }
 
+/*
+ * The run's pages loaded, rows and cost as its ledger sums them, every
+ * process of the run included: the figures load_finish_run() writes into
+ * etl_run, so the run's last line says what `runs` will.
+ */
+static int ledger_totals(struct run_ctx *rc, struct run_result *result, struct etl_error *err)
+{
+	char id[24];
+	const char *params[1] = {id};
+	PGresult *res = NULL;
+	int ret;
+
+	snprintf(id, sizeof(id), "%lld", rc->run_id);
+	ret = db_query(rc->conn,
+		       "SELECT count(*) FILTER (WHERE status = 'loaded'), coalesce(sum(rows), 0),"
+		       " coalesce(sum(cost_usd), 0)::text FROM etl_page WHERE run_id = $1",
+		       1, params, &res, err);
+	if (ret != 0)
+		return ret;
+	result->pages = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	result->rows = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	result->cost_usd = strtod(PQgetvalue(res, 0, 2), NULL);
+	result->counted = 1;
+	result->duration_seconds = mono_now() - rc->t0;
+	PQclear(res);
+	return 0;
+}
+
 /* Ends the sets still open, then the run with its status; retention after a full success. */
 static int finish_run(struct run_ctx *rc, struct run_result *result, struct etl_error *err)
 {
@@ -1020,7 +1270,8 @@ static int finish_run(struct run_ctx *rc, struct run_result *result, struct etl_
 
 		if (!s->finished && !s->complete_before) {
 			s->in_flight = 0;
-			if (!s->error)
+			/* a set a ceiling stopped is judged by what it loaded */
+			if (!s->error && (!s->stopped || rc->abort_msg))
 				set_fail(s, rc->abort_msg ? rc->abort_msg : "stopped before it finished");
 			if ((ret = maybe_finish_set(rc, s, err)) != 0)
 				return ret;
@@ -1029,25 +1280,41 @@ static int finish_run(struct run_ctx *rc, struct run_result *result, struct etl_
 			n_failed++;
 		else
 			n_done++;
-		result->pages += s->pages;
-		result->rows += s->rows;
-		result->cost_usd += s->cost;
 	}
 	result->sets_complete = n_done;
 	result->sets_failed = n_failed;
-	/* A run stopped by its cost ceiling is partial by definition: it did
-	 * what the budget allowed. */
-	status = n_failed == 0                            ? "succeeded"
-		 : rc->abort_msg                          ? "failed"
-		 : rc->ceiling_msg || n_done > 0          ? "partial"
-							  : "failed";
-	if (n_failed)
-		msg = rc->abort_msg     ? xstrdup(rc->abort_msg)
-		      : rc->ceiling_msg ? xasprintf("%s; %zu of %zu target sets not finished",
-						    rc->ceiling_msg, n_failed, rc->n_sets)
-					: xasprintf("%zu of %zu target sets failed", n_failed, rc->n_sets);
+	/* The figures are the ledger's, as etl_run will hold them. */
+	if ((ret = ledger_totals(rc, result, err)) != 0)
+		return ret;
+	/* README "Exit status": partial (3) when some set completed, failed (1)
+	 * when none did or a run-wide error (credentials, payment) stopped it;
+	 * a cost ceiling is no exception. */
+	status = rc->interrupted                 ? "interrupted"
+		 : n_failed == 0                 ? "succeeded"
+		 : rc->abort_msg || n_done == 0 ? "failed"
+						  : "partial";
+	if (n_failed && rc->abort_msg) {
+		msg = xstrdup(rc->abort_msg);
+	} else if (n_failed && rc->ceiling_msg) {
+		char cost[32];
+
+		report_format_usd(cost, sizeof(cost), result->cost_usd);
+		msg = xasprintf("%s: %s charged; %zu of %zu target set%s not finished",
+				rc->ceiling_msg, cost, n_failed, rc->n_sets, rc->n_sets == 1 ? "" : "s");
+	} else if (n_failed) {
+		msg = xasprintf("%zu of %zu target set%s failed", n_failed, rc->n_sets,
+				rc->n_sets == 1 ? "" : "s");
+	}
 	ret = load_finish_run(rc->conn, rc->run_id, status, msg, err);
-	if (ret == 0 && n_failed)
+	if (ret == 0)
+		attempt_end(rc, status, msg);
+	if (ret == 0 && rc->interrupted)
+		ret = etl_fail(err, rc->interrupted == SIGINT ? ETL_ESIGINT : ETL_ESIGTERM,
+			       "run %lld interrupted: %zu of %zu target set%s complete; pages loaded "
+			       "are kept\nhint: `intersect-etl run %s --snapshot-date %s` continues it",
+			       rc->run_id, n_done, rc->n_sets, rc->n_sets == 1 ? "" : "s",
+			       rc->job->path, rc->snapshot_date);
+	else if (ret == 0 && n_failed)
 		ret = etl_fail(err, strcmp(status, "partial") == 0 ? ETL_EPARTIAL : ETL_EFAIL,
 			       "run %lld %s: %s", rc->run_id, status, msg);
 	/* Retention only after a run that published every set: a failing job
@@ -1060,6 +1327,89 @@ static int finish_run(struct run_ctx *rc, struct run_result *result, struct etl_
 	}
 	free(msg);
 	return ret;
+}
+
+static double wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The sets as the run's ledger has them (etl_run_set), with this process's requests. */
+static void metrics_sets(struct run_ctx *rc, struct metrics_run *m)
+{
+	char id[24];
+	const char *params[1] = {id};
+	struct etl_error err = {0, ""};
+	PGresult *res = NULL;
+	int i;
+
+	snprintf(id, sizeof(id), "%lld", rc->run_id);
+	if (!rc->run_id || !rc->conn || PQstatus(rc->conn) != CONNECTION_OK ||
+	    db_query(rc->conn,
+		     "SELECT t.name, rs.status, rs.pages, rs.rows, rs.cost_usd FROM etl_run_set rs"
+		     " JOIN target_set t USING (target_set_id) WHERE rs.run_id = $1"
+		     " ORDER BY t.name COLLATE \"C\"",
+		     1, params, &res, &err) != 0)
+		return;
+	m->sets = xcalloc((size_t)PQntuples(res) + 1, sizeof(*m->sets));
+	for (i = 0; i < PQntuples(res); i++) {
+		struct metrics_set *ms = &m->sets[m->n_sets++];
+
+		ms->name = xstrdup(PQgetvalue(res, i, 0));
+		ms->status = xstrdup(PQgetvalue(res, i, 1));
+		ms->pages = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+		ms->rows = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+		ms->cost_usd = strtod(PQgetvalue(res, i, 4), NULL);
+		for (size_t k = 0; k < rc->n_sets; k++)
+			if (strcmp(rc->sets[k].def->name, ms->name) == 0) {
+				ms->requests = rc->sets[k].requests;
+				ms->retries = rc->sets[k].retries;
+			}
+	}
+	PQclear(res);
+}
+
+/*
+ * The metrics file, at the end of every run that read its job, a failed
+ * one too (metrics.h). A file that cannot be written is a warning: the
+ * run's own outcome stands, and a stale end time is what alerts then.
+ */
+static void write_metrics(struct run_ctx *rc, const char *path, struct run_result *result,
+			  int ret)
+{
+	struct metrics_run m;
+	struct etl_error err = {0, ""};
+
+	memset(&m, 0, sizeof(m));
+	m.job = rc->job->name;
+	m.run_id = rc->run_id;
+	m.snapshot_date = rc->snapshot_date;
+	m.status = rc->interrupted       ? "interrupted"
+		   : ret == 0            ? "succeeded"
+		   : ret == ETL_EPARTIAL ? "partial"
+					 : "failed";
+	m.exit_status = ret;
+	m.start_time = rc->wall0;
+	if (!result->counted && rc->run_id && rc->conn && PQstatus(rc->conn) == CONNECTION_OK) {
+		db_rollback(rc->conn);
+		if (ledger_totals(rc, result, &err) != 0)
+			result->counted = 0;
+	}
+	m.pages = result->pages;
+	m.rows = result->rows;
+	m.cost_usd = result->cost_usd;
+	m.requests = rc->requests;
+	m.retries = rc->retries;
+	metrics_sets(rc, &m);
+	m.end_time = wall_now();
+	if (metrics_write(path, &m, &err) != 0)
+		log_warn("%s", err.msg);
+	else
+		log_debug("metrics written to %s", path);
+	metrics_free_sets(&m);
 }
 
 /* Frees what the run holds; the job's lock is released before its connection closes. */
@@ -1077,6 +1427,7 @@ static void run_free(struct run_ctx *rc)
 	}
 	for (i = 0; i < rc->n_sets; i++) {
 		free(rc->sets[i].error);
+		free(rc->sets[i].stopped);
 		free(rc->sets[i].loaded);
 	}
 	free(rc->sets);
@@ -1108,12 +1459,16 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 	struct job *job = NULL;
 	long long *ids = NULL;
 	char today[16], *url = NULL;
+	struct sigaction old_signals[2];
 	size_t i;
 	int ret;
 	double started;
 
 	memset(&rc, 0, sizeof(rc));
 	memset(result, 0, sizeof(*result));
+	rc.t0 = mono_now();
+	rc.wall0 = wall_now();
+	signals_catch(old_signals);
 	if ((ret = job_load_file(opt->job_path, &job, err)) != 0)
 		goto out;
 	if ((ret = check_options(opt, job, err)) != 0)
@@ -1146,11 +1501,20 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 	}
 	ret = finish_run(&rc, result, err);
 out:
-	if (ret != 0)
+	/* not for a run that found the job locked: the holder writes its own */
+	if (rc.job && ret != ETL_ELOCKED && (opt->metrics_file || job->metrics_file))
+		write_metrics(&rc, opt->metrics_file ? opt->metrics_file : job->metrics_file, result,
+			      ret);
+	if (ret != 0 && rc.attempt) {
 		load_fail_run(rc.conn, rc.run_id, err->msg);
+		attempt_end(&rc, "failed", err->msg);
+	} else if (ret != 0) {
+		load_fail_run(rc.conn, rc.run_id, err->msg);
+	}
 	run_free(&rc);
 	free(ids);
 	free(url);
 	job_free(job);
+	signals_restore(old_signals);
 	return ret;
 }

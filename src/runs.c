@@ -25,17 +25,32 @@
 	"       pages, failed_pages, rows, sets_complete, sets_failed,\n"                      \
 	"       cost_usd::float8::text, error, replay_of,\n"                                   \
 	"       to_char(started_at, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),\n"                      \
-	"       to_char(finished_at, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')\n"                      \
+	"       to_char(finished_at, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),\n"                     \
+	"       attempts, attempt_statuses, last_failure\n"                                   \
 	"FROM etl_run_summary\n"
 
 enum {
 	R_ID, R_JOB, R_DATE, R_STATUS, R_STARTED, R_FINISHED, R_DURATION, R_PAGES, R_FAILED_PAGES,
 	R_ROWS, R_SETS_COMPLETE, R_SETS_FAILED, R_COST, R_ERROR, R_REPLAY_OF, R_STARTED_ISO,
-	R_FINISHED_ISO
+	R_FINISHED_ISO, R_ATTEMPTS, R_ATTEMPT_STATUSES, R_LAST_FAILURE
+};
+
+/* Every attempt of one run (sql/013_run_attempts.sql), oldest first. */
+static const char attempts_sql[] =
+	"SELECT attempt, status, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS'),\n"
+	"       round(extract(epoch FROM finished_at - started_at), 3)::float8::text,\n"
+	"       pages, failed_pages, rows, cost_usd::float8::text, error,\n"
+	"       to_char(started_at, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),\n"
+	"       to_char(finished_at, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')\n"
+	"FROM etl_run_attempt WHERE run_id = $1::bigint ORDER BY attempt";
+enum {
+	A_NO, A_STATUS, A_STARTED, A_DURATION, A_PAGES, A_FAILED, A_ROWS, A_COST, A_ERROR,
+	A_STARTED_ISO, A_FINISHED_ISO
 };
 
 static const char list_sql[] = RUN_COLUMNS
-	"WHERE $1::text IS NULL OR job = $1\n"
+	"WHERE ($1::text IS NULL OR job = $1) AND ($3::text IS NULL OR status = $3)\n"
+	"  AND ($4::date IS NULL OR snapshot_date >= $4::date)\n"
 	"ORDER BY started_at DESC, run_id DESC\n"
 	"LIMIT $2::int";
 
@@ -58,6 +73,17 @@ static const char pages_sql[] =
 	"WHERE p.run_id = $1::bigint AND p.status = 'failed'\n"
 	"ORDER BY t.name COLLATE \"C\", p.page_offset";
 enum { P_SET, P_OFFSET, P_LIMIT, P_ATTEMPTS, P_HTTP, P_CODE, P_MESSAGE, P_ERROR, P_FINISHED_ISO };
+
+int runs_valid_status(const char *s)
+{
+	static const char *const statuses[] = {"running", "succeeded",   "partial",
+					       "failed",  "interrupted", "abandoned"};
+
+	for (size_t i = 0; i < ETL_ARRAY_LEN(statuses); i++)
+		if (strcmp(s, statuses[i]) == 0)
+			return 1;
+	return 0;
+}
 
 int runs_parse_id(const char *s, long long *id)
 {
@@ -121,19 +147,41 @@ static json_object *run_json(const PGresult *r, int i)
 	json_object_object_add(o, "cost_usd", report_json_number(cell(r, i, R_COST)));
 	json_object_object_add(o, "error", report_json_string(cell(r, i, R_ERROR)));
 	json_object_object_add(o, "replay_of", report_json_int(cell(r, i, R_REPLAY_OF)));
+	json_object_object_add(o, "attempts", report_json_int(cell(r, i, R_ATTEMPTS)));
+	json_object_object_add(o, "attempt_statuses",
+			       report_json_string(cell(r, i, R_ATTEMPT_STATUSES)));
+	json_object_object_add(o, "last_failure", report_json_string(cell(r, i, R_LAST_FAILURE)));
 	return o;
+}
+
+/*
+ * The ATTEMPTS cell: "1", or with more than one the outcomes in order,
+ * "2 (failed, succeeded)": a run mended by a later attempt shows its failure.
+ */
+static void format_attempts(char *buf, size_t size, const PGresult *r, int i)
+{
+	const char *n = cell(r, i, R_ATTEMPTS), *st = cell(r, i, R_ATTEMPT_STATUSES);
+
+	if (!n || strcmp(n, "0") == 0)
+		snprintf(buf, size, "-");
+	else if (strcmp(n, "1") == 0 || !st)
+		snprintf(buf, size, "%s", n);
+	else
+		snprintf(buf, size, "%s (%s)", n, st);
 }
 
 static void print_list_table(const PGresult *r, FILE *out)
 {
-	static const char *const head[] = {"RUN", "JOB", "SNAPSHOT", "STATUS", "STARTED (UTC)",
-					   "DURATION", "SETS", "PAGES", "FAILED", "ROWS", "COST",
+	static const char *const head[] = {"RUN",	    "JOB",	 "SNAPSHOT", "STATUS",
+					   "ATTEMPTS",	    "STARTED (UTC)", "DURATION", "SETS",
+					   "PAGES",	    "FAILED",	 "ROWS",     "COST",
 					   "ERROR"};
 	static const enum report_align align[] = {
-		REPORT_RIGHT, REPORT_LEFT,  REPORT_LEFT,  REPORT_LEFT,  REPORT_LEFT,  REPORT_RIGHT,
-		REPORT_RIGHT, REPORT_RIGHT, REPORT_RIGHT, REPORT_RIGHT, REPORT_RIGHT, REPORT_LEFT};
+		REPORT_RIGHT, REPORT_LEFT,  REPORT_LEFT,  REPORT_LEFT,	REPORT_LEFT,
+		REPORT_LEFT,  REPORT_RIGHT, REPORT_RIGHT, REPORT_RIGHT, REPORT_RIGHT,
+		REPORT_RIGHT, REPORT_RIGHT, REPORT_LEFT};
 	struct report_table *t = report_table_new(ETL_ARRAY_LEN(head), head, align);
-	char buf[64];
+	char buf[256];
 	int i;
 
 	for (i = 0; i < PQntuples(r); i++) {
@@ -144,6 +192,8 @@ static void print_list_table(const PGresult *r, FILE *out)
 		report_table_cell(t, cell(r, i, R_JOB));
 		report_table_cell(t, cell(r, i, R_DATE));
 		report_table_cell(t, cell(r, i, R_STATUS));
+		format_attempts(buf, sizeof(buf), r, i);
+		report_table_cell(t, buf);
 		report_table_cell(t, cell(r, i, R_STARTED));
 		format_duration(buf, sizeof(buf), cell(r, i, R_DURATION));
 		report_table_cell(t, buf);
@@ -167,12 +217,12 @@ static int show_list(PGconn *conn, const struct runs_options *opt, const char *j
 {
 	PGresult *r = NULL;
 	char limit[16];
-	const char *params[2] = {job, limit};
+	const char *params[4] = {job, limit, opt->status, opt->since};
 	json_object *doc, *arr;
 	int rc, i;
 
 	snprintf(limit, sizeof(limit), "%d", opt->limit);
-	if ((rc = db_query(conn, list_sql, 2, params, &r, err)) != 0)
+	if ((rc = db_query(conn, list_sql, 4, params, &r, err)) != 0)
 		return rc;
 	if (opt->format == REPORT_JSON) {
 		doc = json_object_new_object();
@@ -220,6 +270,9 @@ static void print_run_header(const PGresult *r, FILE *out)
 	fprintf(out, "pages     %s (%s failed)\n", field(r, R_PAGES), field(r, R_FAILED_PAGES));
 	fprintf(out, "rows      %s\n", field(r, R_ROWS));
 	fprintf(out, "cost      %s\n", cost);
+	v = cell(r, 0, R_ATTEMPTS);
+	if (v && strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+		fprintf(out, "attempts  %s: %s\n", v, field(r, R_ATTEMPT_STATUSES));
 	if ((v = cell(r, 0, R_ERROR))) {
 		char *safe = report_safe_text(v);
 
@@ -229,8 +282,68 @@ static void print_run_header(const PGresult *r, FILE *out)
 	free(job);
 }
 
-static void print_detail_table(const PGresult *run, const PGresult *sets, const PGresult *pages,
-			       FILE *out)
+/* A run's attempts, when there was more than one: which failed before which succeeded. */
+static void print_attempts_table(const PGresult *att, FILE *out)
+{
+	static const char *const head[] = {"ATTEMPT", "STATUS", "STARTED (UTC)", "DURATION",
+					   "PAGES",   "FAILED", "ROWS",		 "COST",
+					   "ERROR"};
+	static const enum report_align align[] = {REPORT_RIGHT, REPORT_LEFT,  REPORT_LEFT,
+						  REPORT_RIGHT, REPORT_RIGHT, REPORT_RIGHT,
+						  REPORT_RIGHT, REPORT_RIGHT, REPORT_LEFT};
+	struct report_table *t;
+	char buf[64];
+	int i;
+
+	if (PQntuples(att) < 2)
+		return;
+	t = report_table_new(ETL_ARRAY_LEN(head), head, align);
+	for (i = 0; i < PQntuples(att); i++) {
+		report_table_cell(t, cell(att, i, A_NO));
+		report_table_cell(t, cell(att, i, A_STATUS));
+		report_table_cell(t, cell(att, i, A_STARTED));
+		format_duration(buf, sizeof(buf), cell(att, i, A_DURATION));
+		report_table_cell(t, buf);
+		report_table_cell(t, cell(att, i, A_PAGES));
+		report_table_cell(t, cell(att, i, A_FAILED));
+		report_table_cell(t, cell(att, i, A_ROWS));
+		report_format_cost(buf, sizeof(buf), cell(att, i, A_COST));
+		report_table_cell(t, buf);
+		report_table_cell(t, cell(att, i, A_ERROR) ? cell(att, i, A_ERROR) : "");
+	}
+	fputc('\n', out);
+	report_table_print(t, out);
+	report_table_free(t);
+}
+
+static json_object *attempts_json(const PGresult *att)
+{
+	json_object *arr = json_object_new_array();
+	int i;
+
+	for (i = 0; i < PQntuples(att); i++) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "attempt", report_json_int(cell(att, i, A_NO)));
+		json_object_object_add(o, "status", report_json_string(cell(att, i, A_STATUS)));
+		json_object_object_add(o, "started_at",
+				       report_json_string(cell(att, i, A_STARTED_ISO)));
+		json_object_object_add(o, "finished_at",
+				       report_json_string(cell(att, i, A_FINISHED_ISO)));
+		json_object_object_add(o, "duration_seconds",
+				       report_json_number(cell(att, i, A_DURATION)));
+		json_object_object_add(o, "pages", report_json_int(cell(att, i, A_PAGES)));
+		json_object_object_add(o, "failed_pages", report_json_int(cell(att, i, A_FAILED)));
+		json_object_object_add(o, "rows", report_json_int(cell(att, i, A_ROWS)));
+		json_object_object_add(o, "cost_usd", report_json_number(cell(att, i, A_COST)));
+		json_object_object_add(o, "error", report_json_string(cell(att, i, A_ERROR)));
+		json_object_array_add(arr, o);
+	}
+	return arr;
+}
+
+static void print_detail_table(const PGresult *run, const PGresult *att, const PGresult *sets,
+			       const PGresult *pages, FILE *out)
 {
 	static const char *const sh[] = {"TARGET SET", "STATUS", "TOTAL", "PAGES", "ROWS",
 					 "COST", "ERROR"};
@@ -246,6 +359,7 @@ static void print_detail_table(const PGresult *run, const PGresult *sets, const 
 	int i;
 
 	print_run_header(run, out);
+	print_attempts_table(att, out);
 	fputc('\n', out);
 	t = report_table_new(ETL_ARRAY_LEN(sh), sh, sa);
 	for (i = 0; i < PQntuples(sets); i++) {
@@ -277,8 +391,8 @@ static void print_detail_table(const PGresult *run, const PGresult *sets, const 
 	report_table_free(t);
 }
 
-static void print_detail_json(const PGresult *run, const PGresult *sets, const PGresult *pages,
-			      FILE *out)
+static void print_detail_json(const PGresult *run, const PGresult *att, const PGresult *sets,
+			      const PGresult *pages, FILE *out)
 {
 	json_object *doc = json_object_new_object();
 	json_object *sarr = json_object_new_array();
@@ -286,6 +400,7 @@ static void print_detail_json(const PGresult *run, const PGresult *sets, const P
 	int i;
 
 	json_object_object_add(doc, "run", run_json(run, 0));
+	json_object_object_add(doc, "attempts", attempts_json(att));
 	json_object_object_add(doc, "target_sets", sarr);
 	json_object_object_add(doc, "failed_pages", parr);
 	for (i = 0; i < PQntuples(sets); i++) {
@@ -325,7 +440,7 @@ static void print_detail_json(const PGresult *run, const PGresult *sets, const P
 static int show_run(PGconn *conn, const struct runs_options *opt, const char *job,
 		    const char *schema, FILE *out, struct etl_error *err)
 {
-	PGresult *run = NULL, *sets = NULL, *pages = NULL;
+	PGresult *run = NULL, *att = NULL, *sets = NULL, *pages = NULL;
 	char id[24];
 	const char *params[2] = {id, job};
 	int rc;
@@ -337,20 +452,30 @@ static int show_run(PGconn *conn, const struct runs_options *opt, const char *jo
 		if (job)
 			rc = etl_fail(err, ETL_EFAIL, "run %s: no such run of job %s in schema %s", id,
 				      job, schema);
+		else if (!opt->schema)
+			/* the schema came from nowhere the user said: say so */
+			rc = etl_fail(err, ETL_EFAIL,
+				      "run %s: no such run in schema %s (the default: neither a JOB "
+				      "file nor --schema was given)\nhint: name the JOB file (`runs "
+				      "JOB %s`) or --schema SCHEMA to look where the job keeps its runs",
+				      id, schema, id);
 		else
 			rc = etl_fail(err, ETL_EFAIL, "run %s: no such run in schema %s", id, schema);
 		goto out;
 	}
+	if ((rc = db_query(conn, attempts_sql, 1, params, &att, err)) != 0)
+		goto out;
 	if ((rc = db_query(conn, sets_sql, 1, params, &sets, err)) != 0)
 		goto out;
 	if ((rc = db_query(conn, pages_sql, 1, params, &pages, err)) != 0)
 		goto out;
 	if (opt->format == REPORT_JSON)
-		print_detail_json(run, sets, pages, out);
+		print_detail_json(run, att, sets, pages, out);
 	else
-		print_detail_table(run, sets, pages, out);
+		print_detail_table(run, att, sets, pages, out);
 out:
 	PQclear(run);
+	PQclear(att);
 	PQclear(sets);
 	PQclear(pages);
 	return rc;
@@ -363,7 +488,8 @@ int runs_show(const struct runs_options *opt, FILE *out, struct etl_error *err)
 	const char *url, *schema, *name;
 	int rc;
 
-	if (opt->job_path && (rc = job_load_file(opt->job_path, &job, err)) != 0)
+	/* the database's credentials only: runs never calls the API */
+	if (opt->job_path && (rc = job_load_file_for(opt->job_path, JOB_NEED_DB, &job, err)) != 0)
 		goto out;
 	url = opt->database_url ? opt->database_url
 	      : job		? job->db.url

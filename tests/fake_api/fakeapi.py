@@ -70,6 +70,10 @@ PATHS = {
     "dataforseo": "/v3/backlinks/domain_intersection/live",
 }
 _BASES = {"aisa": "/apis/v1", "dataforseo": "/v3"}
+#: the provider's free account endpoint (GET; "not charged", appendix/user_data),
+#: which `intersect-etl check` asks to see that the credentials are accepted
+USER_DATA_PATHS = {"aisa": "/apis/v1/dataforseo/appendix/user_data",
+                   "dataforseo": "/v3/appendix/user_data"}
 
 VERSION_CURRENT = "0.1.20240801"
 VERSION_LEGACY = "0.1.20221214"  # responses archived before the 2023 change
@@ -840,6 +844,7 @@ class FakeServer:
         self._global_faults = []
         self._httpd = None
         self._thread = None
+        self.user_data = True  # False: answer the free endpoint 404, as a gateway without it
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -991,7 +996,24 @@ class FakeServer:
         entry["status"] = None if reply.drop else reply.status
         return reply
 
+    def _user_data_reply(self, handler, path, started):
+        """appendix/user_data: free of charge; the account, with no secret in it."""
+        profile = next(p for p, pp in USER_DATA_PATHS.items() if pp == path)
+        if handler.command != "GET" or not self.user_data:
+            return _Reply(404, _json_bytes(_top_error(40400, started)))
+        if not self._authorized(profile, handler.headers.get("Authorization")):
+            return self._unauthorized(profile, started)
+        result = [{"login": self.login, "timezone": "UTC",
+                   "money": {"total": 100.0, "balance": 42.5}}]
+        task = {"id": _task_id(), "status_code": 20000, "status_message": "Ok.",
+                "time": _secs(started), "cost": 0, "result_count": 1,
+                "path": ["v3", "appendix", "user_data"],
+                "data": {"api": "appendix", "function": "user_data"}, "result": result}
+        return _Reply(200, _json_bytes(_envelope(VERSION_CURRENT, started, 20000, "Ok.", 0, [task])))
+
     def _api_reply(self, handler, profile, raw, entry, started):
+        if entry["path"] in USER_DATA_PATHS.values():
+            return self._user_data_reply(handler, entry["path"], started)
         if profile is None or handler.command != "POST":
             return _Reply(404, _json_bytes(_top_error(40400, started)))
         if self.latency_ms:

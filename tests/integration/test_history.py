@@ -221,17 +221,18 @@ class HistoryTest(EtlTestCase):
         job = self.job(job_text(extra="max_cost_usd: 0.1", limit=100, concurrency=1))
         code, out, err = self.etl("plan", job)
         self.assertIn("job max_cost_usd $0.1000: below the worst case", out)
-        code, out, err = self.etl("run", job, "--migrate", "--snapshot-date", "2026-09-01", expect=3)
+        # no set completes: failed, exit 1 (README "Exit status")
+        code, out, err = self.etl("run", job, "--migrate", "--snapshot-date", "2026-09-01", expect=1)
         # spent + worst case of the next page must stay <= 0.10: 4 pages of 0.023
         self.assertEqual(len(self.fake.requests), 4)
         run = self.db.rows("SELECT status, cost_usd, error FROM dataforseo.etl_run")[0]
-        self.assertEqual(run["status"], "partial")
+        self.assertEqual(run["status"], "failed")
         self.assertAlmostEqual(float(run["cost_usd"]), 4 * 0.023, places=6)
-        self.assertIn("the job's cost ceiling max_cost_usd $0.1000 stopped the run: spent $0.0920", err)
-        self.assertIn("left unfetched", err)
+        self.assertIn("the job's cost ceiling max_cost_usd $0.1000 stopped the run: $0.0920 charged; "
+                      "2 of 2 target sets not finished", err)
         sets = self.db.rows("SELECT status, error FROM dataforseo.etl_run_set ORDER BY target_set_id")
         self.assertEqual([s["status"] for s in sets], ["failed", "failed"])
-        self.assertIn("left unfetched: offsets", sets[0]["error"])
+        self.assertRegex(sets[0]["error"], r"charged for this set; left unfetched: \d+ pages from offset")
 
     def test_set_cost_ceiling(self):
         self.scenarios(one=1000, two=300)
@@ -241,7 +242,8 @@ class HistoryTest(EtlTestCase):
         code, out, err = self.etl("run", job, "--migrate", "--snapshot-date", "2026-09-02", expect=3)
         one = [r for r in self.fake.requests if r["first_target"] == "hist-a.com"]
         self.assertEqual(len(one), 2)  # 0.023 + 0.023 + 0.023 > 0.05
-        self.assertIn("the set's cost ceiling max_cost_usd $0.0500 stopped it: spent $0.0460", err)
+        self.assertIn("the set's cost ceiling max_cost_usd $0.0500 stopped it: $0.0460 charged for this set; "
+                      "left unfetched: 8 pages from offset 200 (800 referring domains of total_count 1000)", err)
         sets = self.db.rows("SELECT t.name, s.status FROM dataforseo.etl_run_set s "
                             "JOIN dataforseo.target_set t USING (target_set_id) ORDER BY 1")
         self.assertEqual([(s["name"], s["status"]) for s in sets], [("one", "failed"), ("two", "complete")])

@@ -185,7 +185,8 @@ class HostileTest(EtlTestCase):
         self.fake.set_scenario("hostile-a.com", total_count=1000)
         code, out, err = self.etl("run", job, "--snapshot-date", "2026-07-06", expect=1)
         self.assertEqual(self.fake.requests, [])
-        self.assertIn("the set's cost ceiling max_cost_usd $0.0700 stopped it: spent $0.0690", err)
+        self.assertIn("the set's cost ceiling max_cost_usd $0.0700 stopped it: $0.0690 charged for this set; "
+                      "left unfetched: 8 pages from offset 100 (800 referring domains of total_count 1000)", err)
 
     def test_a_page_the_database_refuses_fails_its_set_not_the_run(self):
         """A value that passes every check of the transformer and that the

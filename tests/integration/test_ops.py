@@ -67,7 +67,9 @@ def cost(pages):
 
 
 def money(x):
-    return "$%.4f" % x
+    """As the program prints a cost: the ledger's micro-dollars half up to four decimals."""
+    tenth = (round(x * 1e6) + 50) // 100
+    return "$%d.%04d" % (tenth // 10000, tenth % 10000)
 
 
 def duration(s):
@@ -141,18 +143,18 @@ class OpsTest(EtlTestCase):
             (2, "2026-05-02", "partial", 1, 2, 4, 1, 600, cost([100, 100, 50, 100]), "1 of 2 target sets failed"),
             (1, "2026-05-01", "succeeded", 2, 2, 5, 0, 720, cost([100, 100, 100, 100, 20]), None),
         ]
-        rows = [[k[0], "ops", k[1], k[2], db[k[0]]["started"], duration(db[k[0]]["duration"]),
+        rows = [[k[0], "ops", k[1], k[2], "1", db[k[0]]["started"], duration(db[k[0]]["duration"]),
                  "%d/%d" % (k[3], k[4]), k[5], k[6], k[7], money(k[8]), k[9] or ""] for k in known]
-        head = ["RUN", "JOB", "SNAPSHOT", "STATUS", "STARTED (UTC)", "DURATION", "SETS", "PAGES",
+        head = ["RUN", "JOB", "SNAPSHOT", "STATUS", "ATTEMPTS", "STARTED (UTC)", "DURATION", "SETS", "PAGES",
                 "FAILED", "ROWS", "COST", "ERROR"]
-        want = table(head, {0, 5, 6, 7, 8, 9, 10}, rows)
+        want = table(head, {0, 6, 7, 8, 9, 10, 11}, rows)
         code, out, err = self.etl("runs", job)
         self.assertEqual(out, want)
         # every job of the schema, from the options alone; --limit; another job has none
         code, out, err = self.etl("runs", "--database-url", self.db.url, "--schema", "dataforseo")
         self.assertEqual(out, want)
         code, out, err = self.etl("runs", job, "--limit", "1")
-        self.assertEqual(out, table(head, {0, 5, 6, 7, 8, 9, 10}, rows[:1]))
+        self.assertEqual(out, table(head, {0, 6, 7, 8, 9, 10, 11}, rows[:1]))
         code, out, err = self.etl("runs", "--job", "nobody", "--database-url", self.db.url)
         self.assertEqual(out, "no runs\n")
 
@@ -162,7 +164,8 @@ class OpsTest(EtlTestCase):
             "started_at": db[k[0]]["started_iso"], "finished_at": db[k[0]]["finished_iso"],
             "duration_seconds": db[k[0]]["duration"], "pages": k[5], "failed_pages": k[6], "rows": k[7],
             "sets_complete": k[3], "sets_failed": k[4] - k[3], "cost_usd": k[8], "error": k[9],
-            "replay_of": None} for k in known]})
+            "replay_of": None, "attempts": 1, "attempt_statuses": k[2], "last_failure": k[9]}
+            for k in known]})
 
         # run 2 in detail: the failed set and its page, with the error it ended with
         page = self.db.rows("SELECT error FROM dataforseo.etl_page WHERE run_id = 2 AND status = 'failed'")

@@ -258,7 +258,7 @@ class ReliabilityTest(EtlTestCase):
         self.etl("run", job, "--fresh", "--snapshot-date", "2026-05-01")
         self.assertEqual(self.db.value("SELECT count(*) FROM dataforseo.domain_intersection_pending"), "0")
         self.assertEqual(self.db.value("SELECT string_agg(run_id || ':' || status, ',' ORDER BY run_id) "
-                                       "FROM dataforseo.etl_run"), "1:succeeded,2:running,3:succeeded")
+                                       "FROM dataforseo.etl_run"), "1:succeeded,2:abandoned,3:succeeded")
         self.assertEqual(table_dump(self.db), self.baseline())
 
     def test_two_runs_at_once_one_exits_locked(self):

@@ -328,15 +328,26 @@ class ViewsTest(EtlTestCase):
         # Run 5 was continued by the rerun: one run, the requests of both invocations.
         merged = {}
         for key, reqs, outcome in runs:
-            m = merged.setdefault(key, {"reqs": [], "outcome": outcome})
+            # night 5 ran twice (recorded as one), every other night once
+            m = merged.setdefault(key, {"reqs": [], "outcome": outcome, "invocations": 2 if key == 5 else 1})
             m["reqs"] += reqs
         self.assertEqual(len(got), len(merged))
+        # each invocation is an attempt (sql/013); duration is their working time
+        att = {r["run_id"]: r for r in self.db.rows(
+            "SELECT run_id, count(*) AS n, sum(extract(epoch FROM finished_at - started_at))::float8 AS secs,"
+            " string_agg(status, ', ' ORDER BY attempt) AS st,"
+            " (array_agg(error ORDER BY attempt DESC) FILTER (WHERE status <> 'succeeded'))[1] AS lf"
+            " FROM %s.etl_run_attempt GROUP BY run_id" % S)}
         want = []
         for (key, m), g in zip(sorted(merged.items()), got):
             firsts = [o[0] for o in m["outcome"].values()]
             failed = sum(1 for o in m["outcome"].values() if not o[3])
             t = table[g["run_id"]]
-            secs = (datetime.fromisoformat(t["finished_at"]) - datetime.fromisoformat(t["started_at"])).total_seconds()
+            a = att[g["run_id"]]
+            self.assertEqual(a["n"], m["invocations"])
+            secs = a["secs"]
+            self.assertLessEqual(secs, (datetime.fromisoformat(t["finished_at"])
+                                        - datetime.fromisoformat(t["started_at"])).total_seconds() + 1e-6)
             failed_pages = sum(1 for r in m["reqs"] if r["fault"]) if failed else 0
             want.append({
                 "run_id": g["run_id"], "job": "views", "snapshot_date": t["snapshot_date"],
@@ -348,7 +359,8 @@ class ViewsTest(EtlTestCase):
                 "rows": sum(served_rows(m["reqs"], f) for f in firsts),
                 "sets_complete": len(firsts) - failed, "sets_failed": failed,
                 "cost_usd": round(sum(served_cost(m["reqs"], f) for f in firsts), 6),
-                "error": t["error"], "replay_of": None})
+                "error": t["error"], "replay_of": None, "attempts": m["invocations"],
+                "attempt_statuses": a["st"], "last_failure": a["lf"]})
         for g in got:
             g["duration_seconds"] = round(g["duration_seconds"], 6)
             g["cost_usd"] = round(g["cost_usd"], 6)
@@ -356,6 +368,9 @@ class ViewsTest(EtlTestCase):
         self.assertEqual([g["snapshot_date"] for g in got], ["2026-01-0%d" % d for d in (1, 2, 3, 4, 5, 6, 6)])
         self.assertEqual([g["failed_pages"] for g in got], [0, 0, 0, 1, 0, 0, 1])
         self.assertTrue(all(g["error"] for g in got if g["status"] == "partial"))
+        # the failure of night 5's first attempt is on record, as are both attempts' times
+        self.assertEqual((got[4]["status"], got[4]["attempt_statuses"], got[4]["last_failure"]),
+                         ("succeeded", "partial, succeeded", "1 of 2 target sets failed"))
 
     def check_purged(self, ids):
         """Retention purges a date: gone from latest, history and the old table's view,

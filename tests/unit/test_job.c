@@ -261,8 +261,9 @@ static const struct {
 	{"retention_overflow.yaml", ETL_EUSAGE, "retention_overflow.yaml:7:19: retention.keep_snapshots: a string (\"7905747460161236407 weeks\") is more than the maximum of 36500 days (5214 weeks)\nhint: without the key, nothing is deleted"},
 	{"retention_weeks_max.yaml", ETL_EUSAGE, "retention_weeks_max.yaml:6:17: retention.keep_archive: a string (\"5215 weeks\") is more than the maximum of 36500 days"},
 	/* ${VAR} expansion */
-	{"env_unset.yaml", ETL_EUSAGE, "env_unset.yaml:8:10: target_sets[0].tag: environment variable ETL_TEST_UNSET is not set\nhint: set it, or give a default: ${ETL_TEST_UNSET:-default}"},
-	{"env_unset_plain.yaml", ETL_EUSAGE, "env_unset_plain.yaml:4:10: api.token: environment variable ETL_TEST_UNSET is not set"},
+	{"env_unset.yaml", ETL_EUSAGE, "env_unset.yaml:8:10: target_sets[0].tag: environment variable ETL_TEST_UNSET is not set\nhint: export ETL_TEST_UNSET, or write a default into the file: ${ETL_TEST_UNSET:-VALUE}"},
+	/* a secret's hint never suggests a default: it would sit in the file */
+	{"env_unset_plain.yaml", ETL_EUSAGE, "env_unset_plain.yaml:4:10: api.token: environment variable ETL_TEST_UNSET is not set\nhint: export ETL_TEST_UNSET in the environment that runs intersect-etl (cron: the line's env file; systemd: EnvironmentFile=), or keep the key in a file named by api.token_file / api.password_file"},
 	{"env_unterminated.yaml", ETL_EUSAGE, "env_unterminated.yaml:8:10: target_sets[0].tag: an unterminated ${ (no closing '}')\nhint: write $${ for a literal ${"},
 	{"env_bad_name.yaml", ETL_EUSAGE, "env_bad_name.yaml:8:10: target_sets[0].tag: a bad variable name after ${"},
 	{"env_empty_name.yaml", ETL_EUSAGE, "env_empty_name.yaml:8:10: target_sets[0].tag: a bad variable name after ${"},
@@ -825,6 +826,22 @@ static const struct {
 	{"api.example.com", NULL},
 	{"https://api.example.com/a b", NULL},
 	{"https://api.example.com/#x", NULL},
+	/* host and port (issue 17: an empty port passed validate, and the run went to port 80) */
+	{"http://127.0.0.1:/apis/v1", NULL},
+	{"https://api.example.com:/v1", NULL},
+	{"https://api.example.com:0/", NULL},
+	{"https://api.example.com:65536/", NULL},
+	{"https://api.example.com:443x/", NULL},
+	{"https://api.example.com:-1/", NULL},
+	{"https://api.example.com:443:1/", NULL},
+	{"https://api..example.com/", NULL},
+	{"https://.api.example.com/", NULL},
+	{"https://api.exa%mple.com/", NULL},
+	{"https://api_x.example.com/", "https://api_x.example.com"},
+	{"http://[::1/v1", NULL},
+	{"http://[::1]x/v1", NULL},
+	{"https://api.example.com:65535", "https://api.example.com:65535"},
+	{"http://localhost:1/", "http://localhost:1"},
 };
 
 static void test_base_urls(void)
@@ -857,6 +874,60 @@ static void test_base_urls(void)
 
 #define TOKEN_FILE_JOB \
 	"version: 1\njob: t\napi:\n  token_file: %s\ntarget_sets: [{name: a, targets: [a.com]}]\n"
+
+/*
+ * A command loads the credentials it uses only (job_load_file_for): an unset
+ * ${VAR} or an unreadable token_file in the API's credentials is no error
+ * for validate and plan (need 0) nor for runs and report (JOB_NEED_DB); the
+ * database's URL is for need 0 only. Each is an error for run (JOB_NEED_ALL).
+ */
+static void test_need(void)
+{
+	static const struct {
+		const char *yaml;
+		unsigned need;
+		const char *error; /* NULL: loads, with unset_env */
+		const char *unset;
+	} cases[] = {
+		{"api: {token: '${ETL_TEST_UNSET}'}\n", 0, NULL, "ETL_TEST_UNSET"},
+		{"api: {token: '${ETL_TEST_UNSET}'}\n", JOB_NEED_DB, NULL, "ETL_TEST_UNSET"},
+		{"api: {token: '${ETL_TEST_UNSET}'}\n", JOB_NEED_ALL, "api.token: environment variable ETL_TEST_UNSET is not set", NULL},
+		{"api: {token_file: /nonexistent/token}\n", 0, NULL, NULL},
+		{"api: {token_file: /nonexistent/token}\n", JOB_NEED_API, "api.token_file: cannot open /nonexistent/token", NULL},
+		{"api: {provider: dataforseo, login: '${ETL_TEST_UNSET}', password: '${ETL_TEST_UNSET2}'}\n", 0, NULL, "ETL_TEST_UNSET"},
+		{"api: {token: x}\ndatabase: {url: '${ETL_TEST_UNSET}'}\n", 0, NULL, "ETL_TEST_UNSET"},
+		{"api: {token: x}\ndatabase: {url: '${ETL_TEST_UNSET}'}\n", JOB_NEED_DB, "database.url: environment variable ETL_TEST_UNSET is not set\nhint: export ETL_TEST_UNSET in the environment", NULL},
+		/* a missing key is the file's error, whatever the command */
+		{"api: {provider: aisa}\n", 0, "api.token: provider aisa needs a non-empty token", NULL},
+		/* only credentials: any other unset variable stays an error */
+		{"api: {token: x, base_url: '${ETL_TEST_UNSET}'}\n", 0, "api.base_url: environment variable ETL_TEST_UNSET is not set", NULL},
+	};
+	char path[1024];
+
+	snprintf(path, sizeof(path), "%s/need.yaml", tmpdir);
+	for (size_t i = 0; i < ETL_ARRAY_LEN(cases); i++) {
+		char *yaml = xasprintf("version: 1\njob: t\n%starget_sets: [{name: a, targets: [a.com]}]\n",
+				       cases[i].yaml);
+		struct etl_error err = {0};
+		struct job *job = NULL;
+		int rc;
+
+		write_file(path, yaml, strlen(yaml));
+		rc = job_load_file_for(path, cases[i].need, &job, &err);
+		if (cases[i].error) {
+			CHECK_INT(rc, ETL_EUSAGE);
+			CHECK_CONTAINS(err.msg, cases[i].error);
+		} else {
+			CHECK_INT(rc, 0);
+			if (job && cases[i].unset)
+				CHECK_STR(job->unset_env, cases[i].unset);
+			else if (job)
+				CHECK(job->unset_env == NULL);
+		}
+		job_free(job);
+		free(yaml);
+	}
+}
 
 /* token_file / password_file: read, trailing whitespace stripped, relative to the job file. */
 static void test_secret_files(void)
@@ -1185,14 +1256,16 @@ static void test_io_errors(void)
 	struct etl_error err = {0};
 	struct job *job = NULL;
 
-	CHECK_INT(job_load_file(BAD "no-such-file.yaml", &job, &err), ETL_EFAIL);
+	/* a job file that is not there, or a directory, is a bad command line (2) */
+	CHECK_INT(job_load_file(BAD "no-such-file.yaml", &job, &err), ETL_EUSAGE);
 	CHECK(job == NULL);
-	CHECK_CONTAINS(err.msg, BAD "no-such-file.yaml: cannot open: No such file or directory");
-	CHECK_INT(err.code, ETL_EFAIL);
-	CHECK_INT(job_load_file(tmpdir, &job, &err), ETL_EFAIL);
-	CHECK_CONTAINS(err.msg, ": cannot read: Is a directory");
+	CHECK_CONTAINS(err.msg, BAD "no-such-file.yaml: cannot open the job file: No such file or "
+				    "directory\nhint: give the path of a job file (YAML)");
+	CHECK_INT(err.code, ETL_EUSAGE);
+	CHECK_INT(job_load_file(tmpdir, &job, &err), ETL_EUSAGE);
+	CHECK_CONTAINS(err.msg, ": a directory, not a job file");
 	/* NULL err is allowed: the status alone */
-	CHECK_INT(job_load_file(BAD "no-such-file.yaml", &job, NULL), ETL_EFAIL);
+	CHECK_INT(job_load_file(BAD "no-such-file.yaml", &job, NULL), ETL_EUSAGE);
 	CHECK_INT(job_load_string("x: 1\n", 5, "t.yaml", &job, NULL), ETL_EUSAGE);
 	job_free(NULL);
 }
@@ -1228,6 +1301,7 @@ int main(void)
 	test_snippets();
 	test_base_urls();
 	test_secret_files();
+	test_need();
 	test_binary_files();
 	test_large_files();
 	test_deep_nesting();
