@@ -79,6 +79,12 @@ void fetcher_start(struct fetcher *f);
  */
 struct fetch_req *fetcher_cancel_one(struct fetcher *f);
 
+/*
+ * While held, no request starts (those in flight go on): the scheduler holds
+ * its requests while it cannot show it still holds the job's lock.
+ */
+void fetcher_hold(struct fetcher *f, int held);
+
 /* Wakes fetcher_next from another thread (curl_multi_wakeup). */
 void fetcher_wakeup(struct fetcher *f);
 

@@ -36,6 +36,7 @@ struct fetcher {
 	CURL **pool;                  /* idle easy handles, reused */
 	size_t n_pool, cap_pool;
 	atomic_int woken;             /* fetcher_wakeup was called: return from fetcher_next */
+	int held;                     /* fetcher_hold: start nothing new */
 };
 
 double mono_now(void)
@@ -334,6 +335,8 @@ static double start_ready(struct fetcher *f)
 	double now = mono_now();
 	double wake = now + 3600;
 
+	if (f->held)
+		return now + 0.2; /* the caller lifts it from its own loop */
 	while ((int)f->n_running < f->concurrency && f->queue) {
 		struct fetch_req *r;
 
@@ -474,6 +477,11 @@ struct fetch_req *fetcher_cancel_one(struct fetcher *f)
 	if (r)
 		r->next = NULL;
 	return r;
+}
+
+void fetcher_hold(struct fetcher *f, int held)
+{
+	f->held = held;
 }
 
 void fetcher_wakeup(struct fetcher *f)

@@ -10,6 +10,7 @@
  */
 #include "run.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,8 @@ struct run_ctx {
 	double spent, reserved;       /* the run's, as for a set */
 	char *ceiling_msg;            /* owned: set when the job's cost ceiling stopped the run */
 	int locked;                   /* conn holds the job's lock */
+	atomic_int unfenced;          /* connections lost and not yet back with the job's lock:
+					 while any is, no request goes out */
 };
 
 int run_valid_date(const char *s)
@@ -263,7 +266,7 @@ static void fill(struct run_ctx *rc)
 {
 	size_t idle = 0;
 
-	while (!rc->abort_msg &&
+	while (!rc->abort_msg && atomic_load(&rc->unfenced) == 0 &&
 	       fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher) <
 		       (size_t)fetcher_concurrency(rc->fetcher) &&
 	       idle < rc->n_sets) {
@@ -291,8 +294,9 @@ static void set_fail(struct set_state *s, const char *msg)
 
 /*
  * A lost connection comes back with backoff, and with what the session had:
- * search_path, the job's lock (only the run's own connection holds it) and
- * the staging table.
+ * search_path, the job's lock (every writing connection shows it, and a
+ * connection that finds it taken over ends the run: ETL_ELOCKED) and the
+ * staging table.
  */
 static int reconnect(struct run_ctx *rc, PGconn *conn, int *attempt, struct etl_error *err)
 {
@@ -316,8 +320,8 @@ static int reconnect(struct run_ctx *rc, PGconn *conn, int *attempt, struct etl_
 	r = db_exec(conn, sql, err);
 	PQfreemem(ident);
 	free(sql);
-	if (r == 0 && conn == rc->conn)
-		r = load_lock_job(conn, rc->job->name, err);
+	if (r == 0)
+		r = load_lock_join(conn, err);
 	if (r == 0)
 		r = load_prepare(conn, err);
 	return r;
@@ -342,7 +346,12 @@ static int with_db(struct run_ctx *rc, int worker, int (*step)(struct run_ctx *,
 			return 0;
 		if (PQstatus(conn) == CONNECTION_BAD && attempt < RUN_DB_RETRIES) {
 			log_warn("database connection lost (%s); reconnecting", err->msg);
-			if ((r = reconnect(rc, conn, &attempt, err)) != 0)
+			/* the fetcher holds its requests until this connection
+			 * shows again that the run holds the job's lock */
+			atomic_fetch_add(&rc->unfenced, 1);
+			r = reconnect(rc, conn, &attempt, err);
+			atomic_fetch_sub(&rc->unfenced, 1);
+			if (r != 0)
 				return PQstatus(conn) == CONNECTION_OK ? r : ret;
 			attempt++; /* a server that keeps dropping us runs the budget out */
 			continue;
@@ -889,6 +898,8 @@ static int open_run(struct run_ctx *rc, const struct run_options *opt, long long
 				  &result->resumed, err)) != 0)
 		return ret;
 	result->run_id = rc->run_id;
+	if ((ret = load_lock_run(rc->conn, rc->run_id, err)) != 0)
+		return ret;
 	log_set_context(job->name, rc->run_id);
 	log_info("run %lld of job %s, snapshot %s%s", rc->run_id, job->name, rc->snapshot_date,
 		 result->resumed ? " (continuing an unfinished run)" : "");
@@ -962,6 +973,7 @@ static int fetch_all(struct run_ctx *rc, double started, struct etl_error *err)
 		progress_of(rc, started, &prog);
 		progress_update(&prog);
 		fill(rc);
+		fetcher_hold(rc->fetcher, atomic_load(&rc->unfenced) > 0);
 		req = fetcher_next(rc->fetcher, 500);
 		if (req) {
 			struct page_job *pj = req->user;
@@ -1146,7 +1158,8 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 	}
 	ret = finish_run(&rc, result, err);
 out:
-	if (ret != 0)
+	/* ETL_ELOCKED: the run is another process's now, or was never ours */
+	if (ret != 0 && ret != ETL_ELOCKED)
 		load_fail_run(rc.conn, rc.run_id, err->msg);
 	run_free(&rc);
 	free(ids);
