@@ -267,6 +267,7 @@ class RecoveryTest(EtlTestCase):
                 " usename, usesysid, application_name, now(), now()"
                 " FROM pg_stat_activity WHERE pid = pg_backend_pid()"
                 " ON CONFLICT (job) DO UPDATE SET token = EXCLUDED.token, holder_pid = EXCLUDED.holder_pid,"
+                " run_id = NULL, host = EXCLUDED.host, application = EXCLUDED.application,"
                 " backend_pid = EXCLUDED.backend_pid, backend_start = EXCLUDED.backend_start,"
                 " server_start = EXCLUDED.server_start, db_userid = EXCLUDED.db_userid" % S)
         return subprocess.Popen([os.path.join(pg["PG_BINDIR"], "psql"), "-X", "-q", "-h", pg["PGHOST"],
