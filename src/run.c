@@ -23,6 +23,7 @@
 #include "load.h"
 #include "loader.h"
 #include "log.h"
+#include "membudget.h"
 #include "migrate.h"
 #include "plan.h"
 #include "retry.h"
@@ -37,6 +38,9 @@
  * database is the slower side.
  */
 #define RUN_LOAD_QUEUE 2
+/* A pooled batch keeps its COPY buffer up to this size; a larger one (a
+ * hostile page) is freed with its message rather than held for nothing. */
+#define RUN_BATCH_KEEP ((size_t)4 * 1024 * 1024)
 
 struct set_state {
 	const struct target_set *def;
@@ -261,12 +265,23 @@ static int within_budget(struct run_ctx *rc, struct set_state *s, long long offs
 	return 1;
 }
 
+/*
+ * No request starts while the memory budget is spent (membudget.h), unless
+ * nothing is in flight or loading that would give room back.
+ */
+static int room_for_requests(struct run_ctx *rc)
+{
+	return membudget_fits(0) ||
+	       (fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher) == 0 &&
+		(!rc->loader || loader_outstanding(rc->loader) == 0));
+}
+
 /* Issues pages round-robin while the fetcher has room for more. */
 static void fill(struct run_ctx *rc)
 {
 	size_t idle = 0;
 
-	while (!rc->abort_msg && atomic_load(&rc->unfenced) == 0 &&
+	while (!rc->abort_msg && atomic_load(&rc->unfenced) == 0 && room_for_requests(rc) &&
 	       fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher) <
 		       (size_t)fetcher_concurrency(rc->fetcher) &&
 	       idle < rc->n_sets) {
@@ -385,6 +400,7 @@ struct db_msg {
 	struct set_outcome outcome; /* DB_FINISH_SET: what publishing did */
 	long long total;          /* DB_FINISH_SET */
 	size_t n_items;
+	size_t budget;            /* bytes of its batch counted in the memory budget */
 	struct etl_error err;     /* the outcome, when base.rc != 0 */
 };
 
@@ -413,6 +429,12 @@ static struct db_msg *msg_new(struct run_ctx *rc, enum db_op op, struct set_stat
 /* Frees what a message owns; its batch goes back to the pool. */
 static void msg_done(struct run_ctx *rc, struct db_msg *m)
 {
+	membudget_release(m->budget);
+	m->budget = 0;
+	if (m->batch.copy.cap > RUN_BATCH_KEEP) {
+		row_batch_free(&m->batch);
+		row_batch_init(&m->batch);
+	}
 	if (m->req)
 		fetch_req_free(m->req);
 	free(m->pj);
@@ -709,8 +731,10 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 	charge(rc, pj, &resp);
 	/* the parsed document owns its strings: a gzip body's decoded text is
 	 * not needed any more (the archive takes the bytes as they came) */
-	if (req->gzipped)
+	if (req->gzipped) {
 		sb_free(&req->response);
+		fetch_req_account(req);
+	}
 	v = retry_classify(req, req->curl_code == CURLE_OK ? &resp : NULL, &code);
 	if (v == VERDICT_OK) {
 		struct transform_ctx tc = {rc->snapshot_date, s->id, rc->run_id, pj->offset,
@@ -752,6 +776,8 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 			fetch_req_free(req);
 		req = NULL;
 		response_free(&resp);
+		m->budget = m->batch.copy.cap;
+		membudget_take(m->budget);
 		return db_submit(rc, m, err);
 	}
 	describe_failure(pj, req, &resp, &perr, why, sizeof(why));
@@ -787,6 +813,23 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 	response_free(&resp);
 	ret = db_submit(rc, m, err);
 	return ret;
+}
+
+/*
+ * A page that has arrived waits for room in the memory budget for its
+ * transform (its COPY text and parsed document: about twice its body) while
+ * loaded pages can give room back; with none outstanding it proceeds alone.
+ */
+static int wait_for_room(struct run_ctx *rc, const struct fetch_req *req, struct etl_error *err)
+{
+	struct loader_msg *lm;
+	int ret;
+
+	while (!membudget_fits(2 * req->response.len) && loader_outstanding(rc->loader) > 0)
+		if ((lm = loader_wait(rc->loader)) &&
+		    (ret = completed(rc, (struct db_msg *)lm, err)) != 0)
+			return ret;
+	return 0;
 }
 
 /* What the progress line shows, from the sets' state. */
@@ -985,6 +1028,11 @@ static int fetch_all(struct run_ctx *rc, double started, struct etl_error *err)
 			 * be added to every request's latency. */
 			fill(rc);
 			fetcher_start(rc->fetcher);
+			if ((ret = wait_for_room(rc, req, err)) != 0) {
+				free(req->user);
+				fetch_req_free(req);
+				goto stop_loader;
+			}
 			if ((ret = settle(rc, req, err)) != 0)
 				goto stop_loader;
 			continue;
@@ -1014,6 +1062,8 @@ stop_loader:
 	}
 	loader_stop(rc->loader, NULL);
 	rc->loader = NULL;
+	log_debug("memory budget: at most %zu MiB of %zu MiB held for pages",
+		  membudget_peak() >> 20, membudget_limit() >> 20);
 	return ret;
 }
 
