@@ -165,6 +165,16 @@ void fetcher_free(struct fetcher *f)
 	free(f);
 }
 
+/*
+ * Whether a body in flight may grow by n bytes: bodies in flight get half
+ * the memory budget, the other half is kept for pages that have arrived
+ * (their COPY text, about twice a body, and their loading).
+ */
+static int room_to_grow(size_t n)
+{
+	return membudget_fits(n + membudget_limit() / 2);
+}
+
 static size_t on_body(char *data, size_t size, size_t n, void *userp)
 {
 	struct fetch_req *r = userp;
@@ -180,7 +190,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
 	 * fetcher_next() resumes it. The oldest transfer never waits, so that
 	 * one always finishes and its page gives room back. */
 	if (to->len + len + 1 > to->cap && r != r->fetcher->oldest &&
-	    !membudget_fits(to->cap > len ? to->cap : len)) {
+	    !room_to_grow(to->cap > len ? to->cap : len)) {
 		r->paused = 1;
 		return CURL_WRITEFUNC_PAUSE;
 	}
@@ -356,7 +366,7 @@ static void resume_paused(struct fetcher *f)
 	for (r = f->running; r; r = r->next) {
 		struct strbuf *to = r->gzipped ? &r->wire : &r->response;
 
-		if (r->paused && (r == f->oldest || membudget_fits(to->cap ? to->cap : CURL_MAX_WRITE_SIZE))) {
+		if (r->paused && (r == f->oldest || room_to_grow(to->cap ? to->cap : CURL_MAX_WRITE_SIZE))) {
 			r->paused = 0;
 			curl_easy_pause(r->easy, CURLPAUSE_CONT); /* may pause it again at once */
 		}

@@ -645,41 +645,123 @@ static int write_ledger(PGconn *conn, const struct page_record *rec, long long s
 	return db_query(conn, ledger_sql, 18, params, NULL, err);
 }
 
+/* Bytes of COPY text gathered before they go to PQputCopyData. */
+#define COPY_PIECE (64u * 1024)
+
+/*
+ * COPY text written in pieces of COPY_PIECE: libpq copies what it is given
+ * into its output buffer, which never shrinks, so an archived body of 60 MiB
+ * sent as one parameter left every loading connection holding that much for
+ * the rest of the run (bench/hostile.py --overlap).
+ */
+struct copy_out {
+	PGconn *conn;
+	struct strbuf sb;
+	int failed;
+};
+
+static void co_flush(struct copy_out *co, int all)
+{
+	if (co->sb.len >= (all ? 1 : COPY_PIECE) && !co->failed) {
+		if (PQputCopyData(co->conn, co->sb.data, (int)co->sb.len) != 1)
+			co->failed = 1;
+		sb_reset(&co->sb);
+	}
+}
+
+/* A text value, escaped as COPY's text format wants it. */
+static void co_text(struct copy_out *co, const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (c == '\\' || c == '\n' || c == '\r' || c == '\t') {
+			sb_putc(&co->sb, '\\');
+			c = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : c;
+		}
+		sb_putc(&co->sb, c);
+		if (co->sb.len >= COPY_PIECE)
+			co_flush(co, 0);
+	}
+}
+
+/* A bytea value in hex ("\\x..." once escaped for COPY). */
+static void co_hex(struct copy_out *co, const unsigned char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	sb_puts(&co->sb, "\\\\x");
+	for (i = 0; i < len; i++) {
+		sb_putc(&co->sb, hex[s[i] >> 4]);
+		sb_putc(&co->sb, hex[s[i] & 15]);
+		if (co->sb.len >= COPY_PIECE)
+			co_flush(co, 0);
+	}
+}
+
 /*
  * The page's bodies, in the page's own transaction: archived exactly when
- * loaded. A gzip body goes in as received, as binary bytea (in text form it
- * would travel hex-encoded at twice its size); see sql/004_*.
+ * loaded. By COPY in pieces (see struct copy_out), a gzip body as the bytes
+ * received (sql/004_*); an earlier attempt's row of the page is replaced.
  */
 static int write_archive(PGconn *conn, const struct page_record *rec, struct etl_error *err)
 {
-	char v[4][24];
-	int gz = rec->response_gzip != NULL;
-	const char *params[7] = {v[0], v[1], v[2], v[3], rec->request_body,
-				 gz ? NULL : rec->response_body,
-				 gz ? (const char *)rec->response_gzip : NULL};
-	int lengths[7] = {0, 0, 0, 0, 0, gz ? 0 : (int)rec->response_len,
-			  gz ? (int)rec->response_gzip_len : 0};
-	int formats[7] = {0, 0, 0, 0, 0, 1, 1};
+	char v[3][24];
+	const char *params[3] = {v[0], v[1], v[2]};
+	struct copy_out co = {conn, {NULL, 0, 0}, 0};
+	PGresult *res;
+	int rc = 0;
 
-	if ((gz ? rec->response_gzip_len : rec->response_len) > INT_MAX)
-		return etl_fail(err, ETL_EFAIL, "a response body of %zu bytes is too large to archive",
-				gz ? rec->response_gzip_len : rec->response_len);
 	snprintf(v[0], sizeof(v[0]), "%lld", rec->run_id);
 	snprintf(v[1], sizeof(v[1]), "%lld", rec->target_set_id);
 	snprintf(v[2], sizeof(v[2]), "%lld", rec->offset);
-	snprintf(v[3], sizeof(v[3]), "%d", rec->limit);
-	/* text in binary format is its bytes: no copy to add a NUL */
-	return db_query_bin(conn,
-			    "INSERT INTO raw_page (run_id, target_set_id, page_offset, page_limit,"
-			    " request, body, body_gzip)"
-			    " VALUES ($1, $2, $3, $4, $5::jsonb, $6::text, $7::bytea)"
-			    " ON CONFLICT (run_id, target_set_id, page_offset) DO UPDATE SET"
-			    " page_limit = EXCLUDED.page_limit, request = EXCLUDED.request,"
-			    " body = EXCLUDED.body, body_gzip = EXCLUDED.body_gzip, fetched_at = now()",
-			    7, params, lengths, formats, 0, NULL, err);
+	if ((rc = db_query(conn,
+			   "DELETE FROM raw_page WHERE run_id = $1 AND target_set_id = $2"
+			   " AND page_offset = $3",
+			   3, params, NULL, err)) != 0)
+		return rc;
+	res = PQexec(conn, "COPY raw_page (run_id, target_set_id, page_offset, page_limit, request,"
+			   " body, body_gzip) FROM STDIN");
+	if (PQresultStatus(res) != PGRES_COPY_IN) {
+		etl_fail(err, ETL_EFAIL, "database error: cannot start COPY of the archive: %s",
+			 PQresultErrorMessage(res));
+		PQclear(res);
+		return ETL_EFAIL;
+	}
+	PQclear(res);
+	sb_printf(&co.sb, "%s\t%s\t%s\t%d\t", v[0], v[1], v[2], rec->limit);
+	co_text(&co, rec->request_body, strlen(rec->request_body));
+	sb_putc(&co.sb, '\t');
+	if (rec->response_gzip) {
+		sb_puts(&co.sb, "\\N\t");
+		co_hex(&co, rec->response_gzip, rec->response_gzip_len);
+	} else {
+		co_text(&co, rec->response_body, rec->response_len);
+		sb_puts(&co.sb, "\t\\N");
+	}
+	sb_putc(&co.sb, '\n');
+	co_flush(&co, 1);
+	sb_free(&co.sb);
+	if (co.failed)
+		rc = etl_fail(err, ETL_EFAIL, "database error: COPY of the archive failed: %s",
+			      PQerrorMessage(conn));
+	if (PQputCopyEnd(conn, rc ? "intersect-etl: sending the archive failed" : NULL) != 1 && !rc)
+		rc = etl_fail(err, ETL_EFAIL, "database error: COPY of the archive failed: %s",
+			      PQerrorMessage(conn));
+	while ((res = PQgetResult(conn))) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && !rc) {
+			db_note_sqlstate(res);
+			rc = etl_fail(err, ETL_EFAIL, "database error: COPY of the archive failed: %s",
+				      PQresultErrorMessage(res));
+		}
+		PQclear(res);
+	}
+	return rc;
 }
 
-#define COPY_PIECE (64u * 1024) /* bytes handed to PQputCopyData at a time */
 
 /*
  * COPYs the batch into `table` (an identifier, already safe to splice).
