@@ -9,6 +9,8 @@
  *     (libcurl's CURL_WRITEFUNC_PAUSE; TCP holds the rest at the sender)
  *     until loaded pages give theirs back, except the oldest transfer in
  *     flight, which always goes on, so that something always finishes;
+ *     bodies in flight get half the budget, the rest is for pages that
+ *     have arrived (fetch.c);
  *   - no new request starts while the budget is spent;
  *   - a page that has arrived is transformed only when its COPY text fits,
  *     or when nothing else can give room back (a page larger than the whole

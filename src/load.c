@@ -144,7 +144,7 @@ static char lock_token[33];    /* its token, hex */
  * restarted a moment ago (LOAD_LOCK_RESTART_GRACE): a restart ends every
  * session, but the holder's process is likely alive and reconnecting, and
  * answers it bought before the restart would otherwise be bought again by a
- * second run.
+ * second run. A row with a column missing (written by hand) is not alive.
  */
 #define LOCK_SESSION_ALIVE(l)                                                                   \
 	"(" l ".server_start = pg_catalog.pg_postmaster_start_time() AND EXISTS (SELECT 1 FROM"   \
@@ -153,8 +153,9 @@ static char lock_token[33];    /* its token, hex */
 	" AND (a.backend_start IS NULL OR a.backend_start = " l ".backend_start)))"
 #define LOCK_RESTART_UNTIL "(pg_catalog.pg_postmaster_start_time() + interval '" LOAD_LOCK_RESTART_GRACE "')"
 #define LOCK_ALIVE(l)                                                                           \
-	"(" l ".token IS NOT NULL AND (" LOCK_SESSION_ALIVE(l) " OR (" l ".server_start IS DISTINCT" \
-	" FROM pg_catalog.pg_postmaster_start_time() AND pg_catalog.now() < " LOCK_RESTART_UNTIL ")))"
+	"coalesce(" l ".token IS NOT NULL AND (" LOCK_SESSION_ALIVE(l) " OR (" l ".server_start IS"  \
+	" DISTINCT FROM pg_catalog.pg_postmaster_start_time() AND pg_catalog.now() < "             \
+	LOCK_RESTART_UNTIL ")), false)"
 
 /* Takes the row when it is free or its holder is gone; *got says whether it did. */
 static const char take_sql[] =
