@@ -266,8 +266,8 @@ def main():
                     help="peak RSS of whole runs with maximal answers at once (needs PostgreSQL)")
     ap.add_argument("--settings", type=settings, nargs="+", default=[(8, 2), (30, 8)],
                     metavar="CONC/CONNS", help="--overlap: concurrency/connections (default: 8/2 30/8)")
-    ap.add_argument("--rounds", type=int, default=2,
-                    help="--overlap: pages per run, as rounds of `concurrency` (default: 2)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="--overlap: pages per run, as rounds of `concurrency` (default: 1)")
     ap.add_argument("--verbose", action="store_true", help="--overlap: the budget's own peak too")
     args = ap.parse_args()
     if args.overlap:
