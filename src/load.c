@@ -670,19 +670,26 @@ static void co_flush(struct copy_out *co, int all)
 	}
 }
 
-/* A text value, escaped as COPY's text format wants it. */
+/* A text value, escaped as COPY's text format wants it; runs of plain bytes go in whole. */
 static void co_text(struct copy_out *co, const char *s, size_t len)
 {
-	size_t i;
+	size_t i = 0, run;
 
-	for (i = 0; i < len; i++) {
-		char c = s[i];
+	while (i < len) {
+		for (run = 0; i + run < len && run < COPY_PIECE; run++) {
+			char c = s[i + run];
 
-		if (c == '\\' || c == '\n' || c == '\r' || c == '\t') {
-			sb_putc(&co->sb, '\\');
-			c = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : c;
+			if (c == '\\' || c == '\n' || c == '\r' || c == '\t')
+				break;
 		}
-		sb_putc(&co->sb, c);
+		sb_append(&co->sb, s + i, run);
+		i += run;
+		if (i < len && run < COPY_PIECE) {
+			char c = s[i++];
+
+			sb_putc(&co->sb, '\\');
+			sb_putc(&co->sb, c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : c);
+		}
 		if (co->sb.len >= COPY_PIECE)
 			co_flush(co, 0);
 	}
