@@ -39,6 +39,9 @@ struct fetch_req {
 	double retry_after;           /* seconds from Retry-After; < 0 if none */
 	double started, seconds;      /* when it started, and how long it took */
 	/* private to fetch.c: */
+	size_t budget;                /* bytes it counts in the memory budget (membudget.h) */
+	int paused;                   /* its body waits for room in the budget */
+	struct fetcher *fetcher;      /* the fetcher running it */
 	CURL *easy;
 	int bad_encoding;             /* a Content-Encoding that was not asked for */
 	struct fetch_req *next;
@@ -55,6 +58,11 @@ void fetcher_free(struct fetcher *f);
 /* Allocates an empty request holding `body` (taken over: freed with the request). */
 struct fetch_req *fetch_req_new(char *body, void *user);
 void fetch_req_free(struct fetch_req *r);
+/*
+ * Counts in the process's memory budget what r's buffers hold now (after
+ * the caller freed one of them); fetch.c does so as bodies arrive.
+ */
+void fetch_req_account(struct fetch_req *r);
 
 /* Queues r (ownership passes to the fetcher until fetcher_next returns it). */
 void fetcher_add(struct fetcher *f, struct fetch_req *r);
@@ -78,6 +86,12 @@ void fetcher_start(struct fetcher *f);
  * aborted), for cleaning up after a run-wide stop; NULL when none is left.
  */
 struct fetch_req *fetcher_cancel_one(struct fetcher *f);
+
+/*
+ * While held, no request starts (those in flight go on): the scheduler holds
+ * its requests while it cannot show it still holds the job's lock.
+ */
+void fetcher_hold(struct fetcher *f, int held);
 
 /* Wakes fetcher_next from another thread (curl_multi_wakeup). */
 void fetcher_wakeup(struct fetcher *f);

@@ -71,12 +71,43 @@ int load_open_connections(const struct job_database *db, PGconn **conns, int *n,
 
 /* How long a taken job lock is tried again before ETL_ELOCKED (see load.c). */
 #define LOAD_LOCK_WAIT_MS 5000
+/*
+ * After a server restart, how long the holder of a job's lock is presumed
+ * alive and reconnecting (its reconnects wait 1, 2, 4, 8 s ... see run.c),
+ * though its sessions are gone.
+ */
+#define LOAD_LOCK_RESTART_GRACE "60 s"
 
 /*
- * Takes the job's session-level advisory lock. ETL_ELOCKED (with the
- * holder's run in the message) if another process holds it.
+ * Takes the job's lock (the job's row of etl_job_lock, sql/013_job_lock.sql) for this
+ * process, and shows it on conn as load_lock_join() does. ETL_ELOCKED, with
+ * the holder (database user, application, host, pid, since when, its run)
+ * in the message, if another process holds it; a role that may not write
+ * etl_job_lock cannot take it at all. One job's lock per process.
  */
 int load_lock_job(PGconn *conn, const char *job, struct etl_error *err) ETL_WUR;
+
+/*
+ * Shows the lock this process holds on another connection, or on one that
+ * came back after losing the server: only such a connection passes
+ * load_fence(). If the holder's session named in the row is gone (a server
+ * restart), this one vouches for the process from now on. ETL_ELOCKED
+ * (naming the new holder) when another process took the lock over meanwhile.
+ * Does nothing when this process holds no lock.
+ */
+int load_lock_join(PGconn *conn, struct etl_error *err) ETL_WUR;
+
+/*
+ * In the caller's transaction: checks that the job's lock still names this
+ * process, and keeps it so until the transaction ends (the row is locked FOR
+ * SHARE, so no takeover commits in between). ETL_ELOCKED if it does not:
+ * nothing may be written then. Every write of a run's pages and outcome
+ * goes through it (load.c); nothing to check without a lock.
+ */
+int load_fence(PGconn *conn, struct etl_error *err) ETL_WUR;
+
+/* Records the run the lock's holder runs, for the message of a run that finds it taken. */
+int load_lock_run(PGconn *conn, long long run_id, struct etl_error *err) ETL_WUR;
 
 /* Releases it (best effort), so a run started right after this one finds it free. */
 void load_unlock_job(PGconn *conn, const char *job);

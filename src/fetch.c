@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "gzip.h"
+#include "membudget.h"
 #include "redact.h"
 
 struct fetcher {
@@ -38,6 +39,9 @@ struct fetcher {
 	CURL **pool;                  /* idle easy handles, reused */
 	size_t n_pool, cap_pool;
 	atomic_int woken;             /* fetcher_wakeup was called: return from fetcher_next */
+	int held;                     /* fetcher_hold: start nothing new */
+	struct fetch_req *oldest;     /* the transfer in flight that may always grow its body
+					 (membudget.h); NULL when none is */
 };
 
 double mono_now(void)
@@ -106,10 +110,23 @@ struct fetch_req *fetch_req_new(char *body, void *user)
 	return r;
 }
 
+/* What r's buffers hold is what it counts in the memory budget. */
+void fetch_req_account(struct fetch_req *r)
+{
+	size_t now = r->response.cap + r->wire.cap;
+
+	if (now > r->budget)
+		membudget_take(now - r->budget);
+	else
+		membudget_release(r->budget - now);
+	r->budget = now;
+}
+
 void fetch_req_free(struct fetch_req *r)
 {
 	if (!r)
 		return;
+	membudget_release(r->budget);
 	free(r->body);
 	sb_free(&r->response);
 	sb_free(&r->wire);
@@ -155,6 +172,16 @@ void fetcher_free(struct fetcher *f)
 	free(f);
 }
 
+/*
+ * Whether a body in flight may grow by n bytes: bodies in flight get half
+ * the memory budget, the other half is kept for pages that have arrived
+ * (their COPY text, about twice a body, and their loading).
+ */
+static int room_to_grow(size_t n)
+{
+	return membudget_fits(n + membudget_limit() / 2);
+}
+
 static size_t on_body(char *data, size_t size, size_t n, void *userp)
 {
 	struct fetch_req *r = userp;
@@ -165,7 +192,17 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
 		return 0; /* libcurl fails the transfer; collect_done() says why */
 	if (to->len + len > FETCH_MAX_RESPONSE_BYTES)
 		return 0; /* libcurl fails the transfer with CURLE_WRITE_ERROR */
+	/* Room in the memory budget for the buffer to grow (it doubles), or
+	 * the transfer waits: libcurl keeps this chunk and calls again once
+	 * fetcher_next() resumes it. The oldest transfer never waits, so that
+	 * one always finishes and its page gives room back. */
+	if (to->len + len + 1 > to->cap && r != r->fetcher->oldest &&
+	    !room_to_grow(to->cap > len ? to->cap : len)) {
+		r->paused = 1;
+		return CURL_WRITEFUNC_PAUSE;
+	}
 	sb_append(to, data, len);
+	fetch_req_account(r);
 	return len;
 }
 
@@ -195,6 +232,7 @@ static void decode_body(struct fetch_req *r)
 	}
 	if (!r->keep_wire)
 		sb_free(&r->wire);
+	fetch_req_account(r);
 }
 
 /*
@@ -216,6 +254,7 @@ static void redact_body(struct fetch_req *r)
 	if (r->gzipped) {
 		sb_free(&r->wire);
 		r->gzipped = 0;
+		fetch_req_account(r);
 	}
 }
 
@@ -291,6 +330,8 @@ static CURL *easy_for(struct fetcher *f, struct fetch_req *r)
 	if (!e)
 		return NULL;
 	curl_easy_reset(e);
+	r->fetcher = f;
+	r->paused = 0;
 	curl_easy_setopt(e, CURLOPT_URL, f->url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->headers);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
@@ -340,6 +381,34 @@ void fetcher_add(struct fetcher *f, struct fetch_req *r)
 	f->n_queued++;
 }
 
+/* The oldest transfer in flight: the running list has the newest first. */
+static void find_oldest(struct fetcher *f)
+{
+	struct fetch_req *r;
+
+	f->oldest = f->running;
+	for (r = f->running; r; r = r->next)
+		f->oldest = r;
+}
+
+/*
+ * Resumes transfers paused for room in the memory budget (on_body) when
+ * there is room again, and the oldest one in any case.
+ */
+static void resume_paused(struct fetcher *f)
+{
+	struct fetch_req *r;
+
+	for (r = f->running; r; r = r->next) {
+		struct strbuf *to = r->gzipped ? &r->wire : &r->response;
+
+		if (r->paused && (r == f->oldest || room_to_grow(to->cap ? to->cap : CURL_MAX_WRITE_SIZE))) {
+			r->paused = 0;
+			curl_easy_pause(r->easy, CURLPAUSE_CONT); /* may pause it again at once */
+		}
+	}
+}
+
 /* Takes the first queued request whose not_before has passed, if any. */
 static struct fetch_req *dequeue_ready(struct fetcher *f, double now, double *soonest)
 {
@@ -369,6 +438,8 @@ static double start_ready(struct fetcher *f)
 	double now = mono_now();
 	double wake = now + 3600;
 
+	if (f->held)
+		return now + 0.2; /* the caller lifts it from its own loop */
 	while ((int)f->n_running < f->concurrency && f->queue) {
 		struct fetch_req *r;
 
@@ -399,6 +470,7 @@ static double start_ready(struct fetcher *f)
 		r->next = f->running;
 		f->running = r;
 		f->n_running++;
+		find_oldest(f);
 		/* The slot clock never runs ahead of now by more than one interval,
 		 * and never lags: an idle spell does not bank a burst. */
 		f->next_slot = (f->next_slot > now ? f->next_slot : now) + 60.0 / f->rate;
@@ -447,6 +519,7 @@ static struct fetch_req *collect_done(struct fetcher *f)
 		}
 		r->next = NULL;
 		f->n_running--;
+		find_oldest(f);
 		return r;
 	}
 	return NULL;
@@ -462,6 +535,7 @@ struct fetch_req *fetcher_next(struct fetcher *f, int max_wait_ms)
 		int still, wait_ms;
 
 		wake = start_ready(f);
+		resume_paused(f);
 		curl_multi_perform(f->multi, &still);
 		if ((done = collect_done(f)))
 			return done;
@@ -500,6 +574,7 @@ struct fetch_req *fetcher_cancel_one(struct fetcher *f)
 	if ((r = f->running)) {
 		f->running = r->next;
 		f->n_running--;
+		find_oldest(f);
 		curl_multi_remove_handle(f->multi, r->easy);
 		release_easy(f, r->easy);
 		r->easy = NULL;
@@ -512,6 +587,11 @@ struct fetch_req *fetcher_cancel_one(struct fetcher *f)
 	if (r)
 		r->next = NULL;
 	return r;
+}
+
+void fetcher_hold(struct fetcher *f, int held)
+{
+	f->held = held;
 }
 
 void fetcher_wakeup(struct fetcher *f)

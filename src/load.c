@@ -109,10 +109,11 @@ int load_open_connections(const struct job_database *db, PGconn **conns, int *n,
 		PGconn *c = NULL;
 		struct etl_error cerr;
 
-		if (db_connect(db->url, db->schema, 0, &c, &cerr) != 0 || load_prepare(c, &cerr) != 0) {
+		if (db_connect(db->url, db->schema, 0, &c, &cerr) != 0 || load_prepare(c, &cerr) != 0 ||
+		    load_lock_join(c, &cerr) != 0) {
 			if (c)
 				PQfinish(c);
-			if (*n == 0) {
+			if (*n == 0 || cerr.code == ETL_ELOCKED) {
 				*err = cerr;
 				return cerr.code ? cerr.code : ETL_EFAIL;
 			}
@@ -126,8 +127,111 @@ int load_open_connections(const struct job_database *db, PGconn **conns, int *n,
 	return 0;
 }
 
-/* Two int4 keys: a fixed class for this program, and the job's hash. */
-#define JOB_LOCK_KEY "1229866028, hashtext($1)"
+/*
+ * The job's lock is a row of etl_job_lock (sql/013_job_lock.sql) naming this process by
+ * a random token; only roles that may write that table can take it. A
+ * process runs one job, so the lock it holds is kept here: every connection
+ * that writes for the run shows it (load_lock_join(), as the session settings
+ * intersect_etl.job and intersect_etl.lock_token), and every write
+ * transaction checks that the row still names it (fence()). A connection
+ * that is new or came back after a restart has lost those settings, so it
+ * cannot write until it has joined again.
+ */
+static char *lock_job;         /* owned: the job whose lock this process holds, or NULL */
+static char lock_token[33];    /* its token, hex */
+
+/*
+ * Whether the holder of row `l` is alive. Its session (the backend it named)
+ * is still there: same pid, user and (where this role may see it)
+ * backend_start, on a server that has not restarted since. Or the server
+ * restarted a moment ago (LOAD_LOCK_RESTART_GRACE): a restart ends every
+ * session, but the holder's process is likely alive and reconnecting, and
+ * answers it bought before the restart would otherwise be bought again by a
+ * second run. A row with a column missing (written by hand) is not alive.
+ */
+#define LOCK_SESSION_ALIVE(l)                                                                   \
+	"(" l ".server_start = pg_catalog.pg_postmaster_start_time() AND EXISTS (SELECT 1 FROM"   \
+	" pg_catalog.pg_stat_activity a WHERE a.pid = " l ".backend_pid"                          \
+	" AND a.usesysid = " l ".db_userid"                                                        \
+	" AND (a.backend_start IS NULL OR a.backend_start = " l ".backend_start)))"
+#define LOCK_RESTART_UNTIL "(pg_catalog.pg_postmaster_start_time() + interval '" LOAD_LOCK_RESTART_GRACE "')"
+#define LOCK_ALIVE(l)                                                                           \
+	"coalesce(" l ".token IS NOT NULL AND (" LOCK_SESSION_ALIVE(l) " OR (" l ".server_start IS"  \
+	" DISTINCT FROM pg_catalog.pg_postmaster_start_time() AND pg_catalog.now() < "             \
+	LOCK_RESTART_UNTIL ")), false)"
+
+/* Takes the row when it is free or its holder is gone; *got says whether it did. */
+static const char take_sql[] =
+	"INSERT INTO etl_job_lock AS l (job, token, run_id, host, holder_pid, backend_pid,"
+	" backend_start, server_start, db_user, db_userid, application, since, heartbeat)"
+	" SELECT $1, $2, NULL, $3, $4::int, a.pid, a.backend_start,"
+	" pg_catalog.pg_postmaster_start_time(), session_user, a.usesysid, a.application_name,"
+	" pg_catalog.now(), pg_catalog.now()"
+	" FROM pg_catalog.pg_stat_activity a WHERE a.pid = pg_catalog.pg_backend_pid()"
+	" ON CONFLICT (job) DO UPDATE SET token = EXCLUDED.token, run_id = NULL,"
+	" host = EXCLUDED.host, holder_pid = EXCLUDED.holder_pid,"
+	" backend_pid = EXCLUDED.backend_pid, backend_start = EXCLUDED.backend_start,"
+	" server_start = EXCLUDED.server_start, db_user = EXCLUDED.db_user,"
+	" db_userid = EXCLUDED.db_userid, application = EXCLUDED.application,"
+	" since = EXCLUDED.since, heartbeat = EXCLUDED.heartbeat"
+	" WHERE NOT " LOCK_ALIVE("l") " RETURNING 1";
+
+/* Who holds the job's lock, for the message of a run that does not. */
+static const char holder_sql[] =
+	"SELECT l.run_id, r.snapshot_date, l.db_user, l.application, l.host, l.holder_pid,"
+	" l.backend_pid, pg_catalog.to_char(l.since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),"
+	" " LOCK_SESSION_ALIVE("l") ","
+	" pg_catalog.to_char(" LOCK_RESTART_UNTIL " AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
+	" FROM etl_job_lock l LEFT JOIN etl_run r ON r.run_id = l.run_id"
+	" WHERE l.job = $1 AND l.token IS NOT NULL";
+
+/*
+ * Says in err who holds job's lock (ETL_ELOCKED): `what` is how the message
+ * starts ("job J is already running" or the like).
+ */
+static int name_holder(PGconn *conn, const char *job, const char *what, struct etl_error *err)
+{
+	const char *params[1] = {job};
+	PGresult *res = NULL;
+	struct etl_error qerr;
+	const char *run;
+
+	if (db_query(conn, holder_sql, 1, params, &res, &qerr) != 0 || PQntuples(res) != 1) {
+		PQclear(res);
+		return etl_fail(err, ETL_ELOCKED, "%s (its holder has just let go of it)", what);
+	}
+	run = PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0);
+	etl_fail(err, ETL_ELOCKED,
+		 "%s%s%s%s%s%s: its lock is held by database user %s, application %s, host %s, "
+		 "pid %s (server pid %s), since %s UTC%s%s%s",
+		 what, run ? ": run " : "", run ? run : "", run ? " (snapshot " : "",
+		 run ? PQgetvalue(res, 0, 1) : "", run ? ")" : "", PQgetvalue(res, 0, 2),
+		 PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5),
+		 PQgetvalue(res, 0, 6), PQgetvalue(res, 0, 7),
+		 strcmp(PQgetvalue(res, 0, 8), "t") == 0 ? ""
+		 : "\ndetail: its session ended when the database server restarted; it may "
+		   "reconnect until ",
+		 strcmp(PQgetvalue(res, 0, 8), "t") == 0 ? "" : PQgetvalue(res, 0, 9),
+		 strcmp(PQgetvalue(res, 0, 8), "t") == 0 ? "" : " UTC, when the lock is free");
+	PQclear(res);
+	return ETL_ELOCKED;
+}
+
+/* A fresh random token, from the kernel's generator. */
+static void new_token(char *out)
+{
+	unsigned char raw[16];
+	size_t i;
+	FILE *f = fopen("/dev/urandom", "rb");
+
+	if (!f || fread(raw, 1, sizeof(raw), f) != sizeof(raw)) {
+		fprintf(stderr, "intersect-etl: cannot read /dev/urandom\n");
+		abort();
+	}
+	fclose(f);
+	for (i = 0; i < sizeof(raw); i++)
+		snprintf(out + 2 * i, 3, "%02x", raw[i]);
+}
 
 /*
  * The lock of a process that just exited stays held until its backend has
@@ -136,21 +240,24 @@ int load_open_connections(const struct job_database *db, PGconn **conns, int *n,
  * taken is tried again for up to LOAD_LOCK_WAIT_MS before giving up; a run
  * that is really alive holds it longer than that.
  */
-static int try_lock(PGconn *conn, const char *job, int *got, struct etl_error *err)
+static int try_lock(PGconn *conn, const char *job, const char *token, int *got,
+		    struct etl_error *err)
 {
-	const char *params[1] = {job};
+	char host[256] = "", pid[16];
+	const char *params[4] = {job, token, host, pid};
 	PGresult *res = NULL;
 	int waited, rc = 0;
 
+	gethostname(host, sizeof(host) - 1);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
 	*got = 0;
 	for (waited = 0; rc == 0; waited += 100) {
 		struct timespec ts = {0, 100 * 1000000L};
 
-		rc = db_query(conn, "SELECT pg_try_advisory_lock(" JOB_LOCK_KEY ")", 1, params, &res,
-			      err);
+		rc = db_query(conn, take_sql, 4, params, &res, err);
 		if (rc != 0)
 			break;
-		*got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		*got = PQntuples(res) == 1;
 		PQclear(res);
 		if (*got || waited >= LOAD_LOCK_WAIT_MS)
 			break;
@@ -159,40 +266,118 @@ static int try_lock(PGconn *conn, const char *job, int *got, struct etl_error *e
 	return rc;
 }
 
+/* Session settings a connection shows the lock with; set_config() is not transactional here. */
+static const char join_sql[] =
+	"WITH claim AS (UPDATE etl_job_lock l SET backend_pid = a.pid,"
+	"   backend_start = a.backend_start, server_start = pg_catalog.pg_postmaster_start_time(),"
+	"   db_userid = a.usesysid, heartbeat = pg_catalog.now()"
+	"   FROM pg_catalog.pg_stat_activity a WHERE a.pid = pg_catalog.pg_backend_pid()"
+	"   AND l.job = $1 AND l.token = $2 AND NOT " LOCK_SESSION_ALIVE("l") " RETURNING 1)"
+	" SELECT pg_catalog.set_config('intersect_etl.job', $1, false),"
+	" pg_catalog.set_config('intersect_etl.lock_token', $2, false),"
+	" EXISTS (SELECT 1 FROM etl_job_lock WHERE job = $1 AND token = $2),"
+	" (SELECT count(*) FROM claim)";
+
+int load_lock_join(PGconn *conn, struct etl_error *err)
+{
+	const char *params[2] = {lock_job, lock_token};
+	PGresult *res = NULL;
+	int rc, held;
+
+	if (!lock_job)
+		return 0; /* nothing to show: this process takes no lock */
+	if ((rc = db_query(conn, join_sql, 2, params, &res, err)) != 0)
+		return rc;
+	held = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+	if (held && strcmp(PQgetvalue(res, 0, 3), "1") == 0)
+		log_debug("the job's lock is vouched for by server pid %d now", PQbackendPID(conn));
+	PQclear(res);
+	if (held)
+		return 0;
+	rc = name_holder(conn, lock_job, "this run lost the job's lock to another process",
+			 err);
+	etl_error_prefix(err, "job %s: ", lock_job);
+	return rc;
+}
+
+int load_fence(PGconn *conn, struct etl_error *err)
+{
+	PGresult *res = NULL;
+	int rc, held;
+
+	if (!lock_job)
+		return 0;
+	rc = db_query(conn,
+		      "SELECT 1 FROM etl_job_lock"
+		      " WHERE job = pg_catalog.current_setting('intersect_etl.job', true)"
+		      " AND token = pg_catalog.current_setting('intersect_etl.lock_token', true)"
+		      " FOR SHARE",
+		      0, NULL, &res, err);
+	if (rc != 0)
+		return rc;
+	held = PQntuples(res) == 1;
+	PQclear(res);
+	if (held)
+		return 0;
+	rc = name_holder(conn, lock_job, "this run lost the job's lock to another process",
+			 err);
+	etl_error_prefix(err, "job %s: ", lock_job);
+	return rc;
+}
+
 void load_unlock_job(PGconn *conn, const char *job)
 {
-	const char *params[1] = {job};
+	const char *params[2] = {job, lock_token};
 
-	if (!conn || PQstatus(conn) != CONNECTION_OK)
+	if (!lock_job)
 		return;
-	db_rollback(conn);
-	PQclear(PQexecParams(conn, "SELECT pg_advisory_unlock(" JOB_LOCK_KEY ")", 1, NULL, params,
-			     NULL, NULL, 0));
+	if (conn && PQstatus(conn) == CONNECTION_OK) {
+		db_rollback(conn);
+		PQclear(PQexecParams(conn,
+				     "UPDATE etl_job_lock SET token = NULL, backend_pid = NULL"
+				     " WHERE job = $1 AND token = $2",
+				     2, NULL, params, NULL, NULL, 0));
+	}
+	free(lock_job);
+	lock_job = NULL;
+	explicit_bzero(lock_token, sizeof(lock_token));
 }
 
 int load_lock_job(PGconn *conn, const char *job, struct etl_error *err)
 {
-	const char *params[1] = {job};
-	PGresult *res = NULL;
+	char token[33];
+	char *what;
 	int rc, got;
 
-	if ((rc = try_lock(conn, job, &got, err)) != 0 || got)
+	new_token(token);
+	if ((rc = try_lock(conn, job, token, &got, err)) != 0) {
+		if (strcmp(db_sqlstate(), "42501") == 0)
+			etl_error_prefix(err, "job %s: cannot take the job's lock (its role may not "
+					 "write etl_job_lock): ", job);
 		return rc;
-	rc = db_query(conn,
-		      "SELECT run_id, snapshot_date, started_at, host, pid FROM etl_run "
-		      "WHERE job = $1 AND status = 'running' ORDER BY run_id DESC LIMIT 1",
-		      1, params, &res, err);
-	if (rc != 0)
-		return rc;
-	if (PQntuples(res) == 1)
-		etl_fail(err, ETL_ELOCKED,
-			 "job %s is already running: run %s (snapshot %s, started %s, host %s, pid %s)",
-			 job, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
-			 PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4));
-	else
-		etl_fail(err, ETL_ELOCKED, "job %s is locked by another intersect-etl process", job);
-	PQclear(res);
-	return ETL_ELOCKED;
+	}
+	if (got) {
+		free(lock_job);
+		lock_job = xstrdup(job);
+		memcpy(lock_token, token, sizeof(lock_token));
+		return load_lock_join(conn, err);
+	}
+	what = xasprintf("job %s is already running", job);
+	rc = name_holder(conn, job, what, err);
+	free(what);
+	return rc;
+}
+
+int load_lock_run(PGconn *conn, long long run_id, struct etl_error *err)
+{
+	char id[24];
+	const char *params[3] = {lock_job, lock_token, id};
+
+	if (!lock_job)
+		return 0;
+	snprintf(id, sizeof(id), "%lld", run_id);
+	return db_query(conn, "UPDATE etl_job_lock SET run_id = $3 WHERE job = $1 AND token = $2", 3,
+			params, NULL, err);
 }
 
 int load_register_sets(PGconn *conn, const struct job *job, long long *ids, struct etl_error *err)
@@ -272,11 +457,15 @@ void load_fail_run(PGconn *conn, long long run_id, const char *error)
 {
 	char id[24];
 	const char *params[2] = {id, error};
+	struct etl_error fence = {0, ""};
 
 	if (!conn || !run_id || PQstatus(conn) != CONNECTION_OK)
 		return;
 	snprintf(id, sizeof(id), "%lld", run_id);
 	db_rollback(conn);
+	/* a run whose lock another process took is that process's to record */
+	if (load_fence(conn, &fence) != 0)
+		return;
 	PQclear(PQexecParams(conn,
 			     "UPDATE etl_run SET status = 'failed', error = $2, finished_at = now()"
 			     " WHERE run_id = $1 AND status = 'running'",
@@ -464,41 +653,130 @@ static int write_ledger(PGconn *conn, const struct page_record *rec, long long s
 	return db_query(conn, ledger_sql, 18, params, NULL, err);
 }
 
+/* Bytes of COPY text gathered before they go to PQputCopyData. */
+#define COPY_PIECE (64u * 1024)
+
+/*
+ * COPY text written in pieces of COPY_PIECE: libpq copies what it is given
+ * into its output buffer, which never shrinks, so an archived body of 60 MiB
+ * sent as one parameter left every loading connection holding that much for
+ * the rest of the run (bench/hostile.py --overlap).
+ */
+struct copy_out {
+	PGconn *conn;
+	struct strbuf sb;
+	int failed;
+};
+
+static void co_flush(struct copy_out *co, int all)
+{
+	if (co->sb.len >= (all ? 1 : COPY_PIECE) && !co->failed) {
+		if (PQputCopyData(co->conn, co->sb.data, (int)co->sb.len) != 1)
+			co->failed = 1;
+		sb_reset(&co->sb);
+	}
+}
+
+/* A text value, escaped as COPY's text format wants it; runs of plain bytes go in whole. */
+static void co_text(struct copy_out *co, const char *s, size_t len)
+{
+	size_t i = 0, run;
+
+	while (i < len) {
+		for (run = 0; i + run < len && run < COPY_PIECE; run++) {
+			char c = s[i + run];
+
+			if (c == '\\' || c == '\n' || c == '\r' || c == '\t')
+				break;
+		}
+		sb_append(&co->sb, s + i, run);
+		i += run;
+		if (i < len && run < COPY_PIECE) {
+			char c = s[i++];
+
+			sb_putc(&co->sb, '\\');
+			sb_putc(&co->sb, c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : c);
+		}
+		if (co->sb.len >= COPY_PIECE)
+			co_flush(co, 0);
+	}
+}
+
+/* A bytea value in hex ("\\x..." once escaped for COPY). */
+static void co_hex(struct copy_out *co, const unsigned char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	sb_puts(&co->sb, "\\\\x");
+	for (i = 0; i < len; i++) {
+		sb_putc(&co->sb, hex[s[i] >> 4]);
+		sb_putc(&co->sb, hex[s[i] & 15]);
+		if (co->sb.len >= COPY_PIECE)
+			co_flush(co, 0);
+	}
+}
+
 /*
  * The page's bodies, in the page's own transaction: archived exactly when
- * loaded. A gzip body goes in as received, as binary bytea (in text form it
- * would travel hex-encoded at twice its size); see sql/004_*.
+ * loaded. By COPY in pieces (see struct copy_out), a gzip body as the bytes
+ * received (sql/004_*); an earlier attempt's row of the page is replaced.
  */
 static int write_archive(PGconn *conn, const struct page_record *rec, struct etl_error *err)
 {
-	char v[4][24];
-	int gz = rec->response_gzip != NULL;
-	const char *params[7] = {v[0], v[1], v[2], v[3], rec->request_body,
-				 gz ? NULL : rec->response_body,
-				 gz ? (const char *)rec->response_gzip : NULL};
-	int lengths[7] = {0, 0, 0, 0, 0, gz ? 0 : (int)rec->response_len,
-			  gz ? (int)rec->response_gzip_len : 0};
-	int formats[7] = {0, 0, 0, 0, 0, 1, 1};
+	char v[3][24];
+	const char *params[3] = {v[0], v[1], v[2]};
+	struct copy_out co = {conn, {NULL, 0, 0}, 0};
+	PGresult *res;
+	int rc = 0;
 
-	if ((gz ? rec->response_gzip_len : rec->response_len) > INT_MAX)
-		return etl_fail(err, ETL_EFAIL, "a response body of %zu bytes is too large to archive",
-				gz ? rec->response_gzip_len : rec->response_len);
 	snprintf(v[0], sizeof(v[0]), "%lld", rec->run_id);
 	snprintf(v[1], sizeof(v[1]), "%lld", rec->target_set_id);
 	snprintf(v[2], sizeof(v[2]), "%lld", rec->offset);
-	snprintf(v[3], sizeof(v[3]), "%d", rec->limit);
-	/* text in binary format is its bytes: no copy to add a NUL */
-	return db_query_bin(conn,
-			    "INSERT INTO raw_page (run_id, target_set_id, page_offset, page_limit,"
-			    " request, body, body_gzip)"
-			    " VALUES ($1, $2, $3, $4, $5::jsonb, $6::text, $7::bytea)"
-			    " ON CONFLICT (run_id, target_set_id, page_offset) DO UPDATE SET"
-			    " page_limit = EXCLUDED.page_limit, request = EXCLUDED.request,"
-			    " body = EXCLUDED.body, body_gzip = EXCLUDED.body_gzip, fetched_at = now()",
-			    7, params, lengths, formats, 0, NULL, err);
+	if ((rc = db_query(conn,
+			   "DELETE FROM raw_page WHERE run_id = $1 AND target_set_id = $2"
+			   " AND page_offset = $3",
+			   3, params, NULL, err)) != 0)
+		return rc;
+	res = PQexec(conn, "COPY raw_page (run_id, target_set_id, page_offset, page_limit, request,"
+			   " body, body_gzip) FROM STDIN");
+	if (PQresultStatus(res) != PGRES_COPY_IN) {
+		etl_fail(err, ETL_EFAIL, "database error: cannot start COPY of the archive: %s",
+			 PQresultErrorMessage(res));
+		PQclear(res);
+		return ETL_EFAIL;
+	}
+	PQclear(res);
+	sb_printf(&co.sb, "%s\t%s\t%s\t%d\t", v[0], v[1], v[2], rec->limit);
+	co_text(&co, rec->request_body, strlen(rec->request_body));
+	sb_putc(&co.sb, '\t');
+	if (rec->response_gzip) {
+		sb_puts(&co.sb, "\\N\t");
+		co_hex(&co, rec->response_gzip, rec->response_gzip_len);
+	} else {
+		co_text(&co, rec->response_body, rec->response_len);
+		sb_puts(&co.sb, "\t\\N");
+	}
+	sb_putc(&co.sb, '\n');
+	co_flush(&co, 1);
+	sb_free(&co.sb);
+	if (co.failed)
+		rc = etl_fail(err, ETL_EFAIL, "database error: COPY of the archive failed: %s",
+			      PQerrorMessage(conn));
+	if (PQputCopyEnd(conn, rc ? "intersect-etl: sending the archive failed" : NULL) != 1 && !rc)
+		rc = etl_fail(err, ETL_EFAIL, "database error: COPY of the archive failed: %s",
+			      PQerrorMessage(conn));
+	while ((res = PQgetResult(conn))) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && !rc) {
+			db_note_sqlstate(res);
+			rc = etl_fail(err, ETL_EFAIL, "database error: COPY of the archive failed: %s",
+				      PQresultErrorMessage(res));
+		}
+		PQclear(res);
+	}
+	return rc;
 }
 
-#define COPY_PIECE (64u * 1024) /* bytes handed to PQputCopyData at a time */
 
 /*
  * COPYs the batch into `table` (an identifier, already safe to splice).
@@ -598,6 +876,9 @@ static int page_transaction(PGconn *conn, const struct page_record *rec,
 
 	if ((rc = db_exec(conn, "BEGIN", err)) != 0)
 		return rc;
+	/* first: a run that lost the job's lock must not stage anything */
+	if ((rc = load_fence(conn, err)) != 0)
+		goto failed;
 	if (rows->n_rows > 0 && (rc = stage_rows(conn, rows, &staged, err)) != 0)
 		goto failed;
 	if ((rc = write_ledger(conn, rec, staged, err)) != 0)
@@ -635,7 +916,15 @@ int load_page(PGconn *conn, const struct page_record *rec, const struct row_batc
 
 int load_page_failed(PGconn *conn, const struct page_record *rec, struct etl_error *err)
 {
-	return write_ledger(conn, rec, -1, err);
+	int rc;
+
+	if ((rc = db_exec(conn, "BEGIN", err)) != 0)
+		return rc;
+	if ((rc = load_fence(conn, err)) == 0 && (rc = write_ledger(conn, rec, -1, err)) == 0)
+		rc = db_exec(conn, "COMMIT", err);
+	if (rc != 0)
+		db_rollback(conn);
+	return rc;
 }
 
 /*
@@ -703,6 +992,8 @@ int load_finish_set(PGconn *conn, long long run_id, long long set_id, const char
 	snprintf(total, sizeof(total), "%lld", total_count);
 	if ((rc = db_exec(conn, "BEGIN", err)) != 0)
 		return rc;
+	if ((rc = load_fence(conn, err)) != 0)
+		goto failed;
 	if (!error) {
 		if ((rc = publish(conn, params, out, &short_error, err)) != 0)
 			goto failed;
@@ -748,8 +1039,14 @@ int load_finish_run(PGconn *conn, long long run_id, const char *status, const ch
 	char run[24];
 	const char *params[3] = {run, status, error};
 
+	int rc;
+
 	snprintf(run, sizeof(run), "%lld", run_id);
-	return db_query(conn,
+	if ((rc = db_exec(conn, "BEGIN", err)) != 0)
+		return rc;
+	if ((rc = load_fence(conn, err)) != 0)
+		goto failed;
+	rc = db_query(conn,
 			"UPDATE etl_run r SET status = $2, error = $3, finished_at = now(),"
 			" pages = p.pages, rows = p.rows, cost_usd = p.cost"
 			" FROM (SELECT count(*) FILTER (WHERE status = 'loaded') AS pages,"
@@ -757,6 +1054,11 @@ int load_finish_run(PGconn *conn, long long run_id, const char *status, const ch
 			"       FROM etl_page WHERE run_id = $1) p"
 			" WHERE r.run_id = $1",
 			3, params, NULL, err);
+	if (rc == 0 && (rc = db_exec(conn, "COMMIT", err)) == 0)
+		return 0;
+failed:
+	db_rollback(conn);
+	return rc;
 }
 
 /*

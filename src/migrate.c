@@ -3,7 +3,8 @@
  *
  * Checksums are md5 over the exact embedded bytes, computed by the server so
  * the binary needs no hashing code. Concurrent `migrate` calls serialize on a
- * transaction-level advisory lock and each re-reads what is applied.
+ * lock of schema_migrations (the first one of a schema on an advisory lock)
+ * and each re-reads what is applied.
  */
 #include "migrate.h"
 
@@ -214,7 +215,8 @@ done:
 static int apply_once(PGconn *conn, int *applied, struct etl_error *err)
 {
 	int n = migration_count();
-	int missing, rc, i;
+	PGresult *res = NULL;
+	int missing, rc, i, fresh;
 
 	if (applied)
 		*applied = 0;
@@ -223,7 +225,17 @@ static int apply_once(PGconn *conn, int *applied, struct etl_error *err)
 	if ((rc = db_exec(conn, "BEGIN; SET LOCAL lock_timeout = '" MIGRATE_LOCK_TIMEOUT "'; "
 			  "SET LOCAL statement_timeout = 0", err)) != 0)
 		return rc;
-	if ((rc = db_exec(conn, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ")", err)) != 0)
+	if ((rc = db_query(conn, "SELECT to_regclass('schema_migrations') IS NULL", 0, NULL, &res,
+			   err)) != 0)
+		goto failed;
+	fresh = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	/* Only the first migrate of a schema serializes on the advisory key
+	 * (two of them creating the table at once would collide); any login
+	 * role can take that key, so once the table exists a lock on it is the
+	 * one to wait for: SHARE ROW EXCLUSIVE conflicts with itself, and only
+	 * a role that may write the table can take it. */
+	if (fresh && (rc = db_exec(conn, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ")", err)) != 0)
 		goto failed;
 	if ((rc = check_schema_safe(conn, err)) != 0)
 		goto failed;
@@ -235,6 +247,8 @@ static int apply_once(PGconn *conn, int *applied, struct etl_error *err)
 			  JOB_SCHEMA "), true)", err)) != 0)
 		goto failed;
 	if ((rc = db_exec(conn, create_table_sql, err)) != 0)
+		goto failed;
+	if ((rc = db_exec(conn, "LOCK TABLE schema_migrations IN SHARE ROW EXCLUSIVE MODE", err)) != 0)
 		goto failed;
 	if ((rc = compare_applied(conn, &missing, err)) != 0)
 		goto failed;

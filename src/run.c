@@ -11,6 +11,7 @@
 #include "run.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "load.h"
 #include "loader.h"
 #include "log.h"
+#include "membudget.h"
 #include "metrics.h"
 #include "migrate.h"
 #include "plan.h"
@@ -39,6 +41,9 @@
  * database is the slower side.
  */
 #define RUN_LOAD_QUEUE 2
+/* A pooled batch keeps its COPY buffer up to this size; a larger one (a
+ * hostile page) is freed with its message rather than held for nothing. */
+#define RUN_BATCH_KEEP ((size_t)4 * 1024 * 1024)
 
 struct set_state {
 	const struct target_set *def;
@@ -98,6 +103,8 @@ struct run_ctx {
 	double t0;                    /* when this process began the run (mono_now()) */
 	double wall0;                 /* the same in seconds since the epoch, for metrics */
 	long long requests, retries;  /* sent by this process */
+	atomic_int unfenced;          /* connections lost and not yet back with the job's lock:
+					 while any is, no request goes out */
 };
 
 /*
@@ -373,12 +380,23 @@ static int within_budget(struct run_ctx *rc, struct set_state *s, int limit)
 	return 1;
 }
 
+/*
+ * No request starts while the memory budget is spent (membudget.h), unless
+ * nothing is in flight or loading that would give room back.
+ */
+static int room_for_requests(struct run_ctx *rc)
+{
+	return membudget_fits(0) ||
+	       (fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher) == 0 &&
+		(!rc->loader || loader_outstanding(rc->loader) == 0));
+}
+
 /* Issues pages round-robin while the fetcher has room for more. */
 static void fill(struct run_ctx *rc)
 {
 	size_t idle = 0;
 
-	while (!rc->abort_msg &&
+	while (!rc->abort_msg && atomic_load(&rc->unfenced) == 0 && room_for_requests(rc) &&
 	       fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher) <
 		       (size_t)fetcher_concurrency(rc->fetcher) &&
 	       idle < rc->n_sets) {
@@ -408,8 +426,9 @@ static void set_fail(struct set_state *s, const char *msg)
 
 /*
  * A lost connection comes back with backoff, and with what the session had:
- * search_path, the job's lock (only the run's own connection holds it) and
- * the staging table.
+ * search_path, the job's lock (every writing connection shows it, and a
+ * connection that finds it taken over ends the run: ETL_ELOCKED) and the
+ * staging table.
  */
 static int reconnect(struct run_ctx *rc, PGconn *conn, int *attempt, struct etl_error *err)
 {
@@ -433,8 +452,8 @@ static int reconnect(struct run_ctx *rc, PGconn *conn, int *attempt, struct etl_
 	r = db_exec(conn, sql, err);
 	PQfreemem(ident);
 	free(sql);
-	if (r == 0 && conn == rc->conn)
-		r = load_lock_job(conn, rc->job->name, err);
+	if (r == 0)
+		r = load_lock_join(conn, err);
 	if (r == 0)
 		r = load_prepare(conn, err);
 	return r;
@@ -459,7 +478,12 @@ static int with_db(struct run_ctx *rc, int worker, int (*step)(struct run_ctx *,
 			return 0;
 		if (PQstatus(conn) == CONNECTION_BAD && attempt < RUN_DB_RETRIES) {
 			log_warn("database connection lost (%s); reconnecting", err->msg);
-			if ((r = reconnect(rc, conn, &attempt, err)) != 0)
+			/* the fetcher holds its requests until this connection
+			 * shows again that the run holds the job's lock */
+			atomic_fetch_add(&rc->unfenced, 1);
+			r = reconnect(rc, conn, &attempt, err);
+			atomic_fetch_sub(&rc->unfenced, 1);
+			if (r != 0)
 				return PQstatus(conn) == CONNECTION_OK ? r : ret;
 			attempt++; /* a server that keeps dropping us runs the budget out */
 			continue;
@@ -493,6 +517,7 @@ struct db_msg {
 	struct set_outcome outcome; /* DB_FINISH_SET: what publishing did */
 	long long total;          /* DB_FINISH_SET */
 	size_t n_items;
+	size_t budget;            /* bytes of its batch counted in the memory budget */
 	struct etl_error err;     /* the outcome, when base.rc != 0 */
 };
 
@@ -521,6 +546,12 @@ static struct db_msg *msg_new(struct run_ctx *rc, enum db_op op, struct set_stat
 /* Frees what a message owns; its batch goes back to the pool. */
 static void msg_done(struct run_ctx *rc, struct db_msg *m)
 {
+	membudget_release(m->budget);
+	m->budget = 0;
+	if (m->batch.copy.cap > RUN_BATCH_KEEP) {
+		row_batch_free(&m->batch);
+		row_batch_init(&m->batch);
+	}
 	if (m->req)
 		fetch_req_free(m->req);
 	free(m->pj);
@@ -848,8 +879,10 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 	charge(rc, pj, &resp);
 	/* the parsed document owns its strings: a gzip body's decoded text is
 	 * not needed any more (the archive takes the bytes as they came) */
-	if (req->gzipped)
+	if (req->gzipped) {
 		sb_free(&req->response);
+		fetch_req_account(req);
+	}
 	v = retry_classify(req, req->curl_code == CURLE_OK ? &resp : NULL, &code);
 	if (v == VERDICT_OK) {
 		struct transform_ctx tc = {rc->snapshot_date, s->id, rc->run_id, pj->offset,
@@ -891,6 +924,8 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 			fetch_req_free(req);
 		req = NULL;
 		response_free(&resp);
+		m->budget = m->batch.copy.cap;
+		membudget_take(m->budget);
 		return db_submit(rc, m, err);
 	}
 	describe_failure(pj, req, &resp, &perr, why, sizeof(why));
@@ -930,6 +965,23 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 	response_free(&resp);
 	ret = db_submit(rc, m, err);
 	return ret;
+}
+
+/*
+ * A page that has arrived waits for room in the memory budget for its
+ * transform (its COPY text and parsed document: about twice its body) while
+ * loaded pages can give room back; with none outstanding it proceeds alone.
+ */
+static int wait_for_room(struct run_ctx *rc, const struct fetch_req *req, struct etl_error *err)
+{
+	struct loader_msg *lm;
+	int ret;
+
+	while (!membudget_fits(2 * req->response.len) && loader_outstanding(rc->loader) > 0)
+		if ((lm = loader_wait(rc->loader)) &&
+		    (ret = completed(rc, (struct db_msg *)lm, err)) != 0)
+			return ret;
+	return 0;
 }
 
 /* What the progress line shows, from the sets' state. */
@@ -1014,7 +1066,7 @@ static int check_options(const struct run_options *opt, const struct job *job,
 /*
  * Runs of this job still `running` while we hold its lock belong to
  * processes that are gone (SIGKILL, a crash): they become `abandoned`, their
- * counters taken from the ledger (sql/013_run_attempts.sql).
+ * counters taken from the ledger (sql/012_run_attempts.sql).
  */
 static int abandon_dead_runs(struct run_ctx *rc, struct etl_error *err)
 {
@@ -1108,6 +1160,8 @@ static int open_run(struct run_ctx *rc, const struct run_options *opt, long long
 				  &result->resumed, err)) != 0)
 		return ret;
 	result->run_id = rc->run_id;
+	if ((ret = load_lock_run(rc->conn, rc->run_id, err)) != 0)
+		return ret;
 	if ((ret = attempt_begin(rc, err)) != 0)
 		return ret;
 	log_set_context(job->name, rc->run_id);
@@ -1184,6 +1238,7 @@ static int fetch_all(struct run_ctx *rc, double started, struct etl_error *err)
 		progress_of(rc, started, &prog);
 		progress_update(&prog);
 		fill(rc);
+		fetcher_hold(rc->fetcher, atomic_load(&rc->unfenced) > 0);
 		req = fetcher_next(rc->fetcher, 500);
 		if (req) {
 			struct page_job *pj = req->user;
@@ -1195,6 +1250,11 @@ static int fetch_all(struct run_ctx *rc, double started, struct etl_error *err)
 			 * be added to every request's latency. */
 			fill(rc);
 			fetcher_start(rc->fetcher);
+			if ((ret = wait_for_room(rc, req, err)) != 0) {
+				free(req->user);
+				fetch_req_free(req);
+				goto stop_loader;
+			}
 			if ((ret = settle(rc, req, err)) != 0)
 				goto stop_loader;
 			continue;
@@ -1224,6 +1284,8 @@ stop_loader:
 	}
 	loader_stop(rc->loader, NULL);
 	rc->loader = NULL;
+	log_debug("memory budget: at most %zu MiB of %zu MiB held for pages",
+		  membudget_peak() >> 20, membudget_limit() >> 20);
 	return ret;
 }
 
@@ -1505,11 +1567,10 @@ out:
 	if (rc.job && ret != ETL_ELOCKED && (opt->metrics_file || job->metrics_file))
 		write_metrics(&rc, opt->metrics_file ? opt->metrics_file : job->metrics_file, result,
 			      ret);
-	if (ret != 0 && rc.attempt) {
+	/* ETL_ELOCKED: the run is another process's now, or was never ours */
+	if (ret != 0 && ret != ETL_ELOCKED) {
 		load_fail_run(rc.conn, rc.run_id, err->msg);
 		attempt_end(&rc, "failed", err->msg);
-	} else if (ret != 0) {
-		load_fail_run(rc.conn, rc.run_id, err->msg);
 	}
 	run_free(&rc);
 	free(ids);

@@ -35,7 +35,7 @@ enum {
 	R_FINISHED_ISO, R_ATTEMPTS, R_ATTEMPT_STATUSES, R_LAST_FAILURE
 };
 
-/* Every attempt of one run (sql/013_run_attempts.sql), oldest first. */
+/* Every attempt of one run (sql/012_run_attempts.sql), oldest first. */
 static const char attempts_sql[] =
 	"SELECT attempt, status, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS'),\n"
 	"       round(extract(epoch FROM finished_at - started_at), 3)::float8::text,\n"

@@ -258,11 +258,21 @@ class RecoveryTest(EtlTestCase):
         self.assertEqual(self.db.value("SELECT count(*) FROM %s.etl_run WHERE status = 'succeeded'" % S), "15")
 
     def hold_job_lock(self, seconds):
-        """Another session holding job rec's lock (load.c's key) for a while."""
+        """Another session holding job rec's lock (its row of etl_job_lock,
+        naming that session) for a while, then exiting without letting go."""
         pg = self.db.pg
+        take = ("INSERT INTO %s.etl_job_lock (job, token, host, holder_pid, backend_pid, backend_start,"
+                " server_start, db_user, db_userid, application, since, heartbeat)"
+                " SELECT 'rec', 'other', 'elsewhere', 4242, pid, backend_start, pg_postmaster_start_time(),"
+                " usename, usesysid, application_name, now(), now()"
+                " FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+                " ON CONFLICT (job) DO UPDATE SET token = EXCLUDED.token, holder_pid = EXCLUDED.holder_pid,"
+                " run_id = NULL, host = EXCLUDED.host, application = EXCLUDED.application,"
+                " backend_pid = EXCLUDED.backend_pid, backend_start = EXCLUDED.backend_start,"
+                " server_start = EXCLUDED.server_start, db_userid = EXCLUDED.db_userid" % S)
         return subprocess.Popen([os.path.join(pg["PG_BINDIR"], "psql"), "-X", "-q", "-h", pg["PGHOST"],
-                                 "-p", pg["PGPORT"], "-U", pg["PGUSER"], "-d", self.db.name, "-c",
-                                 "SELECT pg_advisory_lock(1229866028, hashtext('rec')), pg_sleep(%d)" % seconds],
+                                 "-p", pg["PGPORT"], "-U", pg["PGUSER"], "-d", self.db.name, "-c", take,
+                                 "-c", "SELECT pg_sleep(%d)" % seconds],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def test_a_lock_released_within_seconds_is_waited_for(self):
@@ -280,7 +290,8 @@ class RecoveryTest(EtlTestCase):
         try:
             time.sleep(0.5)
             code, out, err = self.etl("run", job, "--snapshot-date", "2026-05-02", expect=4)
-            self.assertIn("locked by another intersect-etl process", err)
+            self.assertIn("job rec is already running: its lock is held by database user %s, application psql, "
+                          "host elsewhere, pid 4242" % self.db.pg["PGUSER"], err)
         finally:
             holder.wait(timeout=30)
 

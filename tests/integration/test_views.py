@@ -332,7 +332,7 @@ class ViewsTest(EtlTestCase):
             m = merged.setdefault(key, {"reqs": [], "outcome": outcome, "invocations": 2 if key == 5 else 1})
             m["reqs"] += reqs
         self.assertEqual(len(got), len(merged))
-        # each invocation is an attempt (sql/013); duration is their working time
+        # each invocation is an attempt (sql/012); duration is their working time
         att = {r["run_id"]: r for r in self.db.rows(
             "SELECT run_id, count(*) AS n, sum(extract(epoch FROM finished_at - started_at))::float8 AS secs,"
             " string_agg(status, ', ' ORDER BY attempt) AS st,"

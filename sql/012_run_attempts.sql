@@ -1,4 +1,4 @@
--- intersect-etl migration 013: every attempt of a run, and runs that ended
+-- intersect-etl migration 012: every attempt of a run, and runs that ended
 -- without saying so.
 --
 -- A run continued after a failure (`run --snapshot-date` of its date) used
