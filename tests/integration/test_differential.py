@@ -29,6 +29,9 @@ Sizes (environment):
                       order, failures of new dates, --only, replay of the
                       latest run; no rerun, backfill or retention. The model's
                       sanity check on a loader without the out-of-order fixes.
+  ETL_DIFF_OPS=night,retention  only these operations (the first step is
+                      always a night of every set)
+  ETL_DIFF_VERBOSE=1  each step and its time on stderr
 e.g. ETL_DIFF_SEEDS=100 ETL_DIFF_STEPS=45 ctest --test-dir build -R differential
 """
 
@@ -50,6 +53,7 @@ SEEDS = ([int(os.environ["ETL_DIFF_SEED"])] if os.environ.get("ETL_DIFF_SEED")
 STEPS = int(os.environ.get("ETL_DIFF_STEPS", "14" if SANITIZE else "30"))
 IN_ORDER = os.environ.get("ETL_DIFF_IN_ORDER", "") not in ("", "0")
 VERBOSE = os.environ.get("ETL_DIFF_VERBOSE", "") not in ("", "0")  # each step on stderr
+OPS = [o for o in os.environ.get("ETL_DIFF_OPS", "").split(",") if o]
 
 JOB_NAME = "diff"
 # name -> (targets, candidate domains the nights draw from); limit 25 makes
@@ -369,6 +373,8 @@ class Sequence:
         ops = ["night"] * 4 + ["fail"] * 2 + ["replay"]
         if not IN_ORDER:
             ops += ["rerun"] * 3 + ["backfill", "retention"]
+        if OPS:
+            ops = [o for o in ops if o in OPS] or ["night"]
         op = rng.choice(ops)
         only = list(SETS)
         if rng.random() < 0.3:
@@ -483,7 +489,8 @@ class Sequence:
             raise AssertionError("seed %d, step %d of the sequence below: %s\nsequence (reproduce with "
                                  "ETL_DIFF_SEED=%d ETL_DIFF_STEPS=%d%s):\n  %s" % (
                                      self.seed, len(self.log), what, self.seed, len(self.log),
-                                     " ETL_DIFF_IN_ORDER=1" if IN_ORDER else "",
+                                     (" ETL_DIFF_IN_ORDER=1" if IN_ORDER else "")
+                                     + (" ETL_DIFF_OPS=" + ",".join(OPS) if OPS else ""),
                                      "\n  ".join("%d. %s" % (i + 1, s) for i, s in enumerate(self.log))))
 
 
