@@ -24,7 +24,7 @@ n serves is Dataset(task, total_count, night=n).page(0, all).
 Sizes (environment):
   ETL_DIFF_SEEDS=N    seeds 1..N (default 3; 1 when ETL_SANITIZE is set)
   ETL_DIFF_SEED=S     only seed S (to reproduce a failure: the message names it)
-  ETL_DIFF_STEPS=N    steps per seed (default 30; 14 under the sanitizers)
+  ETL_DIFF_STEPS=N    steps per seed (default 25; 12 under the sanitizers)
   ETL_DIFF_IN_ORDER=1 in-order operations only: nights in increasing date
                       order, failures of new dates, --only, replay of the
                       latest run; no rerun, backfill or retention. The model's
@@ -50,7 +50,7 @@ from harness import EtlTestCase, api_time_to_json, expected_item_rows, fakeapi
 SANITIZE = os.environ.get("ETL_SANITIZE", "") in ("1", "ON", "TRUE", "true", "on")
 SEEDS = ([int(os.environ["ETL_DIFF_SEED"])] if os.environ.get("ETL_DIFF_SEED")
          else list(range(1, int(os.environ.get("ETL_DIFF_SEEDS", "1" if SANITIZE else "3")) + 1)))
-STEPS = int(os.environ.get("ETL_DIFF_STEPS", "14" if SANITIZE else "30"))
+STEPS = int(os.environ.get("ETL_DIFF_STEPS", "12" if SANITIZE else "25"))
 IN_ORDER = os.environ.get("ETL_DIFF_IN_ORDER", "") not in ("", "0")
 VERBOSE = os.environ.get("ETL_DIFF_VERBOSE", "") not in ("", "0")  # each step on stderr
 OPS = [o for o in os.environ.get("ETL_DIFF_OPS", "").split(",") if o]
