@@ -32,7 +32,11 @@ Sizes (environment):
   ETL_DIFF_OPS=night,retention  only these operations (the first step is
                       always a night of every set)
   ETL_DIFF_VERBOSE=1  each step and its time on stderr
-e.g. ETL_DIFF_SEEDS=100 ETL_DIFF_STEPS=45 ctest --test-dir build -R differential
+e.g. ETL_DIFF_SEED=3 ctest --test-dir build -R differential (ctest allows 15 minutes);
+a long search runs the file itself against the suite's cluster:
+  scripts/pg-tmp start build/pg-test
+  ETL_DIFF_SEEDS=100 ETL_DIFF_STEPS=45 python3 tests/integration/test_differential.py
+  scripts/pg-tmp stop build/pg-test
 """
 
 import datetime
