@@ -440,11 +440,13 @@ class Sequence:
             if s is not None and s not in self.tasks and r["task"]:
                 self.tasks[s] = r["task"]
         published = {}
+        served = self.case.fake.requests[before:]
         for s in only:
             if s in failing:
                 self.model.fail(s, date)
             else:
                 published[s] = self.answer(s, nights[s])
+                self.check_served(s, served, published[s][0])
                 self.model.publish(s, date, published[s])
         if published:
             self.runs[int(self.db.value("SELECT max(run_id) FROM dataforseo.etl_run"))] = (date, published)
@@ -454,6 +456,15 @@ class Sequence:
 
     def model_keep(self):
         return self.keep_days
+
+    def check_served(self, s, served, rows):
+        """The model's answer is what the fake served (its request log), page by page."""
+        targets = SETS[s][0]
+        got = harness.expected_rows(served, targets[0], targets)
+        for row in got.values():
+            row.update({f: api_time_to_json(row[f]) for f in harness.TIME_FIELDS}, extra=None)
+        self.check(got == rows, "set %s: the fake served %d rows, the model computed %d (differing: %s)" % (
+            s, len(got), len(rows), sorted(k for k in set(got) | set(rows) if got.get(k) != rows.get(k))[:5]))
 
     def step_replay(self, run_id):
         date, published = self.runs[run_id]
