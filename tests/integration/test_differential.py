@@ -249,7 +249,7 @@ class Model:
             keys = {k for d in dates for k in self.complete[s][d][0]}
             for key in keys:
                 run = None  # [first date, last date, row]
-                for i, d in enumerate(dates + [None]):
+                for d in dates + [None]:
                     r = self.complete[s][d][0].get(key) if d is not None else None
                     if run and (r is None or values(r) != values(run[2])):
                         out[(s, key[0], key[1], str(run[0]))] = dict(
@@ -451,11 +451,8 @@ class Sequence:
         if published:
             self.runs[int(self.db.value("SELECT max(run_id) FROM dataforseo.etl_run"))] = (date, published)
         if retention and expect == 0:
-            self.model.retention(date, self.model_keep())
+            self.model.retention(date, self.keep_days)
         self.compare()
-
-    def model_keep(self):
-        return self.keep_days
 
     def check_served(self, s, served, rows):
         """The model's answer is what the fake served (its request log), page by page."""
