@@ -137,6 +137,8 @@ _DATASET_DEFAULTS = {
 }
 
 DEFAULT_TOTAL_MOD = 3001  # default total_count = seed % 3001 (0..3000)
+DRIFT_LOST = 0.15     # share of candidate domains a night leaves out
+DRIFT_CHANGED = 0.2   # share of kept (domain, target) objects a night changes
 
 
 def cost_for(rows):
@@ -284,9 +286,20 @@ class Dataset:
     shape: "current" (items wrapped in "domain_intersection" with "summary")
            or "legacy" (pre-2023: {"1": {...}, "2": {...}}, fewer fields).
     total_count: overrides the default seed % 3001.
+    night: None (the answer never changes) or an integer >= 0: the answer of
+           that night, drifting from the night-less one as a real index does
+           (see _drift_*): of the total_count candidate referring domains, a
+           night drops about DRIFT_LOST of them (each night its own choice,
+           so domains are lost and come back as new), and changes a few
+           metrics of about DRIFT_CHANGED of the remaining (domain, target)
+           objects; everything else is the night-less value. total_count is
+           then the number of domains the night kept, positions count them
+           in order, and the same night always gives the same answer, so a
+           test that knows the night knows every row (Dataset(task,
+           night=n).page(0, n_total)).
     """
 
-    def __init__(self, task, shape="current", total_count=None):
+    def __init__(self, task, shape="current", total_count=None, night=None):
         if shape not in ("current", "legacy"):
             raise ValueError("shape must be 'current' or 'legacy'")
         targets = task.get("targets") if isinstance(task, dict) else None
@@ -312,6 +325,16 @@ class Dataset:
         self.rank_max = 100 if spec["rank_scale"] == "one_hundred" else 1000
         lim = spec["internal_list_limit"]
         self.list_limit = lim if isinstance(lim, int) and lim > 0 else 10
+        if night is not None and (isinstance(night, bool) or not isinstance(night, int)
+                                  or night < 0):
+            raise ValueError("night must be a non-negative integer or None")
+        self.night = night
+        # position -> candidate index of the domains this night kept
+        self._kept = None
+        if night is not None:
+            self._kept = [i for i in range(self.total_count)
+                          if self._drift_roll(i, "lost") >= DRIFT_LOST]
+            self.total_count = len(self._kept)
 
     # -- public ------------------------------------------------------------
 
@@ -319,6 +342,11 @@ class Dataset:
         """Item at 0-based position i (a fresh dict the caller may keep)."""
         if i < 0:
             raise IndexError("item index must be >= 0")
+        if self._kept is not None:
+            return self._drift_item(i)
+        return self._item(i)
+
+    def _item(self, i):
         rng = self._rng(i)
         domain = self._domain(rng, i)
         keys = list(self.target_keys)
@@ -353,7 +381,45 @@ class Dataset:
 
     def referring_domain(self, i):
         """The referring domain ("target" field) of item i."""
+        if self._kept is not None:
+            i = self._kept[i] if i < len(self._kept) else i
         return self._domain(self._rng(i), i)
+
+    # -- drift from night to night -----------------------------------------
+
+    def _drift_roll(self, i, what, key=""):
+        """A uniform [0, 1) number fixed by (data set, night, i, what, key)."""
+        digest = hashlib.sha256(
+            f"{self.key}:night{self.night}:{i}:{what}:{key}".encode("utf-8")).digest()
+        return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+
+    def _drift_item(self, pos):
+        # Positions past the night's kept domains continue the candidates
+        # (never served by page(), which clips to total_count).
+        kept = self._kept
+        i = kept[pos] if pos < len(kept) else \
+            (kept[-1] + 1 if kept else 0) + pos - len(kept)
+        item = self._item(i)
+        per_target = item["domain_intersection"] if "domain_intersection" in item else item
+        for k, obj in per_target.items():
+            if self._drift_roll(i, "changed", k) < DRIFT_CHANGED:
+                self._drift_obj(obj, i, k)
+        return item
+
+    def _drift_obj(self, obj, i, k):
+        # A night's change: rank, backlinks and the country breakdown move
+        # (as an index refresh moves them); the other fields stay put.
+        digest = hashlib.sha256(
+            f"{self.key}:night{self.night}:{i}:{k}:values".encode("utf-8")).digest()
+        rng = random.Random(int.from_bytes(digest[:16], "big"))
+        obj["rank"] = _randint(rng, 0, self.rank_max)
+        if obj.get("backlinks") is not None:
+            obj["backlinks"] = obj["backlinks"] + _randint(rng, 1, 50)
+        if "referring_links_countries" in obj:
+            pool = _MAP_POOLS["referring_links_countries"]
+            keys = _sample(rng, pool, _randint(rng, 1, 3))
+            obj["referring_links_countries"] = dict(
+                zip(keys, sorted((_randint(rng, 1, 500) for _ in keys), reverse=True)))
 
     # -- generation --------------------------------------------------------
 
@@ -451,7 +517,7 @@ class Dataset:
 # --------------------------------------------------------------------------
 
 _SCENARIO_FIELDS = ("total_count", "shape", "latency_ms", "short_pages",
-                    "duplicate_at", "faults", "ensure_ascii")
+                    "duplicate_at", "faults", "ensure_ascii", "night")
 
 
 def _normalize_fault(fault):
@@ -492,9 +558,13 @@ class _Scenario:
 
     def __init__(self, first_target, total_count=None, short_pages=None,
                  faults=None, shape="current", duplicate_at=None,
-                 latency_ms=0, ensure_ascii=False):
+                 latency_ms=0, ensure_ascii=False, night=None):
         if shape not in ("current", "legacy"):
             raise ValueError("shape must be 'current' or 'legacy'")
+        if night is not None and (isinstance(night, bool) or not isinstance(night, int)
+                                  or night < 0):
+            raise ValueError("night must be a non-negative integer or null")
+        self.night = night
         if total_count is not None and (isinstance(total_count, bool) or
                                         not isinstance(total_count, int) or
                                         total_count < 0):
@@ -897,7 +967,7 @@ class FakeServer:
 
     def set_scenario(self, first_target, total_count=None, short_pages=None,
                      faults=None, shape="current", duplicate_at=None,
-                     latency_ms=0, ensure_ascii=False):
+                     latency_ms=0, ensure_ascii=False, night=None):
         """Script every request whose targets["1"] is `first_target`.
 
         Replaces any earlier scenario for that target.
@@ -908,11 +978,14 @@ class FakeServer:
           duplicate_at  [offset, ...]: that page starts with item offset-1
           faults        [fault, ...]: consumed as matching requests arrive
           ensure_ascii  escape non-ASCII in JSON bodies as \\uXXXX
+          night         serve that night's drifting answer (see Dataset):
+                        total_count is then the candidates the nights draw
+                        from; None: the same answer every time
         """
         scen = _Scenario(first_target, total_count=total_count,
                          short_pages=short_pages, faults=faults, shape=shape,
                          duplicate_at=duplicate_at, latency_ms=latency_ms,
-                         ensure_ascii=ensure_ascii)
+                         ensure_ascii=ensure_ascii, night=night)
         with self._lock:
             self._scenarios[first_target] = scen
             self._page_cache.pop(first_target, None)
@@ -1179,7 +1252,8 @@ class FakeServer:
         """(JSON bytes, start, items) of the page this request asks for."""
         shape = scen.shape if scen else "current"
         ds = Dataset(task, shape=shape,
-                     total_count=scen.total_count if scen else None)
+                     total_count=scen.total_count if scen else None,
+                     night=scen.night if scen else None)
         offset, limit = task.get("offset", 0), task.get("limit", 100)
         start = offset
         count = max(0, min(offset + limit, ds.total_count) - offset)

@@ -587,6 +587,70 @@ class TestScenarios(ServerCase):
             self.assertGreaterEqual(time.monotonic() - t0, 0.2)
             c.close()
 
+    def test_night_drift(self):
+        """A night's answer drifts from the night-less one (some domains
+        lost, some metrics changed, the rest equal), is served exactly as
+        Dataset(task, night=n) generates it, and the same night repeats it."""
+        base = Dataset(task_for(), total_count=120)
+        nights = {n: Dataset(task_for(), total_count=120, night=n) for n in (0, 1)}
+
+        def by_domain(ds):
+            return {it["domain_intersection"]["1"]["target"]: it
+                    for it in ds.page(0, ds.total_count)}
+        everything = by_domain(base)
+        for n, ds in nights.items():
+            got = by_domain(ds)
+            self.assertEqual(ds.total_count, len(got))
+            self.assertLess(ds.total_count, 120)           # some lost
+            self.assertGreater(ds.total_count, 80)
+            self.assertLessEqual(set(got), set(everything))
+            same = changed = 0
+            for dom, item in got.items():
+                for k, obj in item["domain_intersection"].items():
+                    old = everything[dom]["domain_intersection"][k]
+                    if obj == old:
+                        same += 1
+                        continue
+                    changed += 1
+                    # only the drifting metrics move
+                    diff = {f for f in obj if obj[f] != old[f]}
+                    self.assertLessEqual(diff, {"rank", "backlinks", "referring_links_countries"})
+                    if old["backlinks"] is not None:
+                        self.assertGreater(obj["backlinks"], old["backlinks"])
+            self.assertGreater(changed, 10)
+            self.assertGreater(same, changed)
+        one, two = by_domain(nights[0]), by_domain(nights[1])
+        self.assertTrue(set(one) - set(two) and set(two) - set(one))  # lost and new
+        self.assertTrue(any(one[d] != two[d] for d in set(one) & set(two)))
+        self.assertTrue(any(one[d] == two[d] for d in set(one) & set(two)))
+        # positions count the kept domains in order, with no gap
+        self.assertEqual(nights[1].referring_domain(5),
+                         nights[1].item(5)["domain_intersection"]["1"]["target"])
+
+        # served: paged like any answer, the same bytes of items each time
+        self.srv.set_scenario("hubspot.com", total_count=120, night=1)
+        _, a = self.page(task_for(offset=0, limit=50))
+        _, b = self.page(task_for(offset=50, limit=100))
+        self.assertEqual(a["total_count"], nights[1].total_count)
+        self.assertEqual(a["items"] + b["items"], nights[1].page(0, 200))
+        self.assertEqual(b["items_count"], nights[1].total_count - 50)
+        _, again = self.page(task_for(offset=0, limit=50))
+        self.assertEqual(again["items"], a["items"])
+        self.srv.set_scenario("hubspot.com", total_count=120, night=0)
+        _, c = self.page(task_for(offset=0, limit=200))
+        self.assertEqual(c["items"], nights[0].page(0, 200))
+        # through the control endpoint as well
+        r = self.request("POST", "/_fake/scenario", json.dumps(
+            {"first_target": "hubspot.com", "total_count": 120, "night": 1}).encode())
+        self.assertEqual(r.status, 200, r.data)
+        _, d = self.page(task_for(offset=0, limit=200))
+        self.assertEqual(d["items"], nights[1].page(0, 200))
+        for bad in (-1, "1", True, 1.5):
+            with self.assertRaises(ValueError):
+                self.srv.set_scenario("a.com", night=bad)
+            with self.assertRaises(ValueError):
+                Dataset(task_for(), night=bad)
+
     def test_bad_scenarios_and_faults_rejected(self):
         with self.assertRaises(ValueError):
             self.srv.set_scenario("a.com", shape="v9")
