@@ -140,6 +140,8 @@ GRANT SELECT ON
     -- sql/010_exact_history.sql: what a republish or purge removed, for sync
     :"schema".domain_intersection_deleted
 TO :"role";
+-- the sync cursor's high-water mark (README "Incremental sync"): one number
+GRANT SELECT ON :"schema".etl_sync_counter TO :"role";
 
 COMMIT;
 

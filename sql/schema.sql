@@ -25,30 +25,218 @@ SET row_security = off;
 CREATE SCHEMA dataforseo;
 
 --
+-- Name: abandon_runs(text); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.abandon_runs(p_job text) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+DECLARE
+    a record;
+    r record;
+    n integer := 0;
+    msg text;
+BEGIN
+    FOR a IN SELECT x.run_id, x.attempt, x.started_at, x.host, x.pid
+             FROM etl_run_attempt x JOIN etl_run USING (run_id)
+             WHERE etl_run.job = p_job AND x.status = 'running'
+             ORDER BY x.run_id, x.attempt FOR UPDATE OF x LOOP
+        msg := format('abandoned: the process (host %s, pid %s) ended without recording an '
+                      'outcome (killed, or its machine stopped); found by the next run of job %s',
+                      coalesce(a.host, '?'), coalesce(a.pid::text, '?'), p_job);
+        PERFORM close_attempt(a.run_id, a.attempt, 'abandoned', msg,
+            greatest(a.started_at, (SELECT max(p.finished_at) FROM etl_page p
+                                    WHERE p.run_id = a.run_id AND p.finished_at >= a.started_at)));
+    END LOOP;
+    FOR r IN SELECT run_id, snapshot_date, host, pid FROM etl_run
+             WHERE job = p_job AND status = 'running' ORDER BY run_id FOR UPDATE LOOP
+        msg := format('abandoned: the process (host %s, pid %s) ended without recording an '
+                      'outcome (killed, or its machine stopped); found by the next run of job %s',
+                      coalesce(r.host, '?'), coalesce(r.pid::text, '?'), p_job);
+        PERFORM fail_snapshot(r.run_id, rs.target_set_id, r.snapshot_date, msg)
+        FROM etl_run_set rs WHERE rs.run_id = r.run_id AND rs.status = 'running';
+        UPDATE etl_run_set rs SET status = 'failed', error = msg, finished_at = now(),
+               pages = p.pages, rows = p.rows, cost_usd = p.cost
+        FROM (SELECT target_set_id, count(*) FILTER (WHERE status = 'loaded') AS pages,
+                     coalesce(sum(rows) FILTER (WHERE status = 'loaded'), 0) AS rows,
+                     coalesce(sum(cost_usd), 0) AS cost
+              FROM etl_page WHERE run_id = r.run_id GROUP BY target_set_id) p
+        WHERE rs.run_id = r.run_id AND rs.status = 'running'
+          AND p.target_set_id = rs.target_set_id;
+        UPDATE etl_run_set SET status = 'failed', error = msg, finished_at = now()
+        WHERE run_id = r.run_id AND status = 'running';
+        UPDATE etl_run x SET status = 'abandoned', error = msg,
+               finished_at = coalesce((SELECT max(finished_at) FROM etl_run_attempt
+                                       WHERE run_id = r.run_id), now()),
+               pages = p.pages, rows = p.rows, cost_usd = p.cost
+        FROM (SELECT count(*) FILTER (WHERE status = 'loaded') AS pages,
+                     coalesce(sum(rows), 0) AS rows, coalesce(sum(cost_usd), 0) AS cost
+              FROM etl_page WHERE run_id = r.run_id) p
+        WHERE x.run_id = r.run_id;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END;
+$$;
+
+--
+-- Name: FUNCTION abandon_runs(p_job text); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.abandon_runs(p_job text) IS 'abandon_runs(p_job): called under the job''s lock; marks every run and attempt of p_job still running (their processes are gone) abandoned, with counters from the ledger and unfinished sets failed. Returns the runs marked.';
+
+--
+-- Name: begin_attempt(bigint, text, integer); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.begin_attempt(p_run bigint, p_host text, p_pid integer) RETURNS integer
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+    INSERT INTO etl_run_attempt (run_id, attempt, host, pid)
+    SELECT p_run, coalesce(max(attempt), 0) + 1, p_host, p_pid
+    FROM etl_run_attempt WHERE run_id = p_run
+    RETURNING attempt;
+$$;
+
+--
+-- Name: FUNCTION begin_attempt(p_run bigint, p_host text, p_pid integer); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.begin_attempt(p_run bigint, p_host text, p_pid integer) IS 'begin_attempt(p_run, p_host, p_pid): records a process starting work on run p_run; returns the attempt''s number.';
+
+--
+-- Name: close_attempt(bigint, integer, text, text, timestamp with time zone); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.close_attempt(p_run bigint, p_attempt integer, p_status text, p_error text, p_end timestamp with time zone) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+    UPDATE etl_run_attempt a SET status = p_status, error = p_error, finished_at = p_end,
+           pages = f.pages, failed_pages = f.failed_pages, rows = f.rows,
+           cost_usd = greatest(f.cost - f.before, 0)
+    FROM (SELECT count(*) FILTER (WHERE p.status IN ('loaded', 'discarded')
+                                  AND p.finished_at >= x.started_at) AS pages,
+                 count(*) FILTER (WHERE p.status = 'failed' AND p.finished_at >= x.started_at)
+                     AS failed_pages,
+                 coalesce(sum(p.rows) FILTER (WHERE p.status IN ('loaded', 'discarded')
+                                              AND p.finished_at >= x.started_at), 0) AS rows,
+                 coalesce(sum(p.cost_usd), 0) AS cost,
+                 (SELECT coalesce(sum(b.cost_usd), 0) FROM etl_run_attempt b
+                  WHERE b.run_id = p_run AND b.attempt < p_attempt) AS before
+          FROM etl_run_attempt x LEFT JOIN etl_page p ON p.run_id = x.run_id
+          WHERE x.run_id = p_run AND x.attempt = p_attempt
+          GROUP BY x.started_at) f
+    WHERE a.run_id = p_run AND a.attempt = p_attempt;
+$$;
+
+--
+-- Name: FUNCTION close_attempt(p_run bigint, p_attempt integer, p_status text, p_error text, p_end timestamp with time zone); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.close_attempt(p_run bigint, p_attempt integer, p_status text, p_error text, p_end timestamp with time zone) IS 'close_attempt(p_run, p_attempt, p_status, p_error, p_end): ends an attempt with its figures from the ledger (pages it loaded and failed, rows, and the growth of the run''s cost since the attempts before).';
+
+--
 -- Name: fail_snapshot(bigint, bigint, date, text); Type: FUNCTION; Schema: dataforseo; Owner: -
 --
 
 CREATE FUNCTION dataforseo.fail_snapshot(p_run bigint, p_set bigint, p_date date, p_error text) RETURNS void
     LANGUAGE sql
-    SET search_path TO 'dataforseo', 'pg_catalog', 'pg_temp'
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
     AS $$
     INSERT INTO etl_snapshot AS c (target_set_id, snapshot_date, status, run_id,
-                                           request_hash, last_run_id, last_error)
-    SELECT p_set, p_date, 'failed', p_run, rs.request_hash, p_run, p_error
+                                   request_hash, last_run_id, last_error, sync_seq)
+    SELECT p_set, p_date, 'failed', p_run, rs.request_hash, p_run, p_error, sync_seq_take()
     FROM etl_run_set rs WHERE rs.run_id = p_run AND rs.target_set_id = p_set
     ON CONFLICT (target_set_id, snapshot_date) DO UPDATE SET
         status = CASE WHEN c.status = 'complete' THEN 'complete' ELSE 'failed' END,
         run_id = CASE WHEN c.status = 'complete' THEN c.run_id ELSE p_run END,
         request_hash = CASE WHEN c.status = 'complete' THEN c.request_hash
                             ELSE EXCLUDED.request_hash END,
-        last_run_id = p_run, last_error = p_error;
+        last_run_id = p_run, last_error = p_error, sync_seq = EXCLUDED.sync_seq;
 $$;
 
 --
 -- Name: FUNCTION fail_snapshot(p_run bigint, p_set bigint, p_date date, p_error text); Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON FUNCTION dataforseo.fail_snapshot(p_run bigint, p_set bigint, p_date date, p_error text) IS 'fail_snapshot(p_run, p_set, p_date, p_error): run p_run failed set p_set on p_date. The date''s control row becomes ''failed'' unless it has a complete snapshot, which stays as it was (a failed rerun never hides it); last_run_id and last_error record the failure either way.';
+COMMENT ON FUNCTION dataforseo.fail_snapshot(p_run bigint, p_set bigint, p_date date, p_error text) IS 'fail_snapshot(p_run, p_set, p_date, p_error): records that run p_run failed set p_set for p_date: the date is ''failed'' unless it has a complete snapshot, which stays as it was (only last_run_id and last_error change). Takes the transaction''s sync number.';
+
+--
+-- Name: finish_attempt(bigint, integer, text, text); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.finish_attempt(p_run bigint, p_attempt integer, p_status text, p_error text) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+    SELECT close_attempt(p_run, p_attempt, p_status, p_error, clock_timestamp());
+$$;
+
+--
+-- Name: FUNCTION finish_attempt(p_run bigint, p_attempt integer, p_status text, p_error text); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.finish_attempt(p_run bigint, p_attempt integer, p_status text, p_error text) IS 'finish_attempt(p_run, p_attempt, p_status, p_error): ends the attempt now with the run''s outcome.';
+
+--
+-- Name: publish_order(bigint, bigint, date, date); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.publish_order(p_run bigint, p_set bigint, p_date date, hi date) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+DECLARE
+    o_dom    text[];
+    o_pos    integer[];
+    cur      domain_intersection_order%ROWTYPE;
+    nb       domain_intersection_order%ROWTYPE;
+    top      date := hi;
+BEGIN
+    SELECT array_agg(referring_domain ORDER BY position, referring_domain),
+           array_agg(position ORDER BY position, referring_domain)
+    INTO o_dom, o_pos
+    FROM (SELECT referring_domain, min(position) AS position FROM domain_intersection_pending
+          WHERE run_id = p_run AND target_set_id = p_set GROUP BY referring_domain) x;
+    o_dom := coalesce(o_dom, '{}');
+    o_pos := coalesce(o_pos, '{}');
+    SELECT * INTO cur FROM domain_intersection_order
+    WHERE target_set_id = p_set AND valid_from <= p_date AND valid_to > p_date;
+    IF FOUND THEN
+        IF cur.domains = o_dom AND cur.positions = o_pos THEN
+            RETURN;
+        END IF;
+        IF hi < cur.valid_to THEN
+            INSERT INTO domain_intersection_order VALUES (p_set, hi, cur.valid_to, cur.domains,
+                                                          cur.positions);
+        END IF;
+        IF cur.valid_from = p_date THEN
+            DELETE FROM domain_intersection_order WHERE target_set_id = p_set AND valid_from = p_date;
+        ELSE
+            UPDATE domain_intersection_order SET valid_to = p_date
+            WHERE target_set_id = p_set AND valid_from = cur.valid_from;
+        END IF;
+    END IF;
+    SELECT * INTO nb FROM domain_intersection_order WHERE target_set_id = p_set AND valid_from = hi;
+    IF FOUND AND nb.domains = o_dom AND nb.positions = o_pos THEN
+        top := nb.valid_to;
+        DELETE FROM domain_intersection_order WHERE target_set_id = p_set AND valid_from = hi;
+    END IF;
+    UPDATE domain_intersection_order SET valid_to = top
+    WHERE target_set_id = p_set AND valid_to = p_date AND domains = o_dom AND positions = o_pos;
+    IF NOT FOUND THEN
+        INSERT INTO domain_intersection_order VALUES (p_set, p_date, top, o_dom, o_pos);
+    END IF;
+END $$;
+
+--
+-- Name: FUNCTION publish_order(p_run bigint, p_set bigint, p_date date, hi date); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.publish_order(p_run bigint, p_set bigint, p_date date, hi date) IS 'publish_order(p_run, p_set, p_date, hi): part of publish_snapshot(). Makes the order row covering p_date the staged result order, by the same rule as the versions (equal neighbours are one range).';
 
 --
 -- Name: publish_snapshot(bigint, bigint, date, bigint); Type: FUNCTION; Schema: dataforseo; Owner: -
@@ -56,18 +244,15 @@ COMMENT ON FUNCTION dataforseo.fail_snapshot(p_run bigint, p_set bigint, p_date 
 
 CREATE FUNCTION dataforseo.publish_snapshot(p_run bigint, p_set bigint, p_date date, p_total bigint, OUT outcome text, OUT staged bigint, OUT ledger bigint, OUT domains bigint, OUT expected_domains bigint) RETURNS record
     LANGUAGE plpgsql
-    SET search_path TO 'dataforseo', 'pg_catalog', 'pg_temp'
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
     AS $$
 DECLARE
     st       text;
     hash     text;
     nxt      date;
     hi       date;
-    o_dom    text[];
-    o_pos    integer[];
-    cur      domain_intersection_order%ROWTYPE;
     verify   boolean;
-    n_diff   bigint := 0;
+    seq      bigint;
 BEGIN
     SELECT rs.status, rs.request_hash INTO st, hash FROM etl_run_set rs
     WHERE rs.run_id = p_run AND rs.target_set_id = p_set FOR UPDATE;
@@ -79,168 +264,20 @@ BEGIN
     WHERE e.run_id = p_run AND e.target_set_id = p_set AND e.status = 'loaded';
     -- A replay is how rows are mended: it compares every value, digest or not.
     SELECT r.replay_of IS NOT NULL INTO verify FROM etl_run r WHERE r.run_id = p_run;
+    -- Every boundary is a complete date not purged: the new values hold until
+    -- the next one after p_date, and that one keeps its own.
+    SELECT min(c.snapshot_date) INTO nxt FROM etl_snapshot c
+    WHERE c.target_set_id = p_set AND c.snapshot_date > p_date AND c.status = 'complete'
+      AND c.purged_at IS NULL;
+    hi := coalesce(nxt, 'infinity');
+    -- From here the counter is locked until commit (publishes queue here).
+    seq := sync_seq_take();
 
-    -- Everything below is undone when the staged rows, counted as they are
-    -- deleted at the end, are not what the ledger says: 'short'.
+    -- Undone when the staged rows, counted as they are deleted at the end, are
+    -- not what the ledger says: 'short'.
     BEGIN
-
-        -- Every boundary is a complete date: the new values hold until the next
-        -- complete snapshot after p_date, and that one keeps its own.
-        SELECT min(c.snapshot_date) INTO nxt FROM etl_snapshot c
-        WHERE c.target_set_id = p_set AND c.snapshot_date > p_date AND c.status = 'complete'
-          AND c.purged_at IS NULL;
-        hi := coalesce(nxt, 'infinity');
-
-        -- A set's first answer (or its first after every version ended): no
-        -- version covers p_date, and the answer goes in whole.
-        IF NOT EXISTS (SELECT 1 FROM domain_intersection_version v
-                       WHERE v.target_set_id = p_set AND v.valid_from <= p_date
-                         AND v.valid_to > p_date) THEN
-            INSERT INTO domain_intersection_version
-            SELECT p.target_set_id, p.referring_domain, p.target_key, p_date, hi, p.target,
-                   p.intersections_count, p.type, p.rank, p.backlinks, p.first_seen, p.lost_date,
-                   p.backlinks_spam_score, p.broken_backlinks, p.broken_pages, p.referring_domains,
-                   p.referring_domains_nofollow, p.referring_main_domains,
-                   p.referring_main_domains_nofollow, p.referring_ips, p.referring_subnets,
-                   p.referring_pages, p.referring_pages_nofollow, p.referring_links_tld,
-                   p.referring_links_types, p.referring_links_attributes,
-                   p.referring_links_platform_types, p.referring_links_semantic_locations,
-                   p.referring_links_countries, p.extra, p.run_id, p.digest
-            FROM domain_intersection_pending p
-            WHERE p.run_id = p_run AND p.target_set_id = p_set;
-        ELSE
-            -- The keys whose row may differ: in the versions covering p_date
-            -- or in the answer but not both, or in both with digests that
-            -- differ (or with any, for a replay). Keys and digests only: a
-            -- narrow join, where comparing whole rows made a night of an
-            -- unchanged 1M-row set spill a hash table of 800 MB.
-            CREATE TEMP TABLE IF NOT EXISTS publish_diff (
-                referring_domain text, target_key smallint, valid_from date, valid_to date,
-                digest uuid, staged boolean, same boolean)
-                ON COMMIT DELETE ROWS;
-            INSERT INTO publish_diff
-            SELECT coalesce(v.referring_domain, p.referring_domain), coalesce(v.target_key, p.target_key),
-                   v.valid_from, v.valid_to, p.digest, p.referring_domain IS NOT NULL, false
-            FROM (SELECT referring_domain, target_key, valid_from, valid_to, digest
-                  FROM domain_intersection_version
-                  WHERE target_set_id = p_set AND valid_from <= p_date AND valid_to > p_date) v
-            FULL JOIN (SELECT referring_domain, target_key, digest FROM domain_intersection_pending
-                       WHERE run_id = p_run AND target_set_id = p_set) p
-              ON p.referring_domain = v.referring_domain AND p.target_key = v.target_key
-            WHERE v.referring_domain IS NULL OR p.referring_domain IS NULL OR verify
-               OR v.digest IS NULL OR p.digest IS DISTINCT FROM v.digest;
-            GET DIAGNOSTICS n_diff = ROW_COUNT;
-        END IF;
-
-        IF n_diff > 0 THEN
-            -- In both: the values decide. Equal values under another digest
-            -- (a version older than digests) keep their version, which takes
-            -- the answer's digest. A few keys are looked up one by one; many
-            -- (a replay compares them all) in one join of the two snapshots.
-            IF n_diff * 4 < ledger THEN
-                UPDATE publish_diff g SET same = coalesce((
-                    SELECT same_values(v, p)
-                    FROM domain_intersection_version v, domain_intersection_pending p
-                    WHERE v.target_set_id = p_set AND v.referring_domain = g.referring_domain
-                      AND v.target_key = g.target_key AND v.valid_from = g.valid_from
-                      AND p.run_id = p_run AND p.target_set_id = p_set
-                      AND p.referring_domain = g.referring_domain
-                      AND p.target_key = g.target_key), false)
-                WHERE g.staged AND g.valid_from IS NOT NULL;
-            ELSE
-                UPDATE publish_diff g SET same = true
-                FROM domain_intersection_version v, domain_intersection_pending p
-                WHERE g.staged AND g.valid_from IS NOT NULL
-                  AND v.target_set_id = p_set AND v.referring_domain = g.referring_domain
-                  AND v.target_key = g.target_key AND v.valid_from = g.valid_from
-                  AND v.valid_from <= p_date AND v.valid_to > p_date
-                  AND p.run_id = p_run AND p.target_set_id = p_set
-                  AND p.referring_domain = g.referring_domain AND p.target_key = g.target_key
-                  AND same_values(v, p);
-            END IF;
-            UPDATE domain_intersection_version v SET digest = g.digest FROM publish_diff g
-            WHERE v.target_set_id = p_set AND v.valid_from <= p_date AND v.valid_to > p_date
-              AND v.referring_domain = g.referring_domain
-              AND v.target_key = g.target_key AND v.valid_from = g.valid_from AND g.same
-              AND g.digest IS NOT NULL AND v.digest IS DISTINCT FROM g.digest;
-
-            -- Versions covering p_date whose key the answer lacks or whose
-            -- values it changes: the part after p_date is kept as a copy from
-            -- hi on, the part before it by ending the range at p_date (or
-            -- deleted when it started there).
-            INSERT INTO domain_intersection_version
-            SELECT v.target_set_id, v.referring_domain, v.target_key, hi, v.valid_to, v.target,
-                   v.intersections_count, v.type, v.rank, v.backlinks, v.first_seen, v.lost_date,
-                   v.backlinks_spam_score, v.broken_backlinks, v.broken_pages, v.referring_domains,
-                   v.referring_domains_nofollow, v.referring_main_domains,
-                   v.referring_main_domains_nofollow, v.referring_ips, v.referring_subnets,
-                   v.referring_pages, v.referring_pages_nofollow, v.referring_links_tld,
-                   v.referring_links_types, v.referring_links_attributes,
-                   v.referring_links_platform_types, v.referring_links_semantic_locations,
-                   v.referring_links_countries, v.extra, v.run_id, v.digest
-            FROM domain_intersection_version v
-            JOIN publish_diff g USING (referring_domain, target_key, valid_from)
-            WHERE v.target_set_id = p_set AND v.valid_from <= p_date AND v.valid_to > p_date
-              AND hi < v.valid_to AND NOT g.same;
-            -- (Each statement names the range of p_date although publish_diff
-            -- holds only versions covering it: without it the join is planned
-            -- over every version the set ever had, and publishing slowed with
-            -- each night.)
-            DELETE FROM domain_intersection_version v USING publish_diff g
-            WHERE v.target_set_id = p_set AND v.valid_from <= p_date AND v.valid_to > p_date
-              AND v.referring_domain = g.referring_domain
-              AND v.target_key = g.target_key AND v.valid_from = g.valid_from
-              AND g.valid_from = p_date AND NOT g.same;
-            UPDATE domain_intersection_version v SET valid_to = p_date FROM publish_diff g
-            WHERE v.target_set_id = p_set AND v.valid_from <= p_date AND v.valid_to > p_date
-              AND v.referring_domain = g.referring_domain
-              AND v.target_key = g.target_key AND v.valid_from = g.valid_from
-              AND g.valid_from < p_date AND NOT g.same;
-
-            -- What the answer has that no version covering p_date holds now:
-            -- its new keys and its changed values.
-            INSERT INTO domain_intersection_version
-            SELECT p.target_set_id, p.referring_domain, p.target_key, p_date, hi, p.target,
-                   p.intersections_count, p.type, p.rank, p.backlinks, p.first_seen, p.lost_date,
-                   p.backlinks_spam_score, p.broken_backlinks, p.broken_pages, p.referring_domains,
-                   p.referring_domains_nofollow, p.referring_main_domains,
-                   p.referring_main_domains_nofollow, p.referring_ips, p.referring_subnets,
-                   p.referring_pages, p.referring_pages_nofollow, p.referring_links_tld,
-                   p.referring_links_types, p.referring_links_attributes,
-                   p.referring_links_platform_types, p.referring_links_semantic_locations,
-                   p.referring_links_countries, p.extra, p.run_id, p.digest
-            FROM domain_intersection_pending p
-            JOIN publish_diff g ON g.referring_domain = p.referring_domain AND g.target_key = p.target_key
-            WHERE p.run_id = p_run AND p.target_set_id = p_set AND g.staged AND NOT g.same;
-        END IF;
-
-        -- The result order, split the same way when it changed.
-        SELECT array_agg(referring_domain ORDER BY position, referring_domain),
-               array_agg(position ORDER BY position, referring_domain)
-        INTO o_dom, o_pos
-        FROM (SELECT referring_domain, min(position) AS position FROM domain_intersection_pending
-              WHERE run_id = p_run AND target_set_id = p_set GROUP BY referring_domain) x;
-        o_dom := coalesce(o_dom, '{}');
-        o_pos := coalesce(o_pos, '{}');
-        SELECT * INTO cur FROM domain_intersection_order
-        WHERE target_set_id = p_set AND valid_from <= p_date AND valid_to > p_date;
-        IF NOT FOUND OR cur.domains IS DISTINCT FROM o_dom OR cur.positions IS DISTINCT FROM o_pos THEN
-            IF FOUND THEN
-                IF hi < cur.valid_to THEN
-                    INSERT INTO domain_intersection_order VALUES (p_set, hi, cur.valid_to, cur.domains,
-                                                                  cur.positions);
-                END IF;
-                IF cur.valid_from = p_date THEN
-                    DELETE FROM domain_intersection_order
-                    WHERE target_set_id = p_set AND valid_from = p_date;
-                ELSE
-                    UPDATE domain_intersection_order SET valid_to = p_date
-                    WHERE target_set_id = p_set AND valid_from = cur.valid_from;
-                END IF;
-            END IF;
-            INSERT INTO domain_intersection_order VALUES (p_set, p_date, hi, o_dom, o_pos);
-        END IF;
-
+        PERFORM publish_versions(p_run, p_set, p_date, hi, verify, seq);
+        PERFORM publish_order(p_run, p_set, p_date, hi);
         DELETE FROM domain_intersection_pending WHERE run_id = p_run AND target_set_id = p_set;
         GET DIAGNOSTICS staged = ROW_COUNT;
         IF staged <> ledger THEN
@@ -255,21 +292,22 @@ BEGIN
     SELECT t.max_rows INTO expected_domains FROM target_set t WHERE t.target_set_id = p_set;
     expected_domains := CASE WHEN p_total IS NOT NULL THEN least(p_total, expected_domains) END;
     INSERT INTO etl_snapshot AS c (target_set_id, snapshot_date, status, run_id,
-                                           request_hash, total_count, expected_domains,
-                                           published_at, purged_at, last_run_id, last_error)
+                                   request_hash, total_count, expected_domains,
+                                   published_at, purged_at, last_run_id, last_error, sync_seq)
     VALUES (p_set, p_date, 'complete', p_run, hash, p_total, expected_domains, now(), NULL,
-            p_run, NULL)
+            p_run, NULL, seq)
     ON CONFLICT (target_set_id, snapshot_date) DO UPDATE SET
         status = 'complete', run_id = p_run, request_hash = hash, total_count = p_total,
         expected_domains = EXCLUDED.expected_domains, published_at = now(), purged_at = NULL,
-        last_run_id = p_run, last_error = NULL;
+        last_run_id = p_run, last_error = NULL, sync_seq = seq;
     PERFORM snapshot_stats(p_set, p_date);
     IF nxt IS NOT NULL THEN
-        -- its comparison changed: an incremental reader must see it again
+        -- it is now compared with this answer (rule 4)
         PERFORM snapshot_stats(p_set, nxt);
         UPDATE etl_snapshot SET published_at = now()
         WHERE target_set_id = p_set AND snapshot_date = nxt;
     END IF;
+    PERFORM sync_tidy(seq);
     SELECT c.domains INTO domains FROM etl_snapshot c
     WHERE c.target_set_id = p_set AND c.snapshot_date = p_date;
     outcome := 'published';
@@ -279,7 +317,199 @@ END $$;
 -- Name: FUNCTION publish_snapshot(p_run bigint, p_set bigint, p_date date, p_total bigint, OUT outcome text, OUT staged bigint, OUT ledger bigint, OUT domains bigint, OUT expected_domains bigint); Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON FUNCTION dataforseo.publish_snapshot(p_run bigint, p_set bigint, p_date date, p_total bigint, OUT outcome text, OUT staged bigint, OUT ledger bigint, OUT domains bigint, OUT expected_domains bigint) IS 'publish_snapshot(p_run, p_set, p_date, p_total): makes the rows run p_run staged for set p_set (domain_intersection_pending) the snapshot of p_date, leaving every other complete date of the set as it was (a date republished in the middle splits the ranges covering it); p_total is the API''s total_count. Values are compared only where digests differ (every value, for a replay). Writes the control row (published_at = now()) and the change rows, and deletes the staged rows. outcome: ''published''; ''already'' (this run published the set before: nothing changes); ''short'' (fewer rows staged than the ledger says were loaded: nothing is published). staged, ledger: those two counts; domains, expected_domains: of the snapshot. The caller holds the job''s lock; the set''s etl_run_set row is locked here.';
+COMMENT ON FUNCTION dataforseo.publish_snapshot(p_run bigint, p_set bigint, p_date date, p_total bigint, OUT outcome text, OUT staged bigint, OUT ledger bigint, OUT domains bigint, OUT expected_domains bigint) IS 'publish_snapshot(p_run, p_set, p_date, p_total): makes the rows run p_run staged for set p_set (domain_intersection_pending) the snapshot of p_date, whatever the order dates are published in (a backfill before the first date, a rerun or replay of a past one): every other complete date keeps its rows, and versions and order rows stay one per maximal run of equal values. p_total is the API''s total_count. Values are compared only where digests differ (every value, for a replay). Writes the control row (published_at = now()) and the change rows of p_date and of the next complete date (now compared with this answer), deletes the staged rows, and takes the transaction''s sync number. outcome: ''published''; ''already'' (this run published the set before: nothing changes); ''short'' (fewer rows staged than the ledger says were loaded: nothing is published). staged, ledger: those two counts; domains, expected_domains: of the snapshot. The caller holds the job''s lock; the set''s etl_run_set row is locked here, then the sync counter until commit.';
+
+--
+-- Name: publish_versions(bigint, bigint, date, date, boolean, bigint); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.publish_versions(p_run bigint, p_set bigint, p_date date, hi date, verify boolean, seq bigint) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+DECLARE
+    n_diff bigint;
+    merge  boolean;
+BEGIN
+    -- New values can continue a neighbour only if a version already ended at
+    -- p_date (it was a complete date before) or one starts at hi (a date is
+    -- published before the set's latest): not on a night after the latest,
+    -- whose versions ending at p_date are the ones this publish ends, as
+    -- they differ from the answer.
+    merge := hi < 'infinity' OR EXISTS (SELECT 1 FROM domain_intersection_version v
+                                        WHERE v.target_set_id = p_set AND v.valid_to = p_date);
+    -- A set's first answer after its latest date: nothing covers p_date,
+    -- nothing ends there to continue, nothing follows: the answer goes in
+    -- whole (a first load of 1M rows, in one statement).
+    IF NOT merge AND NOT EXISTS (SELECT 1 FROM domain_intersection_version v
+                                 WHERE v.target_set_id = p_set AND v.valid_to > p_date) THEN
+        INSERT INTO domain_intersection_version
+        SELECT p.target_set_id, p.referring_domain, p.target_key, p_date, hi, p.target,
+               p.intersections_count, p.type, p.rank, p.backlinks, p.first_seen, p.lost_date,
+               p.backlinks_spam_score, p.broken_backlinks, p.broken_pages, p.referring_domains,
+               p.referring_domains_nofollow, p.referring_main_domains,
+               p.referring_main_domains_nofollow, p.referring_ips, p.referring_subnets,
+               p.referring_pages, p.referring_pages_nofollow, p.referring_links_tld,
+               p.referring_links_types, p.referring_links_attributes,
+               p.referring_links_platform_types, p.referring_links_semantic_locations,
+               p.referring_links_countries, p.extra, p.run_id, p.digest, seq
+        FROM domain_intersection_pending p
+        WHERE p.run_id = p_run AND p.target_set_id = p_set;
+        RETURN;
+    END IF;
+
+    -- The keys whose row may differ: in the versions covering p_date or in
+    -- the answer but not both, or in both with digests that differ (or any,
+    -- for a replay). Keys and digests only (sql/009). pred_from/succ_to: the
+    -- equal neighbours the new values continue.
+    CREATE TEMP TABLE IF NOT EXISTS publish_keys (
+        referring_domain text, target_key smallint, valid_from date, valid_to date,
+        digest uuid, staged boolean, same boolean, pred_from date, succ_to date)
+        ON COMMIT DELETE ROWS;
+    INSERT INTO publish_keys
+    SELECT coalesce(v.referring_domain, p.referring_domain), coalesce(v.target_key, p.target_key),
+           v.valid_from, v.valid_to, p.digest, p.referring_domain IS NOT NULL, false
+    FROM (SELECT referring_domain, target_key, valid_from, valid_to, digest
+          FROM domain_intersection_version
+          WHERE target_set_id = p_set AND valid_from <= p_date AND valid_to > p_date) v
+    FULL JOIN (SELECT referring_domain, target_key, digest FROM domain_intersection_pending
+               WHERE run_id = p_run AND target_set_id = p_set) p
+      ON p.referring_domain = v.referring_domain AND p.target_key = v.target_key
+    WHERE v.referring_domain IS NULL OR p.referring_domain IS NULL OR verify
+       OR v.digest IS NULL OR p.digest IS DISTINCT FROM v.digest;
+    GET DIAGNOSTICS n_diff = ROW_COUNT;
+    IF n_diff = 0 THEN
+        RETURN;  -- an unchanged night: nothing here but the control rows
+    END IF;
+    -- Its size, so the joins below are planned for what it holds (a temporary
+    -- table has no statistics until analyzed; taken for 1,000s of rows, a
+    -- night of 5 keys read the whole snapshot).
+    ANALYZE publish_keys;
+
+    -- In both: the values decide, one key at a time by its primary keys.
+    -- Equal values under another digest keep their version, which takes the
+    -- answer's digest.
+    UPDATE publish_keys g SET same = coalesce((
+        SELECT same_values(v, p)
+        FROM domain_intersection_version v, domain_intersection_pending p
+        WHERE v.target_set_id = p_set AND v.referring_domain = g.referring_domain
+          AND v.target_key = g.target_key AND v.valid_from = g.valid_from
+          AND p.run_id = p_run AND p.target_set_id = p_set
+          AND p.referring_domain = g.referring_domain AND p.target_key = g.target_key), false)
+    WHERE g.staged AND g.valid_from IS NOT NULL;
+    UPDATE domain_intersection_version v SET digest = g.digest FROM publish_keys g
+    WHERE v.target_set_id = p_set AND v.valid_from <= p_date AND v.valid_to > p_date
+      AND v.referring_domain = g.referring_domain
+      AND v.target_key = g.target_key AND v.valid_from = g.valid_from AND g.same
+      AND g.digest IS NOT NULL AND v.digest IS DISTINCT FROM g.digest;
+
+    -- Versions covering p_date whose key the answer lacks or whose values it
+    -- changes: the part from hi on is kept as a copy, the part before p_date
+    -- by ending the range there (or the version goes, when it started there).
+    INSERT INTO domain_intersection_version
+    SELECT v.target_set_id, v.referring_domain, v.target_key, hi, v.valid_to, v.target,
+           v.intersections_count, v.type, v.rank, v.backlinks, v.first_seen, v.lost_date,
+           v.backlinks_spam_score, v.broken_backlinks, v.broken_pages, v.referring_domains,
+           v.referring_domains_nofollow, v.referring_main_domains,
+           v.referring_main_domains_nofollow, v.referring_ips, v.referring_subnets,
+           v.referring_pages, v.referring_pages_nofollow, v.referring_links_tld,
+           v.referring_links_types, v.referring_links_attributes,
+           v.referring_links_platform_types, v.referring_links_semantic_locations,
+           v.referring_links_countries, v.extra, v.run_id, v.digest, seq
+    FROM domain_intersection_version v
+    JOIN publish_keys g USING (referring_domain, target_key, valid_from)
+    WHERE v.target_set_id = p_set AND v.valid_from <= p_date AND v.valid_to > p_date
+      AND hi < v.valid_to AND NOT g.same;
+    -- (Each statement names the range of p_date although publish_keys holds
+    -- only versions covering it: without it the join is planned over every
+    -- version the set ever had, and publishing slowed with each night.)
+    WITH gone AS (
+        DELETE FROM domain_intersection_version v USING publish_keys g
+        WHERE v.target_set_id = p_set AND v.valid_from <= p_date AND v.valid_to > p_date
+          AND v.referring_domain = g.referring_domain
+          AND v.target_key = g.target_key AND v.valid_from = g.valid_from
+          AND g.valid_from = p_date AND NOT g.same
+        RETURNING v.referring_domain, v.target_key, v.valid_from)
+    INSERT INTO etl_sync_deleted (sync_seq, view_name, target_set_id, referring_domain, target_key,
+                                  valid_from)
+    SELECT seq, 'history', p_set, referring_domain, target_key, valid_from FROM gone;
+    UPDATE domain_intersection_version v SET valid_to = p_date, sync_seq = seq FROM publish_keys g
+    WHERE v.target_set_id = p_set AND v.valid_from <= p_date AND v.valid_to > p_date
+      AND v.referring_domain = g.referring_domain
+      AND v.target_key = g.target_key AND v.valid_from = g.valid_from
+      AND g.valid_from < p_date AND NOT g.same;
+
+    -- New values equal to the key's version just before (it ends at p_date:
+    -- the previous complete snapshot had them) continue it; equal to the one
+    -- starting at hi, they take it in. One backward probe of the primary key
+    -- per key for the first (not the key's whole past), an exact one for the
+    -- second.
+    IF merge THEN
+        UPDATE publish_keys g SET
+            pred_from = (
+                SELECT (q.v).valid_from
+                FROM (SELECT v FROM domain_intersection_version v
+                      WHERE v.target_set_id = p_set AND v.referring_domain = g.referring_domain
+                        AND v.target_key = g.target_key AND v.valid_from < p_date
+                      ORDER BY v.valid_from DESC LIMIT 1) q,
+                     domain_intersection_pending p
+                WHERE (q.v).valid_to = p_date
+                  AND p.run_id = p_run AND p.target_set_id = p_set
+                  AND p.referring_domain = g.referring_domain AND p.target_key = g.target_key
+                  AND same_values(q.v, p)),
+            succ_to = CASE WHEN hi < 'infinity' THEN (
+                SELECT v.valid_to
+                FROM domain_intersection_version v, domain_intersection_pending p
+                WHERE v.target_set_id = p_set AND v.referring_domain = g.referring_domain
+                  AND v.target_key = g.target_key AND v.valid_from = hi
+                  AND p.run_id = p_run AND p.target_set_id = p_set
+                  AND p.referring_domain = g.referring_domain AND p.target_key = g.target_key
+                  AND same_values(v, p)) END
+        WHERE g.staged AND NOT g.same;
+        WITH gone AS (
+            DELETE FROM domain_intersection_version v USING publish_keys g
+            WHERE v.target_set_id = p_set AND v.referring_domain = g.referring_domain
+              AND v.target_key = g.target_key AND v.valid_from = hi AND g.succ_to IS NOT NULL
+            RETURNING v.referring_domain, v.target_key, v.valid_from)
+        INSERT INTO etl_sync_deleted (sync_seq, view_name, target_set_id, referring_domain, target_key,
+                                      valid_from)
+        SELECT seq, 'history', p_set, referring_domain, target_key, valid_from FROM gone;
+        -- (g.pred_from IS NOT NULL: the statistics, taken before it was set,
+        -- then say few rows, and the versions are probed by key rather than all
+        -- of the set's hashed.)
+        UPDATE domain_intersection_version v SET valid_to = coalesce(g.succ_to, hi), sync_seq = seq
+        FROM publish_keys g
+        WHERE v.target_set_id = p_set AND v.referring_domain = g.referring_domain
+          AND v.target_key = g.target_key AND v.valid_from = g.pred_from AND g.pred_from IS NOT NULL;
+    END IF;
+
+    -- What is left of the answer: its new keys and changed values, each
+    -- staged row fetched by its primary key (OFFSET 0 keeps the probe: the
+    -- staging table's statistics are whatever autovacuum last saw).
+    INSERT INTO domain_intersection_version
+    SELECT p.target_set_id, p.referring_domain, p.target_key, p_date, coalesce(g.succ_to, hi),
+           p.target, p.intersections_count, p.type, p.rank, p.backlinks, p.first_seen, p.lost_date,
+           p.backlinks_spam_score, p.broken_backlinks, p.broken_pages, p.referring_domains,
+           p.referring_domains_nofollow, p.referring_main_domains,
+           p.referring_main_domains_nofollow, p.referring_ips, p.referring_subnets,
+           p.referring_pages, p.referring_pages_nofollow, p.referring_links_tld,
+           p.referring_links_types, p.referring_links_attributes,
+           p.referring_links_platform_types, p.referring_links_semantic_locations,
+           p.referring_links_countries, p.extra, p.run_id, p.digest, seq
+    FROM publish_keys g
+    CROSS JOIN LATERAL (
+        SELECT * FROM domain_intersection_pending p
+        WHERE p.run_id = p_run AND p.target_set_id = p_set
+          AND p.referring_domain = g.referring_domain AND p.target_key = g.target_key
+        OFFSET 0) p
+    WHERE g.staged AND NOT g.same AND g.pred_from IS NULL;
+END $$;
+
+--
+-- Name: FUNCTION publish_versions(p_run bigint, p_set bigint, p_date date, hi date, verify boolean, seq bigint); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.publish_versions(p_run bigint, p_set bigint, p_date date, hi date, verify boolean, seq bigint) IS 'publish_versions(p_run, p_set, p_date, hi, verify, seq): part of publish_snapshot(). Makes the versions of (p_set, p_date) the rows run p_run staged: unchanged keys keep their version, changed and lost keys split the range covering p_date at p_date and hi (the next complete snapshot), and new values continue an equal version ending at p_date or take in an equal one starting at hi. Values are compared where digests differ (always when verify). Writes sync number seq on what it writes, and deletion rows.';
 
 --
 -- Name: purge_snapshots(bigint, date); Type: FUNCTION; Schema: dataforseo; Owner: -
@@ -287,31 +517,55 @@ COMMENT ON FUNCTION dataforseo.publish_snapshot(p_run bigint, p_set bigint, p_da
 
 CREATE FUNCTION dataforseo.purge_snapshots(p_set bigint, p_cutoff date) RETURNS integer
     LANGUAGE plpgsql
-    SET search_path TO 'dataforseo', 'pg_catalog', 'pg_temp'
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
     AS $$
 DECLARE
     keep  date;
     n     integer;
+    seq   bigint;
+    wait  text;
 BEGIN
     SELECT min(snapshot_date) INTO keep FROM etl_snapshot
     WHERE target_set_id = p_set AND status = 'complete' AND purged_at IS NULL
       AND snapshot_date >= least(p_cutoff, (SELECT max(snapshot_date) FROM etl_snapshot
                                            WHERE target_set_id = p_set AND status = 'complete'));
-    IF keep IS NULL THEN
-        RETURN 0;  -- no complete snapshot at all
+    IF keep IS NULL OR NOT EXISTS (
+            SELECT 1 FROM etl_snapshot WHERE target_set_id = p_set AND snapshot_date < keep
+                                         AND status = 'complete' AND purged_at IS NULL) THEN
+        RETURN 0;  -- nothing to purge: the counter is not taken
     END IF;
-    UPDATE etl_snapshot SET purged_at = now()
+    -- The counter is held only by writers of the ETL (a publish of another
+    -- job, up to its commit), never by a report: worth waiting for longer
+    -- than the maintenance lock_timeout meant for reports.
+    wait := current_setting('lock_timeout');
+    PERFORM set_config('lock_timeout', '60s', true);
+    seq := sync_seq_take();
+    PERFORM set_config('lock_timeout', wait, true);
+    UPDATE etl_snapshot SET purged_at = now(), sync_seq = seq
     WHERE target_set_id = p_set AND snapshot_date < keep AND status = 'complete'
       AND purged_at IS NULL;
     GET DIAGNOSTICS n = ROW_COUNT;
-    IF n > 0 THEN
-        DELETE FROM domain_intersection_version WHERE target_set_id = p_set AND valid_to <= keep;
-        UPDATE domain_intersection_version SET valid_from = keep
-        WHERE target_set_id = p_set AND valid_from < keep;
-        DELETE FROM domain_intersection_order WHERE target_set_id = p_set AND valid_to <= keep;
-        UPDATE domain_intersection_order SET valid_from = keep
-        WHERE target_set_id = p_set AND valid_from < keep;
-    END IF;
+
+    -- Versions only purged dates used go; those reaching past them now start
+    -- at keep (another key in the view: the old one is a deletion).
+    WITH gone AS (
+        DELETE FROM domain_intersection_version WHERE target_set_id = p_set AND valid_to <= keep
+        RETURNING referring_domain, target_key, valid_from)
+    INSERT INTO etl_sync_deleted (sync_seq, view_name, target_set_id, referring_domain, target_key,
+                                  valid_from)
+    SELECT seq, 'history', p_set, referring_domain, target_key, valid_from FROM gone;
+    INSERT INTO etl_sync_deleted (sync_seq, view_name, target_set_id, referring_domain, target_key,
+                                  valid_from)
+    SELECT seq, 'history', p_set, referring_domain, target_key, valid_from
+    FROM domain_intersection_version WHERE target_set_id = p_set AND valid_from < keep;
+    UPDATE domain_intersection_version SET valid_from = keep, sync_seq = seq
+    WHERE target_set_id = p_set AND valid_from < keep;
+    DELETE FROM domain_intersection_order WHERE target_set_id = p_set AND valid_to <= keep;
+    UPDATE domain_intersection_order SET valid_from = keep
+    WHERE target_set_id = p_set AND valid_from < keep;
+
+    PERFORM snapshot_stats(p_set, keep);
+    PERFORM sync_tidy(seq);
     RETURN n;
 END $$;
 
@@ -319,7 +573,33 @@ END $$;
 -- Name: FUNCTION purge_snapshots(p_set bigint, p_cutoff date); Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON FUNCTION dataforseo.purge_snapshots(p_set bigint, p_cutoff date) IS 'purge_snapshots(p_set, p_cutoff): retention for one target set. Complete snapshots before p_cutoff are purged (control rows kept, with purged_at), except the set''s newest complete one, which is never removed. Versions and order rows only purged dates used are deleted; those reaching past them start at the oldest kept date. Row locks only (DELETE/UPDATE), no DDL. Returns the number of dates purged.';
+COMMENT ON FUNCTION dataforseo.purge_snapshots(p_set bigint, p_cutoff date) IS 'purge_snapshots(p_set, p_cutoff): retention for one target set. Complete snapshots before p_cutoff are purged (control rows kept, with purged_at, their measures and change rows as they were), except the set''s newest complete one, which is never removed. Versions and order rows only purged dates used are deleted; those reaching past them start at the oldest kept date, which then has nothing to compare with and is recomputed as a restart (its change rows go). Row locks only, no DDL; takes the sync number only when it purges. Returns the number of dates purged.';
+
+--
+-- Name: sync_seq_take(); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.sync_seq_take() RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+        DECLARE
+            cur text := current_setting('intersect_etl.sync_seq', true);
+            n   bigint;
+        BEGIN
+            IF cur IS NOT NULL AND cur <> '' THEN
+                RETURN cur::bigint;
+            END IF;
+            UPDATE dataforseo.etl_sync_counter SET seq = seq + 1 RETURNING seq INTO n;
+            PERFORM set_config('intersect_etl.sync_seq', n::text, true);
+            RETURN n;
+        END $$;
+
+--
+-- Name: FUNCTION sync_seq_take(); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.sync_seq_take() IS 'sync_seq_take(): the calling transaction''s sync number. The first call takes the next one from etl_sync_counter and keeps the counter row locked until the transaction ends, so numbers follow commit order; later calls in the transaction return the same number (kept in the transaction-local setting intersect_etl.sync_seq).';
 
 SET default_table_access_method = heap;
 
@@ -597,6 +877,7 @@ CREATE TABLE dataforseo.domain_intersection_version (
     extra jsonb,
     run_id bigint NOT NULL,
     digest uuid,
+    sync_seq bigint DEFAULT dataforseo.sync_seq_take() NOT NULL,
     CONSTRAINT domain_intersection_version_check CHECK ((valid_from < valid_to)),
     CONSTRAINT domain_intersection_version_target_key_check CHECK (((target_key >= 1) AND (target_key <= 20)))
 );
@@ -800,11 +1081,18 @@ COMMENT ON COLUMN dataforseo.domain_intersection_version.run_id IS 'The run whos
 COMMENT ON COLUMN dataforseo.domain_intersection_version.digest IS 'The digest of the version''s values (see domain_intersection_pending.digest), so a night compares one value per row where nothing changed. NULL for a version written before digests, until a night matches it.';
 
 --
+-- Name: COLUMN domain_intersection_version.sync_seq; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_version.sync_seq IS 'Sync number of the transaction that last wrote this version (created, range ended or extended, trimmed by retention); 1 when last written before migration 010.';
+
+--
 -- Name: same_values(dataforseo.domain_intersection_version, dataforseo.domain_intersection_pending); Type: FUNCTION; Schema: dataforseo; Owner: -
 --
 
 CREATE FUNCTION dataforseo.same_values(v dataforseo.domain_intersection_version, p dataforseo.domain_intersection_pending) RETURNS boolean
     LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
     AS $$
     SELECT ROW(p.target, p.intersections_count, p.type, p.rank, p.backlinks, p.first_seen,
                p.lost_date, p.backlinks_spam_score, p.broken_backlinks, p.broken_pages,
@@ -837,11 +1125,12 @@ COMMENT ON FUNCTION dataforseo.same_values(v dataforseo.domain_intersection_vers
 
 CREATE FUNCTION dataforseo.snapshot_cost(p_set bigint, p_date date) RETURNS void
     LANGUAGE sql
-    SET search_path TO 'dataforseo', 'pg_catalog', 'pg_temp'
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
     AS $$
     UPDATE etl_snapshot c SET cost_usd = (
         SELECT coalesce(sum(rs.cost_usd), 0) FROM etl_run_set rs JOIN etl_run r USING (run_id)
-        WHERE rs.target_set_id = p_set AND r.snapshot_date = p_date)
+        WHERE rs.target_set_id = p_set AND r.snapshot_date = p_date),
+        sync_seq = sync_seq_take()
     WHERE c.target_set_id = p_set AND c.snapshot_date = p_date;
 $$;
 
@@ -849,7 +1138,7 @@ $$;
 -- Name: FUNCTION snapshot_cost(p_set bigint, p_date date); Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON FUNCTION dataforseo.snapshot_cost(p_set bigint, p_date date) IS 'snapshot_cost(p_set, p_date): sets etl_snapshot.cost_usd of (p_set, p_date) to what every run of that date spent on the set (etl_run_set.cost_usd summed), after any of them finished the set.';
+COMMENT ON FUNCTION dataforseo.snapshot_cost(p_set bigint, p_date date) IS 'snapshot_cost(p_set, p_date): sets etl_snapshot.cost_usd of (p_set, p_date) to what every run of that date spent on the set. Takes the transaction''s sync number.';
 
 --
 -- Name: snapshot_rows(bigint, date); Type: FUNCTION; Schema: dataforseo; Owner: -
@@ -857,6 +1146,7 @@ COMMENT ON FUNCTION dataforseo.snapshot_cost(p_set bigint, p_date date) IS 'snap
 
 CREATE FUNCTION dataforseo.snapshot_rows(p_set bigint, p_date date) RETURNS TABLE(referring_domain text, target_key smallint, target text, "position" integer, intersections_count integer, type text, rank integer, backlinks bigint, first_seen timestamp with time zone, lost_date timestamp with time zone, backlinks_spam_score integer, broken_backlinks bigint, broken_pages bigint, referring_domains bigint, referring_domains_nofollow bigint, referring_main_domains bigint, referring_main_domains_nofollow bigint, referring_ips bigint, referring_subnets bigint, referring_pages bigint, referring_pages_nofollow bigint, referring_links_tld jsonb, referring_links_types jsonb, referring_links_attributes jsonb, referring_links_platform_types jsonb, referring_links_semantic_locations jsonb, referring_links_countries jsonb, extra jsonb, run_id bigint)
     LANGUAGE sql STABLE ROWS 2000
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
     AS $$
     SELECT v.referring_domain, v.target_key, v.target,
            ((SELECT jsonb_object(r.domains, r.positions::text[])
@@ -879,7 +1169,7 @@ $$;
 -- Name: FUNCTION snapshot_rows(p_set bigint, p_date date); Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON FUNCTION dataforseo.snapshot_rows(p_set bigint, p_date date) IS 'snapshot_rows(p_set, p_date): the rows of set p_set''s snapshot of p_date as the old table''s columns (no check that the date is a complete snapshot). Kept for old queries; plain SQL, inlined by the planner, read with the caller''s rights. The views do not use it.';
+COMMENT ON FUNCTION dataforseo.snapshot_rows(p_set bigint, p_date date) IS 'snapshot_rows(p_set, p_date): the rows of set p_set''s snapshot of p_date as the old table''s columns (no check that the date is a complete snapshot). Kept for old queries; plain SQL read with the caller''s rights. The views do not use it: domain_intersection_snapshot is faster.';
 
 --
 -- Name: snapshot_stats(bigint, date); Type: FUNCTION; Schema: dataforseo; Owner: -
@@ -887,13 +1177,14 @@ COMMENT ON FUNCTION dataforseo.snapshot_rows(p_set bigint, p_date date) IS 'snap
 
 CREATE FUNCTION dataforseo.snapshot_stats(p_set bigint, p_date date) RETURNS void
     LANGUAGE plpgsql
-    SET search_path TO 'dataforseo', 'pg_catalog', 'pg_temp'
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
     AS $$
 DECLARE
     prev      date;
     prev_hash text;
     my_hash   text;
     comparable boolean;
+    seq       bigint := sync_seq_take();
 BEGIN
     SELECT request_hash INTO my_hash FROM etl_snapshot
     WHERE target_set_id = p_set AND snapshot_date = p_date;
@@ -903,7 +1194,11 @@ BEGIN
     ORDER BY snapshot_date DESC LIMIT 1;
     comparable := prev IS NOT NULL AND prev_hash = my_hash;
 
-    DELETE FROM domain_intersection_change WHERE target_set_id = p_set AND snapshot_date = p_date;
+    WITH gone AS (
+        DELETE FROM domain_intersection_change WHERE target_set_id = p_set AND snapshot_date = p_date
+        RETURNING referring_domain)
+    INSERT INTO etl_sync_deleted (sync_seq, view_name, target_set_id, snapshot_date, referring_domain)
+    SELECT seq, 'changes', p_set, p_date, referring_domain FROM gone;
     IF comparable THEN
         INSERT INTO domain_intersection_change
         SELECT p_set, p_date, coalesce(c.referring_domain, p.referring_domain),
@@ -923,21 +1218,25 @@ BEGIN
     END IF;
 
     UPDATE etl_snapshot s SET
-        previous_snapshot_date = prev,
+        previous_snapshot_date = CASE WHEN comparable THEN prev END,
+        -- (kept when the definitions differ: daily.definition_changed)
         previous_request_hash = prev_hash,
         domains = m.domains, rows = m.rows, avg_rank = m.avg_rank,
         total_backlinks = m.total_backlinks,
         new_domains = CASE WHEN comparable THEN ch.new_domains END,
         lost_domains = CASE WHEN comparable THEN ch.lost_domains END,
-        -- rows of both snapshots whose values differ: the versions that
-        -- start after prev and continue one that covered prev
+        -- keys of both snapshots whose values differ: ranges are maximal and
+        -- end at complete dates, so those are the keys with a version ending
+        -- at p_date (it held at prev) and one starting there. Read from the
+        -- versions ending at p_date (an index range): not from each key's
+        -- past, which grows with the nights.
         changed_rows = CASE WHEN comparable THEN (
-            SELECT count(*) FROM domain_intersection_version v
-            JOIN domain_intersection_version w
-              ON w.target_set_id = v.target_set_id AND w.referring_domain = v.referring_domain
-             AND w.target_key = v.target_key AND w.valid_from <= prev AND w.valid_to > prev
-            WHERE v.target_set_id = p_set AND v.valid_from <= p_date AND v.valid_to > p_date
-              AND v.valid_from > prev) END
+            SELECT count(*) FROM domain_intersection_version w
+            JOIN domain_intersection_version v
+              ON v.target_set_id = p_set AND v.referring_domain = w.referring_domain
+             AND v.target_key = w.target_key AND v.valid_from = p_date
+            WHERE w.target_set_id = p_set AND w.valid_to = p_date) END,
+        sync_seq = seq
     FROM (SELECT count(DISTINCT referring_domain) AS domains, count(*) AS rows,
                  round(sum(rank)::numeric / nullif(count(rank), 0), 2) AS avg_rank,
                  sum(backlinks) AS total_backlinks
@@ -954,7 +1253,34 @@ END $$;
 -- Name: FUNCTION snapshot_stats(p_set bigint, p_date date); Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON FUNCTION dataforseo.snapshot_stats(p_set bigint, p_date date) IS 'snapshot_stats(p_set, p_date): computes the size, average rank and backlinks of the snapshot of (p_set, p_date) into its etl_snapshot row, and what changed since the previous complete snapshot not purged (when of the same definition) into domain_intersection_change, replacing the date''s rows there. Called by publish_snapshot() for the date just published and for the complete date after it, whose comparison changes.';
+COMMENT ON FUNCTION dataforseo.snapshot_stats(p_set bigint, p_date date) IS 'snapshot_stats(p_set, p_date): computes the size, average rank and backlinks of the snapshot of (p_set, p_date) into its etl_snapshot row, and what changed since the previous complete snapshot not purged (when of the same definition; otherwise a restart: no change rows, new/lost/changed and previous_snapshot_date NULL) into domain_intersection_change, replacing the date''s rows there. changed_rows counts the keys of both snapshots whose values differ. Called by publish_snapshot() for the date published and the complete date after it, and by purge_snapshots() for the oldest kept date.';
+
+--
+-- Name: sync_tidy(bigint); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.sync_tidy(p_seq bigint) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+    DELETE FROM etl_sync_deleted d
+    WHERE d.sync_seq = p_seq
+      AND CASE d.view_name
+          WHEN 'history' THEN EXISTS (
+              SELECT 1 FROM domain_intersection_version v
+              WHERE v.target_set_id = d.target_set_id AND v.referring_domain = d.referring_domain
+                AND v.target_key = d.target_key AND v.valid_from = d.valid_from)
+          ELSE EXISTS (
+              SELECT 1 FROM domain_intersection_change c
+              WHERE c.target_set_id = d.target_set_id AND c.snapshot_date = d.snapshot_date
+                AND c.referring_domain = d.referring_domain) END;
+$$;
+
+--
+-- Name: FUNCTION sync_tidy(p_seq bigint); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.sync_tidy(p_seq bigint) IS 'sync_tidy(p_seq): removes from etl_sync_deleted the rows of sync number p_seq whose key exists again (removed and rewritten by the same transaction), so a number never holds both a row and its deletion.';
 
 --
 -- Name: domain_intersection_order; Type: TABLE; Schema: dataforseo; Owner: -
@@ -1032,6 +1358,7 @@ CREATE TABLE dataforseo.etl_snapshot (
     purged_at timestamp with time zone,
     last_run_id bigint,
     last_error text,
+    sync_seq bigint DEFAULT dataforseo.sync_seq_take() NOT NULL,
     CONSTRAINT etl_snapshot_status_check CHECK ((status = ANY (ARRAY['complete'::text, 'failed'::text])))
 );
 
@@ -1075,13 +1402,13 @@ COMMENT ON COLUMN dataforseo.etl_snapshot.request_hash IS 'The definition that r
 -- Name: COLUMN etl_snapshot.previous_snapshot_date; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON COLUMN dataforseo.etl_snapshot.previous_snapshot_date IS 'The latest complete snapshot before this date that was not purged when this one was published (compared with unless the definitions differ); NULL when none, and on failed dates.';
+COMMENT ON COLUMN dataforseo.etl_snapshot.previous_snapshot_date IS 'The complete snapshot not purged just before this date, when of the same definition: the one compared with. NULL on a restart (none, another definition, or the oldest date retention kept) and on failed dates.';
 
 --
 -- Name: COLUMN etl_snapshot.previous_request_hash; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON COLUMN dataforseo.etl_snapshot.previous_request_hash IS 'Its request_hash; NULL when there is none.';
+COMMENT ON COLUMN dataforseo.etl_snapshot.previous_request_hash IS 'The request_hash of the complete snapshot not purged just before this date (even of another definition); NULL when there is none.';
 
 --
 -- Name: COLUMN etl_snapshot.total_count; Type: COMMENT; Schema: dataforseo; Owner: -
@@ -1147,7 +1474,7 @@ COMMENT ON COLUMN dataforseo.etl_snapshot.cost_usd IS 'What every run of that da
 -- Name: COLUMN etl_snapshot.published_at; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON COLUMN dataforseo.etl_snapshot.published_at IS 'When the snapshot was last (re)published: moves each time the (set, date) is published again (a rerun or replay), whose rows then replace the old ones as a whole. NULL on failed dates. With purged_at, the key of incremental sync.';
+COMMENT ON COLUMN dataforseo.etl_snapshot.published_at IS 'When the snapshot was last (re)published, or its comparison recomputed because the date before it was. NULL on failed dates. Not the sync key (transaction start, not commit order): use sync_seq.';
 
 --
 -- Name: COLUMN etl_snapshot.purged_at; Type: COMMENT; Schema: dataforseo; Owner: -
@@ -1166,6 +1493,12 @@ COMMENT ON COLUMN dataforseo.etl_snapshot.last_run_id IS 'The latest run that fi
 --
 
 COMMENT ON COLUMN dataforseo.etl_snapshot.last_error IS 'Why that latest run failed the set; NULL when it completed it.';
+
+--
+-- Name: COLUMN etl_snapshot.sync_seq; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_snapshot.sync_seq IS 'Sync number of the transaction that last wrote this row (a publish, a failure, a purge, the recomputed comparison of the next date, the cost of a run); 1 when last written before migration 010.';
 
 --
 -- Name: domain_intersection; Type: VIEW; Schema: dataforseo; Owner: -
@@ -1925,7 +2258,7 @@ CREATE TABLE dataforseo.domain_intersection_change (
 -- Name: TABLE domain_intersection_change; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON TABLE dataforseo.domain_intersection_change IS 'The referring domains new and lost at each complete snapshot, compared with the previous complete snapshot of the same definition: computed once when the snapshot is published (snapshot_stats()), replaced as a whole when it or the snapshot before it is republished. A snapshot with nothing to compare with has no rows. Kept when retention purges the snapshot.';
+COMMENT ON TABLE dataforseo.domain_intersection_change IS 'The referring domains new and lost at each complete snapshot, compared with the previous complete snapshot not purged, of the same definition: computed when the snapshot is published (snapshot_stats()), replaced as a whole when it or the snapshot before it is republished. A snapshot with nothing to compare with (the set''s first, the first after a definition change, the oldest one retention left) has no rows. A purged snapshot keeps its rows.';
 
 --
 -- Name: COLUMN domain_intersection_change.target_set_id; Type: COMMENT; Schema: dataforseo; Owner: -
@@ -1986,7 +2319,8 @@ CREATE VIEW dataforseo.domain_intersection_changes AS
     c.backlinks,
     s.published_at,
     s.run_id,
-    s.purged_at
+    s.purged_at,
+    s.sync_seq
    FROM ((dataforseo.etl_snapshot s
      JOIN dataforseo.target_set t USING (target_set_id))
      CROSS JOIN LATERAL ( SELECT c_1.change,
@@ -2002,7 +2336,7 @@ CREATE VIEW dataforseo.domain_intersection_changes AS
 -- Name: VIEW domain_intersection_changes; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON VIEW dataforseo.domain_intersection_changes IS 'Per target set and complete snapshot, the referring domains new since the previous complete snapshot of the same definition (change = ''new'') and those no longer there (''lost''), computed once at publish. Failed dates are skipped: the comparison is with the last complete snapshot before. A snapshot with nothing to compare with (the set''s first, the first after a definition change, or the oldest one retention left) has no rows here: domain_intersection_daily.restart says so. Incremental sync: keep the greatest published_at and purged_at seen (domain_intersection_daily) and re-read every (set, date) whose published_at or purged_at is later; the rows of a (set, snapshot_date) are replaced as a whole when it is republished. A date published before the set''s latest (a backfill, rerun or replay) also recomputes the comparison of the set''s next complete date, whose published_at moves with it. Purged snapshots keep their rows (purged_at set).';
+COMMENT ON VIEW dataforseo.domain_intersection_changes IS 'Per target set and complete snapshot, the referring domains new since the previous complete snapshot not purged, of the same definition (change = ''new''), and those no longer there (''lost''). Failed dates are skipped: the comparison is with the last complete snapshot before. A snapshot with nothing to compare with (the set''s first, the first after a definition change, or the oldest one retention kept) has no rows here: domain_intersection_daily.restart says so. Purged snapshots keep their rows (purged_at set). Incremental sync: key (target_set_id, snapshot_date, referring_domain); read the rows with sync_seq above your cursor and the deletions (domain_intersection_deleted, view_name = ''changes'') likewise, applied in sync_seq order.';
 
 --
 -- Name: COLUMN domain_intersection_changes.job; Type: COMMENT; Schema: dataforseo; Owner: -
@@ -2068,7 +2402,7 @@ COMMENT ON COLUMN dataforseo.domain_intersection_changes.backlinks IS 'Backlinks
 -- Name: COLUMN domain_intersection_changes.published_at; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON COLUMN dataforseo.domain_intersection_changes.published_at IS 'When snapshot_date was last (re)published (etl_snapshot.published_at): the incremental-sync key; when it moves, the rows of this (set, snapshot_date) were replaced as a whole.';
+COMMENT ON COLUMN dataforseo.domain_intersection_changes.published_at IS 'When snapshot_date was last (re)published or its comparison recomputed (etl_snapshot.published_at). Not the sync key: use sync_seq.';
 
 --
 -- Name: COLUMN domain_intersection_changes.run_id; Type: COMMENT; Schema: dataforseo; Owner: -
@@ -2081,6 +2415,12 @@ COMMENT ON COLUMN dataforseo.domain_intersection_changes.run_id IS 'The run whos
 --
 
 COMMENT ON COLUMN dataforseo.domain_intersection_changes.purged_at IS 'When retention purged the snapshot (its rows stay here); NULL while kept.';
+
+--
+-- Name: COLUMN domain_intersection_changes.sync_seq; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_changes.sync_seq IS 'Sync number of the last transaction that wrote this row or its date''s control row: the incremental-sync cursor (numbers follow commit order; see etl_sync_counter).';
 
 --
 -- Name: domain_intersection_daily; Type: VIEW; Schema: dataforseo; Owner: -
@@ -2113,7 +2453,8 @@ CREATE VIEW dataforseo.domain_intersection_daily AS
     s.run_id,
     s.purged_at,
     s.last_run_id,
-    s.last_error
+    s.last_error,
+    s.sync_seq
    FROM (dataforseo.etl_snapshot s
      JOIN dataforseo.target_set t USING (target_set_id));
 
@@ -2121,7 +2462,7 @@ CREATE VIEW dataforseo.domain_intersection_daily AS
 -- Name: VIEW domain_intersection_daily; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON VIEW dataforseo.domain_intersection_daily IS 'One row per target set and snapshot date (a UTC calendar date) that a run finished, complete or failed: the size of the snapshot, what changed since the previous complete snapshot, what the runs of that date spent on the set. A complete snapshot stays complete when a later rerun of its date fails (last_run_id and last_error say so); a date still being fetched is listed once a run finishes it. Measures are NULL on failed dates; new/lost/changed are NULL on restarts. Purged snapshots stay, with purged_at set (their rows leave latest and history). Incremental sync: keep the greatest published_at and purged_at seen (domain_intersection_daily) and re-read every (set, date) whose published_at or purged_at is later; a date published before the set''s latest (a backfill, rerun or replay) also recomputes the comparison of the set''s next complete date, whose published_at moves with it.';
+COMMENT ON VIEW dataforseo.domain_intersection_daily IS 'One row per target set and snapshot date (a UTC calendar date) that a run finished, complete or failed: the size of the snapshot, what changed since the previous complete snapshot not purged, what the runs of that date spent on the set. A complete snapshot stays complete when a later rerun of its date fails (last_run_id and last_error say so); a date still being fetched is listed once a run finishes it. Measures are NULL on failed dates; new/lost/changed are NULL on restarts. Purged snapshots stay, with purged_at set and their measures as they were (their rows leave latest and history); the oldest kept date is then a restart. Incremental sync: key (target_set_id, snapshot_date); read the rows with sync_seq above your cursor (rows are never deleted).';
 
 --
 -- Name: COLUMN domain_intersection_daily.job; Type: COMMENT; Schema: dataforseo; Owner: -
@@ -2199,13 +2540,13 @@ COMMENT ON COLUMN dataforseo.domain_intersection_daily.definition_changed IS 'Tr
 -- Name: COLUMN domain_intersection_daily.restart; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON COLUMN dataforseo.domain_intersection_daily.restart IS 'True for a complete snapshot with nothing to compare with (the set''s first, the first after a definition change, or the oldest one retention left): new/lost/changed are NULL and domain_intersection_changes has no rows for it. NULL when failed, and for a snapshot retention had dropped before migration 005 (its measures are unknown).';
+COMMENT ON COLUMN dataforseo.domain_intersection_daily.restart IS 'True for a complete snapshot with nothing to compare with (the set''s first, the first after a definition change, or the oldest one retention kept): new/lost/changed and previous_snapshot_date are NULL and domain_intersection_changes has no rows for it. NULL when failed, and for a snapshot retention had dropped before migration 005 (its measures are unknown).';
 
 --
 -- Name: COLUMN domain_intersection_daily.previous_snapshot_date; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON COLUMN dataforseo.domain_intersection_daily.previous_snapshot_date IS 'The latest complete snapshot before this one that was not purged when this one was published (compared with unless restart); NULL when none, and on failed dates.';
+COMMENT ON COLUMN dataforseo.domain_intersection_daily.previous_snapshot_date IS 'The complete snapshot not purged just before this one, compared with; NULL on restart and on failed dates.';
 
 --
 -- Name: COLUMN domain_intersection_daily.total_count; Type: COMMENT; Schema: dataforseo; Owner: -
@@ -2229,7 +2570,7 @@ COMMENT ON COLUMN dataforseo.domain_intersection_daily.rows IS 'Rows in the snap
 -- Name: COLUMN domain_intersection_daily.changed_rows; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON COLUMN dataforseo.domain_intersection_daily.changed_rows IS 'Rows in both this and the previous snapshot whose values differ (position aside); NULL on restart or failed.';
+COMMENT ON COLUMN dataforseo.domain_intersection_daily.changed_rows IS 'Keys (referring domain x target key) in both this and the previous snapshot whose values differ (position aside); NULL on restart or failed.';
 
 --
 -- Name: COLUMN domain_intersection_daily.short; Type: COMMENT; Schema: dataforseo; Owner: -
@@ -2241,7 +2582,7 @@ COMMENT ON COLUMN dataforseo.domain_intersection_daily.short IS 'True when a com
 -- Name: COLUMN domain_intersection_daily.published_at; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON COLUMN dataforseo.domain_intersection_daily.published_at IS 'When the snapshot was last (re)published; moves each time the (set, date) is published again (a rerun or replay), its rows in latest and changes then being replaced as a whole. NULL when failed. The incremental-sync key, with purged_at.';
+COMMENT ON COLUMN dataforseo.domain_intersection_daily.published_at IS 'When the snapshot was last (re)published or its comparison recomputed; NULL when failed. Not the sync key (it is a transaction''s start, not its commit): use sync_seq.';
 
 --
 -- Name: COLUMN domain_intersection_daily.run_id; Type: COMMENT; Schema: dataforseo; Owner: -
@@ -2253,7 +2594,7 @@ COMMENT ON COLUMN dataforseo.domain_intersection_daily.run_id IS 'complete: the 
 -- Name: COLUMN domain_intersection_daily.purged_at; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON COLUMN dataforseo.domain_intersection_daily.purged_at IS 'When retention purged the snapshot (its rows left latest, history and domain_intersection; this row and its changes stay); NULL while kept. The incremental-sync key, with published_at.';
+COMMENT ON COLUMN dataforseo.domain_intersection_daily.purged_at IS 'When retention purged the snapshot (its rows left latest, history and domain_intersection; this row and its changes stay); NULL while kept.';
 
 --
 -- Name: COLUMN domain_intersection_daily.last_run_id; Type: COMMENT; Schema: dataforseo; Owner: -
@@ -2266,6 +2607,154 @@ COMMENT ON COLUMN dataforseo.domain_intersection_daily.last_run_id IS 'The lates
 --
 
 COMMENT ON COLUMN dataforseo.domain_intersection_daily.last_error IS 'Why that latest run failed the set; NULL when it completed it.';
+
+--
+-- Name: COLUMN domain_intersection_daily.sync_seq; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_daily.sync_seq IS 'Sync number of the last transaction that wrote this row (publish, failure, purge, recomputed comparison, cost): the incremental-sync cursor (numbers follow commit order; see etl_sync_counter).';
+
+--
+-- Name: etl_sync_deleted; Type: TABLE; Schema: dataforseo; Owner: -
+--
+
+CREATE TABLE dataforseo.etl_sync_deleted (
+    sync_seq bigint NOT NULL,
+    view_name text NOT NULL,
+    target_set_id bigint NOT NULL,
+    snapshot_date date,
+    referring_domain text NOT NULL,
+    target_key smallint,
+    valid_from date,
+    CONSTRAINT etl_sync_deleted_check CHECK (((view_name = 'changes'::text) = (snapshot_date IS NOT NULL))),
+    CONSTRAINT etl_sync_deleted_check1 CHECK (((view_name = 'history'::text) = ((target_key IS NOT NULL) AND (valid_from IS NOT NULL)))),
+    CONSTRAINT etl_sync_deleted_view_name_check CHECK ((view_name = ANY (ARRAY['history'::text, 'changes'::text])))
+);
+
+--
+-- Name: TABLE etl_sync_deleted; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON TABLE dataforseo.etl_sync_deleted IS 'Rows that a transaction removed from domain_intersection_history or domain_intersection_changes (a republished date, a merge of equal ranges, retention), with that transaction''s sync number; read through domain_intersection_deleted. A row removed and written again by the same transaction is not listed. Grows with such removals; nothing prunes it yet.';
+
+--
+-- Name: COLUMN etl_sync_deleted.sync_seq; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_sync_deleted.sync_seq IS 'Sync number of the transaction that removed the row.';
+
+--
+-- Name: COLUMN etl_sync_deleted.view_name; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_sync_deleted.view_name IS '''history'' (a domain_intersection_history row, keyed by target_set_id, referring_domain, target_key, valid_from) or ''changes'' (a domain_intersection_changes row, keyed by target_set_id, snapshot_date, referring_domain).';
+
+--
+-- Name: COLUMN etl_sync_deleted.target_set_id; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_sync_deleted.target_set_id IS 'target_set.target_set_id.';
+
+--
+-- Name: COLUMN etl_sync_deleted.snapshot_date; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_sync_deleted.snapshot_date IS 'changes: the removed row''s snapshot_date; NULL for history.';
+
+--
+-- Name: COLUMN etl_sync_deleted.referring_domain; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_sync_deleted.referring_domain IS 'The removed row''s referring domain.';
+
+--
+-- Name: COLUMN etl_sync_deleted.target_key; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_sync_deleted.target_key IS 'history: the removed row''s target key; NULL for changes.';
+
+--
+-- Name: COLUMN etl_sync_deleted.valid_from; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_sync_deleted.valid_from IS 'history: the removed row''s valid_from; NULL for changes.';
+
+--
+-- Name: domain_intersection_deleted; Type: VIEW; Schema: dataforseo; Owner: -
+--
+
+CREATE VIEW dataforseo.domain_intersection_deleted AS
+ SELECT d.sync_seq,
+    d.view_name,
+    t.job,
+    t.name AS target_set,
+    d.target_set_id,
+    d.snapshot_date,
+    d.referring_domain,
+    d.target_key,
+    d.valid_from
+   FROM (dataforseo.etl_sync_deleted d
+     JOIN dataforseo.target_set t USING (target_set_id));
+
+--
+-- Name: VIEW domain_intersection_deleted; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON VIEW dataforseo.domain_intersection_deleted IS 'Rows removed from domain_intersection_history or domain_intersection_changes, one per removal, with the sync number of the transaction that removed them: an incremental sync reads those above its cursor with the view''s rows and applies both in sync_seq order (one number never holds a row and its deletion).';
+
+--
+-- Name: COLUMN domain_intersection_deleted.sync_seq; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_deleted.sync_seq IS 'Sync number of the transaction that removed the row.';
+
+--
+-- Name: COLUMN domain_intersection_deleted.view_name; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_deleted.view_name IS '''history'' or ''changes'': the view the row was removed from.';
+
+--
+-- Name: COLUMN domain_intersection_deleted.job; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_deleted.job IS 'Job name.';
+
+--
+-- Name: COLUMN domain_intersection_deleted.target_set; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_deleted.target_set IS 'Target set name.';
+
+--
+-- Name: COLUMN domain_intersection_deleted.target_set_id; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_deleted.target_set_id IS 'target_set.target_set_id.';
+
+--
+-- Name: COLUMN domain_intersection_deleted.snapshot_date; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_deleted.snapshot_date IS 'changes: the removed row''s snapshot_date; NULL for history.';
+
+--
+-- Name: COLUMN domain_intersection_deleted.referring_domain; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_deleted.referring_domain IS 'The removed row''s referring domain.';
+
+--
+-- Name: COLUMN domain_intersection_deleted.target_key; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_deleted.target_key IS 'history: the removed row''s target key; NULL for changes.';
+
+--
+-- Name: COLUMN domain_intersection_deleted.valid_from; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_deleted.valid_from IS 'history: the removed row''s valid_from; NULL for changes.';
 
 --
 -- Name: domain_intersection_domain_series; Type: VIEW; Schema: dataforseo; Owner: -
@@ -2531,7 +3020,12 @@ CREATE VIEW dataforseo.domain_intersection_history AS
     v.referring_links_semantic_locations,
     v.referring_links_countries,
     v.extra,
-    v.run_id
+    v.run_id,
+    GREATEST(v.sync_seq, ( SELECT c.sync_seq
+           FROM dataforseo.etl_snapshot c
+          WHERE ((c.target_set_id = v.target_set_id) AND (c.snapshot_date < v.valid_to) AND (c.status = 'complete'::text) AND (c.purged_at IS NULL))
+          ORDER BY c.snapshot_date DESC
+         LIMIT 1)) AS sync_seq
    FROM (dataforseo.domain_intersection_version v
      JOIN dataforseo.target_set t USING (target_set_id));
 
@@ -2539,7 +3033,7 @@ CREATE VIEW dataforseo.domain_intersection_history AS
 -- Name: VIEW domain_intersection_history; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON VIEW dataforseo.domain_intersection_history IS 'The history as ranges: one row per target set, referring domain, target key and run of consecutive complete snapshots with identical values (position aside: it is per snapshot, in domain_intersection_order, and not in this view). The row holds for the complete snapshot dates in [valid_from, valid_to): valid_to is exclusive and NULL while current. A date inside a range that is not a complete snapshot (failed, never run) is not a snapshot: domain_intersection_daily lists which are. A referring domain lost at a snapshot ends its range there; one that comes back starts a new one. Purged snapshots leave: ranges reaching past them start at the oldest kept snapshot. Incremental sync: publishing a date D (its daily.published_at later than the last sync) rewrites the set''s rows with valid_to NULL or >= D; a purge (daily.purged_at) deletes or trims rows before the oldest kept snapshot.';
+COMMENT ON VIEW dataforseo.domain_intersection_history IS 'The history as ranges: one row per target set, referring domain, target key and maximal run of consecutive complete snapshots (not purged) with identical values, whatever order the dates were published in (position aside: it is per snapshot, and not in this view). The row holds for the complete snapshot dates in [valid_from, valid_to): valid_to is exclusive and NULL while current. A date inside a range that is not a complete snapshot (failed, never run) is not a snapshot: domain_intersection_daily lists which are. A referring domain missing from a snapshot ends its range there; one that comes back starts a new one. Purged snapshots leave: ranges reaching past them start at the oldest kept snapshot. Incremental sync: key (target_set_id, referring_domain, target_key, valid_from); read the rows with sync_seq above your cursor and the deletions (domain_intersection_deleted, view_name = ''history'') likewise, applied in sync_seq order. Each night moves last_snapshot_date, and so sync_seq, of every current row.';
 
 --
 -- Name: COLUMN domain_intersection_history.job; Type: COMMENT; Schema: dataforseo; Owner: -
@@ -2749,7 +3243,13 @@ COMMENT ON COLUMN dataforseo.domain_intersection_history.extra IS 'API fields th
 -- Name: COLUMN domain_intersection_history.run_id; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON COLUMN dataforseo.domain_intersection_history.run_id IS 'The run whose published answer first had these values (of a migrated row: the run that last wrote it before migration 005).';
+COMMENT ON COLUMN dataforseo.domain_intersection_history.run_id IS 'The run whose published answer first had these values (the earliest part''s when equal ranges were joined; of a migrated row: the run that last wrote it before migration 005).';
+
+--
+-- Name: COLUMN domain_intersection_history.sync_seq; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_history.sync_seq IS 'Sync number of the last transaction that changed this row (its version, or its last_snapshot_date): the incremental-sync cursor (numbers follow commit order; see etl_sync_counter).';
 
 --
 -- Name: domain_intersection_snapshot; Type: VIEW; Schema: dataforseo; Owner: -
@@ -3099,6 +3599,110 @@ COMMENT ON COLUMN dataforseo.domain_intersection_snapshot_breakdown.key IS 'The 
 COMMENT ON COLUMN dataforseo.domain_intersection_snapshot_breakdown.links IS 'Links for that key (count); NULL when the API gave something other than a number.';
 
 --
+-- Name: etl_job_lock; Type: TABLE; Schema: dataforseo; Owner: -
+--
+
+CREATE TABLE dataforseo.etl_job_lock (
+    job text NOT NULL,
+    token text,
+    run_id bigint,
+    host text,
+    holder_pid integer,
+    backend_pid integer,
+    backend_start timestamp with time zone,
+    server_start timestamp with time zone,
+    db_user text,
+    db_userid oid,
+    application text,
+    since timestamp with time zone,
+    heartbeat timestamp with time zone
+);
+
+--
+-- Name: TABLE etl_job_lock; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON TABLE dataforseo.etl_job_lock IS 'The lock of each job: a run holds it while the row''s token is its own. Whether the holder is alive is decided from its database session: its backend (backend_pid, with the same backend_start and user) still in pg_stat_activity, and the server not restarted since (server_start); after a restart the holder is given a grace period to come back (src/load.c LOAD_LOCK_RESTART_GRACE). A free lock has token NULL. Only the ETL''s role may write it; every page a run commits checks in its transaction that the row still names the run.';
+
+--
+-- Name: COLUMN etl_job_lock.job; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_job_lock.job IS 'The job''s name (job: in its job file).';
+
+--
+-- Name: COLUMN etl_job_lock.token; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_job_lock.token IS 'Random, one per process that took the lock; NULL when nobody holds it. Pages commit only while it is theirs.';
+
+--
+-- Name: COLUMN etl_job_lock.run_id; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_job_lock.run_id IS 'The run the holder is running (NULL until it started one).';
+
+--
+-- Name: COLUMN etl_job_lock.host; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_job_lock.host IS 'The host name of the holding process.';
+
+--
+-- Name: COLUMN etl_job_lock.holder_pid; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_job_lock.holder_pid IS 'The process id of the holding intersect-etl process on host.';
+
+--
+-- Name: COLUMN etl_job_lock.backend_pid; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_job_lock.backend_pid IS 'The server process (pg_stat_activity.pid) of the holder''s session that vouches for it being alive.';
+
+--
+-- Name: COLUMN etl_job_lock.backend_start; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_job_lock.backend_start IS 'That session''s backend_start: a pid reused by a later session is not the holder.';
+
+--
+-- Name: COLUMN etl_job_lock.server_start; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_job_lock.server_start IS 'pg_postmaster_start_time() when the holder''s session started: a later one means the server restarted and every session of the holder is gone.';
+
+--
+-- Name: COLUMN etl_job_lock.db_user; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_job_lock.db_user IS 'The database user of the holder''s session.';
+
+--
+-- Name: COLUMN etl_job_lock.db_userid; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_job_lock.db_userid IS 'Its role oid (pg_stat_activity.usesysid), for the liveness check.';
+
+--
+-- Name: COLUMN etl_job_lock.application; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_job_lock.application IS 'The holder session''s application_name.';
+
+--
+-- Name: COLUMN etl_job_lock.since; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_job_lock.since IS 'When the holder took the lock.';
+
+--
+-- Name: COLUMN etl_job_lock.heartbeat; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_job_lock.heartbeat IS 'When the holder last showed, on a new session, that it holds the lock.';
+
+--
 -- Name: etl_page; Type: TABLE; Schema: dataforseo; Owner: -
 --
 
@@ -3264,7 +3868,7 @@ CREATE TABLE dataforseo.etl_run (
     pid integer,
     version text,
     replay_of bigint,
-    CONSTRAINT etl_run_status_check CHECK ((status = ANY (ARRAY['running'::text, 'succeeded'::text, 'partial'::text, 'failed'::text])))
+    CONSTRAINT etl_run_status_check CHECK ((status = ANY (ARRAY['running'::text, 'succeeded'::text, 'partial'::text, 'failed'::text, 'interrupted'::text, 'abandoned'::text])))
 );
 
 --
@@ -3307,7 +3911,7 @@ COMMENT ON COLUMN dataforseo.etl_run.finished_at IS 'When the run last finished;
 -- Name: COLUMN etl_run.status; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON COLUMN dataforseo.etl_run.status IS '''running'', ''succeeded'' (every set complete), ''partial'' (some sets failed) or ''failed''. A killed run stays ''running'' (the next run of its job and date continues it, unless run --fresh).';
+COMMENT ON COLUMN dataforseo.etl_run.status IS 'running, succeeded (every set published), partial (some failed), failed (none published, or a run-wide error), interrupted (SIGTERM/SIGINT), abandoned (its process ended without a word). The latest attempt''s outcome; etl_run_attempt keeps every one.';
 
 --
 -- Name: COLUMN etl_run.pages; Type: COMMENT; Schema: dataforseo; Owner: -
@@ -3356,6 +3960,105 @@ COMMENT ON COLUMN dataforseo.etl_run.version IS 'intersect-etl version that star
 --
 
 COMMENT ON COLUMN dataforseo.etl_run.replay_of IS 'The run a replay re-did from the raw archive (raw_page); NULL for runs that fetched from the API.';
+
+--
+-- Name: etl_run_attempt; Type: TABLE; Schema: dataforseo; Owner: -
+--
+
+CREATE TABLE dataforseo.etl_run_attempt (
+    run_id bigint NOT NULL,
+    attempt integer NOT NULL,
+    started_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    finished_at timestamp with time zone,
+    status text DEFAULT 'running'::text NOT NULL,
+    error text,
+    pages integer DEFAULT 0 NOT NULL,
+    failed_pages integer DEFAULT 0 NOT NULL,
+    rows bigint DEFAULT 0 NOT NULL,
+    cost_usd numeric DEFAULT 0 NOT NULL,
+    host text,
+    pid integer,
+    CONSTRAINT etl_run_attempt_attempt_check CHECK ((attempt >= 1)),
+    CONSTRAINT etl_run_attempt_status_check CHECK ((status = ANY (ARRAY['running'::text, 'succeeded'::text, 'partial'::text, 'failed'::text, 'interrupted'::text, 'abandoned'::text])))
+);
+
+--
+-- Name: TABLE etl_run_attempt; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON TABLE dataforseo.etl_run_attempt IS 'One row per process that worked on a run: a run continued after a failure, an interruption or a kill has one attempt per start, oldest first. etl_run holds the latest attempt''s outcome; this table keeps them all.';
+
+--
+-- Name: COLUMN etl_run_attempt.run_id; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_run_attempt.run_id IS 'The run (etl_run.run_id).';
+
+--
+-- Name: COLUMN etl_run_attempt.attempt; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_run_attempt.attempt IS 'The attempt''s number within its run, from 1.';
+
+--
+-- Name: COLUMN etl_run_attempt.started_at; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_run_attempt.started_at IS 'When the process began working on the run.';
+
+--
+-- Name: COLUMN etl_run_attempt.finished_at; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_run_attempt.finished_at IS 'When it ended; for an abandoned attempt its last sign of life (its last ledger row, else its start). NULL while running.';
+
+--
+-- Name: COLUMN etl_run_attempt.status; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_run_attempt.status IS 'running, succeeded, partial, failed (as etl_run.status), interrupted (SIGTERM or SIGINT stopped it and it said so) or abandoned (its process ended without a word; marked by the next run of the job).';
+
+--
+-- Name: COLUMN etl_run_attempt.error; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_run_attempt.error IS 'Why the attempt did not succeed; NULL when it did.';
+
+--
+-- Name: COLUMN etl_run_attempt.pages; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_run_attempt.pages IS 'Pages this attempt loaded (ledger rows it wrote as loaded).';
+
+--
+-- Name: COLUMN etl_run_attempt.failed_pages; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_run_attempt.failed_pages IS 'Pages this attempt recorded as failed for good.';
+
+--
+-- Name: COLUMN etl_run_attempt.rows; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_run_attempt.rows IS 'Rows the pages this attempt loaded staged.';
+
+--
+-- Name: COLUMN etl_run_attempt.cost_usd; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_run_attempt.cost_usd IS 'What the API charged this attempt, in USD: the growth of the run''s ledger sum (etl_page.cost_usd) over the attempt.';
+
+--
+-- Name: COLUMN etl_run_attempt.host; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_run_attempt.host IS 'Host name of the process.';
+
+--
+-- Name: COLUMN etl_run_attempt.pid; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_run_attempt.pid IS 'Process id of the process.';
 
 --
 -- Name: etl_run_run_id_seq; Type: SEQUENCE; Schema: dataforseo; Owner: -
@@ -3599,23 +4302,49 @@ CREATE VIEW dataforseo.etl_run_summary AS
     r.status,
     r.started_at,
     r.finished_at,
-    EXTRACT(epoch FROM (r.finished_at - r.started_at)) AS duration_seconds,
-    r.pages,
+        CASE
+            WHEN (a.attempts = 0) THEN EXTRACT(epoch FROM (r.finished_at - r.started_at))
+            WHEN (a.unfinished = 0) THEN a.working
+            ELSE NULL::numeric
+        END AS duration_seconds,
+        CASE
+            WHEN (r.status = 'running'::text) THEN p.pages
+            ELSE r.pages
+        END AS pages,
     p.failed_pages,
-    r.rows,
+        CASE
+            WHEN (r.status = 'running'::text) THEN p.rows
+            ELSE r.rows
+        END AS rows,
     s.sets_complete,
     s.sets_failed,
-    r.cost_usd,
+        CASE
+            WHEN (r.status = 'running'::text) THEN p.cost
+            ELSE r.cost_usd
+        END AS cost_usd,
     r.error,
-    r.replay_of
-   FROM ((dataforseo.etl_run r
-     CROSS JOIN LATERAL ( SELECT count(*) AS failed_pages
+    r.replay_of,
+    a.attempts,
+    a.statuses AS attempt_statuses,
+    a.last_failure
+   FROM (((dataforseo.etl_run r
+     CROSS JOIN LATERAL ( SELECT count(*) FILTER (WHERE (etl_page.status = 'failed'::text)) AS failed_pages,
+            (count(*) FILTER (WHERE (etl_page.status = 'loaded'::text)))::integer AS pages,
+            COALESCE(sum(etl_page.rows), (0)::bigint) AS rows,
+            COALESCE(sum(etl_page.cost_usd), (0)::numeric) AS cost
            FROM dataforseo.etl_page
-          WHERE ((etl_page.run_id = r.run_id) AND (etl_page.status = 'failed'::text))) p)
+          WHERE (etl_page.run_id = r.run_id)) p)
      CROSS JOIN LATERAL ( SELECT count(*) FILTER (WHERE (etl_run_set.status = 'complete'::text)) AS sets_complete,
             count(*) FILTER (WHERE (etl_run_set.status = 'failed'::text)) AS sets_failed
            FROM dataforseo.etl_run_set
-          WHERE (etl_run_set.run_id = r.run_id)) s);
+          WHERE (etl_run_set.run_id = r.run_id)) s)
+     CROSS JOIN LATERAL ( SELECT count(*) AS attempts,
+            count(*) FILTER (WHERE (x.finished_at IS NULL)) AS unfinished,
+            sum(EXTRACT(epoch FROM (x.finished_at - x.started_at))) AS working,
+            string_agg(x.status, ', '::text ORDER BY x.attempt) AS statuses,
+            (array_agg(x.error ORDER BY x.attempt DESC) FILTER (WHERE (x.status <> ALL (ARRAY['running'::text, 'succeeded'::text]))))[1] AS last_failure
+           FROM dataforseo.etl_run_attempt x
+          WHERE (x.run_id = r.run_id)) a);
 
 --
 -- Name: VIEW etl_run_summary; Type: COMMENT; Schema: dataforseo; Owner: -
@@ -3663,13 +4392,13 @@ COMMENT ON COLUMN dataforseo.etl_run_summary.finished_at IS 'End of the run; NUL
 -- Name: COLUMN etl_run_summary.duration_seconds; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON COLUMN dataforseo.etl_run_summary.duration_seconds IS 'finished_at - started_at in seconds (a resumed run counts from its first start); NULL when not finished.';
+COMMENT ON COLUMN dataforseo.etl_run_summary.duration_seconds IS 'Working time in seconds: the sum of the attempts'' durations (hours between a failure and the run that mended it do not count); NULL while an attempt is running.';
 
 --
 -- Name: COLUMN etl_run_summary.pages; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON COLUMN dataforseo.etl_run_summary.pages IS 'Pages loaded (etl_page status ''loaded''), as counted when the run finished.';
+COMMENT ON COLUMN dataforseo.etl_run_summary.pages IS 'Pages loaded; while the run is running, as its ledger stands (etl_run.pages is written at its end).';
 
 --
 -- Name: COLUMN etl_run_summary.failed_pages; Type: COMMENT; Schema: dataforseo; Owner: -
@@ -3681,7 +4410,7 @@ COMMENT ON COLUMN dataforseo.etl_run_summary.failed_pages IS 'Pages of the run w
 -- Name: COLUMN etl_run_summary.rows; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON COLUMN dataforseo.etl_run_summary.rows IS 'Rows its pages produced, as counted when the run finished (repeats across pages included, so it can exceed the rows of the snapshots).';
+COMMENT ON COLUMN dataforseo.etl_run_summary.rows IS 'Rows its loaded pages staged; while the run is running, as its ledger stands.';
 
 --
 -- Name: COLUMN etl_run_summary.sets_complete; Type: COMMENT; Schema: dataforseo; Owner: -
@@ -3699,7 +4428,7 @@ COMMENT ON COLUMN dataforseo.etl_run_summary.sets_failed IS 'Target sets that fa
 -- Name: COLUMN etl_run_summary.cost_usd; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON COLUMN dataforseo.etl_run_summary.cost_usd IS 'What the API reported the run cost, in USD.';
+COMMENT ON COLUMN dataforseo.etl_run_summary.cost_usd IS 'What the API charged the run, in USD, as its ledger sums it; while running, as the ledger stands.';
 
 --
 -- Name: COLUMN etl_run_summary.error; Type: COMMENT; Schema: dataforseo; Owner: -
@@ -3712,6 +4441,52 @@ COMMENT ON COLUMN dataforseo.etl_run_summary.error IS 'Why the run failed or was
 --
 
 COMMENT ON COLUMN dataforseo.etl_run_summary.replay_of IS 'The run a replay re-did from the raw archive; NULL for runs that fetched from the API.';
+
+--
+-- Name: COLUMN etl_run_summary.attempts; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_run_summary.attempts IS 'How many processes worked on the run (etl_run_attempt); 0 for a replay.';
+
+--
+-- Name: COLUMN etl_run_summary.attempt_statuses; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_run_summary.attempt_statuses IS 'The attempts'' outcomes, oldest first, e.g. ''failed, succeeded'' for a run mended by a second attempt.';
+
+--
+-- Name: COLUMN etl_run_summary.last_failure; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_run_summary.last_failure IS 'The error of the latest attempt that did not succeed; NULL if none failed.';
+
+--
+-- Name: etl_sync_counter; Type: TABLE; Schema: dataforseo; Owner: -
+--
+
+CREATE TABLE dataforseo.etl_sync_counter (
+    one boolean DEFAULT true NOT NULL,
+    seq bigint NOT NULL,
+    CONSTRAINT etl_sync_counter_one_check CHECK (one)
+);
+
+--
+-- Name: TABLE etl_sync_counter; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON TABLE dataforseo.etl_sync_counter IS 'One row: the last sync number handed out. Every transaction that publishes, fails or purges a snapshot takes the next one (sync_seq_take()) and keeps this row locked until it commits, so sync numbers follow commit order. Read by sync tools as the high-water mark: every number up to seq has committed.';
+
+--
+-- Name: COLUMN etl_sync_counter.one; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_sync_counter.one IS 'Always true: the table has one row.';
+
+--
+-- Name: COLUMN etl_sync_counter.seq; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_sync_counter.seq IS 'The greatest sync number taken; 1 stands for everything written before migration 010.';
 
 --
 -- Name: etl_target_set; Type: VIEW; Schema: dataforseo; Owner: -
@@ -3972,11 +4747,25 @@ ALTER TABLE ONLY dataforseo.domain_intersection_version
     ADD CONSTRAINT domain_intersection_version_pkey PRIMARY KEY (target_set_id, referring_domain, target_key, valid_from);
 
 --
+-- Name: etl_job_lock etl_job_lock_pkey; Type: CONSTRAINT; Schema: dataforseo; Owner: -
+--
+
+ALTER TABLE ONLY dataforseo.etl_job_lock
+    ADD CONSTRAINT etl_job_lock_pkey PRIMARY KEY (job);
+
+--
 -- Name: etl_page etl_page_pkey; Type: CONSTRAINT; Schema: dataforseo; Owner: -
 --
 
 ALTER TABLE ONLY dataforseo.etl_page
     ADD CONSTRAINT etl_page_pkey PRIMARY KEY (run_id, target_set_id, page_offset);
+
+--
+-- Name: etl_run_attempt etl_run_attempt_pkey; Type: CONSTRAINT; Schema: dataforseo; Owner: -
+--
+
+ALTER TABLE ONLY dataforseo.etl_run_attempt
+    ADD CONSTRAINT etl_run_attempt_pkey PRIMARY KEY (run_id, attempt);
 
 --
 -- Name: etl_run etl_run_pkey; Type: CONSTRAINT; Schema: dataforseo; Owner: -
@@ -3998,6 +4787,13 @@ ALTER TABLE ONLY dataforseo.etl_run_set
 
 ALTER TABLE ONLY dataforseo.etl_snapshot
     ADD CONSTRAINT etl_snapshot_pkey PRIMARY KEY (target_set_id, snapshot_date);
+
+--
+-- Name: etl_sync_counter etl_sync_counter_pkey; Type: CONSTRAINT; Schema: dataforseo; Owner: -
+--
+
+ALTER TABLE ONLY dataforseo.etl_sync_counter
+    ADD CONSTRAINT etl_sync_counter_pkey PRIMARY KEY (one);
 
 --
 -- Name: raw_page raw_page_pkey; Type: CONSTRAINT; Schema: dataforseo; Owner: -
@@ -4064,6 +4860,18 @@ CREATE INDEX etl_snapshot_published ON dataforseo.etl_snapshot USING btree (publ
 CREATE INDEX etl_snapshot_purged ON dataforseo.etl_snapshot USING btree (purged_at) WHERE (purged_at IS NOT NULL);
 
 --
+-- Name: etl_snapshot_sync; Type: INDEX; Schema: dataforseo; Owner: -
+--
+
+CREATE INDEX etl_snapshot_sync ON dataforseo.etl_snapshot USING btree (sync_seq);
+
+--
+-- Name: etl_sync_deleted_seq; Type: INDEX; Schema: dataforseo; Owner: -
+--
+
+CREATE INDEX etl_sync_deleted_seq ON dataforseo.etl_sync_deleted USING btree (sync_seq);
+
+--
 -- Name: etl_page etl_page_run_id_fkey; Type: FK CONSTRAINT; Schema: dataforseo; Owner: -
 --
 
@@ -4076,6 +4884,13 @@ ALTER TABLE ONLY dataforseo.etl_page
 
 ALTER TABLE ONLY dataforseo.etl_page
     ADD CONSTRAINT etl_page_target_set_id_fkey FOREIGN KEY (target_set_id) REFERENCES dataforseo.target_set(target_set_id);
+
+--
+-- Name: etl_run_attempt etl_run_attempt_run_id_fkey; Type: FK CONSTRAINT; Schema: dataforseo; Owner: -
+--
+
+ALTER TABLE ONLY dataforseo.etl_run_attempt
+    ADD CONSTRAINT etl_run_attempt_run_id_fkey FOREIGN KEY (run_id) REFERENCES dataforseo.etl_run(run_id) ON DELETE CASCADE;
 
 --
 -- Name: etl_run etl_run_replay_of_fkey; Type: FK CONSTRAINT; Schema: dataforseo; Owner: -

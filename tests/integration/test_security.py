@@ -416,7 +416,7 @@ class BiReadonlyTest(EtlTestCase):
         env = self.env(DATABASE_URL=self.mig.url(self.own.name))
         self.etl("run", job, "--migrate", "--snapshot-date", "2026-01-02", env=env)
         p = self.script(self.own.name)
-        self.assertIn("can read the six report views of schema dataforseo", p.stdout)
+        self.assertIn("can read the report views of schema dataforseo", p.stdout)
         self.assertEqual(self.own.rows(
             "SELECT rolsuper, rolcreaterole, rolcreatedb, rolinherit, rolcanlogin FROM pg_roles "
             "WHERE rolname = '%s'" % self.bi_name),

@@ -515,6 +515,13 @@ class ViewsTest(EtlTestCase):
                 p = self.as_role(role, "SELECT count(*) FROM %s.%s" % (S, v))
                 self.assertEqual(p.returncode, 0, p.stderr)
                 self.assertGreater(int(p.stdout), 0)
+        # readable, empty or not: what republishes removed (none here), and
+        # the sync cursor's high-water mark (README "Incremental sync")
+        for v in ["domain_intersection_deleted", "etl_sync_counter"]:
+            with self.subTest(view=v):
+                p = self.as_role(role, "SELECT count(*) FROM %s.%s" % (S, v))
+                self.assertEqual(p.returncode, 0, p.stderr)
+        views += ["domain_intersection_deleted", "etl_sync_counter"]
         # over the unix socket too, and with the settings the script gives the role
         p = self.as_role(role, "SELECT current_user, current_setting('jit'), "
                                "current_setting('default_transaction_read_only'), "
