@@ -278,6 +278,15 @@ static const char join_sql[] =
 	" EXISTS (SELECT 1 FROM etl_job_lock WHERE job = $1 AND token = $2),"
 	" (SELECT count(*) FROM claim)";
 
+/* The lock row no longer names this process: who has it now. */
+static int lost_lock(PGconn *conn, struct etl_error *err)
+{
+	int rc = name_holder(conn, lock_job, "this run lost the job's lock to another process", err);
+
+	etl_error_prefix(err, "job %s: ", lock_job);
+	return rc;
+}
+
 int load_lock_join(PGconn *conn, struct etl_error *err)
 {
 	const char *params[2] = {lock_job, lock_token};
@@ -292,12 +301,7 @@ int load_lock_join(PGconn *conn, struct etl_error *err)
 	if (held && strcmp(PQgetvalue(res, 0, 3), "1") == 0)
 		log_debug("the job's lock is vouched for by server pid %d now", PQbackendPID(conn));
 	PQclear(res);
-	if (held)
-		return 0;
-	rc = name_holder(conn, lock_job, "this run lost the job's lock to another process",
-			 err);
-	etl_error_prefix(err, "job %s: ", lock_job);
-	return rc;
+	return held ? 0 : lost_lock(conn, err);
 }
 
 int load_fence(PGconn *conn, struct etl_error *err)
@@ -317,12 +321,7 @@ int load_fence(PGconn *conn, struct etl_error *err)
 		return rc;
 	held = PQntuples(res) == 1;
 	PQclear(res);
-	if (held)
-		return 0;
-	rc = name_holder(conn, lock_job, "this run lost the job's lock to another process",
-			 err);
-	etl_error_prefix(err, "job %s: ", lock_job);
-	return rc;
+	return held ? 0 : lost_lock(conn, err);
 }
 
 void load_unlock_job(PGconn *conn, const char *job)

@@ -247,3 +247,34 @@ class EtlTestCase(unittest.TestCase):
                 self.assertEqual(g[f], v, "%s %s: field %s" % (set_name, k, f))
             self.assertIsNone(g["extra"], "%s %s: unexpected extra %s" % (set_name, k, g["extra"]))
         return got
+
+
+class OwnClusterTestCase(EtlTestCase):
+    """A PostgreSQL cluster of the test's own, which it may restart or crash
+    (the suite's is shared by tests running in parallel): self.pgdir, its
+    env file as self.env_pg, and self.own, its database "intersect"."""
+
+    cluster_prefix = "pgown-"
+
+    def setUp(self):
+        super().setUp()
+        tmp = tempfile.mkdtemp(prefix=self.cluster_prefix)
+        self.pgdir = os.path.join(tmp, "pg")
+        pg_tmp = os.path.join(SOURCE, "scripts", "pg-tmp")
+        subprocess.run([pg_tmp, "start", self.pgdir], check=True, capture_output=True)
+        self.addCleanup(subprocess.run, [pg_tmp, "stop", self.pgdir], capture_output=True)
+        self.env_pg = {}
+        with open(os.path.join(self.pgdir, "env")) as f:
+            for line in f:
+                k, _, v = line.strip().partition("=")
+                self.env_pg[k] = v
+        self.own = Database.existing(self.env_pg, "intersect")
+
+    def restart(self, mode):
+        """pg_ctl restart: "fast" shuts down cleanly; "immediate" is a crash
+        (the server recovers from its WAL on start)."""
+        owner = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+        subprocess.run(owner + [os.path.join(self.env_pg["PG_BINDIR"], "pg_ctl"), "-D",
+                                os.path.join(self.pgdir, "data"), "-m", mode, "-w", "restart", "-l",
+                                os.path.join(self.pgdir, "server.log")],
+                       check=True, capture_output=True)

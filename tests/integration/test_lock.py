@@ -18,12 +18,11 @@ ETL's role can write (sql/013_job_lock.sql), checked by every page's transaction
 import os
 import re
 import subprocess
-import tempfile
 import time
 import unittest
 import uuid
 
-from harness import BIN, SOURCE, Database, EtlTestCase, check_sanitizers
+from harness import BIN, SOURCE, EtlTestCase, OwnClusterTestCase, check_sanitizers
 
 S = "dataforseo"
 
@@ -239,32 +238,15 @@ class LockTest(EtlTestCase):
         holder.kill()
 
 
-class LockRestartTest(EtlTestCase):
+class LockRestartTest(OwnClusterTestCase):
     """The server restarted by the test: a cluster of its own (the suite's is
     shared by tests running in parallel)."""
 
+    cluster_prefix = "pglock-"
+
     def setUp(self):
         super().setUp()
-        tmp = tempfile.mkdtemp(prefix="pglock-")
-        self.pgdir = os.path.join(tmp, "pg")
-        subprocess.run([os.path.join(SOURCE, "scripts", "pg-tmp"), "start", self.pgdir], check=True,
-                       capture_output=True)
-        self.addCleanup(subprocess.run, [os.path.join(SOURCE, "scripts", "pg-tmp"), "stop", self.pgdir],
-                        capture_output=True)
-        self.env_pg = {}
-        with open(os.path.join(self.pgdir, "env")) as f:
-            for line in f:
-                k, _, v = line.strip().partition("=")
-                self.env_pg[k] = v
         self.run_env = self.env(DATABASE_URL=self.env_pg["DATABASE_URL"])
-        self.own = Database.existing(self.env_pg, "intersect")
-
-    def restart(self, mode):
-        owner = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
-        subprocess.run(owner + [os.path.join(self.env_pg["PG_BINDIR"], "pg_ctl"), "-D",
-                                os.path.join(self.pgdir, "data"), "-m", mode, "-w", "restart", "-l",
-                                os.path.join(self.pgdir, "server.log")],
-                       check=True, capture_output=True)
 
     def start(self, job):
         return subprocess.Popen([BIN, "run", job, "--snapshot-date", "2026-05-01"],

@@ -9,11 +9,10 @@ import os
 import random
 import signal
 import subprocess
-import tempfile
 import time
 import unittest
 
-from harness import BIN, Database, EtlTestCase, SOURCE, check_sanitizers, db_rows, fakeapi, pg_env
+from harness import BIN, Database, EtlTestCase, OwnClusterTestCase, check_sanitizers, db_rows, fakeapi, pg_env
 
 JOB = """\
 version: 1
@@ -346,34 +345,15 @@ class ReliabilityTest(EtlTestCase):
         self.assertNotIn("SECRET", dump)
 
 
-class PostgresRestartTest(EtlTestCase):
+class PostgresRestartTest(OwnClusterTestCase):
     """PostgreSQL restarted, or crashed, during a run or between its
     attempts: the run reconnects or continues and ends with the same tables."""
 
+    cluster_prefix = "pgrestart-"
+
     def setUp(self):
         super().setUp()
-        tmp = tempfile.mkdtemp(prefix="pgrestart-")
-        self.pgdir = os.path.join(tmp, "pg")
-        subprocess.run([os.path.join(SOURCE, "scripts", "pg-tmp"), "start", self.pgdir], check=True,
-                       capture_output=True)
-        self.addCleanup(subprocess.run, [os.path.join(SOURCE, "scripts", "pg-tmp"), "stop", self.pgdir],
-                        capture_output=True)
-        self.env_pg = {}
-        with open(os.path.join(self.pgdir, "env")) as f:
-            for line in f:
-                k, _, v = line.strip().partition("=")
-                self.env_pg[k] = v
         self.run_env = dict(os.environ, LC_ALL="C", **self.env(DATABASE_URL=self.env_pg["DATABASE_URL"]))
-        self.own = Database.existing(self.env_pg, "intersect")
-
-    def restart(self, mode):
-        """pg_ctl restart: "fast" shuts down cleanly; "immediate" is a crash
-        (the server recovers from its WAL on start)."""
-        owner = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
-        subprocess.run(owner + [os.path.join(self.env_pg["PG_BINDIR"], "pg_ctl"), "-D",
-                                os.path.join(self.pgdir, "data"), "-m", mode, "-w", "restart", "-l",
-                                os.path.join(self.pgdir, "server.log")],
-                       check=True, capture_output=True)
 
     def run_etl_here(self, job, expect):
         p = subprocess.run([BIN, "run", job, "--snapshot-date", "2026-05-01"], env=self.run_env,
