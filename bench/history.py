@@ -109,7 +109,7 @@ READER_VIEWS = ("domain_intersection_latest", "domain_intersection_changes",
                 "domain_intersection_history", "etl_run_summary", "domain_intersection",
                 "domain_intersection_snapshot", "domain_intersection_snapshot_breakdown",
                 "domain_intersection_domains", "domain_intersection_domain_series",
-                "etl_target_set", "etl_run_set_summary")
+                "etl_target_set", "etl_run_set_summary", "domain_intersection_breakdown_totals")
 FIRST_NIGHT = datetime.date(2023, 1, 1)
 KEYS = ("1", "2")
 PAGE_LIMIT = 1000
@@ -479,14 +479,20 @@ def report_queries(set_name, domain, last):
          " FROM %s.domain_intersection_history WHERE %s AND referring_domain = %s"
          " AND coalesce(valid_to, 'infinity') > '%s' ORDER BY target, valid_from"
          % (SCHEMA, where, lit(domain), d - datetime.timedelta(days=365)), TARGET_MS),
-        ("countries now (breakdown)",
+        ("countries now (breakdown totals)",
+         "SELECT key AS country, links, target_rows FROM %s.domain_intersection_breakdown_totals"
+         " WHERE %s AND dimension = 'country' AND snapshot_date ="
+         " (SELECT max(snapshot_date) FROM %s.domain_intersection_daily WHERE %s"
+         " AND status = 'complete' AND purged_at IS NULL) ORDER BY links DESC LIMIT 10"
+         % (SCHEMA, where, SCHEMA, where), TARGET_BREAKDOWN_MS),
+        ("countries a month ago (breakdown totals)",
+         "SELECT key AS country, links, target_rows FROM %s.domain_intersection_breakdown_totals"
+         " WHERE %s AND dimension = 'country' AND snapshot_date = '%s' ORDER BY links DESC LIMIT 10"
+         % (SCHEMA, where, past), TARGET_BREAKDOWN_MS),
+        ("countries now, summed row by row (breakdown)",
          "SELECT key AS country, sum(links) AS links FROM %s.domain_intersection_breakdown"
          " WHERE %s AND dimension = 'country' GROUP BY key ORDER BY links DESC NULLS LAST LIMIT 10"
          % (SCHEMA, where), TARGET_BREAKDOWN_MS),
-        ("countries a month ago (breakdown)",
-         "SELECT key AS country, sum(links) AS links FROM %s.domain_intersection_snapshot_breakdown"
-         " WHERE %s AND snapshot_date = '%s' AND dimension = 'country' GROUP BY key"
-         " ORDER BY links DESC NULLS LAST LIMIT 10" % (SCHEMA, where, past), TARGET_BREAKDOWN_MS),
         ("run health, 30 days",
          "SELECT snapshot_date, target_set, status, error, duration_seconds FROM %s.etl_run_set_summary"
          " WHERE job = %s AND snapshot_date > '%s' ORDER BY snapshot_date DESC, target_set"

@@ -138,7 +138,9 @@ GRANT SELECT ON
     :"schema".etl_target_set,
     :"schema".etl_run_set_summary,
     -- sql/010_exact_history.sql: what a republish or purge removed, for sync
-    :"schema".domain_intersection_deleted
+    :"schema".domain_intersection_deleted,
+    -- sql/014_breakdown_totals.sql: each snapshot's breakdown summed
+    :"schema".domain_intersection_breakdown_totals
 TO :"role";
 -- the sync cursor's high-water mark (README "Incremental sync"): one number
 GRANT SELECT ON :"schema".etl_sync_counter TO :"role";

@@ -139,6 +139,24 @@ $$;
 COMMENT ON FUNCTION dataforseo.close_attempt(p_run bigint, p_attempt integer, p_status text, p_error text, p_end timestamp with time zone) IS 'close_attempt(p_run, p_attempt, p_status, p_error, p_end): ends an attempt with its figures from the ledger (pages it loaded and failed, rows, and the growth of the run''s cost since the attempts before).';
 
 --
+-- Name: etl_snapshot_breakdown(); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.etl_snapshot_breakdown() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+BEGIN
+    IF NEW.status = 'complete' AND NEW.purged_at IS NULL THEN
+        PERFORM snapshot_breakdown(NEW.target_set_id, NEW.snapshot_date);
+    ELSIF NEW.purged_at IS NOT NULL THEN
+        DELETE FROM domain_intersection_breakdown_total
+        WHERE target_set_id = NEW.target_set_id AND snapshot_date = NEW.snapshot_date;
+    END IF;
+    RETURN NULL;
+END $$;
+
+--
 -- Name: fail_snapshot(bigint, bigint, date, text); Type: FUNCTION; Schema: dataforseo; Owner: -
 --
 
@@ -1120,6 +1138,56 @@ $$;
 COMMENT ON FUNCTION dataforseo.same_values(v dataforseo.domain_intersection_version, p dataforseo.domain_intersection_pending) IS 'same_values(v, p): whether staged row p holds the values of version v, every column a version compares (position is the order row''s). Used by publish_snapshot() where the digests differ.';
 
 --
+-- Name: snapshot_breakdown(bigint, date); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.snapshot_breakdown(p_set bigint, p_date date) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+DECLARE
+    prev date;
+BEGIN
+    DELETE FROM domain_intersection_breakdown_total
+    WHERE target_set_id = p_set AND snapshot_date = p_date;
+    SELECT max(snapshot_date) INTO prev FROM etl_snapshot
+    WHERE target_set_id = p_set AND snapshot_date < p_date AND status = 'complete'
+      AND purged_at IS NULL;
+    IF prev IS NULL THEN
+        INSERT INTO domain_intersection_breakdown_total
+        SELECT p_set, p_date, e.dimension, e.key, sum(e.links), count(*)
+        FROM domain_intersection_version v
+        CROSS JOIN LATERAL version_map_entries(v) e
+        WHERE v.target_set_id = p_set AND v.valid_from <= p_date AND v.valid_to > p_date
+        GROUP BY e.dimension, e.key;
+        RETURN;
+    END IF;
+    INSERT INTO domain_intersection_breakdown_total
+    SELECT p_set, p_date, dimension, key, sum(links), sum(target_rows)
+    FROM (
+        SELECT b.dimension, b.key, b.links, b.target_rows
+        FROM domain_intersection_breakdown_total b
+        WHERE b.target_set_id = p_set AND b.snapshot_date = prev
+        UNION ALL
+        SELECT e.dimension, e.key, e.links, 1
+        FROM domain_intersection_version v CROSS JOIN LATERAL version_map_entries(v) e
+        WHERE v.target_set_id = p_set AND v.valid_to > p_date AND v.valid_from = p_date
+        UNION ALL
+        SELECT e.dimension, e.key, -e.links, -1
+        FROM domain_intersection_version v CROSS JOIN LATERAL version_map_entries(v) e
+        WHERE v.target_set_id = p_set AND v.valid_to = p_date
+    ) d
+    GROUP BY dimension, key
+    HAVING sum(target_rows) <> 0;
+END $$;
+
+--
+-- Name: FUNCTION snapshot_breakdown(p_set bigint, p_date date); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.snapshot_breakdown(p_set bigint, p_date date) IS 'snapshot_breakdown(p_set, p_date): writes the breakdown totals of a complete snapshot whose versions are in place, from the previous complete snapshot''s totals and the versions starting or ending at p_date (or from all its rows when there is none).';
+
+--
 -- Name: snapshot_cost(bigint, date); Type: FUNCTION; Schema: dataforseo; Owner: -
 --
 
@@ -1281,6 +1349,35 @@ $$;
 --
 
 COMMENT ON FUNCTION dataforseo.sync_tidy(p_seq bigint) IS 'sync_tidy(p_seq): removes from etl_sync_deleted the rows of sync number p_seq whose key exists again (removed and rewritten by the same transaction), so a number never holds both a row and its deletion.';
+
+--
+-- Name: version_map_entries(dataforseo.domain_intersection_version); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.version_map_entries(v dataforseo.domain_intersection_version) RETURNS TABLE(dimension text, key text, links bigint)
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+    SELECT m.dimension, e.key,
+           CASE WHEN jsonb_typeof(e.value) = 'number' THEN (e.value)::numeric::bigint ELSE 0 END
+    FROM (VALUES ('tld'), ('link_type'), ('attribute'), ('platform'), ('semantic_location'),
+                 ('country')) m (dimension)
+    CROSS JOIN LATERAL (
+        SELECT CASE m.dimension WHEN 'tld' THEN v.referring_links_tld
+                                WHEN 'link_type' THEN v.referring_links_types
+                                WHEN 'attribute' THEN v.referring_links_attributes
+                                WHEN 'platform' THEN v.referring_links_platform_types
+                                WHEN 'semantic_location' THEN v.referring_links_semantic_locations
+                                WHEN 'country' THEN v.referring_links_countries END AS map
+    ) x
+    CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(x.map) = 'object' THEN x.map END) e;
+$$;
+
+--
+-- Name: FUNCTION version_map_entries(v dataforseo.domain_intersection_version); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.version_map_entries(v dataforseo.domain_intersection_version) IS 'version_map_entries(v): one row per entry of v''s referring_links_* maps: dimension (tld, link_type, attribute, platform, semantic_location, country), key, links (0 where not a number).';
 
 --
 -- Name: domain_intersection_order; Type: TABLE; Schema: dataforseo; Owner: -
@@ -2238,6 +2335,59 @@ COMMENT ON COLUMN dataforseo.domain_intersection_breakdown.key IS 'The map''s ke
 --
 
 COMMENT ON COLUMN dataforseo.domain_intersection_breakdown.links IS 'Links for that key (count); NULL when the API gave something other than a number.';
+
+--
+-- Name: domain_intersection_breakdown_total; Type: TABLE; Schema: dataforseo; Owner: -
+--
+
+CREATE TABLE dataforseo.domain_intersection_breakdown_total (
+    target_set_id bigint NOT NULL,
+    snapshot_date date NOT NULL,
+    dimension text NOT NULL,
+    key text NOT NULL,
+    links bigint NOT NULL,
+    target_rows integer NOT NULL
+);
+
+--
+-- Name: TABLE domain_intersection_breakdown_total; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON TABLE dataforseo.domain_intersection_breakdown_total IS 'Per complete, unpurged snapshot and referring_links_* dimension and key: the links summed over the snapshot''s rows and how many rows have the key. Written by the trigger etl_snapshot_breakdown when the snapshot is published (from the previous snapshot''s totals and the versions that changed), deleted when it is purged.';
+
+--
+-- Name: COLUMN domain_intersection_breakdown_total.links; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_breakdown_total.links IS 'The key''s values summed over the snapshot''s rows (a value that is not a number counts 0).';
+
+--
+-- Name: COLUMN domain_intersection_breakdown_total.target_rows; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_breakdown_total.target_rows IS 'How many rows of the snapshot (referring domain x target key) have the key in their map.';
+
+--
+-- Name: domain_intersection_breakdown_totals; Type: VIEW; Schema: dataforseo; Owner: -
+--
+
+CREATE VIEW dataforseo.domain_intersection_breakdown_totals AS
+ SELECT t.job,
+    t.name AS target_set,
+    b.target_set_id,
+    b.snapshot_date,
+    b.dimension,
+    b.key,
+    b.links,
+    b.target_rows
+   FROM (dataforseo.domain_intersection_breakdown_total b
+     JOIN dataforseo.target_set t USING (target_set_id));
+
+--
+-- Name: VIEW domain_intersection_breakdown_totals; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON VIEW dataforseo.domain_intersection_breakdown_totals IS 'One row per (set, complete unpurged snapshot, dimension, key) of the referring_links_* maps: links (summed over the snapshot''s rows) and target_rows (rows with the key). Computed when the snapshot was published: filter on the set and snapshot_date for a few hundred rows. The same sums as domain_intersection_snapshot_breakdown grouped by dimension and key (0 for a value that is not a number).';
 
 --
 -- Name: domain_intersection_change; Type: TABLE; Schema: dataforseo; Owner: -
@@ -4719,6 +4869,13 @@ ALTER TABLE dataforseo.target_set ALTER COLUMN target_set_id ADD GENERATED ALWAY
 );
 
 --
+-- Name: domain_intersection_breakdown_total domain_intersection_breakdown_total_pkey; Type: CONSTRAINT; Schema: dataforseo; Owner: -
+--
+
+ALTER TABLE ONLY dataforseo.domain_intersection_breakdown_total
+    ADD CONSTRAINT domain_intersection_breakdown_total_pkey PRIMARY KEY (target_set_id, snapshot_date, dimension, key);
+
+--
 -- Name: domain_intersection_change domain_intersection_change_pkey; Type: CONSTRAINT; Schema: dataforseo; Owner: -
 --
 
@@ -4870,6 +5027,19 @@ CREATE INDEX etl_snapshot_sync ON dataforseo.etl_snapshot USING btree (sync_seq)
 --
 
 CREATE INDEX etl_sync_deleted_seq ON dataforseo.etl_sync_deleted USING btree (sync_seq);
+
+--
+-- Name: etl_snapshot etl_snapshot_breakdown; Type: TRIGGER; Schema: dataforseo; Owner: -
+--
+
+CREATE TRIGGER etl_snapshot_breakdown AFTER INSERT OR UPDATE OF published_at, purged_at ON dataforseo.etl_snapshot FOR EACH ROW EXECUTE FUNCTION dataforseo.etl_snapshot_breakdown();
+
+--
+-- Name: domain_intersection_breakdown_total domain_intersection_breakdown__target_set_id_snapshot_date_fkey; Type: FK CONSTRAINT; Schema: dataforseo; Owner: -
+--
+
+ALTER TABLE ONLY dataforseo.domain_intersection_breakdown_total
+    ADD CONSTRAINT domain_intersection_breakdown__target_set_id_snapshot_date_fkey FOREIGN KEY (target_set_id, snapshot_date) REFERENCES dataforseo.etl_snapshot(target_set_id, snapshot_date) ON DELETE CASCADE;
 
 --
 -- Name: etl_page etl_page_run_id_fkey; Type: FK CONSTRAINT; Schema: dataforseo; Owner: -

@@ -245,6 +245,36 @@ class Model:
                 out.update({k: dict(v, purged=True) for k, v in frozen.items()})
         return out
 
+    def view_domains(self):
+        """domain_intersection_domains: the target keys of a domain folded."""
+        out = {}
+        for (s, date, dom, _), r in self.view_snapshots().items():
+            a = out.setdefault((s, date, dom), {"target_keys": 0, "position": [], "intersections_count": [],
+                                                "min_rank": [], "backlinks": [], "referring_pages": []})
+            a["target_keys"] += 1
+            for f, src in (("position", "position"), ("intersections_count", "intersections_count"),
+                           ("min_rank", "rank"), ("backlinks", "backlinks"), ("referring_pages", "referring_pages")):
+                if r[src] is not None:
+                    a[f].append(r[src])
+        fold = {"position": min, "intersections_count": max, "min_rank": min, "backlinks": sum,
+                "referring_pages": sum}
+        return {k: {f: (fold[f](v) if v else None) if f in fold else v for f, v in a.items()}
+                for k, a in out.items()}
+
+    def view_breakdown_totals(self):
+        """domain_intersection_breakdown_totals: every map of a snapshot summed per dimension and key."""
+        out = {}
+        for (s, date, _, _), r in self.view_snapshots().items():
+            for dim, field in BREAKDOWN_DIMENSIONS:
+                if not isinstance(r[field], dict):
+                    continue
+                for key, v in r[field].items():
+                    a = out.setdefault((s, date, dim, key), {"links": 0, "target_rows": 0})
+                    if isinstance(v, (int, float)) and not isinstance(v, bool):
+                        a["links"] += int(decimal.Decimal(str(v)).quantize(0, decimal.ROUND_HALF_UP))
+                    a["target_rows"] += 1
+        return out
+
     def view_history(self):
         out = {}
         for s in SETS:
@@ -266,6 +296,11 @@ class Model:
                             run[1] = d
         return out
 
+
+BREAKDOWN_DIMENSIONS = [("tld", "referring_links_tld"), ("link_type", "referring_links_types"),
+                        ("attribute", "referring_links_attributes"), ("platform", "referring_links_platform_types"),
+                        ("semantic_location", "referring_links_semantic_locations"),
+                        ("country", "referring_links_countries")]
 
 # What each view is read as: key columns, then the compared columns.
 VALUES_SQL = ", ".join("d.%s" % f for f in VALUE_FIELDS)
@@ -294,8 +329,18 @@ QUERIES = {
         "SELECT d.target_set, d.referring_domain, d.target_key, d.valid_from, d.valid_to, d.is_current, "
         "d.last_snapshot_date, %s FROM {s}.domain_intersection_history d WHERE d.job = '%s'"
         % (VALUES_SQL, JOB_NAME)),
+    "domain_intersection_domains": (
+        ("target_set", "snapshot_date", "referring_domain"),
+        "SELECT target_set, snapshot_date, referring_domain, target_keys, position, intersections_count, "
+        "min_rank, backlinks, referring_pages FROM {s}.domain_intersection_domains WHERE job = '%s'" % JOB_NAME),
+    "domain_intersection_breakdown_totals": (
+        ("target_set", "snapshot_date", "dimension", "key"),
+        "SELECT target_set, snapshot_date, dimension, key, links, target_rows "
+        "FROM {s}.domain_intersection_breakdown_totals WHERE job = '%s'" % JOB_NAME),
 }
 MODEL_VIEWS = {
+    "domain_intersection_domains": Model.view_domains,
+    "domain_intersection_breakdown_totals": Model.view_breakdown_totals,
     "domain_intersection": Model.view_snapshots,
     "domain_intersection_latest": Model.view_latest,
     "domain_intersection_daily": Model.view_daily,
@@ -493,10 +538,8 @@ class Sequence:
         self.check(not any(problems), "\n".join(p for p in problems if p))
 
     def rows(self, sql):
-        # JIT off: what is compared here is content; at default settings
-        # each query compiled for over a second (issue 15 item 2, timed
-        # elsewhere), and the views are read after every step.
-        out = self.db.psql("SET jit = off; SELECT coalesce(json_agg(q), '[]') FROM (%s) q" % sql)
+        # at the server's default settings (jit on), as users read them
+        out = self.db.psql("SELECT coalesce(json_agg(q), '[]') FROM (%s) q" % sql)
         return json.loads(out)
 
     def check(self, ok, what):

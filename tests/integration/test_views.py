@@ -509,7 +509,7 @@ class ViewsTest(EtlTestCase):
                  "domain_intersection_breakdown", "domain_intersection_history", "etl_run_summary",
                  "domain_intersection", "domain_intersection_snapshot", "domain_intersection_snapshot_breakdown",
                  "domain_intersection_domains", "domain_intersection_domain_series", "etl_target_set",
-                 "etl_run_set_summary"]
+                 "etl_run_set_summary", "domain_intersection_breakdown_totals"]
         for v in views:
             with self.subTest(view=v):
                 p = self.as_role(role, "SELECT count(*) FROM %s.%s" % (S, v))
