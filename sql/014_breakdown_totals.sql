@@ -141,3 +141,27 @@ COMMENT ON VIEW domain_intersection_breakdown_totals IS
     '(summed over the snapshot''s rows) and target_rows (rows with the key). Computed when the snapshot was '
     'published: filter on the set and snapshot_date for a few hundred rows. The same sums as '
     'domain_intersection_snapshot_breakdown grouped by dimension and key (0 for a value that is not a number).';
+COMMENT ON COLUMN domain_intersection_breakdown_total.target_set_id IS 'The target set (target_set).';
+COMMENT ON COLUMN domain_intersection_breakdown_total.snapshot_date IS
+    'The snapshot (etl_snapshot, complete and not purged).';
+COMMENT ON COLUMN domain_intersection_breakdown_total.dimension IS
+    'Which map: tld, link_type, attribute, platform, semantic_location or country (referring_links_tld, '
+    '_types, _attributes, _platform_types, _semantic_locations, _countries).';
+COMMENT ON COLUMN domain_intersection_breakdown_total.key IS
+    'A key of that map ("" kept: links outside any semantic element, unknown country).';
+COMMENT ON FUNCTION etl_snapshot_breakdown() IS
+    'Trigger of etl_snapshot: a control row published (complete, not purged) gets its breakdown totals '
+    '(snapshot_breakdown()); a purged one loses them.';
+COMMENT ON COLUMN domain_intersection_breakdown_totals.job IS 'The job of the target set.';
+COMMENT ON COLUMN domain_intersection_breakdown_totals.target_set IS 'The target set''s name in its job.';
+COMMENT ON COLUMN domain_intersection_breakdown_totals.target_set_id IS 'The target set (target_set).';
+COMMENT ON COLUMN domain_intersection_breakdown_totals.snapshot_date IS
+    'A complete snapshot not purged.';
+COMMENT ON COLUMN domain_intersection_breakdown_totals.dimension IS
+    'Which map: tld, link_type, attribute, platform, semantic_location or country.';
+COMMENT ON COLUMN domain_intersection_breakdown_totals.key IS
+    'A key of that map ("" kept: links outside any semantic element, unknown country).';
+COMMENT ON COLUMN domain_intersection_breakdown_totals.links IS
+    'The key''s values summed over the snapshot''s rows (a value that is not a number counts 0).';
+COMMENT ON COLUMN domain_intersection_breakdown_totals.target_rows IS
+    'How many rows of the snapshot (referring domain x target key) have the key in their map.';

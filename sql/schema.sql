@@ -157,6 +157,12 @@ BEGIN
 END $$;
 
 --
+-- Name: FUNCTION etl_snapshot_breakdown(); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.etl_snapshot_breakdown() IS 'Trigger of etl_snapshot: a control row published (complete, not purged) gets its breakdown totals (snapshot_breakdown()); a purged one loses them.';
+
+--
 -- Name: fail_snapshot(bigint, bigint, date, text); Type: FUNCTION; Schema: dataforseo; Owner: -
 --
 
@@ -2356,6 +2362,30 @@ CREATE TABLE dataforseo.domain_intersection_breakdown_total (
 COMMENT ON TABLE dataforseo.domain_intersection_breakdown_total IS 'Per complete, unpurged snapshot and referring_links_* dimension and key: the links summed over the snapshot''s rows and how many rows have the key. Written by the trigger etl_snapshot_breakdown when the snapshot is published (from the previous snapshot''s totals and the versions that changed), deleted when it is purged.';
 
 --
+-- Name: COLUMN domain_intersection_breakdown_total.target_set_id; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_breakdown_total.target_set_id IS 'The target set (target_set).';
+
+--
+-- Name: COLUMN domain_intersection_breakdown_total.snapshot_date; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_breakdown_total.snapshot_date IS 'The snapshot (etl_snapshot, complete and not purged).';
+
+--
+-- Name: COLUMN domain_intersection_breakdown_total.dimension; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_breakdown_total.dimension IS 'Which map: tld, link_type, attribute, platform, semantic_location or country (referring_links_tld, _types, _attributes, _platform_types, _semantic_locations, _countries).';
+
+--
+-- Name: COLUMN domain_intersection_breakdown_total.key; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_breakdown_total.key IS 'A key of that map ("" kept: links outside any semantic element, unknown country).';
+
+--
 -- Name: COLUMN domain_intersection_breakdown_total.links; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
@@ -2388,6 +2418,54 @@ CREATE VIEW dataforseo.domain_intersection_breakdown_totals AS
 --
 
 COMMENT ON VIEW dataforseo.domain_intersection_breakdown_totals IS 'One row per (set, complete unpurged snapshot, dimension, key) of the referring_links_* maps: links (summed over the snapshot''s rows) and target_rows (rows with the key). Computed when the snapshot was published: filter on the set and snapshot_date for a few hundred rows. The same sums as domain_intersection_snapshot_breakdown grouped by dimension and key (0 for a value that is not a number).';
+
+--
+-- Name: COLUMN domain_intersection_breakdown_totals.job; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_breakdown_totals.job IS 'The job of the target set.';
+
+--
+-- Name: COLUMN domain_intersection_breakdown_totals.target_set; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_breakdown_totals.target_set IS 'The target set''s name in its job.';
+
+--
+-- Name: COLUMN domain_intersection_breakdown_totals.target_set_id; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_breakdown_totals.target_set_id IS 'The target set (target_set).';
+
+--
+-- Name: COLUMN domain_intersection_breakdown_totals.snapshot_date; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_breakdown_totals.snapshot_date IS 'A complete snapshot not purged.';
+
+--
+-- Name: COLUMN domain_intersection_breakdown_totals.dimension; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_breakdown_totals.dimension IS 'Which map: tld, link_type, attribute, platform, semantic_location or country.';
+
+--
+-- Name: COLUMN domain_intersection_breakdown_totals.key; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_breakdown_totals.key IS 'A key of that map ("" kept: links outside any semantic element, unknown country).';
+
+--
+-- Name: COLUMN domain_intersection_breakdown_totals.links; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_breakdown_totals.links IS 'The key''s values summed over the snapshot''s rows (a value that is not a number counts 0).';
+
+--
+-- Name: COLUMN domain_intersection_breakdown_totals.target_rows; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_breakdown_totals.target_rows IS 'How many rows of the snapshot (referring domain x target key) have the key in their map.';
 
 --
 -- Name: domain_intersection_change; Type: TABLE; Schema: dataforseo; Owner: -
