@@ -83,11 +83,17 @@ LANGUAGE sql SET search_path FROM CURRENT AS $$
 $$;
 
 -- The attempt ends with the run's status and error (the run's own row is
--- load.c's); its figures come from the ledger.
+-- load.c's); its figures come from the ledger. It ends when the run's row
+-- says the run ended, which its process wrote just before: the attempts'
+-- working time never exceeds the run's span.
 CREATE FUNCTION finish_attempt(p_run bigint, p_attempt integer, p_status text, p_error text)
 RETURNS void
 LANGUAGE sql SET search_path FROM CURRENT AS $$
-    SELECT close_attempt(p_run, p_attempt, p_status, p_error, clock_timestamp());
+    SELECT close_attempt(p_run, p_attempt, p_status, p_error,
+        (SELECT CASE WHEN r.status <> 'running' AND r.finished_at >= x.started_at
+                     THEN least(r.finished_at, clock_timestamp()) ELSE clock_timestamp() END
+         FROM etl_run r JOIN etl_run_attempt x ON x.run_id = r.run_id
+         WHERE r.run_id = p_run AND x.attempt = p_attempt));
 $$;
 
 -- Called by a run of p_job that holds the job's lock, before it starts or

@@ -196,7 +196,11 @@ CREATE FUNCTION dataforseo.finish_attempt(p_run bigint, p_attempt integer, p_sta
     LANGUAGE sql
     SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
     AS $$
-    SELECT close_attempt(p_run, p_attempt, p_status, p_error, clock_timestamp());
+    SELECT close_attempt(p_run, p_attempt, p_status, p_error,
+        (SELECT CASE WHEN r.status <> 'running' AND r.finished_at >= x.started_at
+                     THEN least(r.finished_at, clock_timestamp()) ELSE clock_timestamp() END
+         FROM etl_run r JOIN etl_run_attempt x ON x.run_id = r.run_id
+         WHERE r.run_id = p_run AND x.attempt = p_attempt));
 $$;
 
 --
