@@ -1166,9 +1166,8 @@ BEGIN
     IF prev IS NULL THEN
         INSERT INTO domain_intersection_breakdown_total
         SELECT p_set, p_date, e.dimension, e.key, sum(e.links), count(*)
-        FROM domain_intersection_version v
-        CROSS JOIN LATERAL version_map_entries(v) e
-        WHERE v.target_set_id = p_set AND v.valid_from <= p_date AND v.valid_to > p_date
+        FROM domain_intersection_version_entries e
+        WHERE e.target_set_id = p_set AND e.valid_from <= p_date AND e.valid_to > p_date
         GROUP BY e.dimension, e.key;
         RETURN;
     END IF;
@@ -1179,13 +1178,11 @@ BEGIN
         FROM domain_intersection_breakdown_total b
         WHERE b.target_set_id = p_set AND b.snapshot_date = prev
         UNION ALL
-        SELECT e.dimension, e.key, e.links, 1
-        FROM domain_intersection_version v CROSS JOIN LATERAL version_map_entries(v) e
-        WHERE v.target_set_id = p_set AND v.valid_to > p_date AND v.valid_from = p_date
+        SELECT e.dimension, e.key, e.links, 1 FROM domain_intersection_version_entries e
+        WHERE e.target_set_id = p_set AND e.valid_to > p_date AND e.valid_from = p_date
         UNION ALL
-        SELECT e.dimension, e.key, -e.links, -1
-        FROM domain_intersection_version v CROSS JOIN LATERAL version_map_entries(v) e
-        WHERE v.target_set_id = p_set AND v.valid_to = p_date
+        SELECT e.dimension, e.key, -e.links, -1 FROM domain_intersection_version_entries e
+        WHERE e.target_set_id = p_set AND e.valid_to = p_date
     ) d
     GROUP BY dimension, key
     HAVING sum(target_rows) <> 0;
@@ -1359,35 +1356,6 @@ $$;
 --
 
 COMMENT ON FUNCTION dataforseo.sync_tidy(p_seq bigint) IS 'sync_tidy(p_seq): removes from etl_sync_deleted the rows of sync number p_seq whose key exists again (removed and rewritten by the same transaction), so a number never holds both a row and its deletion.';
-
---
--- Name: version_map_entries(dataforseo.domain_intersection_version); Type: FUNCTION; Schema: dataforseo; Owner: -
---
-
-CREATE FUNCTION dataforseo.version_map_entries(v dataforseo.domain_intersection_version) RETURNS TABLE(dimension text, key text, links bigint)
-    LANGUAGE sql IMMUTABLE
-    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
-    AS $$
-    SELECT m.dimension, e.key,
-           CASE WHEN jsonb_typeof(e.value) = 'number' THEN (e.value)::numeric::bigint ELSE 0 END
-    FROM (VALUES ('tld'), ('link_type'), ('attribute'), ('platform'), ('semantic_location'),
-                 ('country')) m (dimension)
-    CROSS JOIN LATERAL (
-        SELECT CASE m.dimension WHEN 'tld' THEN v.referring_links_tld
-                                WHEN 'link_type' THEN v.referring_links_types
-                                WHEN 'attribute' THEN v.referring_links_attributes
-                                WHEN 'platform' THEN v.referring_links_platform_types
-                                WHEN 'semantic_location' THEN v.referring_links_semantic_locations
-                                WHEN 'country' THEN v.referring_links_countries END AS map
-    ) x
-    CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(x.map) = 'object' THEN x.map END) e;
-$$;
-
---
--- Name: FUNCTION version_map_entries(v dataforseo.domain_intersection_version); Type: COMMENT; Schema: dataforseo; Owner: -
---
-
-COMMENT ON FUNCTION dataforseo.version_map_entries(v dataforseo.domain_intersection_version) IS 'version_map_entries(v): one row per entry of v''s referring_links_* maps: dimension (tld, link_type, attribute, platform, semantic_location, country), key, links (0 where not a number).';
 
 --
 -- Name: domain_intersection_order; Type: TABLE; Schema: dataforseo; Owner: -
@@ -3829,6 +3797,94 @@ COMMENT ON COLUMN dataforseo.domain_intersection_snapshot_breakdown.key IS 'The 
 --
 
 COMMENT ON COLUMN dataforseo.domain_intersection_snapshot_breakdown.links IS 'Links for that key (count); NULL when the API gave something other than a number.';
+
+--
+-- Name: domain_intersection_version_entries; Type: VIEW; Schema: dataforseo; Owner: -
+--
+
+CREATE VIEW dataforseo.domain_intersection_version_entries AS
+ SELECT v.target_set_id,
+    v.referring_domain,
+    v.target_key,
+    v.valid_from,
+    v.valid_to,
+    m.dimension,
+    e.key,
+        CASE
+            WHEN (jsonb_typeof(e.value) = 'number'::text) THEN ((e.value)::numeric)::bigint
+            ELSE (0)::bigint
+        END AS links
+   FROM (((dataforseo.domain_intersection_version v
+     CROSS JOIN ( VALUES ('tld'::text), ('link_type'::text), ('attribute'::text), ('platform'::text), ('semantic_location'::text), ('country'::text)) m(dimension))
+     CROSS JOIN LATERAL ( SELECT
+                CASE m.dimension
+                    WHEN 'tld'::text THEN v.referring_links_tld
+                    WHEN 'link_type'::text THEN v.referring_links_types
+                    WHEN 'attribute'::text THEN v.referring_links_attributes
+                    WHEN 'platform'::text THEN v.referring_links_platform_types
+                    WHEN 'semantic_location'::text THEN v.referring_links_semantic_locations
+                    WHEN 'country'::text THEN v.referring_links_countries
+                    ELSE NULL::jsonb
+                END AS map) x)
+     CROSS JOIN LATERAL jsonb_each(
+        CASE
+            WHEN (jsonb_typeof(x.map) = 'object'::text) THEN x.map
+            ELSE NULL::jsonb
+        END) e(key, value));
+
+--
+-- Name: VIEW domain_intersection_version_entries; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON VIEW dataforseo.domain_intersection_version_entries IS 'One row per entry of a version''s referring_links_* maps: the version''s key and range, dimension (tld, link_type, attribute, platform, semantic_location, country), key, links (0 where not a number). What snapshot_breakdown() sums; filter on target_set_id and the range.';
+
+--
+-- Name: COLUMN domain_intersection_version_entries.target_set_id; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_version_entries.target_set_id IS 'The version''s target set.';
+
+--
+-- Name: COLUMN domain_intersection_version_entries.referring_domain; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_version_entries.referring_domain IS 'The version''s referring domain.';
+
+--
+-- Name: COLUMN domain_intersection_version_entries.target_key; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_version_entries.target_key IS 'The version''s target key.';
+
+--
+-- Name: COLUMN domain_intersection_version_entries.valid_from; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_version_entries.valid_from IS 'The version''s first snapshot date.';
+
+--
+-- Name: COLUMN domain_intersection_version_entries.valid_to; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_version_entries.valid_to IS 'The version''s end (exclusive).';
+
+--
+-- Name: COLUMN domain_intersection_version_entries.dimension; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_version_entries.dimension IS 'Which map: tld, link_type, attribute, platform, semantic_location or country.';
+
+--
+-- Name: COLUMN domain_intersection_version_entries.key; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_version_entries.key IS 'A key of that map.';
+
+--
+-- Name: COLUMN domain_intersection_version_entries.links; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_version_entries.links IS 'The key''s value (0 where it is not a number).';
 
 --
 -- Name: etl_job_lock; Type: TABLE; Schema: dataforseo; Owner: -
