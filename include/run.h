@@ -44,9 +44,4 @@ struct run_result {
  */
 int run_job(const struct run_options *opt, struct run_result *result, struct etl_error *err) ETL_WUR;
 
-/* Checks a --snapshot-date value: a real calendar date in YYYY-MM-DD form. */
-int run_valid_date(const char *s);
-/* The same, saying in why (a line, then a hint) what is wrong with s: 0 when it is. */
-int run_check_date(const char *s, char *why, size_t len);
-
 #endif

@@ -15,6 +15,7 @@
 
 #include "db.h"
 #include "check.h"
+#include "date.h"
 #include "err.h"
 #include "init.h"
 #include "job.h"
@@ -368,7 +369,7 @@ static int run_opt(int c, const char *arg, void *ud)
 	case OPT_DATE: {
 		char why[160];
 
-		if (!run_check_date(arg, why, sizeof(why)))
+		if (!date_check(arg, why, sizeof(why)))
 			return usage_error("run", "%s: %s",
 					   opt_value(what, sizeof(what), "--snapshot-date", arg), why);
 		o->snapshot_date = arg;
@@ -611,7 +612,7 @@ static int runs_opt(int c, const char *arg, void *ud)
 	case OPT_SINCE: {
 		char why[160];
 
-		if (!run_check_date(arg, why, sizeof(why)))
+		if (!date_check(arg, why, sizeof(why)))
 			return usage_error("runs", "%s: %s",
 					   opt_value(what, sizeof(what), "--since", arg), why);
 		o->since = arg;

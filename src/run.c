@@ -10,7 +10,6 @@
  */
 #include "run.h"
 
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "date.h"
 #include "db.h"
 #include "fetch.h"
 #include "job.h"
@@ -30,6 +30,7 @@
 #include "plan.h"
 #include "report.h"
 #include "retry.h"
+#include "signals.h"
 #include "transform.h"
 
 /* Reconnect attempts when the database goes away mid-run. */
@@ -107,42 +108,10 @@ struct run_ctx {
 					 while any is, no request goes out */
 };
 
-/*
- * SIGTERM and SIGINT ask the run to stop: the handler only notes the
- * signal, and the fetching loop stops issuing, lets the pages being loaded
- * commit, records the run `interrupted` and exits 143 or 130 (README "Exit
- * status"). SA_RESETHAND: a second signal ends the process at once.
- */
-static volatile sig_atomic_t run_signal;
-
-static void on_signal(int sig)
-{
-	run_signal = sig;
-}
-
-static void signals_catch(struct sigaction old[2])
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sa.sa_flags = SA_RESETHAND | SA_RESTART; /* libpq and curl retry on EINTR */
-	sigemptyset(&sa.sa_mask);
-	run_signal = 0;
-	sigaction(SIGTERM, &sa, &old[0]);
-	sigaction(SIGINT, &sa, &old[1]);
-}
-
-static void signals_restore(const struct sigaction old[2])
-{
-	sigaction(SIGTERM, &old[0], NULL);
-	sigaction(SIGINT, &old[1], NULL);
-}
-
 /* Stops the run on a signal: nothing more is sent, what is loading commits. */
 static void check_signal(struct run_ctx *rc)
 {
-	int sig = run_signal;
+	int sig = signals_pending();
 
 	if (!sig || rc->interrupted)
 		return;
@@ -153,56 +122,6 @@ static void check_signal(struct run_ctx *rc)
 		 "committed first; `run --snapshot-date %s` continues the run",
 		 sig == SIGINT ? "SIGINT" : "SIGTERM",
 		 fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher), rc->snapshot_date);
-}
-
-int run_check_date(const char *s, char *why, size_t len)
-{
-	static const char *const months[] = {"January", "February", "March",	 "April",
-					     "May",	"June",	    "July",	 "August",
-					     "September", "October", "November", "December"};
-	int y, m, d, days;
-	char tail;
-
-	if (run_valid_date(s))
-		return 1;
-	if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-' ||
-	    strspn(s, "0123456789-") != 10 || sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3) {
-		snprintf(why, len, "not a date of the form YYYY-MM-DD\nhint: e.g. 2026-02-28");
-		return 0;
-	}
-	if (y < 1970)
-		snprintf(why, len, "before 1970");
-	else if (m < 1 || m > 12)
-		snprintf(why, len, "there is no month %02d\nhint: the form is YYYY-MM-DD", m);
-	else {
-		days = m == 2 ? (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) ? 29 : 28)
-		       : m == 4 || m == 6 || m == 9 || m == 11 ? 30
-							    : 31;
-		snprintf(why, len, "no such day: %s %d has %d days\nhint: the last is %04d-%02d-%02d",
-			 months[m - 1], y, days, y, m, days);
-	}
-	return 0;
-}
-
-int run_valid_date(const char *s)
-{
-	struct tm tm = {0}, check;
-	time_t t;
-	int y, m, d;
-	char tail;
-
-	if (!s || strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3)
-		return 0;
-	if (s[4] != '-' || s[7] != '-' || y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 || d > 31)
-		return 0;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = m - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = 12;
-	t = timegm(&tm);
-	if (!gmtime_r(&t, &check))
-		return 0;
-	return check.tm_mday == d && check.tm_mon == m - 1;
 }
 
 static int is_loaded(const struct set_state *s, long long offset, const struct loaded_page **lp)
@@ -1013,16 +932,6 @@ static void progress_of(const struct run_ctx *rc, double started, struct progres
 	}
 }
 
-/* Today's date (UTC), days_ahead days on, as YYYY-MM-DD. */
-static void utc_date(char *buf, size_t len, int days_ahead)
-{
-	time_t now = time(NULL) + (time_t)days_ahead * 86400;
-	struct tm tm;
-
-	gmtime_r(&now, &tm);
-	strftime(buf, len, "%Y-%m-%d", &tm);
-}
-
 static int selected(const struct run_options *opt, const char *name)
 {
 	size_t i;
@@ -1049,12 +958,12 @@ static int check_options(const struct run_options *opt, const struct job *job,
 			return job_no_such_set(job, "--only", opt->only[i], err);
 	if (!opt->snapshot_date)
 		return 0;
-	if (!run_check_date(opt->snapshot_date, why, sizeof(why)))
+	if (!date_check(opt->snapshot_date, why, sizeof(why)))
 		return etl_fail(err, ETL_EUSAGE, "--snapshot-date %s: %s", opt->snapshot_date, why);
 	/* A date in the future is a typo or a wrong clock: its run would sort
 	 * after every real night (retention counts from the earlier of the two
 	 * anyway). One day ahead is allowed for time zones east of UTC. */
-	utc_date(tomorrow, sizeof(tomorrow), 1);
+	date_utc(tomorrow, sizeof(tomorrow), 1);
 	if (strcmp(opt->snapshot_date, tomorrow) > 0)
 		return etl_fail(err, ETL_EUSAGE,
 				"--snapshot-date %s: after tomorrow (%s, UTC)\n"
@@ -1535,7 +1444,7 @@ int run_job(const struct run_options *opt, struct run_result *result, struct etl
 		goto out;
 	if ((ret = check_options(opt, job, err)) != 0)
 		goto out;
-	utc_date(today, sizeof(today), 0);
+	date_utc(today, sizeof(today), 0);
 	rc.job = job;
 	rc.snapshot_date = opt->snapshot_date ? opt->snapshot_date : today;
 	rc.seed = (unsigned)time(NULL) ^ (unsigned)getpid();

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "run.h"
+#include "date.h"
 
 /* --snapshot-date: what is wrong with a date, and what to write instead. */
 static void test_dates(void)
@@ -44,7 +44,7 @@ static void test_dates(void)
 
 	for (size_t i = 0; i < sizeof(dates) / sizeof(dates[0]); i++) {
 		why[0] = '\0';
-		CHECK_INT(run_check_date(dates[i].date, why, sizeof(why)), dates[i].why == NULL);
+		CHECK_INT(date_check(dates[i].date, why, sizeof(why)), dates[i].why == NULL);
 		if (dates[i].why)
 			CHECK_CONTAINS(why, dates[i].why);
 	}

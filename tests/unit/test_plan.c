@@ -5,8 +5,8 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "date.h"
 #include "plan.h"
-#include "run.h"
 
 static struct target_set make_set(int limit, long long max_rows)
 {
@@ -125,11 +125,11 @@ static void test_dates(void)
 	size_t i;
 
 	for (i = 0; i < ETL_ARRAY_LEN(cases); i++) {
-		if (run_valid_date(cases[i].s) != cases[i].ok)
+		if (date_valid(cases[i].s) != cases[i].ok)
 			fprintf(stderr, "date case %s\n", cases[i].s);
-		CHECK_INT(run_valid_date(cases[i].s), cases[i].ok);
+		CHECK_INT(date_valid(cases[i].s), cases[i].ok);
 	}
-	CHECK_INT(run_valid_date(NULL), 0);
+	CHECK_INT(date_valid(NULL), 0);
 }
 
 int main(void)
