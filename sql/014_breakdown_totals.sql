@@ -11,8 +11,9 @@
 -- the date, not purged) and the versions that differ between the two:
 -- ranges are maximal and begin and end at complete dates, so the rows of D
 -- that P does not have are the versions starting at D, and the rows of P
--- that D does not have are the versions ending at D. A night costs what
--- changed, not the snapshot; the first snapshot of a set (or one with no P)
+-- that D does not have are the versions ending at D, and of a key in both
+-- only one whose maps changed counts. A night costs what changed, not the
+-- snapshot; the first snapshot of a set (or one with no P)
 -- is summed whole. Every complete, unpurged snapshot has its totals (the
 -- backfill below, then the trigger); a purged one loses them.
 
@@ -71,6 +72,8 @@ BEGIN
         GROUP BY e.dimension, e.key;
         RETURN;
     END IF;
+    -- A key whose maps are the same at prev and p_date (only its counts
+    -- changed, say) adds and takes away the same entries: skipped.
     INSERT INTO domain_intersection_breakdown_total
     SELECT p_set, p_date, dimension, key, sum(links), sum(target_rows)
     FROM (
@@ -78,12 +81,30 @@ BEGIN
         FROM domain_intersection_breakdown_total b
         WHERE b.target_set_id = p_set AND b.snapshot_date = prev
         UNION ALL
-        SELECT e.dimension, e.key, e.links, 1 FROM domain_intersection_version_entries e
-        WHERE e.target_set_id = p_set AND e.valid_to > p_date AND e.valid_from = p_date
-        UNION ALL
-        SELECT e.dimension, e.key, -e.links, -1 FROM domain_intersection_version_entries e
-        WHERE e.target_set_id = p_set AND e.valid_to = p_date
-    ) d
+        SELECT e.dimension, e.key, d.sign * e.links, d.sign
+        FROM (
+            SELECT referring_domain, target_key, x.valid_from, x.sign
+            FROM (SELECT v.referring_domain, v.target_key, v.valid_from,
+                         ROW(v.referring_links_tld, v.referring_links_types,
+                             v.referring_links_attributes, v.referring_links_platform_types,
+                             v.referring_links_semantic_locations, v.referring_links_countries) AS maps
+                  FROM domain_intersection_version v
+                  WHERE v.target_set_id = p_set AND v.valid_to > p_date AND v.valid_from = p_date) n
+            FULL JOIN
+                 (SELECT w.referring_domain, w.target_key, w.valid_from,
+                         ROW(w.referring_links_tld, w.referring_links_types,
+                             w.referring_links_attributes, w.referring_links_platform_types,
+                             w.referring_links_semantic_locations, w.referring_links_countries) AS maps
+                  FROM domain_intersection_version w
+                  WHERE w.target_set_id = p_set AND w.valid_to = p_date) o
+            USING (referring_domain, target_key)
+            CROSS JOIN LATERAL (VALUES (n.valid_from, 1), (o.valid_from, -1)) x (valid_from, sign)
+            WHERE n.maps IS DISTINCT FROM o.maps AND x.valid_from IS NOT NULL
+        ) d
+        JOIN domain_intersection_version_entries e
+          ON e.target_set_id = p_set AND e.referring_domain = d.referring_domain
+         AND e.target_key = d.target_key AND e.valid_from = d.valid_from
+    ) t
     GROUP BY dimension, key
     HAVING sum(target_rows) <> 0;
 END $$;
