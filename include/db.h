@@ -31,12 +31,18 @@
  * migrate.c); and DB_STATEMENT_TIMEOUT unless the session already has a
  * statement_timeout (from the connection string's options, PGOPTIONS, or
  * ALTER ROLE/DATABASE ... SET), which is the override. A SET rather than a
- * startup option, which poolers such as PgBouncer refuse.
+ * startup option, which poolers such as PgBouncer refuse. Dates in UTC. And
+ * jit off: the ETL's statements are index reads and writes of one set,
+ * whose cost estimates (jsonb_each is guessed at 100 rows a map, see
+ * sql/014) can cross jit_above_cost: compiling took 166 ms of a 255 ms
+ * breakdown total (and 200 ms of a publish when it ran with nested loops
+ * off, before sql/010). Readers get no such setting from us.
  */
 #define DB_SESSION_SQL                                                          \
 	"SET search_path TO pg_catalog, %s, pg_temp; "                          \
 	"SELECT set_config('statement_timeout', '" DB_STATEMENT_TIMEOUT "', false) " \
-	"WHERE current_setting('statement_timeout') = '0'"
+	"WHERE current_setting('statement_timeout') = '0'; "                    \
+	"SET timezone TO 'UTC'; SET jit TO off"
 
 /*
  * Connects with `conninfo` ("" = libpq's PG* environment) and sets

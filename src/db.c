@@ -273,13 +273,6 @@ int db_connect(const char *conninfo, const char *schema, int create_schema, PGco
 	sql = xasprintf(DB_SESSION_SQL, ident);
 	if (db_exec(conn, sql, err) != 0)
 		goto failed;
-	/* jit off: the ETL's statements are index reads and writes of one set,
-	 * whose cost estimates (jsonb_each is guessed at 100 rows a map, see
-	 * sql/014) can cross jit_above_cost: compiling took 166 ms of a 255 ms
-	 * breakdown total, and 200 ms of a publish when it ran with nested
-	 * loops off (before sql/010). Readers get no such setting from us. */
-	if (db_exec(conn, "SET timezone TO 'UTC'; SET jit TO off", err) != 0)
-		goto failed;
 	*out = conn;
 	conn = NULL;
 	rc = 0;

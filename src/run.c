@@ -366,8 +366,7 @@ static int reconnect(struct run_ctx *rc, PGconn *conn, int *attempt, struct etl_
 	if (PQstatus(conn) != CONNECTION_OK)
 		return ETL_EFAIL;
 	ident = PQescapeIdentifier(conn, rc->job->db.schema, strlen(rc->job->db.schema));
-	sql = xasprintf(DB_SESSION_SQL "; SET timezone TO 'UTC'",
-			ident ? ident : "public");
+	sql = xasprintf(DB_SESSION_SQL, ident ? ident : "public");
 	r = db_exec(conn, sql, err);
 	PQfreemem(ident);
 	free(sql);

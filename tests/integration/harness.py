@@ -269,6 +269,12 @@ class OwnClusterTestCase(EtlTestCase):
                 k, _, v = line.strip().partition("=")
                 self.env_pg[k] = v
         self.own = Database.existing(self.env_pg, "intersect")
+        # scripts/pg-tmp trades durability for speed (synchronous_commit off):
+        # a crash ("immediate") would then lose the last commits, which a
+        # real server's does not. fsync may stay off: the OS keeps what was
+        # written when only the server dies.
+        self.own.psql("ALTER SYSTEM SET synchronous_commit = on")
+        self.own.psql("SELECT pg_reload_conf()")
 
     def restart(self, mode):
         """pg_ctl restart: "fast" shuts down cleanly; "immediate" is a crash

@@ -387,8 +387,8 @@ class PostgresRestartTest(OwnClusterTestCase):
         self.fake.set_scenario("beta-a.com", total_count=700)
         job = self.job(job_text(limit=100, concurrency=2, attempts=1))
         subprocess.run([BIN, "migrate", job], env=self.run_env, check=True, capture_output=True)
-        self.run_etl_here(job, 3)  # alpha's last page fails: its 9 pages stay staged
-        self.assertEqual(self.own.value("SELECT count(*) FROM dataforseo.domain_intersection_pending"), "1800")
+        log = self.run_etl_here(job, 3)  # alpha's last page fails: its 9 pages stay staged
+        self.assertEqual(self.own.value("SELECT count(*) FROM dataforseo.domain_intersection_pending"), "1800", log)
         self.restart("immediate")
         self.assertEqual(self.own.value("SELECT count(*) FROM dataforseo.domain_intersection_pending"), "1800")
         before = self.fake.requests
