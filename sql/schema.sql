@@ -1664,7 +1664,7 @@ CREATE VIEW dataforseo.domain_intersection AS
             v.extra,
             v.run_id
            FROM dataforseo.domain_intersection_version v
-          WHERE ((v.target_set_id = s.target_set_id) AND (v.valid_from <= s.snapshot_date) AND (v.valid_to > s.snapshot_date))
+          WHERE ((v.target_set_id = s.target_set_id) AND (v.valid_from <= s.snapshot_date) AND (v.valid_to > s.snapshot_date) AND (daterange(v.valid_from, v.valid_to) @> s.snapshot_date))
          OFFSET 0) d)
   WHERE ((s.status = 'complete'::text) AND (s.purged_at IS NULL));
 
@@ -5143,6 +5143,12 @@ ALTER TABLE ONLY dataforseo.target_set
 --
 
 CREATE INDEX domain_intersection_order_to ON dataforseo.domain_intersection_order USING btree (target_set_id, valid_to, valid_from);
+
+--
+-- Name: domain_intersection_version_range; Type: INDEX; Schema: dataforseo; Owner: -
+--
+
+CREATE INDEX domain_intersection_version_range ON dataforseo.domain_intersection_version USING gist (daterange(valid_from, valid_to));
 
 --
 -- Name: domain_intersection_version_to; Type: INDEX; Schema: dataforseo; Owner: -
