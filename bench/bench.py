@@ -891,8 +891,7 @@ class Bench:
                          for c in self.columns)
         sql = ("\\copy (SELECT %s FROM %s.domain_intersection d WHERE snapshot_date = '%s' "
                "ORDER BY target_set_id, position, target_key) TO '%s'" % (cols, SCHEMA, DATE, path))
-        # a nested loop would unnest the order array once per row
-        self.pg.psql(db, sql, options="-c enable_nestloop=off")
+        self.pg.psql(db, sql)
         col = {c: i for i, c in enumerate(self.columns)}
         vcols = [c for c in self.version_columns if c != "valid_to"]
         vidx = [col["snapshot_date"] if c == "valid_from" else col[c] for c in vcols]

@@ -8,7 +8,7 @@ night is rerun and fails, and a set's targets are edited between nights. The
 exact contents of every view are then computed here, independently, from
 what the fake served, and compared row by row. Then the locks each view's
 query takes are counted as nights accumulate (they must not grow), and a role
-made by sql/bi_readonly.sql logs in and can read the six views and nothing
+made by sql/bi_readonly.sql logs in and can read the report views and nothing
 else.
 """
 
@@ -447,8 +447,9 @@ class ViewsTest(EtlTestCase):
         """Right after a night, before autovacuum has analyzed it, the
         statistics still describe the night before. Joined in the view, the
         planner took the order array's unnest for 10 rows and rescanned it for
-        every version row: 100k domains took minutes. snapshot_rows() plans
-        that join with nested loops off. (A 60 s statement_timeout stands
+        every version row: 100k domains took minutes. The views look each
+        position up in a map built once per snapshot (sql/011), whatever the
+        statistics say. (A 60 s statement_timeout stands
         between the two: 0.5 s measured against more than 30 s.)"""
         self.night("2026-04-01", [("st", ["st-a.com"])], [("st-a.com", 5, None)], job="stale")
         self.db.psql("""
