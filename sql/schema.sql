@@ -1663,8 +1663,77 @@ CREATE VIEW dataforseo.domain_intersection AS
             v.referring_links_countries,
             v.extra,
             v.run_id
-           FROM dataforseo.domain_intersection_version v
-          WHERE ((v.target_set_id = s.target_set_id) AND (v.valid_from <= s.snapshot_date) AND (v.valid_to > s.snapshot_date) AND (daterange(v.valid_from, v.valid_to) @> s.snapshot_date))
+           FROM ( SELECT c.target_set_id,
+                    c.referring_domain,
+                    c.target_key,
+                    c.valid_from,
+                    c.valid_to,
+                    c.target,
+                    c.intersections_count,
+                    c.type,
+                    c.rank,
+                    c.backlinks,
+                    c.first_seen,
+                    c.lost_date,
+                    c.backlinks_spam_score,
+                    c.broken_backlinks,
+                    c.broken_pages,
+                    c.referring_domains,
+                    c.referring_domains_nofollow,
+                    c.referring_main_domains,
+                    c.referring_main_domains_nofollow,
+                    c.referring_ips,
+                    c.referring_subnets,
+                    c.referring_pages,
+                    c.referring_pages_nofollow,
+                    c.referring_links_tld,
+                    c.referring_links_types,
+                    c.referring_links_attributes,
+                    c.referring_links_platform_types,
+                    c.referring_links_semantic_locations,
+                    c.referring_links_countries,
+                    c.extra,
+                    c.run_id,
+                    c.digest,
+                    c.sync_seq
+                   FROM dataforseo.domain_intersection_version c
+                  WHERE ((c.target_set_id = s.target_set_id) AND (c.valid_to = 'infinity'::date) AND (c.valid_from <= s.snapshot_date))
+                UNION ALL
+                 SELECT h.target_set_id,
+                    h.referring_domain,
+                    h.target_key,
+                    h.valid_from,
+                    h.valid_to,
+                    h.target,
+                    h.intersections_count,
+                    h.type,
+                    h.rank,
+                    h.backlinks,
+                    h.first_seen,
+                    h.lost_date,
+                    h.backlinks_spam_score,
+                    h.broken_backlinks,
+                    h.broken_pages,
+                    h.referring_domains,
+                    h.referring_domains_nofollow,
+                    h.referring_main_domains,
+                    h.referring_main_domains_nofollow,
+                    h.referring_ips,
+                    h.referring_subnets,
+                    h.referring_pages,
+                    h.referring_pages_nofollow,
+                    h.referring_links_tld,
+                    h.referring_links_types,
+                    h.referring_links_attributes,
+                    h.referring_links_platform_types,
+                    h.referring_links_semantic_locations,
+                    h.referring_links_countries,
+                    h.extra,
+                    h.run_id,
+                    h.digest,
+                    h.sync_seq
+                   FROM dataforseo.domain_intersection_version h
+                  WHERE ((h.target_set_id = s.target_set_id) AND (h.valid_to < 'infinity'::date) AND (h.valid_from <= s.snapshot_date) AND (h.valid_to > s.snapshot_date) AND (daterange(h.valid_from, h.valid_to) @> s.snapshot_date))) v
          OFFSET 0) d)
   WHERE ((s.status = 'complete'::text) AND (s.purged_at IS NULL));
 
@@ -5148,7 +5217,7 @@ CREATE INDEX domain_intersection_order_to ON dataforseo.domain_intersection_orde
 -- Name: domain_intersection_version_range; Type: INDEX; Schema: dataforseo; Owner: -
 --
 
-CREATE INDEX domain_intersection_version_range ON dataforseo.domain_intersection_version USING gist (daterange(valid_from, valid_to));
+CREATE INDEX domain_intersection_version_range ON dataforseo.domain_intersection_version USING gist (daterange(valid_from, valid_to)) WHERE (valid_to < 'infinity'::date);
 
 --
 -- Name: domain_intersection_version_to; Type: INDEX; Schema: dataforseo; Owner: -

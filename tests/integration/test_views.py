@@ -508,11 +508,11 @@ class ViewsTest(EtlTestCase):
             for c in n.get("Plans", []):
                 yield from nodes(c)
         reads = [n for n in nodes(plan) if n.get("Relation Name") == "domain_intersection_version"]
-        self.assertEqual(len(reads), 1, plan)
-        self.assertNotEqual(reads[0]["Node Type"], "Seq Scan", "the plan scans every version")
+        self.assertTrue(reads, plan)
+        self.assertNotIn("Seq Scan", [n["Node Type"] for n in reads], "the plan scans every version")
         # the planner's idea of the snapshot's size is close to its 1,000 rows
-        # (without the range: 44,556, a ninth of the versions, growing with them)
-        self.assertTrue(100 <= reads[0]["Plan Rows"] <= 10000, reads[0])
+        # (without sql/015: 44,556, a ninth of the versions, growing with them)
+        self.assertTrue(100 <= sum(n["Plan Rows"] for n in reads) <= 10000, reads)
         self.assertLess(plan["Total Cost"], float(self.db.value("SHOW jit_above_cost")))
 
     # ------------------------------------------------------------------ BI role
