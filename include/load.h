@@ -7,9 +7,14 @@
  *     rows it staged) commit in one transaction, so a page is "loaded"
  *     exactly when its rows are staged; whoever removes staged rows marks
  *     their pages 'discarded' in the same statement;
- *   - rows are staged by COPY, or when a page repeats rows staged before, by
- *     COPY into a temporary table and one INSERT ... ON CONFLICT DO UPDATE
- *     (the lowest result position wins);
+ *   - a run whose date is after the set's latest complete snapshot loads
+ *     it directly (sql/016_direct_load.sql): each page's new and changed
+ *     rows are COPYed straight into domain_intersection_version as versions
+ *     of its date, invisible until the publish, and rows equal to their
+ *     key's current version are not sent at all; other runs (backfills,
+ *     republishes, replays) stage rows in domain_intersection_pending by
+ *     COPY, or when a page repeats rows staged before, by COPY into a
+ *     temporary table and an upsert (the lowest result position wins);
  *   - a set is published only when its staged rows equal what its ledger
  *     says was staged, and in the transaction that marks it complete, so a
  *     snapshot always equals one complete answer; publishing twice is a
@@ -47,6 +52,11 @@ struct page_record {
 	size_t response_len;
 	const void *response_gzip; /* or else the gzip bytes it came as, when it did */
 	size_t response_gzip_len;
+	/* how its rows are loaded (struct set_start): */
+	const char *snapshot_date; /* the run's date ("YYYY-MM-DD"); needed when direct */
+	int direct;                /* straight into the versions (sql/016_direct_load.sql) */
+	int lookup;                /* direct: send only rows whose current version differs */
+	int maybe_dup;             /* direct: a row may repeat a key of another page */
 };
 
 /* A page already loaded by this run (for resuming). */
@@ -131,6 +141,8 @@ struct set_start {
 	struct loaded_page *pages;  /* owned (free()): pages this run loaded */
 	size_t n_pages;
 	double spent;               /* what every page of the set in this run was charged, any status */
+	int direct;                 /* its pages go straight into the versions (load.c) */
+	int lookup;                 /* direct, and the set has current versions to compare with */
 };
 
 /* Records a new run (a replay when replay_of is not 0); *run_id is its id. */

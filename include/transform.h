@@ -22,8 +22,10 @@
 
 #include <stddef.h>
 
+#include "breakdown.h"
 #include "err.h"
 #include "jsondoc.h"
+#include "keyfilter.h"
 #include "util.h"
 
 /* The columns of domain_intersection, in COPY order (see sql/001_*). */
@@ -135,6 +137,8 @@ struct transform_ctx {
 	int limit;                   /* the request's limit; more items is an error */
 	char *const *targets;        /* targets[i] is the target of key "i+1" */
 	size_t n_targets;
+	int breakdown;               /* sum the page's breakdown totals (breakdown.h) */
+	struct key_filter *seen;     /* the set's keys so far (keyfilter.h), or NULL */
 };
 
 /*
@@ -153,6 +157,8 @@ struct row_batch {
 	struct strbuf copy;  /* owned */
 	size_t n_rows;
 	size_t n_items;
+	struct page_breakdown breakdown; /* when the ctx asked for it */
+	int maybe_dup;       /* a key may repeat one of the set's (ctx->seen) */
 };
 
 void row_batch_init(struct row_batch *b);

@@ -28,7 +28,7 @@ static const char tables_sql[] =
 static const char *const run_tables =
 	"{target_set,etl_run,etl_run_set,etl_run_attempt,etl_page,etl_snapshot,raw_page,"
 	"domain_intersection_pending,domain_intersection_version,domain_intersection_order,"
-	"domain_intersection_change,etl_job_lock,etl_sync_counter,etl_sync_deleted}";
+	"domain_intersection_change,etl_job_lock,etl_sync_counter,etl_sync_deleted,etl_page_keys}";
 /* The schema's functions (publish_snapshot() and the others a run calls). */
 static const char functions_sql[] =
 	"SELECT coalesce(string_agg(DISTINCT p.proname, ', '), ''),\n"

@@ -488,12 +488,28 @@ static int drop_stale_pending(PGconn *conn, const char *job, long long run_id,
 	const char *params[2] = {job, id};
 
 	snprintf(id, sizeof(id), "%lld", run_id);
+	/* (versions a run staged directly are those of its date, its run_id,
+	 * open-ended, of a set it did not complete, at a date not complete) */
 	return db_query(conn,
 			"WITH gone AS ("
 			"  DELETE FROM domain_intersection_pending p USING etl_run r"
 			"  WHERE p.run_id = r.run_id AND r.job = $1 AND r.run_id <> $2"
 			"  AND r.status <> 'succeeded' RETURNING p.run_id, p.target_set_id),"
-			" sets AS (SELECT DISTINCT run_id, target_set_id FROM gone)"
+			" vgone AS ("
+			"  DELETE FROM domain_intersection_version v USING etl_run r, etl_run_set rs"
+			"  WHERE r.job = $1 AND r.run_id <> $2 AND r.status <> 'succeeded'"
+			"  AND rs.run_id = r.run_id AND rs.direct AND rs.status <> 'complete'"
+			"  AND v.target_set_id = rs.target_set_id AND v.valid_to = 'infinity'"
+			"  AND v.valid_from = r.snapshot_date AND v.run_id = r.run_id"
+			"  AND NOT EXISTS (SELECT 1 FROM etl_snapshot c WHERE c.target_set_id = v.target_set_id"
+			"    AND c.snapshot_date = v.valid_from AND c.status = 'complete')"
+			"  RETURNING v.run_id, v.target_set_id),"
+			" kgone AS ("
+			"  DELETE FROM etl_page_keys k USING etl_run r"
+			"  WHERE k.run_id = r.run_id AND r.job = $1 AND r.run_id <> $2"
+			"  AND r.status <> 'succeeded' RETURNING k.run_id, k.target_set_id),"
+			" sets AS (SELECT run_id, target_set_id FROM gone UNION SELECT run_id, target_set_id"
+			"  FROM vgone UNION SELECT run_id, target_set_id FROM kgone)"
 			" UPDATE etl_page e SET status = 'discarded' FROM sets"
 			" WHERE e.run_id = sets.run_id AND e.target_set_id = sets.target_set_id"
 			" AND e.status = 'loaded'",
@@ -560,18 +576,34 @@ int load_start_set(PGconn *conn, long long run_id, long long set_id, const char 
 	memset(out, 0, sizeof(*out));
 	snprintf(run, sizeof(run), "%lld", run_id);
 	snprintf(set, sizeof(set), "%lld", set_id);
+	/* A direct load that may no longer be one (its date or a later one was
+	 * published meanwhile, by a run that had to discard its rows anyway)
+	 * goes on staged, its pages fetched again. */
 	rc = db_query(conn,
-		      "INSERT INTO etl_run_set AS rs (run_id, target_set_id, request_hash)"
-		      " SELECT $1, $2, coalesce($3, request_hash)"
+		      "SELECT discard_staged($1, $2) FROM etl_run_set rs"
+		      " WHERE rs.run_id = $1 AND rs.target_set_id = $2 AND rs.direct"
+		      " AND rs.status <> 'complete' AND NOT direct_load_ok($1, $2)",
+		      2, params, NULL, err);
+	if (rc != 0)
+		return rc;
+	rc = db_query(conn,
+		      "INSERT INTO etl_run_set AS rs (run_id, target_set_id, request_hash, direct)"
+		      " SELECT $1, $2, coalesce($3, request_hash), direct_load_ok($1, $2)"
 		      " FROM target_set WHERE target_set_id = $2"
 		      " ON CONFLICT (run_id, target_set_id) DO UPDATE SET"
 		      "   status = CASE WHEN rs.status = 'complete' THEN 'complete' ELSE 'running' END,"
-		      "   error = CASE WHEN rs.status = 'complete' THEN rs.error END"
-		      " RETURNING status",
+		      "   error = CASE WHEN rs.status = 'complete' THEN rs.error END,"
+		      "   direct = rs.direct AND (rs.status = 'complete' OR direct_load_ok($1, $2))"
+		      " RETURNING status, direct, direct AND EXISTS ("
+		      "   SELECT 1 FROM domain_intersection_version v, etl_run r"
+		      "   WHERE r.run_id = $1 AND v.target_set_id = $2 AND v.valid_to = 'infinity'"
+		      "   AND v.valid_from < r.snapshot_date)",
 		      3, params, &res, err);
 	if (rc != 0)
 		return rc;
 	out->complete = strcmp(PQgetvalue(res, 0, 0), "complete") == 0;
+	out->direct = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+	out->lookup = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
 	PQclear(res);
 	if (out->complete)
 		return 0;
@@ -777,43 +809,29 @@ static int write_archive(PGconn *conn, const struct page_record *rec, struct etl
 }
 
 
-/*
- * COPYs the batch into `table` (an identifier, already safe to splice).
- * Text format, not binary: measured side by side (200k rows of this table,
- * server-side COPY FROM a file into an empty copy of it with its indexes,
- * three times each), binary was no faster, as the server's work per row is
- * mostly the six jsonb maps, whose binary form is their text with a version
- * byte; and text is what the transformer writes once and a person can read
- * in a log.
- * *sqlstate (if not NULL) gets the server's error code on failure.
- */
-static int copy_rows(PGconn *conn, const char *table, const struct row_batch *rows,
-		     char *sqlstate, struct etl_error *err)
+/* Starts COPY ... FROM STDIN into `target` ("table (columns)", safe to splice). */
+static int copy_start(PGconn *conn, const char *target, struct etl_error *err)
 {
-	PGresult *res;
-	char *sql = xasprintf("COPY %s (" TRANSFORM_COLUMNS ") FROM STDIN", table);
-	size_t off, piece = 0;
+	char *sql = xasprintf("COPY %s FROM STDIN", target);
+	PGresult *res = PQexec(conn, sql);
 	int rc = 0;
 
-	if (sqlstate)
-		sqlstate[0] = '\0';
-	res = PQexec(conn, sql);
 	free(sql);
-	if (PQresultStatus(res) != PGRES_COPY_IN) {
-		etl_fail(err, ETL_EFAIL, "database error: cannot start COPY: %s",
-			 PQresultErrorMessage(res));
-		PQclear(res);
-		return ETL_EFAIL;
-	}
+	if (PQresultStatus(res) != PGRES_COPY_IN)
+		rc = etl_fail(err, ETL_EFAIL, "database error: cannot start COPY: %s",
+			      PQresultErrorMessage(res));
 	PQclear(res);
-	/* In pieces: libpq copies what it is given into its output buffer, which
-	 * would otherwise grow to a whole page per connection and stay so. */
-	for (off = 0; off < rows->copy.len && rc == 0; off += piece) {
-		piece = rows->copy.len - off < COPY_PIECE ? rows->copy.len - off : COPY_PIECE;
-		if (PQputCopyData(conn, rows->copy.data + off, (int)piece) != 1)
-			rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s",
-				      PQerrorMessage(conn));
-	}
+	return rc;
+}
+
+/*
+ * Ends a COPY whose data went (rc: how that went); *sqlstate (if not NULL)
+ * gets the server's error code on failure.
+ */
+static int copy_finish(PGconn *conn, int rc, char *sqlstate, struct etl_error *err)
+{
+	PGresult *res;
+
 	if (PQputCopyEnd(conn, rc ? "intersect-etl: sending rows failed" : NULL) != 1 && !rc)
 		rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s", PQerrorMessage(conn));
 	while ((res = PQgetResult(conn))) {
@@ -829,6 +847,40 @@ static int copy_rows(PGconn *conn, const char *table, const struct row_batch *ro
 		PQclear(res);
 	}
 	return rc;
+}
+
+/*
+ * COPYs the batch into `table` (an identifier, already safe to splice).
+ * Text format, not binary: measured side by side (200k rows of this table,
+ * server-side COPY FROM a file into an empty copy of it with its indexes,
+ * three times each), binary was no faster, as the server's work per row is
+ * mostly the six jsonb maps, whose binary form is their text with a version
+ * byte; and text is what the transformer writes once and a person can read
+ * in a log.
+ * *sqlstate (if not NULL) gets the server's error code on failure.
+ */
+static int copy_rows(PGconn *conn, const char *table, const struct row_batch *rows,
+		     char *sqlstate, struct etl_error *err)
+{
+	char *target = xasprintf("%s (" TRANSFORM_COLUMNS ")", table);
+	size_t off, piece = 0;
+	int rc;
+
+	if (sqlstate)
+		sqlstate[0] = '\0';
+	rc = copy_start(conn, target, err);
+	free(target);
+	if (rc != 0)
+		return rc;
+	/* In pieces: libpq copies what it is given into its output buffer, which
+	 * would otherwise grow to a whole page per connection and stay so. */
+	for (off = 0; off < rows->copy.len && rc == 0; off += piece) {
+		piece = rows->copy.len - off < COPY_PIECE ? rows->copy.len - off : COPY_PIECE;
+		if (PQputCopyData(conn, rows->copy.data + off, (int)piece) != 1)
+			rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s",
+				      PQerrorMessage(conn));
+	}
+	return copy_finish(conn, rc, sqlstate, err);
 }
 
 /*
@@ -867,6 +919,251 @@ static int stage_rows(PGconn *conn, const struct row_batch *rows, long long *sta
 	return 0;
 }
 
+/*
+ * A direct load (sql/016_direct_load.sql) COPYs a row as a version: its
+ * text without its position (TRANSFORM_COLUMNS' sixth field) and with
+ * sync_seq 0 (the publish's number reaches readers through the control row;
+ * the column's default would lock the sync counter from the first page on).
+ */
+#define VERSION_COLUMNS                                                              \
+	"valid_from, target_set_id, referring_domain, target_key, target, "           \
+	"intersections_count, type, rank, backlinks, first_seen, "                    \
+	"lost_date, backlinks_spam_score, broken_backlinks, broken_pages, "           \
+	"referring_domains, referring_domains_nofollow, referring_main_domains, "     \
+	"referring_main_domains_nofollow, referring_ips, referring_subnets, "         \
+	"referring_pages, referring_pages_nofollow, referring_links_tld, "            \
+	"referring_links_types, referring_links_attributes, "                         \
+	"referring_links_platform_types, referring_links_semantic_locations, "        \
+	"referring_links_countries, extra, run_id, digest, sync_seq"
+enum { F_DOMAIN = 2, F_KEY = 3, F_POSITION = 5 };
+
+/* One row of a batch: its COPY text without the newline. */
+struct row_span {
+	const char *p;
+	size_t len;
+};
+
+/* The rows of a batch (rows end at a newline: those in values are escaped). */
+static struct row_span *split_rows(const struct row_batch *rows, size_t *n)
+{
+	const char *p = rows->copy.data, *end = p + rows->copy.len, *nl;
+	struct row_span *r = xcalloc(rows->n_rows + 1, sizeof(*r));
+
+	*n = 0;
+	while (p < end && *n < rows->n_rows && (nl = memchr(p, '\n', (size_t)(end - p)))) {
+		r[*n].p = p;
+		r[(*n)++].len = (size_t)(nl - p);
+		p = nl + 1;
+	}
+	return r;
+}
+
+/* Where field i of a row starts (its text runs to the next tab or the end). */
+static const char *row_field(const struct row_span *r, int i, size_t *len)
+{
+	const char *p = r->p, *end = r->p + r->len, *tab;
+
+	while (i-- > 0 && (tab = memchr(p, '\t', (size_t)(end - p))))
+		p = tab + 1;
+	tab = memchr(p, '\t', (size_t)(end - p));
+	*len = (size_t)((tab ? tab : end) - p);
+	return p;
+}
+
+/* A COPY text field as an element of an array literal: quoted, unescaped for COPY. */
+static void array_text(struct strbuf *sb, const char *s, size_t len)
+{
+	size_t i;
+
+	sb_putc(sb, sb->len ? ',' : '{');
+	sb_putc(sb, '"');
+	for (i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (c == '\\' && i + 1 < len) {
+			c = s[++i];
+			c = c == 'n' ? '\n' : c == 'r' ? '\r' : c == 't' ? '\t' : c;
+		}
+		if (c == '"' || c == '\\')
+			sb_putc(sb, '\\');
+		sb_putc(sb, c);
+	}
+	sb_putc(sb, '"');
+}
+
+/* A field that needs no quoting (a number, a digest) as an array element. */
+static void array_word(struct strbuf *sb, const char *s, size_t len)
+{
+	sb_putc(sb, sb->len ? ',' : '{');
+	sb_append(sb, s, len);
+}
+
+static const char *array_end(struct strbuf *sb)
+{
+	if (!sb->len)
+		sb_putc(sb, '{');
+	sb_putc(sb, '}');
+	return sb->data;
+}
+
+/*
+ * The page's keys go to stage_page(), which records them with the page and
+ * answers which rows to send; send[i] is set for those.
+ */
+static int direct_keys(PGconn *conn, const struct page_record *rec, const struct row_batch *rows,
+		       const struct row_span *r, size_t n, char *send, size_t *n_send,
+		       struct etl_error *err)
+{
+	char v[3][24];
+	const char *params[14];
+	struct strbuf a[8];
+	PGresult *res = NULL;
+	size_t i, len;
+	const char *f;
+	int rc, j, totals;
+
+	for (j = 0; j < 8; j++)
+		sb_init(&a[j]);
+	totals = bd_arrays(&rows->breakdown, &a[4]);
+	for (i = 0; i < n; i++) {
+		f = row_field(&r[i], F_DOMAIN, &len);
+		array_text(&a[0], f, len);
+		f = row_field(&r[i], F_KEY, &len);
+		array_word(&a[1], f, len);
+		f = row_field(&r[i], F_POSITION, &len);
+		array_word(&a[2], f, len);
+		/* the digest ends the row */
+		array_word(&a[3], r[i].p + r[i].len - 32, 32);
+	}
+	snprintf(v[0], sizeof(v[0]), "%lld", rec->run_id);
+	snprintf(v[1], sizeof(v[1]), "%lld", rec->target_set_id);
+	snprintf(v[2], sizeof(v[2]), "%lld", rec->offset);
+	params[0] = v[0];
+	params[1] = v[1];
+	params[2] = v[2];
+	params[3] = rec->snapshot_date;
+	params[4] = rec->lookup ? "t" : "f";
+	for (j = 0; j < 4; j++)
+		params[5 + j] = array_end(&a[j]);
+	for (j = 9; j < 13; j++)
+		params[j] = totals ? a[j - 5].data : NULL;
+	params[13] = rec->maybe_dup ? "t" : "f";
+	rc = db_query(conn,
+		      "SELECT * FROM stage_page($1, $2, $3, $4::date, $5::boolean, $6::text[],"
+		      " $7::smallint[], $8::integer[], $9::uuid[], $10::text[], $11::text[],"
+		      " $12::bigint[], $13::integer[], $14::boolean)",
+		      14, params, &res, err);
+	for (j = 0; j < 8; j++)
+		sb_free(&a[j]);
+	if (rc != 0)
+		return rc;
+	*n_send = 0;
+	for (j = 0; j < PQntuples(res); j++) {
+		long k = strtol(PQgetvalue(res, j, 0), NULL, 10);
+
+		if (k >= 1 && (size_t)k <= n && !send[k - 1]) {
+			send[k - 1] = 1;
+			(*n_send)++;
+		}
+	}
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * COPYs the rows to send: as versions, or (as_version 0) as they are, into
+ * pg_temp.di_stage. In pieces of COPY_PIECE, as copy_rows().
+ */
+static int copy_sent(PGconn *conn, const struct row_span *r, size_t n, const char *send,
+		     int as_version, char *sqlstate, struct etl_error *err)
+{
+	struct strbuf sb;
+	size_t i, len;
+	const char *pos;
+	int rc;
+
+	sqlstate[0] = '\0';
+	rc = copy_start(conn,
+			as_version ? "domain_intersection_version (" VERSION_COLUMNS ")"
+				   : "pg_temp.di_stage (" TRANSFORM_COLUMNS ")",
+			err);
+	if (rc != 0)
+		return rc;
+	sb_init(&sb);
+	for (i = 0; i < n && rc == 0; i++) {
+		if (!send[i])
+			continue;
+		if (as_version) {
+			pos = row_field(&r[i], F_POSITION, &len);
+			sb_append(&sb, r[i].p, (size_t)(pos - r[i].p));
+			sb_append(&sb, pos + len + 1, r[i].len - (size_t)(pos + len + 1 - r[i].p));
+			sb_puts(&sb, "\t0\n");
+		} else {
+			sb_append(&sb, r[i].p, r[i].len + 1);
+		}
+		if (sb.len >= COPY_PIECE) {
+			if (PQputCopyData(conn, sb.data, (int)sb.len) != 1)
+				rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s",
+					      PQerrorMessage(conn));
+			sb_reset(&sb);
+		}
+	}
+	if (rc == 0 && sb.len && PQputCopyData(conn, sb.data, (int)sb.len) != 1)
+		rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s", PQerrorMessage(conn));
+	sb_free(&sb);
+	return copy_finish(conn, rc, sqlstate, err);
+}
+
+/*
+ * A page of a direct load: its new and changed rows straight into the
+ * versions, unseen until the publish (load.h). A row that repeats a key
+ * another page staged (offset paging) meets the primary key: then the
+ * page is redone through di_stage and stage_page_rows(), where the first
+ * place in result order wins.
+ */
+static int stage_direct(PGconn *conn, const struct page_record *rec, const struct row_batch *rows,
+			long long *staged, struct etl_error *err)
+{
+	char v[4][24], state[6];
+	const char *params[4] = {v[0], v[1], v[2], rec->snapshot_date};
+	PGresult *res = NULL;
+	struct row_span *r;
+	size_t n, n_send = 0;
+	char *send;
+	int rc;
+
+	*staged = 0;
+	r = split_rows(rows, &n);
+	send = xcalloc(n + 1, 1);
+	if ((rc = direct_keys(conn, rec, rows, r, n, send, &n_send, err)) != 0 || n_send == 0)
+		goto out;
+	if ((rc = db_exec(conn, "SAVEPOINT stage_copy", err)) != 0)
+		goto out;
+	rc = copy_sent(conn, r, n, send, 1, state, err);
+	if (rc == 0) {
+		*staged = (long long)n_send;
+		goto out;
+	}
+	if (strcmp(state, "23505") != 0)
+		goto out;
+	etl_error_clear(err);
+	if ((rc = db_exec(conn, "ROLLBACK TO SAVEPOINT stage_copy", err)) != 0 ||
+	    (rc = copy_sent(conn, r, n, send, 0, state, err)) != 0)
+		goto out;
+	snprintf(v[0], sizeof(v[0]), "%lld", rec->run_id);
+	snprintf(v[1], sizeof(v[1]), "%lld", rec->target_set_id);
+	snprintf(v[2], sizeof(v[2]), "%lld", rec->offset);
+	rc = db_query(conn, "SELECT stage_page_rows($1, $2, $3, $4::date)", 4, params, &res, err);
+	if (rc == 0) {
+		*staged = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+	}
+out:
+	free(send);
+	free(r);
+	return rc;
+}
+
 static int page_transaction(PGconn *conn, const struct page_record *rec,
 			    const struct row_batch *rows, struct etl_error *err)
 {
@@ -878,7 +1175,9 @@ static int page_transaction(PGconn *conn, const struct page_record *rec,
 	/* first: a run that lost the job's lock must not stage anything */
 	if ((rc = load_fence(conn, err)) != 0)
 		goto failed;
-	if (rows->n_rows > 0 && (rc = stage_rows(conn, rows, &staged, err)) != 0)
+	if (rows->n_rows > 0 &&
+	    (rc = rec->direct ? stage_direct(conn, rec, rows, &staged, err)
+			      : stage_rows(conn, rows, &staged, err)) != 0)
 		goto failed;
 	if ((rc = write_ledger(conn, rec, staged, err)) != 0)
 		goto failed;
@@ -960,12 +1259,7 @@ static int publish(PGconn *conn, const char *const *params, struct set_outcome *
 		PQclear(res);
 		/* what is left cannot be trusted either: continuing the run
 		 * fetches the whole set again instead of failing the same way */
-		return db_query(conn,
-				"WITH gone AS (DELETE FROM domain_intersection_pending"
-				"  WHERE run_id = $1 AND target_set_id = $2)"
-				" UPDATE etl_page SET status = 'discarded'"
-				" WHERE run_id = $1 AND target_set_id = $2 AND status = 'loaded'",
-				2, params, NULL, err);
+		return db_query(conn, "SELECT discard_staged($1, $2)", 2, params, NULL, err);
 	} else {
 		out->published = 1;
 		out->domains = PQgetisnull(res, 0, 3) ? -1 : strtoll(PQgetvalue(res, 0, 3), NULL, 10);

@@ -67,6 +67,8 @@ struct set_state {
 	double spent;                 /* charged for every answer of this run, earlier processes too */
 	double reserved;              /* worst case of its pages in flight */
 	long long requests, retries;  /* sent by this process, for the metrics file */
+	int direct, lookup;           /* how its pages load (struct set_start) */
+	struct key_filter seen;       /* direct: the keys of its pages so far */
 };
 
 /* One page in flight; the fetch request's `user`. */
@@ -688,6 +690,9 @@ static void page_record_init(struct run_ctx *rc, struct db_msg *m, const struct 
 	memset(rec, 0, sizeof(*rec));
 	rec->run_id = rc->run_id;
 	rec->target_set_id = pj->set->id;
+	rec->snapshot_date = rc->snapshot_date;
+	rec->direct = pj->set->direct;
+	rec->lookup = pj->set->lookup;
 	rec->offset = pj->offset;
 	rec->limit = pj->limit;
 	rec->attempts = pj->attempts;
@@ -803,8 +808,17 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 	}
 	v = retry_classify(req, req->curl_code == CURLE_OK ? &resp : NULL, &code);
 	if (v == VERDICT_OK) {
+		/* a first load sums its breakdown as it goes (breakdown.h); a
+		 * direct load notes whether a key may come twice (keyfilter.h) */
 		struct transform_ctx tc = {rc->snapshot_date, s->id, rc->run_id, pj->offset,
-					   pj->limit, s->def->targets, s->def->n_targets};
+					   pj->limit, s->def->targets, s->def->n_targets,
+					   s->direct && !s->lookup, s->direct ? &s->seen : NULL};
+
+		if (s->direct && !s->seen.bits)
+			key_filter_size(&s->seen, (size_t)(resp.total_count >= 0 &&
+							   resp.total_count < s->def->max_rows
+							   ? resp.total_count : s->def->max_rows) *
+						     s->def->n_targets);
 
 		m = msg_new(rc, DB_PAGE, s);
 		if (transform_page(&resp, &tc, &m->batch, &perr) != 0) {
@@ -822,6 +836,8 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 			s->ended = 1;
 		page_record_init(rc, m, pj, req, &resp);
 		m->rec.rows = (long long)m->batch.n_rows;
+		/* an earlier process's pages are not in the filter */
+		m->rec.maybe_dup = m->batch.maybe_dup || s->n_loaded > 0;
 		m->n_items = resp.n_items;
 		if (rc->job->archive) {
 			m->rec.request_body = req->body;
@@ -1101,6 +1117,8 @@ static int open_sets(struct run_ctx *rc, const struct run_options *opt, const lo
 		if (ret != 0)
 			return ret;
 		s->complete_before = st.complete;
+		s->direct = st.direct;
+		s->lookup = st.lookup;
 		s->spent = st.spent;
 		s->loaded = st.pages;
 		s->n_loaded = st.n_pages;
@@ -1399,6 +1417,7 @@ static void run_free(struct run_ctx *rc)
 		free(rc->sets[i].error);
 		free(rc->sets[i].stopped);
 		free(rc->sets[i].loaded);
+		key_filter_free(&rc->sets[i].seen);
 	}
 	free(rc->sets);
 	free(rc->abort_msg);

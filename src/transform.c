@@ -756,6 +756,7 @@ static const struct field_def {
 /* 7 columns before type, the fields after target, then extra, run_id and digest */
 _Static_assert(7 + (NFIELDS - 1) + 3 == TRANSFORM_NCOLUMNS,
 	       "fields[] out of step with TRANSFORM_COLUMNS");
+_Static_assert(BD_DIMS == 6, "the six referring_links_* maps end fields[]");
 
 /*
  * The fields[] index of a per-target key, or -1. The API sends the fields in
@@ -1070,8 +1071,8 @@ static int item_scan(struct item_info *it, size_t n_targets, struct etl_error *e
 }
 
 /* A breakdown map: an object of counts (or null) as jsonb text, or \N. */
-static int put_map(struct strbuf *sb, size_t m, const char *field, const struct item_info *it,
-		   int key, struct etl_error *err)
+static int put_map(struct strbuf *sb, struct page_breakdown *bd, int dim, size_t m,
+		   const char *field, const struct item_info *it, int key, struct etl_error *err)
 {
 	const struct jd_doc *d = it->doc;
 	char where[EXCERPT_MAX + 80], ex[EXCERPT_MAX + 8];
@@ -1087,6 +1088,7 @@ static int put_map(struct strbuf *sb, size_t m, const char *field, const struct 
 		return item_fail(err, it, key, field, "expected an object or null, got %s",
 				 type_name(d, m));
 	out_c(sb, '{');
+	bd_map_begin(bd);
 	for (k = m + 1, end = jd_next(d, m); k < end; k = jd_next(d, k + 1)) {
 		if (k != m + 1)
 			out_c(sb, ',');
@@ -1095,8 +1097,10 @@ static int put_map(struct strbuf *sb, size_t m, const char *field, const struct 
 		out_c(sb, ':');
 		if ((v = nonnull(d, k + 1)) == JD_NONE) {
 			put_lit(sb, "null");
+			bd_add(bd, dim, jd_str(d, k), jd_len(d, k), 0, 0);
 		} else if ((p = int_value(d, v, INT64_MIN, INT64_MAX, &x)) == INT_OK) {
 			put_i64(sb, x);
+			bd_add(bd, dim, jd_str(d, k), jd_len(d, k), 1, x);
 		} else {
 			jd_excerpt(ex, sizeof(ex), jd_str(d, k), jd_len(d, k));
 			snprintf(where, sizeof(where), "%s[\"%s\"]", field, ex);
@@ -1221,6 +1225,8 @@ struct page_fmt {
 	struct strbuf suffix;  /* "\trun_id\t" */
 	struct strbuf scratch; /* the text a row's digest is taken of */
 	const struct transform_ctx *ctx;
+	struct page_breakdown *bd; /* the batch's */
+	int maybe_dup;             /* a key may repeat (ctx->seen) */
 };
 
 /*
@@ -1290,6 +1296,8 @@ static int put_row(struct strbuf *sb, struct page_fmt *pf, const struct item_inf
 				 "the referring domain is %zu bytes long; at most %d are accepted",
 				 jd_len(d, v), TRANSFORM_MAX_DOMAIN_BYTES);
 
+	if (pf->ctx->seen && key_filter_add(pf->ctx->seen, jd_str(d, v), jd_len(d, v), key))
+		pf->maybe_dup = 1;
 	out_n(sb, pf->prefix.data, pf->prefix.len);
 	if (!put_text(sb, jd_str(d, v), jd_len(d, v)))
 		return item_fail(err, it, key, "target", "holds \\u0000, which text cannot store");
@@ -1351,7 +1359,8 @@ static int put_row(struct strbuf *sb, struct page_fmt *pf, const struct item_inf
 			out_n(sb, jd_str(d, v), jd_len(d, v));
 			break;
 		case FK_MAP:
-			if (put_map(sb, v, name, it, key, err))
+			/* the maps are the last fields, in breakdown.h's order */
+			if (put_map(sb, pf->bd, (int)(i - (NFIELDS - BD_DIMS)), v, name, it, key, err))
 				return ETL_EFAIL;
 			break;
 		}
@@ -1516,6 +1525,8 @@ int response_match(struct api_response *resp, const struct transform_ctx *ctx,
 
 void row_batch_init(struct row_batch *b)
 {
+	b->maybe_dup = 0;
+	bd_init(&b->breakdown);
 	sb_init(&b->copy);
 	b->n_rows = 0;
 	b->n_items = 0;
@@ -1523,6 +1534,8 @@ void row_batch_init(struct row_batch *b)
 
 void row_batch_reset(struct row_batch *b)
 {
+	b->maybe_dup = 0;
+	bd_reset(&b->breakdown);
 	sb_reset(&b->copy);
 	b->n_rows = 0;
 	b->n_items = 0;
@@ -1530,6 +1543,7 @@ void row_batch_reset(struct row_batch *b)
 
 void row_batch_free(struct row_batch *b)
 {
+	bd_free(&b->breakdown);
 	sb_free(&b->copy);
 	b->n_rows = 0;
 	b->n_items = 0;
@@ -1551,6 +1565,10 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 	if (!echo_matches(resp, ctx, why, sizeof(why)))
 		return etl_fail(err, ETL_EFAIL, OTHER_REQUEST, why);
 	pf.ctx = ctx;
+	pf.bd = &out->breakdown;
+	pf.maybe_dup = 0;
+	if (ctx->breakdown && out->n_rows == 0)
+		out->breakdown.enabled = 1;
 	sb_init(&pf.prefix);
 	sb_init(&pf.suffix);
 	sb_init(&pf.scratch);
@@ -1596,10 +1614,13 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 	}
 	out->n_rows += rows;
 	out->n_items += resp->n_items;
+	out->maybe_dup |= pf.maybe_dup;
 
 done:
 	if (rc) {
-		/* no partial page: cut the batch back to where this call began */
+		/* no partial page: cut the batch back to where this call began
+		 * (its totals are not cut back: they are not to be used) */
+		out->breakdown.invalid = 1;
 		out->copy.len = mark;
 		if (out->copy.data)
 			out->copy.data[mark] = '\0';

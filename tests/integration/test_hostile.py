@@ -97,11 +97,16 @@ class HostileTest(EtlTestCase):
         self.assertIn("attempts exhausted", err)
         self.assertEqual(self.db.value("SELECT status FROM dataforseo.etl_run_set"), "failed")
         # The pages that did load stay staged, as the ledger says (a resumed
-        # run completes them), and nothing of the set is in any view.
-        self.assertEqual(self.db.value("SELECT count(*) FROM dataforseo.domain_intersection_pending"),
+        # run completes them): a first load stages them as versions of the
+        # date (sql/016), and nothing of the set is in any view.
+        staged = ("SELECT count(*) FROM dataforseo.domain_intersection_version"
+                  " WHERE valid_from = '2026-07-02' AND valid_to = 'infinity'")
+        self.assertEqual(self.db.value(staged),
                          self.db.value("SELECT sum(staged) FROM dataforseo.etl_page WHERE status = 'loaded'"))
-        self.assertNotEqual(self.db.value("SELECT count(*) FROM dataforseo.domain_intersection_pending"), "0")
+        self.assertNotEqual(self.db.value(staged), "0")
+        self.assertEqual(self.db.value("SELECT count(*) FROM dataforseo.domain_intersection_pending"), "0")
         self.assertEqual(self.db.value("SELECT count(*) FROM dataforseo.domain_intersection"), "0")
+        self.assertEqual(self.db.value("SELECT count(*) FROM dataforseo.domain_intersection_history"), "0")
         err_row = self.db.value("SELECT error FROM dataforseo.etl_page WHERE page_offset = 200")
         self.assertIn("offset 200", err_row)
 
@@ -198,8 +203,15 @@ class HostileTest(EtlTestCase):
                                    "  - {name: h, targets: [hostile-a.com, hostile-b.com]}\n"
                                    "  - {name: ok, targets: [fine-a.com]}"))
         self.etl("migrate", job)
-        # stands for any value out of a column's range: rank as smallint here
-        self.db.psql("ALTER TABLE dataforseo.domain_intersection_pending ALTER COLUMN rank TYPE smallint")
+        # stands for any value out of a column's range (rank as smallint),
+        # wherever the rows go: staged, or straight into the versions
+        self.db.psql("CREATE FUNCTION dataforseo.small_rank() RETURNS trigger LANGUAGE plpgsql AS $$"
+                     " BEGIN IF NEW.rank > 32767 THEN RAISE EXCEPTION USING ERRCODE = '22003',"
+                     " MESSAGE = 'smallint out of range'; END IF; RETURN NEW; END $$;"
+                     " CREATE TRIGGER small_rank BEFORE INSERT ON dataforseo.domain_intersection_pending"
+                     " FOR EACH ROW EXECUTE FUNCTION dataforseo.small_rank();"
+                     " CREATE TRIGGER small_rank BEFORE INSERT ON dataforseo.domain_intersection_version"
+                     " FOR EACH ROW EXECUTE FUNCTION dataforseo.small_rank()")
         self.fake.set_scenario("hostile-a.com", total_count=250,
                                faults=[{"kind": "edit", "fn": set_field("rank", 40000), "offset": 100,
                                         "times": -1}])
@@ -233,7 +245,7 @@ class HostileTest(EtlTestCase):
         self.assertIn("refused by the database in an earlier attempt", err)
         self.assertEqual([r for r in self.fake.requests if r["first_target"] == "hostile-a.com"], [])
         # once the database takes the value, --fresh fetches the set again
-        self.db.psql("ALTER TABLE dataforseo.domain_intersection_pending ALTER COLUMN rank TYPE integer")
+        self.db.psql("DROP FUNCTION dataforseo.small_rank() CASCADE")
         self.fake.set_scenario("hostile-a.com", total_count=250,
                                faults=[{"kind": "edit", "fn": set_field("rank", 40000), "offset": 100,
                                         "times": -1}])

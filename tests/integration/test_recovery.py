@@ -84,7 +84,11 @@ class RecoveryTest(EtlTestCase):
         with a message that says so, and the published snapshot stays."""
         self.night("2026-05-01", 300)
         self.night("2026-05-02", 300, task_fail(200), expect=1)
-        self.db.psql("DELETE FROM %s.domain_intersection_pending WHERE position < 50" % S)
+        # (a rerun of the same answer the next night stages no row at all,
+        # sql/016: the ledger is made to claim one more than there is)
+        self.db.psql("DELETE FROM %s.domain_intersection_pending WHERE position < 50;"
+                     " UPDATE %s.etl_page SET staged = staged + 1 WHERE page_offset = 0"
+                     " AND status = 'loaded' AND run_id = (SELECT max(run_id) FROM %s.etl_run)" % (S, S, S))
         self.fake.reset()
         code, out, err = self.night("2026-05-02", 300, expect=1)
         self.assertIn("rows staged, but its loaded pages staged", err)

@@ -1,0 +1,177 @@
+"""A night writes once (issue 18): a set's first answer goes straight into the
+versions, an unchanged night writes no row, a changed night writes only what
+changed, and what a run staged that way never shows before its publish and
+goes with the job's next run (sql/016_direct_load.sql).
+
+Writes are counted by row triggers on the two tables rows can go to
+(domain_intersection_pending, domain_intersection_version). Each test failed
+before 016: every page was COPYed into domain_intersection_pending and every
+row inserted again at publish.
+"""
+
+import unittest
+
+from harness import EtlTestCase
+
+S = "dataforseo"
+
+JOB = """\
+version: 1
+job: once
+api: {base_url: "${AISA_BASE_URL}", token: "${AISA_API_KEY}", concurrency: 3, max_attempts: 1}
+database: {url: "${DATABASE_URL}"}
+defaults: {limit: 100, max_rows: 100000}
+target_sets:
+  - {name: one, targets: [once-a.com, once-b.com]}
+"""
+
+COUNT_WRITES = """
+CREATE TABLE public.write_count (tbl text, op text, n bigint, PRIMARY KEY (tbl, op));
+CREATE FUNCTION public.count_write() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.write_count VALUES (TG_TABLE_NAME, TG_OP, 1)
+    ON CONFLICT (tbl, op) DO UPDATE SET n = write_count.n + 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER count_write AFTER INSERT OR UPDATE OR DELETE ON dataforseo.domain_intersection_pending
+    FOR EACH ROW EXECUTE FUNCTION public.count_write();
+CREATE TRIGGER count_write AFTER INSERT OR UPDATE OR DELETE ON dataforseo.domain_intersection_version
+    FOR EACH ROW EXECUTE FUNCTION public.count_write();
+"""
+
+
+class WriteOnceTest(EtlTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.job_path = self.job(JOB)
+        self.etl("migrate", self.job_path)
+        self.db.psql(COUNT_WRITES)
+
+    def night(self, date, total=250, night=None, faults=None, expect=0):
+        self.fake.set_scenario("once-a.com", total_count=total, night=night, faults=faults or [])
+        return self.etl("run", self.job_path, "--snapshot-date", date, expect=expect)
+
+    def writes(self):
+        """{(table, op): rows} since the last call."""
+        rows = self.db.rows("SELECT tbl, op, n FROM public.write_count")
+        self.db.psql("TRUNCATE public.write_count")
+        return {(r["tbl"], r["op"]): int(r["n"]) for r in rows}
+
+    def value(self, sql):
+        return self.db.value(sql % {"s": S})
+
+    def test_a_first_load_writes_each_row_once(self):
+        self.night("2026-08-01")
+        self.assertEqual(self.writes(), {("domain_intersection_version", "INSERT"): 500})
+        self.assertEqual(self.value("SELECT count(*) FROM %(s)s.domain_intersection "
+                                    "WHERE snapshot_date = '2026-08-01'"), "500")
+        self.assertEqual(self.value("SELECT direct FROM %(s)s.etl_run_set"), "t")
+        self.assertEqual(self.value("SELECT count(*) FROM %(s)s.etl_page_keys"), "0")
+
+    def test_an_unchanged_night_writes_no_row(self):
+        self.night("2026-08-01")
+        self.writes()
+        self.night("2026-08-02")
+        self.assertEqual(self.writes(), {})
+        daily = self.db.rows("SELECT snapshot_date, rows, distinct_domains, new_domains, lost_domains,"
+                             " changed_rows FROM %s.domain_intersection_daily ORDER BY 1" % S)
+        self.assertEqual([(d["rows"], d["distinct_domains"]) for d in daily], [(500, 250), (500, 250)])
+        self.assertEqual([(d["new_domains"], d["lost_domains"], d["changed_rows"]) for d in daily[1:]],
+                         [(0, 0, 0)])
+        self.assertEqual(self.value("SELECT count(*) FROM %(s)s.domain_intersection_history"), "500")
+        self.assertEqual(self.value("SELECT count(*) FROM %(s)s.domain_intersection "
+                                    "WHERE snapshot_date = '2026-08-02'"), "500")
+
+    def test_a_changed_night_writes_what_changed(self):
+        self.night("2026-08-01", night=0)
+        self.writes()
+        self.night("2026-08-02", night=1)
+        w = self.writes()
+        first = self.first_load_of(night=1)
+        started = int(self.value("SELECT count(*) FROM %(s)s.domain_intersection_version "
+                                 "WHERE valid_from = '2026-08-02'"))
+        ended = int(self.value("SELECT count(*) FROM %(s)s.domain_intersection_version "
+                               "WHERE valid_to = '2026-08-02'"))
+        rows = int(self.value("SELECT rows FROM %(s)s.domain_intersection_daily "
+                              "WHERE snapshot_date = '2026-08-02'"))
+        self.assertGreater(started, 0)
+        self.assertLess(started, rows)
+        # new and changed rows inserted once, the ranges they end closed once
+        self.assertEqual(w.get(("domain_intersection_version", "INSERT")), started, w)
+        self.assertEqual(w.get(("domain_intersection_version", "UPDATE")), ended, w)
+        self.assertNotIn(("domain_intersection_pending", "INSERT"), w)
+        # and the night reads as a first load of the same answer does
+        self.assertEqual(self.snapshot("2026-08-02"), first)
+
+    def test_a_failed_night_never_shows_and_goes_with_the_next_run(self):
+        self.night("2026-08-01", night=0)
+        before = self.snapshot("2026-08-01")
+        self.night("2026-08-02", night=1,
+                   faults=[{"kind": "task", "code": 40501, "offset": 200, "times": -1}], expect=1)
+        staged = self.value("SELECT count(*) FROM %(s)s.domain_intersection_version "
+                            "WHERE valid_from = '2026-08-02'")
+        self.assertNotEqual(staged, "0")  # its loaded pages' changed rows wait there
+        self.assertEqual(self.value("SELECT count(*) FROM %(s)s.domain_intersection_history "
+                                    "WHERE valid_from = '2026-08-02'"), "0")
+        self.assertEqual(self.value("SELECT count(*) FROM %(s)s.domain_intersection_latest "
+                                    "WHERE snapshot_date = '2026-08-02'"), "0")
+        self.assertEqual(self.snapshot("2026-08-01"), before)
+        # the next night's run drops them, and publishes its own answer exactly
+        self.night("2026-08-03", night=2)
+        self.assertEqual(self.value("SELECT count(*) FROM %(s)s.domain_intersection_version "
+                                    "WHERE valid_from = '2026-08-02'"), "0")
+        self.assertEqual(self.snapshot("2026-08-01"), before)
+        self.assertEqual(self.snapshot("2026-08-03"), self.first_load_of(night=2))
+        self.assertEqual(self.value("SELECT count(*) FROM %(s)s.etl_page_keys"), "0")
+
+    def test_a_repeated_key_keeps_its_first_place(self):
+        """Offset paging repeats the previous page's last item at the top of
+        the next: the first place wins, on a first load and on a night that
+        sends nothing."""
+        dup = [100, 200]
+        self.fake.set_scenario("once-a.com", total_count=250, duplicate_at=dup)
+        self.etl("run", self.job_path, "--snapshot-date", "2026-08-01")
+        first = self.snapshot("2026-08-01")
+        domains = {r["referring_domain"] for r in first}
+        self.assertEqual(len(first), 2 * len(domains))  # each (domain, key) once
+        pages = self.db.rows("SELECT page_offset, items FROM %s.etl_page ORDER BY 1" % S)
+        self.assertEqual(sum(int(p["items"]) for p in pages) - len(domains), 1, pages)  # one repeat
+        # its place is the first one: positions are those of a load without the repeat
+        positions = sorted({(r["referring_domain"], r["position"]) for r in first}, key=lambda x: x[1])
+        self.assertEqual(len({p for _, p in positions}), len(positions))
+        self.etl("run", self.job_path, "--snapshot-date", "2026-08-02")
+        self.assertEqual(self.writes().get(("domain_intersection_version", "INSERT"), 0),
+                         len(first))  # the first load's, none the second night
+        self.assertEqual([dict(r, snapshot_date=None) for r in self.snapshot("2026-08-02")],
+                         [dict(r, snapshot_date=None) for r in first])
+
+    # ------------------------------------------------------------------
+
+    def snapshot(self, date):
+        rows = self.db.rows("SELECT * FROM %s.domain_intersection WHERE snapshot_date = '%s' "
+                            "ORDER BY referring_domain, target_key" % (S, date))
+        for r in rows:
+            r.pop("run_id")
+            r.pop("snapshot_date")
+            r.pop("target_set_id")
+        return rows
+
+    def first_load_of(self, night):
+        """The rows a first load of that night's answer publishes, in another job's schema."""
+        other = self.job(JOB.replace("job: once", "job: once2").replace(
+            'database: {url: "${DATABASE_URL}"}', 'database: {url: "${DATABASE_URL}", schema: once2}'),
+            name="once2.yaml")
+        self.fake.set_scenario("once-a.com", total_count=250, night=night, faults=[])
+        self.etl("run", other, "--migrate", "--snapshot-date", "2026-09-01")
+        rows = self.db.rows("SELECT * FROM once2.domain_intersection ORDER BY referring_domain, target_key")
+        self.db.psql("DROP SCHEMA once2 CASCADE")
+        for r in rows:
+            r.pop("run_id")
+            r.pop("snapshot_date")
+            r.pop("target_set_id")
+        return rows
+
+
+if __name__ == "__main__":
+    unittest.main()
