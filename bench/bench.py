@@ -42,7 +42,9 @@ FAKE_CHANGED = os.path.join(HERE, "fake_changed.py")
 
 TOKEN = "sk-aisa-bench"
 SCHEMA = "dataforseo"
-DATE = "2026-01-15"          # the snapshot every measured run writes
+DATE = "2026-01-15"          # the snapshot every first load writes (D)
+NIGHT1 = "2026-01-16"        # D+1: the next night, the same answer (issue 18's unchanged night)
+NIGHT2 = "2026-01-17"        # D+2: the night after, 10% of the rows changed (bench/fake_changed.py)
 CAP_DATE = "2025-12-31"      # the statement-capture run's, recognisable in its log
 CAP_RUN, CAP_SET = 7001, 3001  # the capture runs' first ids, likewise
 FLOOR_RUN = 900001           # run_id of the rows the floor stages (and of its etl_run row)
@@ -56,10 +58,10 @@ MODES = {
     # rows are table rows (items x 2 targets); latency layouts are
     # (sets, pages per set) of 1000-row pages (1 target).
     "full": {"cpu_sizes": [100_000, 1_000_000], "rss_extra": [10_000], "repeat": 3, "repeat_big": 2,
-             "run_limit_s": 3600, "slow_factor": 5, "hazard_max_rows": 100_000,
+             "run_limit_s": 3600, "slow_factor": 5, "hazard_max_rows": 100_000, "secondary_max_rows": 100_000,
              "latency_layouts": [(8, 25), (1, 200)], "concurrency": [1, 4, 16]},
     "quick": {"cpu_sizes": [10_000, 100_000], "rss_extra": [], "repeat": 1, "repeat_big": 1,
-              "run_limit_s": 900, "slow_factor": 5, "hazard_max_rows": 100_000,
+              "run_limit_s": 900, "slow_factor": 5, "hazard_max_rows": 100_000, "secondary_max_rows": 100_000,
               "latency_layouts": [(8, 5), (1, 40)], "concurrency": [1, 4, 16]},
 }
 
@@ -105,6 +107,11 @@ def child_pids(ppid):
         if int(rest[1]) == ppid:
             out.append(int(d))
     return out
+
+
+class FloorNA(Exception):
+    """The floor (the loader's captured SQL, replayed) cannot be measured:
+    reported as n/a with this reason, never fatal."""
 
 
 class TimedOut(Exception):
@@ -580,6 +587,11 @@ class Bench:
         self.cfg = dict(MODES[self.mode])
         if args.repeat:
             self.cfg["repeat"] = args.repeat
+        if getattr(args, "sizes", None):
+            self.cfg["cpu_sizes"] = [int(x) for x in args.sizes.split(",")]
+            self.cfg["rss_extra"] = []
+        if getattr(args, "all_cases", False):
+            self.cfg["secondary_max_rows"] = max(self.cfg["cpu_sizes"])
         self.bin = os.path.abspath(args.bin)
         self.work = os.path.abspath(args.work)
         os.makedirs(os.path.join(self.work, "logs"), exist_ok=True)
@@ -621,8 +633,8 @@ class Bench:
             self.pg.end_sessions(db)
             e.slow_statements = slow_plans(self.pg.log_since(off))
             self.pg.psql(db, "UPDATE %s.etl_run SET status = 'failed', error = 'bench: timed out'"
-                             " WHERE status = 'running'; DELETE FROM %s.domain_intersection_pending"
-                         % (SCHEMA, SCHEMA))
+                             " WHERE status = 'running'" % SCHEMA
+                         + "".join("; DELETE FROM %s" % t for t in self.tables("domain_intersection_pending")))
             raise
         rc, wall, rss = r["rc"], r["wall_s"], r["maxrss_kib"]
         us, sy = r["user_s"], r["sys_s"]
@@ -639,9 +651,14 @@ class Bench:
     def fresh_db(self):
         return self.pg.create_db(template=self.template)
 
-    def count_rows(self, db, run_id=None):
-        """Rows of the complete snapshot of DATE (of every set), or those of
-        them a run wrote: the versions covering the date, as the
+    def tables(self, *names):
+        """The schema-qualified names of those of `names` the migrated schema
+        has (the loader's staging tables come and go with its write path)."""
+        return ["%s.%s" % (SCHEMA, n) for n in names if n in self.schema_tables]
+
+    def count_rows(self, db, run_id=None, date=DATE):
+        """Rows of the complete snapshot of `date` (of every set), or those
+        of them a run wrote: the versions covering the date, as the
         domain_intersection view has them, read from the table (the view
         filtered on run_id, right after a 10% rerun of 1M rows, ran over 10
         minutes here)."""
@@ -650,7 +667,13 @@ class Bench:
                                     " WHERE c.snapshot_date = '{d}' AND c.status = 'complete'"
                                     " AND c.purged_at IS NULL AND v.valid_from <= c.snapshot_date"
                                     " AND v.valid_to > c.snapshot_date{r}"
-                                .format(s=SCHEMA, d=DATE, r=" AND v.run_id = %d" % run_id if run_id else "")))
+                                .format(s=SCHEMA, d=date, r=" AND v.run_id = %d" % run_id if run_id else "")))
+
+    def versions_from(self, db, date):
+        """Versions that begin on `date`: the rows a night wrote because they
+        were new or changed (an unchanged night writes none)."""
+        return int(self.pg.psql(db, "SELECT count(*) FROM %s.domain_intersection_version WHERE valid_from = '%s'"
+                                % (SCHEMA, date)))
 
     def last_run(self, db):
         return int(self.pg.psql(db, "SELECT max(run_id) FROM %s.etl_run" % SCHEMA))
@@ -684,8 +707,8 @@ class Bench:
         versions, order rows, change rows and control rows (the database
         holds that set alone, so the three tables are truncated), and a
         checkpoint. Runs and raw_page stay, so a replay can read them."""
-        self.pg.psql(db, "TRUNCATE {s}.domain_intersection_version, {s}.domain_intersection_order,"
-                         " {s}.domain_intersection_change; DELETE FROM {s}.etl_snapshot".format(s=SCHEMA))
+        self.pg.psql(db, "TRUNCATE %s; DELETE FROM %s.etl_snapshot" % (", ".join(self.tables(
+            "domain_intersection_version", "domain_intersection_order", "domain_intersection_change")), SCHEMA))
         self.pg.checkpoint()
 
     def history_bytes(self, db):
@@ -693,7 +716,7 @@ class Bench:
         names = ("domain_intersection_version", "domain_intersection_order", "etl_snapshot",
                  "domain_intersection_change", "raw_page", "domain_intersection_pending")
         out = self.pg.psql(db, " UNION ALL ".join(
-            "SELECT '%s', pg_total_relation_size('%s.%s')" % (n, SCHEMA, n) for n in names))
+            "SELECT '%s', pg_total_relation_size('%s')" % (t.split(".", 1)[1], t) for t in self.tables(*names)))
         return {k: int(v) for k, v in (line.split("|") for line in out.splitlines())}
 
     def has_command(self, name):
@@ -754,10 +777,22 @@ class Bench:
                         % SCHEMA) != "t":
             raise RuntimeError("the migrated schema has no domain_intersection_version: this benchmark"
                                " measures the versioned history (sql/005_versioned_history.sql)")
-        self.version_columns = self.pg.psql(
-            self.template, "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute"
-            " WHERE attrelid = '%s.domain_intersection_version'::regclass AND attnum > 0"
-            " AND NOT attisdropped" % SCHEMA).split(",")
+        self.schema_tables = set(self.pg.psql(
+            self.template, "SELECT relname FROM pg_class WHERE relnamespace = '%s'::regnamespace"
+            " AND relkind IN ('r', 'p')" % SCHEMA).split())
+        # The plain COPY's columns, read from the catalog so that a column a
+        # migration adds is carried too: every column a COPY can write
+        # (not generated, not GENERATED ALWAYS AS IDENTITY), each given a
+        # value explicitly (see version_exprs()), none left to its default.
+        self.version_columns = []
+        for line in self.pg.psql(
+                self.template, "SELECT attname || '|' || coalesce(pg_get_expr(d.adbin, d.adrelid), '')"
+                " FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+                " WHERE a.attrelid = '%s.domain_intersection_version'::regclass AND a.attnum > 0"
+                " AND NOT a.attisdropped AND a.attgenerated = '' AND a.attidentity <> 'a'"
+                " ORDER BY a.attnum" % SCHEMA).splitlines():
+            name, _, default = line.partition("|")
+            self.version_columns.append((name, default))
         probe = write_job(os.path.join(self.work, "jobs", "probe.yaml"), self.fake.base_url,
                           [("s", ["x.example"])], 1, archive=False)
         self.archive_key, _ = self.job_key_ok(probe)
@@ -775,132 +810,201 @@ class Bench:
         date, with log_statement=all, and keeps the statements the binary
         sends: the first load's page transaction (archive insert aside) and
         its publish transaction are the loader SQL the floor replays
-        (whatever src/load.c builds today)."""
-        db = self.fresh_db()
-        self.pg.psql(db, "ALTER TABLE %s.etl_run ALTER COLUMN run_id RESTART WITH %d;"
-                         "ALTER TABLE %s.target_set ALTER COLUMN target_set_id RESTART WITH %d"
-                     % (SCHEMA, CAP_RUN, SCHEMA, CAP_SET))
-        targets = ["cap-a.bench.example", "cap-b.bench.example"]
-        cap_total = 2500
-        self.fake.scenario(targets[0], total_count=cap_total)
-        # one connection: the page transactions are read off one session's log
-        job = write_job(os.path.join(self.work, "jobs", "capture.yaml"), self.fake.base_url,
-                        [("cap", targets)], 2, connections=1 if self.connections_key else None)
-        runs = []
-        for label in ("capture-first", "capture-rerun"):
-            off = self.pg.log_size()
-            self.etl(["run", job, "--snapshot-date", CAP_DATE], db, label,
-                     {"PGOPTIONS": "-c log_statement=all -c log_parameter_max_length=1000"})
-            runs.append((self.last_run(db), logged_statements(self.pg.log_since(off))))
-        set_id = self.pg.psql(db, "SELECT target_set_id FROM %s.target_set WHERE name = 'cap'" % SCHEMA)
-        self.pg.drop_db(db)
+        (whatever src/load.c builds today). If they cannot be read off the
+        log in a shape the floor can replay, the floor is reported as
+        n/a with the reason (self.floor_na) and everything else runs: the
+        plain COPY does not depend on it."""
+        self.sql = None
+        self.floor_na = None
+        self.results["loader_sql"] = {
+            "source": "captured from the binary's own session (log_statement=all): a 3-page first load,"
+                      " then a rerun of the same date"}
+        try:
+            runs, set_id, cap_total = self.capture_runs()
+            self.parse_capture(runs, set_id, cap_total)
+        except Exception as e:  # the floor is informational: say why it is missing and go on
+            self.sql = None
+            self.floor_na = "statement capture: %s" % str(e).strip().splitlines()[0][:300]
+            self.results["loader_sql"]["error"] = self.floor_na
+            log("floor n/a: %s" % self.floor_na)
 
+    def capture_runs(self):
+        """The two runs of capture(): [(run id, logged statements)], the
+        set's id and its total."""
+        db = self.fresh_db()
+        try:
+            self.pg.psql(db, "ALTER TABLE %s.etl_run ALTER COLUMN run_id RESTART WITH %d;"
+                             "ALTER TABLE %s.target_set ALTER COLUMN target_set_id RESTART WITH %d"
+                         % (SCHEMA, CAP_RUN, SCHEMA, CAP_SET))
+            targets = ["cap-a.bench.example", "cap-b.bench.example"]
+            cap_total = 2500
+            self.fake.scenario(targets[0], total_count=cap_total)
+            # one connection: the page transactions are read off one session's log
+            job = write_job(os.path.join(self.work, "jobs", "capture.yaml"), self.fake.base_url,
+                            [("cap", targets)], 2, connections=1 if self.connections_key else None)
+            runs = []
+            for label in ("capture-first", "capture-rerun"):
+                off = self.pg.log_size()
+                self.etl(["run", job, "--snapshot-date", CAP_DATE], db, label,
+                         {"PGOPTIONS": "-c log_statement=all -c log_parameter_max_length=1000"})
+                runs.append((self.last_run(db), logged_statements(self.pg.log_since(off))))
+            set_id = self.pg.psql(db, "SELECT target_set_id FROM %s.target_set WHERE name = 'cap'" % SCHEMA)
+        finally:
+            self.pg.drop_db(db)
+        return runs, set_id, cap_total
+
+    def parse_capture(self, runs, set_id, cap_total):
         def heads(stmts):
             return [" ".join(sql.split()) for _, sql, _ in stmts]
 
-        def find(hs, pred, start=0, what="statement"):
-            for i in range(start, len(hs)):
-                if pred(hs[i]):
-                    return i
-            raise RuntimeError("statement capture: no %s in %d statements" % (what, len(hs)))
-
         def txn_around(hs, i):
+            """The BEGIN..COMMIT around statement i, or (i, i) if it ran on
+            its own (autocommit)."""
             b = i
             while b > 0 and hs[b] != "BEGIN":
                 b -= 1
+                if hs[b].startswith(("COMMIT", "ROLLBACK", "END")):
+                    return i, i
+            if hs[b] != "BEGIN":
+                return i, i
             e = i
-            while e < len(hs) - 1 and hs[e] != "COMMIT":
+            while e < len(hs) - 1 and not hs[e].startswith(("COMMIT", "ROLLBACK", "END")):
                 e += 1
             return b, e
+
+        copy_in = re.compile(r"^COPY\s+(\S+)\s*\((.*?)\)\s+FROM\s+STDIN\b", re.I)
+
+        def page_txn(hs):
+            """The first transaction with a ledger row and a COPY FROM STDIN
+            and no rollback: a page that loaded (bounds, or None)."""
+            for i, h in enumerate(hs):
+                if not h.startswith("INSERT INTO etl_page"):
+                    continue
+                b, e = txn_around(hs, i)
+                body = hs[b:e + 1]
+                if any(copy_in.match(x) or x.startswith("COPY ") and "FROM STDIN" in x for x in body) \
+                        and not any(x.startswith("ROLLBACK") for x in body):
+                    return b, e
+            return None
 
         page_txns = {}
         for name, (run_id, stmts) in zip(("first_load", "rerun"), runs):
             hs = heads(stmts)
-            b, e = txn_around(hs, find(hs, lambda h: h.startswith("INSERT INTO etl_page"), what="ledger insert"))
-            page_txns[name] = [h[:90] for h in hs[b:e + 1]]
+            bounds = page_txn(hs)
+            page_txns[name] = [h[:90] for h in hs[bounds[0]:bounds[1] + 1]] if bounds else \
+                ["(no page transaction with a ledger row and a COPY found)"]
+        self.results["loader_sql"]["page_transaction"] = page_txns
+        for name, t in page_txns.items():
+            log("loader SQL, %s: %d statements per page: %s" % (
+                name, len(t), ", ".join(h.split(" (")[0][:48] for h in t)))
         first_id, stmts = runs[0]
         hs = heads(stmts)
-        # A page that repeats no staged row: COPY straight into pending (the
-        # floor's rows never repeat one; a page that did would take di_stage
-        # and the upsert, which the time breakdown shows when it happens).
-        i = 0
-        while True:
-            i_copy = find(hs, lambda h: h.startswith("COPY domain_intersection_pending"), i,
-                          "COPY into domain_intersection_pending")
-            b, e = txn_around(hs, i_copy)
-            if not any(h.startswith("ROLLBACK") for h in hs[b:e]):
-                break
-            i = e + 1
-        page = []
+        bounds = page_txn(hs)
+        if bounds is None:
+            raise RuntimeError("no page transaction with a ledger row (INSERT INTO etl_page) and a COPY FROM STDIN"
+                               " in the first load's %d statements" % len(hs))
+        b, e = bounds
+        if b == e:
+            raise RuntimeError("the page's statements are not in one transaction")
+        mapping = {str(first_id): str(FLOOR_RUN), CAP_DATE: DATE}
+        page, copies = [], []
         for k in range(b + 1, e):
             _, sql, params = stmts[k]
-            if hs[k].startswith("INSERT INTO raw_page"):
+            if re.match(r"(INSERT INTO|COPY|DELETE FROM|UPDATE) raw_page\b", hs[k]):
                 continue  # the archive: not loading rows (the ETL pays it on top)
+            if hs[k].startswith("COPY ") and re.search(r"\bFROM\s+STDIN\b", hs[k], re.I):
+                m = copy_in.match(hs[k])
+                if not m:
+                    raise RuntimeError("a COPY without a column list: %s" % hs[k][:80])
+                copies.append([c.strip().strip('"') for c in m.group(2).split(",")])
             page.append((sql, params))
         i_ledger = next(k for k, (sql, _) in enumerate(page) if sql.lstrip().startswith("INSERT INTO etl_page"))
         m = re.match(r"INSERT INTO etl_page \((.*?)\) VALUES \((.*?)\)", " ".join(page[i_ledger][0].split()))
         if not m:
-            raise RuntimeError("statement capture: cannot read the ledger insert's columns")
+            raise RuntimeError("cannot read the ledger insert's columns: %s" % page[i_ledger][0][:80])
         ledger_params = {}
         for col, val in zip(m.group(1).split(","), m.group(2).split(",")):
             pm = re.match(r"\s*\$(\d+)", val)
             if pm:
                 ledger_params[col.strip()] = int(pm.group(1))
-        i_pub = find(hs, lambda h: h.startswith("SELECT * FROM publish_snapshot("), what="publish_snapshot() call")
-        b, e = txn_around(hs, i_pub)
-        publish = [(sql, params) for _, sql, params in stmts[b + 1:e]]
+        # the publish: the first call after the pages of a function named
+        # *publish* (publish_snapshot() today), with its transaction
+        pub = re.compile(r"^(SELECT|CALL|PERFORM)\b.*\b\w*publish\w*\s*\(", re.I)
+        i_pub = next((i for i in range(e + 1, len(hs)) if pub.match(hs[i])), None)
+        if i_pub is None:
+            raise RuntimeError("no call of a publish function after the pages in %d statements" % len(hs))
+        pb, pe = txn_around(hs, i_pub)
+        publish = [(sql, params) for _, sql, params in (stmts[pb + 1:pe] if pb < pe else [stmts[i_pub]])]
         session = []
         for _, sql, _ in stmts:
             if sql.startswith("SET ") and not sql.startswith("SET LOCAL") and sql not in session:
                 session.append(sql)
         stage_ddl = [sql for _, sql, _ in stmts if sql.startswith("CREATE TEMP TABLE")][:1]
-        copy_sql = page[[k for k, (sql, _) in enumerate(page) if sql.startswith("COPY ")][0]][0]
-        self.sql = {"session": session, "stage_ddl": stage_ddl, "page": page, "copy": copy_sql,
+        self.sql = {"session": session, "stage_ddl": stage_ddl, "page": page, "copies": copies,
                     "ledger_params": ledger_params, "publish": publish,
-                    "mapping": {str(first_id): str(FLOOR_RUN), CAP_DATE: DATE},
-                    "cap_set": set_id, "cap_total": str(cap_total)}
-        m = re.match(r"COPY domain_intersection_pending \((.*?)\) FROM STDIN", " ".join(copy_sql.split()))
-        self.columns = [c.strip() for c in m.group(1).split(",")]
-        self.results["loader_sql"] = {
-            "source": "captured from the binary's own session (log_statement=all): a 3-page first load,"
-                      " then a rerun of the same date",
-            "page_transaction": page_txns,
+                    "mapping": mapping, "cap_set": set_id, "cap_total": str(cap_total)}
+        self.results["loader_sql"].update({
             "floor_page_transaction": ["BEGIN"] + [" ".join(sql.split())[:90] for sql, _ in page] + ["COMMIT"],
             "publish_transaction": [" ".join(sql.split())[:90] for sql, _ in publish],
             "session_settings": session,
-        }
-        for name, t in page_txns.items():
-            log("loader SQL, %s: %d statements per page: %s" % (
-                name, len(t), ", ".join(h.split(" (")[0][:48] for h in t)))
+        })
         log("loader SQL, publish: %s" % " | ".join(" ".join(sql.split())[:60] for sql, _ in publish))
 
     # -- floors --------------------------------------------------------------
 
-    def dump_rows(self, db, path):
-        """The snapshot's rows, in result order with run_id set to FLOOR_RUN,
-        as COPY text: split into the ETL's pages (pending's columns, as the
-        loader COPYs them), and all in one file in the columns of
-        domain_intersection_version (valid_from = the snapshot date, valid_to
-        left to its default) for the plain COPY."""
-        # the view has no digest: the version's is the row's (sql/009_*)
-        digest = ("(SELECT v.digest FROM {s}.domain_intersection_version v WHERE v.target_set_id = d.target_set_id"
-                  " AND v.referring_domain = d.referring_domain AND v.target_key = d.target_key"
-                  " AND v.valid_from <= d.snapshot_date AND v.valid_to > d.snapshot_date) AS digest"
-                  .format(s=SCHEMA))
-        cols = ", ".join("%d::bigint AS run_id" % FLOOR_RUN if c == "run_id" else digest if c == "digest" else c
-                         for c in self.columns)
-        sql = ("\\copy (SELECT %s FROM %s.domain_intersection d WHERE snapshot_date = '%s' "
-               "ORDER BY target_set_id, position, target_key) TO '%s'" % (cols, SCHEMA, DATE, path))
+    def version_exprs(self):
+        """Each column of domain_intersection_version (from the catalog) and
+        what the plain COPY writes in it: the snapshot's version as the ETL
+        wrote it, except run_id (the floor's run), valid_from (the first
+        load's date), valid_to ('infinity': current) and sync_seq, given 1
+        explicitly: its default, sync_seq_take(), takes a row lock on
+        etl_sync_counter, which a plain COPY of the rows would not. A column
+        a migration adds is copied from the ETL's row, with no edit here."""
+        fixed = {"run_id": "%d::bigint" % FLOOR_RUN, "valid_from": "'%s'::date" % DATE,
+                 "valid_to": "'infinity'::date", "sync_seq": "1::bigint"}
+        return [(c, fixed.get(c, "v.%s" % c)) for c, _ in self.version_columns]
+
+    def dump_rows(self, db, path, date=DATE, pages=True):
+        """The rows of the snapshot of `date`, in result order (set,
+        position, target key), as COPY text: all in one file in the columns of
+        domain_intersection_version (version_exprs()) for the plain COPY;
+        and, when the statement capture worked, split into the ETL's pages
+        (by position: offset / 1000) in the columns of each COPY the
+        loader's page transaction sends, for the floor. Every row is
+        written as of DATE and the floor's run, whatever `date` it is read
+        from (the changed rows are read off a later night)."""
+        exprs = self.version_exprs()
+        wide = [c for c, _ in exprs] + ["position", "snapshot_date"]
+        sql = ("\\copy (SELECT {cols}, d.position, '{D}'::date FROM {s}.domain_intersection_version v"
+               " JOIN (SELECT target_set_id, referring_domain, target_key, position FROM {s}.domain_intersection"
+               " WHERE snapshot_date = '{d}') d USING (target_set_id, referring_domain, target_key)"
+               " WHERE v.valid_from <= '{d}' AND v.valid_to > '{d}'"
+               " ORDER BY v.target_set_id, d.position, v.target_key) TO '{path}'"
+               .format(cols=", ".join(e for _, e in exprs), D=DATE, s=SCHEMA, d=date, path=path))
         self.pg.psql(db, sql)
-        col = {c: i for i, c in enumerate(self.columns)}
-        vcols = [c for c in self.version_columns if c != "valid_to"]
-        vidx = [col["snapshot_date"] if c == "valid_from" else col[c] for c in vcols]
+        col = {c: i for i, c in enumerate(wide)}
+        vidx = list(range(len(exprs)))
+        # the floor's pages: one projection per distinct column list of the
+        # loader's COPYs (a column with no source: no floor, and why)
+        projections = []
+        if self.sql and not self.floor_na and pages:
+            for cols in self.sql["copies"]:
+                missing = [c for c in cols if c not in col]
+                if missing:
+                    self.floor_na = "the loader's COPY has columns the benchmark has no value for: %s" % (
+                        ", ".join(missing))
+                    log("floor n/a: %s" % self.floor_na)
+                    projections = []
+                    break
+                if cols not in projections:
+                    projections.append(cols)
+        pidx = [[col[c] for c in cols] for cols in projections]
         d = path + ".pages"
         os.makedirs(d, exist_ok=True)
         vpath = path + ".version"
         pages, set_domains = [], {}
         rows = 0
-        out, cur, page_domains = None, None, None
+        outs, cur, page_domains = [], None, None
         # in (set, position) order: each page's rows are contiguous
         with open(path, "rb") as f, open(vpath, "wb") as vf:
             for line in f:
@@ -909,14 +1013,16 @@ class Bench:
                 set_id = int(fields[col["target_set_id"]])
                 key = (set_id, int(fields[col["position"]]) // LIMIT)
                 if key != cur:
-                    if out:
-                        out.close()
+                    for o in outs:
+                        o.close()
                     cur = key
                     page_domains = set()
-                    pages.append({"file": os.path.join(d, "%d-%06d.copy" % key), "set_id": set_id,
+                    files = [os.path.join(d, "%d-%06d-%d.copy" % (key + (k,))) for k in range(len(pidx))]
+                    pages.append({"files": files, "set_id": set_id,
                                   "offset": key[1] * LIMIT, "rows": 0, "items": 0})
-                    out = open(pages[-1]["file"], "wb")
-                out.write(line)
+                    outs = [open(fn, "wb") for fn in files]
+                for o, idx in zip(outs, pidx):
+                    o.write(b"\t".join(fields[i] for i in idx) + b"\n")
                 dom = fields[col["referring_domain"]]
                 if dom not in page_domains:
                     page_domains.add(dom)
@@ -924,13 +1030,13 @@ class Bench:
                 set_domains.setdefault(set_id, set()).add(dom)
                 pages[-1]["rows"] += 1
                 rows += 1
-        if out:
-            out.close()
+        for o in outs:
+            o.close()
         os.remove(path)
         pages.sort(key=lambda p: (p["offset"], p["set_id"]))  # the ETL's order: round-robin over sets
-        return {"dir": d, "version_file": vpath, "version_columns": vcols, "pages": pages,
-                "set_ids": sorted(set_domains), "totals": {k: len(v) for k, v in set_domains.items()},
-                "rows": rows}
+        return {"dir": d, "version_file": vpath, "version_columns": [c for c, _ in exprs], "pages": pages,
+                "projections": projections, "set_ids": sorted(set_domains),
+                "totals": {k: len(v) for k, v in set_domains.items()}, "rows": rows}
 
     @staticmethod
     def drop_dump(dump):
@@ -940,23 +1046,36 @@ class Bench:
                 os.remove(dump["version_file"])
 
     def floor_scripts(self, dump, tag):
-        """psql scripts: the plain COPY into domain_intersection_version, and
-        the loader's SQL on these rows: per page, the captured page
-        transaction (COPY into pending, ledger row; not the archive), then
-        the captured publish transaction per set."""
+        """psql scripts: the plain COPY into domain_intersection_version
+        (always), and, when the capture worked, the loader's SQL on these
+        rows: per page, the captured page transaction (its COPYs fed the
+        page's rows, the ledger row; not the archive), then the captured
+        publish transaction per set (scripts["sql"] None, and
+        self.floor_na saying why, otherwise)."""
         base = os.path.join(self.work, "floor-%s" % tag)
         plain = base + "-copy.sql"
         with open(plain, "w") as f:
             f.write("\\copy %s.domain_intersection_version (%s) FROM '%s'\n"
                     % (SCHEMA, ", ".join(dump["version_columns"]), dump["version_file"]))
+        out = {"copy": plain, "sql": None, "rows": dump["rows"]}
+        if not self.sql or self.floor_na or not dump["projections"]:
+            return out
 
         def literal(v):
             return "NULL" if v is None else "'%s'" % str(v).replace("'", "''")
 
-        def bind(sql, params, values):
-            return re.sub(r"\$(\d+)\b", lambda m: literal(values.get(int(m.group(1)),
-                                                                       params.get(int(m.group(1))))),
-                          sql).rstrip().rstrip(";") + ";\n"
+        def bind(sql, params, values, mapping):
+            def val(m):
+                k = int(m.group(1))
+                if k in values:
+                    return literal(values[k])
+                v = params.get(k)
+                return literal(mapping.get(v, v) if v is not None else None)
+            return re.sub(r"\$(\d+)\b", val, sql).rstrip().rstrip(";") + ";\n"
+
+        def set_mapping(set_id):
+            return dict(self.sql["mapping"], **{self.sql["cap_set"]: str(set_id),
+                                                self.sql["cap_total"]: str(dump["totals"][set_id])})
 
         # the ETL session's own settings (search_path, timezone, jit, ...)
         head = "".join(sql.rstrip().rstrip(";") + ";\n" for sql in self.sql["session"]) or \
@@ -967,33 +1086,36 @@ class Bench:
         with open(pages, "w") as f:
             f.write(head)
             for pg in dump["pages"]:
+                mapping = set_mapping(pg["set_id"])
                 f.write("BEGIN;\n")
+                n_copy = 0
                 for sql, params in self.sql["page"]:
-                    if sql.startswith("COPY "):
+                    h = " ".join(sql.split())
+                    if h.startswith("COPY ") and re.search(r"\bFROM\s+STDIN\b", h, re.I):
+                        proj = dump["projections"].index(self.sql["copies"][n_copy])
+                        n_copy += 1
                         f.write("\\copy %s FROM '%s'\n" % (
-                            re.sub(r"\s+FROM\s+STDIN\s*;?\s*$", "", " ".join(sql.split())[5:]), pg["file"]))
-                    elif sql.lstrip().startswith("INSERT INTO etl_page"):
+                            re.sub(r"\s+FROM\s+STDIN\b.*$", "", h[5:], flags=re.I), pg["files"][proj]))
+                    elif h.startswith("INSERT INTO etl_page"):
                         values = {lp[k]: v for k, v in (
                             ("run_id", FLOOR_RUN), ("target_set_id", pg["set_id"]), ("page_offset", pg["offset"]),
                             ("page_limit", LIMIT), ("items", pg["items"]), ("rows", pg["rows"]),
                             ("staged", pg["rows"]), ("total_count", dump["totals"][pg["set_id"]]))
                             if k in lp}
-                        f.write(bind(sql, params, values))
+                        f.write(bind(sql, params, values, mapping))
                     else:
-                        f.write(bind(sql, params, {}))
+                        f.write(bind(sql, params, {}, mapping))
                 f.write("COMMIT;\n")
         publish = base + "-publish.sql"
         with open(publish, "w") as f:
             f.write(head)
             for set_id in dump["set_ids"]:
-                mapping = dict(self.sql["mapping"], **{self.sql["cap_set"]: str(set_id),
-                                                       self.sql["cap_total"]: str(dump["totals"][set_id])})
                 f.write("BEGIN;\n")
                 for sql, params in self.sql["publish"]:
-                    f.write(bind(sql, {k: mapping.get(v, v) if v is not None else None
-                                       for k, v in params.items()}, {}))
+                    f.write(bind(sql, params, {}, set_mapping(set_id)))
                 f.write("COMMIT;\n")
-        return {"copy": plain, "pages": pages, "publish": publish, "rows": dump["rows"]}
+        out["sql"] = {"pages": pages, "publish": publish}
+        return out
 
     def floor_copy(self, scripts, label, timeout):
         """One plain COPY of every row into domain_intersection_version of an
@@ -1010,31 +1132,51 @@ class Bench:
 
     def floor_sql(self, db, scripts, label, timeout):
         """The loader's SQL on pre-rendered rows in db (floor_setup() done):
-        page transactions, then publish, each script in a psql session."""
+        page transactions, then publish, each script in a psql session.
+        FloorNA if the captured statements do not replay (psql's error) or
+        do not publish every row."""
         self.pg.checkpoint()
         pg0 = self.pg.server_cpu()
         lp = os.path.join(self.work, "logs", label + ".log")
         off = self.pg.log_size()
         t0 = time.monotonic()
+        staged = self.tables("domain_intersection_pending")
         try:
-            w1, c1 = self.pg.psql_file(db, scripts["pages"], lp, timeout)
-            w2, c2 = self.pg.psql_file(db, scripts["publish"], lp, max(1.0, timeout - w1))
+            w1, c1 = self.pg.psql_file(db, scripts["sql"]["pages"], lp, timeout)
+            w2, c2 = self.pg.psql_file(db, scripts["sql"]["publish"], lp, max(1.0, timeout - w1))
         except TimedOut as cut:
-            self.pg.psql(db, "DELETE FROM %s.domain_intersection_pending" % SCHEMA)
-            self.floor_reset(db)
+            try:
+                self.pg.psql(db, "".join("DELETE FROM %s;" % t for t in staged) + "SELECT 1")
+                self.floor_reset(db)
+            except RuntimeError:
+                pass  # the next floor on this database will say what is wrong
             e = TimedOut(time.monotonic() - t0)
             e.slow_statements = slow_plans(self.pg.log_since(off))
             e.running = getattr(cut, "running", [])
             raise e
+        except RuntimeError:
+            why = "psql failed"
+            try:
+                with open(lp, errors="replace") as f:
+                    errs = [x.strip() for x in f if "ERROR:" in x]
+                if errs:
+                    why = errs[-1][errs[-1].index("ERROR:"):][:160]
+            except OSError:
+                pass
+            raise FloorNA("the captured loader SQL does not replay: %s (see %s)" % (why, lp))
         # publish_snapshot() answers 'short' (and publishes nothing) when the
         # ledger and the staged rows disagree: then the floor measured nothing
-        got = self.pg.psql(db, "SELECT (SELECT count(*) FROM {s}.domain_intersection_pending WHERE run_id = {r})"
-                               " || ' ' || (SELECT coalesce(sum(rows), 0) FROM {s}.etl_snapshot"
-                               " WHERE run_id = {r} AND snapshot_date = '{d}' AND status = 'complete')"
-                           .format(s=SCHEMA, r=FLOOR_RUN, d=DATE))
+        try:
+            got = self.pg.psql(db, "SELECT {left} || ' ' || (SELECT coalesce(sum(rows), 0) FROM {s}.etl_snapshot"
+                                   " WHERE run_id = {r} AND snapshot_date = '{d}' AND status = 'complete')"
+                               .format(s=SCHEMA, r=FLOOR_RUN, d=DATE,
+                                       left=" + ".join("(SELECT count(*) FROM %s WHERE run_id = %d)"
+                                                       % (t, FLOOR_RUN) for t in staged) or "0"))
+        except RuntimeError as e:
+            raise FloorNA("cannot check what the floor published: %s" % str(e).strip().splitlines()[-1][:160])
         if got != "0 %d" % scripts["rows"]:
-            raise RuntimeError("%s: the floor did not publish its %d rows (staged left, published: %s); see %s"
-                               % (label, scripts["rows"], got, lp))
+            raise FloorNA("the floor did not publish its %d rows (staged left, published: %s; see %s)"
+                          % (scripts["rows"], got, lp))
         return {"wall_s": w1 + w2, "pages_s": w1, "publish_s": w2, "client_cpu_s": c1 + c2,
                 "pg_cpu_s": self.pg.server_cpu() - pg0, "slow_statements": slow_plans(self.pg.log_since(off))}
 
@@ -1056,8 +1198,8 @@ class Bench:
         """Untimed, before a rerun-state step: a checkpoint, and statistics on
         the snapshot as autovacuum leaves them within a minute or so of a
         load (the plans of the publish depend on them; see the hazard case)."""
-        self.pg.psql(db, "ANALYZE {s}.domain_intersection_version, {s}.domain_intersection_order,"
-                         " {s}.domain_intersection_pending, {s}.etl_snapshot".format(s=SCHEMA))
+        self.pg.psql(db, "ANALYZE " + ", ".join(self.tables("domain_intersection_version", "domain_intersection_order",
+                                                            "domain_intersection_pending", "etl_snapshot")))
         self.pg.checkpoint()
 
     def cpu_size(self, n, first_only=False):
@@ -1076,7 +1218,8 @@ class Bench:
                             CPU_CONCURRENCY, connections=1) if self.connections_key else None
         bodies = page_bodies([(targets, items)])
         res = {"rows": n, "items": items, "targets_per_set": 2, "pages": len(bodies),
-               "rows_per_page": 2 * LIMIT, "concurrency": CPU_CONCURRENCY, "runs": {}, "floors": {}}
+               "rows_per_page": 2 * LIMIT, "concurrency": CPU_CONCURRENCY, "runs": {}, "floors": {},
+               "nights": {"first_load": DATE, "night_unchanged": NIGHT1, "night_10pct": NIGHT2}}
         log("CPU-bound %d rows (%d pages): generating the pages in the fakes" % (n, len(bodies)))
         cold, _ = fetch_all(self.fake.port, bodies, 2)
         if not first_only:
@@ -1086,6 +1229,7 @@ class Bench:
         res["fake_alone_s"] = warm
         res["wire_bytes"] = wire
         runs, floors = res["runs"], res["floors"]
+        floor_na = res["floor_na"] = {}  # floor case -> why it was not measured
         skip = set()  # steps that ran past their limit once: not run again
 
         def step(rep, d, case, fn, limit):
@@ -1106,8 +1250,47 @@ class Bench:
             d.setdefault(case, []).append(r)
             return r
 
+        def floor_step(rep, case, fn, limit, needs=None):
+            """A floor in the loader's captured SQL: informational, so a
+            replay that fails is reported n/a (why) and the run goes on."""
+            if case in floor_na or not secondary:
+                return None
+            why = self.floor_na or (scripts and scripts["sql"] is None and "no statements to replay") \
+                or (needs in floor_na and "its first load's floor was not measured")
+            if why:
+                floor_na[case] = why
+                return None
+            try:
+                return step(rep, floors, case, fn, limit)
+            except (FloorNA, RuntimeError) as e:
+                floor_na[case] = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+                log("%s rows, floor %s: n/a: %s" % (fmt_rows(n), case, e))
+                return None
+
+        def floor_prep(case, what, fn):
+            """Untimed plumbing of a floor (its run's rows, resets): written
+            for today's ledger tables, so it may fail on a later schema; then
+            that floor is n/a too."""
+            if case in floor_na or self.floor_na or not (scripts and scripts["sql"]) or not secondary:
+                return
+            try:
+                fn()
+            except RuntimeError as e:
+                floor_na[case] = "%s: %s" % (what, str(e).strip().splitlines()[-1][:160])
+                log("%s rows, floor %s: n/a: %s" % (fmt_rows(n), case, floor_na[case]))
+
+        def check(what, got, want):
+            if got != want:
+                self.results["errors"].append("%s rows, %s: %d, expected %d" % (fmt_rows(n), what, got, want))
+                log("%s rows, %s: %d, expected %d" % (fmt_rows(n), what, got, want))
+
         fakes = (self.fake, self.fake_changed)
+        # the cases issue 18 judges run at every size; the others (floor,
+        # same-date reruns, replays, first-load variants) up to a size
+        secondary = n <= self.cfg["secondary_max_rows"]
+        res["secondary_cases"] = secondary
         dump = changed_dump = scripts = changed_scripts = None
+        want_changed = 2 * ((items + 9) // 10)  # fake_changed: every tenth item, both its rows
         reps = self.cfg["repeat"] if n < 1_000_000 else self.cfg["repeat_big"]
         for rep in range(reps):
             log("CPU-bound %d rows: repetition %d of %d" % (n, rep + 1, reps))
@@ -1127,49 +1310,80 @@ class Bench:
                 continue
             slow = self.slow_limit(first["wall_s"])
             if dump is None:
-                dump = self.dump_rows(db, os.path.join(self.work, "rows-%d.copy" % n))
+                dump = self.dump_rows(db, os.path.join(self.work, "rows-%d.copy" % n), pages=secondary)
                 scripts = self.floor_scripts(dump, "%d" % n)
-            # the floors, on the same rows, between the ETL's runs
+            # the plain COPY of the same rows, between the ETL's runs: what
+            # the issue-18 ratios are taken against
             step(rep, floors, "copy", lambda lim: self.floor_copy(scripts, "floor-copy-%d" % n, lim),
                  self.cfg["run_limit_s"])
+            # the floor: the loader's captured SQL (informational)
             fdb = self.fresh_db()
-            self.floor_setup(fdb, dump["set_ids"])
-            f1 = step(rep, floors, "sql_first",
-                      lambda lim: self.floor_sql(fdb, scripts, "floor-sql-%d" % n, lim), self.cfg["run_limit_s"])
+            floor_prep("sql_first", "the floor's run rows", lambda: self.floor_setup(fdb, dump["set_ids"]))
+            f1 = floor_step(rep, "sql_first",
+                            lambda lim: self.floor_sql(fdb, scripts, "floor-sql-%d" % n, lim),
+                            self.cfg["run_limit_s"])
             fslow = self.slow_limit(f1["wall_s"]) if f1 else slow
-            self.floor_reset(fdb)
-            self.settle(fdb)
-            step(rep, floors, "sql_unchanged",
-                 lambda lim: self.floor_sql(fdb, scripts, "floor-sql-rerun-%d" % n, lim), fslow)
-            # reruns of the same date (--fresh: never continue a run a limit cut short)
+            if f1:
+                floor_prep("sql_unchanged", "making the floor's run unpublished", lambda: self.floor_reset(fdb))
+                self.settle(fdb)
+            floor_step(rep, "sql_unchanged",
+                       lambda lim: self.floor_sql(fdb, scripts, "floor-sql-rerun-%d" % n, lim), fslow,
+                       needs="sql_first")
+            # The nights after the first load (issue 18): D+1 with the same
+            # answer, then D+2 with 10% of the rows changed, each a plain
+            # `run` of the next date, from an analyzed snapshot.
             self.settle(db)
-            step(rep, runs, "rerun_unchanged",
-                 lambda lim: self.etl(["run", job, "--snapshot-date", DATE, "--fresh"], db, "rerun-%d" % n,
-                                      fakes=fakes, timeout=lim), slow)
-            self.settle(db)
-            r = step(rep, runs, "rerun_10pct",
-                     lambda lim: self.etl(["run", job_changed, "--snapshot-date", DATE, "--fresh"], db,
-                                          "rerun10-%d" % n, fakes=fakes, timeout=lim), slow)
+            r = step(rep, runs, "night_unchanged",
+                     lambda lim: self.etl(["run", job, "--snapshot-date", NIGHT1], db, "night1-%d" % n,
+                                          fakes=fakes, timeout=lim), slow)
             if r and not r.get("timed_out"):
-                changed = self.count_rows(db, self.last_run(db))
-                want = 2 * ((items + 9) // 10)
-                if changed != want:
-                    self.results["errors"].append("rerun 10%% at %d rows changed %d rows, expected %d"
-                                                  % (n, changed, want))
-                if changed_dump is None:
-                    changed_dump = self.dump_rows(db, os.path.join(self.work, "rows-%d-changed.copy" % n))
+                check("next night unchanged (%s): rows of its snapshot" % NIGHT1,
+                      self.count_rows(db, date=NIGHT1), n)
+                check("next night unchanged (%s): versions beginning that night" % NIGHT1,
+                      self.versions_from(db, NIGHT1), 0)
+            self.settle(db)
+            r = step(rep, runs, "night_10pct",
+                     lambda lim: self.etl(["run", job_changed, "--snapshot-date", NIGHT2], db, "night2-%d" % n,
+                                          fakes=fakes, timeout=lim), slow)
+            if r and not r.get("timed_out"):
+                check("next night 10%% changed (%s): rows of its snapshot" % NIGHT2,
+                      self.count_rows(db, date=NIGHT2), n)
+                check("next night 10%% changed (%s): versions beginning that night" % NIGHT2,
+                      self.versions_from(db, NIGHT2), want_changed)
+                if changed_dump is None and secondary:
+                    changed_dump = self.dump_rows(db, os.path.join(self.work, "rows-%d-changed.copy" % n),
+                                                  date=NIGHT2)
                     changed_scripts = self.floor_scripts(changed_dump, "%d-changed" % n)
             if changed_scripts:
                 # fdb publishes the first load's rows (an unchanged rerun, or one
                 # cut short and rolled back, leaves them as they were)
-                self.floor_reset(fdb)
+                floor_prep("sql_10pct", "making the floor's run unpublished", lambda: self.floor_reset(fdb))
                 self.settle(fdb)
-                step(rep, floors, "sql_10pct",
-                     lambda lim: self.floor_sql(fdb, changed_scripts, "floor-sql-rerun10-%d" % n, lim), fslow)
+                floor_step(rep, "sql_10pct",
+                           lambda lim: self.floor_sql(fdb, changed_scripts, "floor-sql-rerun10-%d" % n, lim),
+                           fslow, needs="sql_first")
             self.pg.drop_db(fdb)
+            if secondary:
+                # Secondary: reruns of the same date (a republish: --fresh, so
+                # never continuing a run a limit cut short) of D+2, the latest:
+                # with the answer it has (unchanged), then with 10% of the rows
+                # back to the D+1 values.
+                self.settle(db)
+                r = step(rep, runs, "rerun_unchanged",
+                         lambda lim: self.etl(["run", job_changed, "--snapshot-date", NIGHT2, "--fresh"], db,
+                                              "rerun-%d" % n, fakes=fakes, timeout=lim), slow)
+                if r and not r.get("timed_out"):
+                    check("rerun of %s unchanged: rows of its snapshot" % NIGHT2, self.count_rows(db, date=NIGHT2), n)
+                self.settle(db)
+                r = step(rep, runs, "rerun_10pct",
+                         lambda lim: self.etl(["run", job, "--snapshot-date", NIGHT2, "--fresh"], db,
+                                              "rerun10-%d" % n, fakes=fakes, timeout=lim), slow)
+                if r and not r.get("timed_out"):
+                    check("rerun of %s 10%% changed: rows of its snapshot" % NIGHT2,
+                          self.count_rows(db, date=NIGHT2), n)
             # replay of the first run: into an emptied snapshot (every published
             # row and control row of the set deleted), then again, unchanged
-            if self.replay:
+            if self.replay and secondary:
                 self.empty_snapshot(db)
                 r = step(rep, runs, "replay_first",
                          lambda lim: self.etl(["replay", job, str(first_run)], db, "replay-%d" % n, timeout=lim),
@@ -1186,7 +1400,7 @@ class Bench:
             # first loads of the same rows with one job setting changed
             for variant, case, label in ((job_noarch, "first_load_no_archive", "first-noarchive"),
                                          (job_one, "first_load_one_conn", "first-oneconn")):
-                if not variant:
+                if not variant or not secondary:
                     continue
                 db = self.fresh_db()
                 self.pg.checkpoint()
@@ -1195,14 +1409,15 @@ class Bench:
                                           "%s-%d" % (label, n), fakes=fakes, timeout=lim),
                      self.cfg["run_limit_s"])
                 self.pg.drop_db(db)
-            if rep == 0 and n <= self.cfg["hazard_max_rows"]:
+            if rep == 0 and n <= self.cfg["hazard_max_rows"] and secondary:
                 # The hazard: a rerun right after the first load, before
                 # autovacuum has analyzed the versions it wrote (held off here
                 # so the case is the same every time).
                 db = self.fresh_db()
-                self.pg.psql(db, "; ".join("ALTER TABLE %s.%s SET (autovacuum_enabled = false)" % (SCHEMA, t)
-                                           for t in ("domain_intersection_version", "domain_intersection_order",
-                                                     "domain_intersection_pending", "etl_snapshot")))
+                self.pg.psql(db, "; ".join("ALTER TABLE %s SET (autovacuum_enabled = false)" % t
+                                           for t in self.tables("domain_intersection_version",
+                                                                "domain_intersection_order",
+                                                                "domain_intersection_pending", "etl_snapshot")))
                 self.etl(["run", job, "--snapshot-date", DATE], db, "hazard-first-%d" % n, fakes=fakes)
                 self.pg.checkpoint()
                 step(rep, runs, "rerun_unanalyzed",
@@ -1290,11 +1505,12 @@ class Bench:
         r.pop("slow_statements", None)  # every statement over 5 ms: not slow, just logged
         first_run = self.last_run(db)
         sizes = self.history_bytes(db)
-        # an unchanged rerun of the date, from an analyzed snapshot as in 2-3
+        # the next night with the same answer (issue 18's unchanged night),
+        # from an analyzed snapshot as in 2-3
         self.settle(db)
-        log("diagnosis: unchanged rerun of %d rows with statement durations logged" % n)
+        log("diagnosis: unchanged next night of %d rows with statement durations logged" % n)
         off = self.pg.log_size()
-        rerun = self.etl(["run", job, "--snapshot-date", DATE, "--fresh"], db, "diag-rerun-%d" % n,
+        rerun = self.etl(["run", job, "--snapshot-date", NIGHT1], db, "diag-night-%d" % n,
                          {"PGOPTIONS": opts}, fakes=(self.fake,))
         text = self.pg.log_since(off)
         rerun["by_kind"], rerun["by_session_ms"] = statement_durations(text)
@@ -1321,9 +1537,10 @@ class Bench:
         res = self.results
         targets = []
 
-        def target(name, value, op, goal):
+        def target(name, value, op, goal, group="judged"):
             met = None if value is None else (value >= goal if op == ">=" else value <= goal)
-            targets.append({"name": name, "value": value, "target": "%s %s" % (op, goal), "met": met})
+            targets.append({"name": name, "value": value, "target": "%s %s" % (op, goal), "met": met,
+                            "group": group})
 
         floor_rate = None  # rows/s of the floor's first load at the largest size: one session's best
         for row in res.get("cpu", []):
@@ -1361,6 +1578,7 @@ class Bench:
             row["floor_summary"] = fs
             copy_s = fs.get("copy", {}).get("wall_s")
             sql_s = fs.get("sql_first", {}).get("wall_s")
+            # (the nights have no floor in their state: the floor replays a date's rows onto that date)
             same_state = {"first_load": "sql_first", "first_load_no_archive": "sql_first",
                           "first_load_one_conn": "sql_first",
                           "replay_first": "sql_first", "rerun_unchanged": "sql_unchanged",
@@ -1380,25 +1598,33 @@ class Bench:
                 s["etl_over_copy"] = paired(rs, fl.get("copy"))
                 s["etl_over_sql"] = paired(rs, fl.get("sql_first"))
                 s["etl_over_sql_same_state"] = paired(rs, fl.get(same_state.get(case, "")))
+                # the ETL's time over the plain COPY's: what the nights are judged by
+                s["etl_time_over_copy"] = paired(rs, fl.get("copy"), time=True)
                 row["summary"][case] = s
             sm = row["summary"]
 
             def med(case, key):
                 v = sm.get(case, {}).get(key)
                 return v and v["median"]
-            if sql_s:
-                target("first load %s rows: etl/floor" % fmt_rows(n), med("first_load", "etl_over_sql"), ">=", 0.7)
+            # issue 18, against the plain COPY of the same rows, paired per repetition
             if copy_s:
-                target("first load %s rows: etl/plain COPY into versions" % fmt_rows(n),
-                       med("first_load", "etl_over_copy"), ">=", 0.7)
+                target("first load %s rows: copy s / etl s (speed)" % fmt_rows(n),
+                       med("first_load", "etl_over_copy"), ">=", 0.9)
+                target("next night, unchanged, %s rows: etl s / copy s" % fmt_rows(n),
+                       med("night_unchanged", "etl_time_over_copy"), "<=", 0.5)
+                target("next night, 10%% changed, %s rows: etl s / copy s" % fmt_rows(n),
+                       med("night_10pct", "etl_time_over_copy"), "<=", 0.7)
+            # earlier targets (issue 9), against the floor: informational
             if sql_s:
+                target("first load %s rows: etl/floor" % fmt_rows(n), med("first_load", "etl_over_sql"), ">=", 0.7,
+                       "floor")
                 target("rerun unchanged %s rows: etl/floor (first load)" % fmt_rows(n),
-                       med("rerun_unchanged", "etl_over_sql"), ">=", 1.0)
+                       med("rerun_unchanged", "etl_over_sql"), ">=", 1.0, "floor")
                 target("rerun 10%% changed %s rows: etl/floor (first load)" % fmt_rows(n),
-                       med("rerun_10pct", "etl_over_sql"), ">=", 1.0)
+                       med("rerun_10pct", "etl_over_sql"), ">=", 1.0, "floor")
                 if "rerun_unanalyzed" in sm:
                     target("rerun before autovacuum, %s rows: etl/floor (first load)" % fmt_rows(n),
-                           med("rerun_unanalyzed", "etl_over_sql"), ">=", 1.0)
+                           med("rerun_unanalyzed", "etl_over_sql"), ">=", 1.0, "floor")
         rss = sorted(((row["rows"], row["summary"]["first_load"]["peak_rss_kib"])
                       for row in res.get("cpu", []) if "first_load" in row.get("summary", {})))
         res["rss"] = [{"rows": n, "peak_rss_kib": k} for n, k in rss]
@@ -1445,19 +1671,34 @@ class Bench:
         if res.get("cpu"):
             w("2-3. CPU-bound: fake latency 0; rows = table rows = items x 2 targets; pages of 2000 rows;"
               " concurrency %d." % CPU_CONCURRENCY)
-            w("   floor = the loader's own SQL replayed by psql on the same rows, pre-rendered (per page COPY into"
-              " domain_intersection_pending + ledger row; then the publish transaction, publish_snapshot());")
-            w("   copy = one plain COPY of the same rows into an empty domain_intersection_version (a second"
-              " reference: the rows written once, as no staged load can).")
-            w("   Ratios are rows/s of the ETL over rows/s of the floor (= floor s / etl s), paired repetition by"
-              " repetition: median (min-max).")
-            w("   Rerun-state steps start from an analyzed snapshot (ANALYZE, untimed); 'before autovacuum' is"
-              " the rerun right after a first load, its versions not yet analyzed. 'replay into emptied snapshot':"
-              " the set's versions, order, change and control rows deleted first.")
+            w("   copy = one session's plain COPY of the same rows into an empty domain_intersection_version (sync_seq"
+              " given as 1): the reference of issue 18's targets.")
+            w("   floor = the loader's own SQL captured from the binary, replayed by psql on the same rows,"
+              " pre-rendered (the page transactions, then the publish transaction): informational.")
+            w("   speed etl/floor, speed etl/copy = rows/s of the ETL over rows/s of the reference (= its s / etl s);"
+              " time etl/copy = etl s / copy s; each paired repetition by repetition: median (min-max).")
+            w("   First load: %s. Next nights, in the same database: %s (D+1) with the same answer, then %s (D+2)"
+              " with 10%% of the rows changed (fake_changed.py), each a plain run of its date."
+              % (DATE, NIGHT1, NIGHT2))
+            w("   Secondary: 'rerun of a date' = run --fresh of %s again (a republish), unchanged, then with those"
+              " 10%% back." % NIGHT2)
+            only = [fmt_rows(r["rows"]) for r in res["cpu"] if r.get("secondary_cases") is False]
+            if only:
+                w("   At %s rows only issue 18's cases run (first load, plain COPY, next nights); the floor, the"
+                  " same-date reruns, the replays and the first-load variants run at up to %s rows (--all-cases:"
+                  " every case at every size)." % (", ".join(only), fmt_rows(self.cfg["secondary_max_rows"])))
+            w("   Steps after the first load start from an analyzed snapshot (ANALYZE, untimed); 'before"
+              " autovacuum' is a rerun of %s right after its first load, its versions not yet analyzed."
+              " 'replay into emptied snapshot': the set's versions, order, change and control rows deleted"
+              " first." % DATE)
             rows = []
-            names = [("first_load", "first load"), ("first_load_no_archive", "first load, archive: false"),
+            names = [("first_load", "first load"),
+                     ("night_unchanged", "next night (D+1), unchanged"),
+                     ("night_10pct", "next night (D+2), 10% changed"),
+                     ("first_load_no_archive", "first load, archive: false"),
                      ("first_load_one_conn", "first load, connections: 1"),
-                     ("rerun_unchanged", "rerun, unchanged"), ("rerun_10pct", "rerun, 10% rows changed"),
+                     ("rerun_unchanged", "rerun of a date, unchanged"),
+                     ("rerun_10pct", "rerun of a date, 10% changed"),
                      ("rerun_unanalyzed", "rerun, before autovacuum"),
                      ("replay_first", "replay into emptied snapshot"), ("replay_unchanged", "replay, unchanged")]
             for row in res["cpu"]:
@@ -1475,12 +1716,12 @@ class Bench:
                         etl_s = "%.2f (%.2f-%.2f)" % (s["etl_s"], min(s["etl_s_all"]), max(s["etl_s_all"]))
                     rows.append([fmt_rows(row["rows"]), label, etl_s,
                                  ("<" if lb else "") + "%.0f" % s["rows_per_s"],
+                                 fmtp(s["etl_over_copy"]), fmtp(s.get("etl_time_over_copy")),
                                  fmtp(s["etl_over_sql"]), fmtp(s["etl_over_sql_same_state"]),
-                                 fmtp(s["etl_over_copy"]),
                                  "/".join(fmtn(s[k], "%.1f") for k in ("etl_cpu_s", "pg_cpu_s", "fake_cpu_s")),
                                  fmtn(s["peak_rss_kib"] and s["peak_rss_kib"] / 1024.0, "%.1f")])
-            w(table(["rows", "case", "etl s (min-max)", "etl rows/s", "etl/floor", "etl/floor same state",
-                     "etl/copy", "cpu s etl/pg/fake", "RSS MiB"], rows))
+            w(table(["rows", "case", "etl s (min-max)", "etl rows/s", "speed etl/copy", "time etl/copy",
+                     "speed etl/floor", "etl/floor same state", "cpu s etl/pg/fake", "RSS MiB"], rows))
             w("")
             rows = []
             for row in res["cpu"]:
@@ -1493,6 +1734,9 @@ class Bench:
                                    ("copy", "plain COPY into empty domain_intersection_version")):
                     f = fs.get(key)
                     if not f:
+                        why = row.get("floor_na", {}).get(key)
+                        if why:
+                            rows.append([fmt_rows(row["rows"]), label, "n/a (%s)" % why, "", "", ""])
                         continue
                     lb = f["timed_out"]
                     rows.append([fmt_rows(row["rows"]), label,
@@ -1544,7 +1788,8 @@ class Bench:
                                  mib("domain_intersection_pending")))
             rr = d.get("rerun")
             if rr:
-                w("Unchanged rerun of that date (run --fresh, analyzed snapshot; wall %.2f s):" % rr["wall_s"])
+                w("The next night, unchanged (run of %s, the same answer, analyzed snapshot; wall %.2f s):"
+                  % (NIGHT1, rr["wall_s"]))
                 w(diag_table(rr))
                 for key, what in (("publish_inside", "Inside its publish_snapshot():"),
                                   ("stats_inside", "Inside its snapshot_stats():")):
@@ -1553,7 +1798,7 @@ class Bench:
                         w(nested_table(rr[key], rr["by_kind"]))
                 b2 = d.get("bytes_after_rerun")
                 if b and b2:
-                    w("Storage after the rerun: versions + order + etl_snapshot %+.2f MiB, domain_intersection_pending"
+                    w("Storage after that night: versions + order + etl_snapshot %+.2f MiB, domain_intersection_pending"
                       " %+.1f MiB" % (sum(b2.get(k, 0) - b.get(k, 0) for k in ("domain_intersection_version",
                                                                                "domain_intersection_order",
                                                                                "etl_snapshot")) / 1048576.0,
@@ -1588,35 +1833,52 @@ class Bench:
         if res.get("loader_sql"):
             ls = res["loader_sql"]
             w("Loader SQL (captured from the binary's session):")
-            for name, txn in ls["page_transaction"].items():
+            for name, txn in ls.get("page_transaction", {}).items():
                 w("  page, %s: %s" % (name, " | ".join(h.split(" (")[0][:48] for h in txn)))
-            w("  publish: %s" % " | ".join(h[:60] for h in ls["publish_transaction"]))
-            w("  floor, per page: %s" % " | ".join(h.split(" (")[0][:48] for h in ls["floor_page_transaction"]))
+            if ls.get("publish_transaction"):
+                w("  publish: %s" % " | ".join(h[:60] for h in ls["publish_transaction"]))
+            if ls.get("floor_page_transaction"):
+                w("  floor, per page: %s" % " | ".join(h.split(" (")[0][:48] for h in ls["floor_page_transaction"]))
+            if ls.get("error"):
+                w("  floor n/a: %s" % ls["error"])
             w("")
-        w("Targets:")
+        w("Targets (issue 18: first load and nights against one session's plain COPY of the same rows;"
+          " latency; peak RSS):")
+        if res["mode"] == "quick":
+            w("  (--quick: smaller sizes, one repetition; issue 18's targets are judged on the full run, at 100k"
+              " and 1M rows: met/MISSED here only indicates)")
         for t in res.get("targets", []):
-            w("  %-62s %8s  target %-7s %s" % (t["name"], fmtr(t["value"]), t["target"],
-                                              {True: "met", False: "MISSED", None: "n/a"}[t["met"]]))
+            if t.get("group", "judged") == "judged":
+                w("  %-62s %8s  target %-7s %s" % (t["name"], fmtr(t["value"]), t["target"],
+                                                  {True: "met", False: "MISSED", None: "n/a"}[t["met"]]))
+        informational = [t for t in res.get("targets", []) if t.get("group") == "floor"]
+        if informational:
+            w("Informational (issue 9's targets against the floor, the loader's own SQL replayed; not judged):")
+            for t in informational:
+                w("  %-62s %8s  target %-7s %s" % (t["name"], fmtr(t["value"]), t["target"],
+                                                  {True: "met", False: "missed", None: "n/a"}[t["met"]]))
         for e in res.get("errors", []):
             w("  warning: " + e)
         return "\n".join(lines)
 
 
-def paired(runs, floors):
+def paired(runs, floors, time=False):
     """floor s / etl s per repetition (= rows/s of the ETL over the floor's),
-    over the repetitions that have both: median, min, max, and whether a
-    time limit stopped the ETL (then each is an upper bound)."""
+    or etl s / floor s with `time`, over the repetitions that have both:
+    median, min, max, and whether a time limit stopped the ETL (then each is
+    an upper bound of a speed, a lower bound of a time)."""
     fb = {f["rep"]: f for f in floors or [] if not f.get("timed_out")}
     rs, bound = [], False
     for r in runs:
         f = fb.get(r.get("rep"))
         if f is None:
             continue
-        rs.append(f["wall_s"] / r["wall_s"])
+        rs.append(r["wall_s"] / f["wall_s"] if time else f["wall_s"] / r["wall_s"])
         bound = bound or bool(r.get("timed_out"))
     if not rs:
         return None
-    return {"median": median(rs), "min": min(rs), "max": max(rs), "upper_bound": bound, "n": len(rs)}
+    return {"median": median(rs), "min": min(rs), "max": max(rs), "upper_bound": bound and not time,
+            "lower_bound": bound and time, "n": len(rs)}
 
 
 def fmtp(p):
@@ -1625,6 +1887,8 @@ def fmtp(p):
         return "n/a"
     if p["upper_bound"]:
         return "<%.2f" % p["max"]
+    if p.get("lower_bound"):
+        return ">%.2f" % p["min"]
     if p["n"] == 1:
         return "%.2f" % p["median"]
     return "%.2f (%.2f-%.2f)" % (p["median"], p["min"], p["max"])
@@ -1695,6 +1959,11 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(HERE, "results.json"))
     ap.add_argument("--quick", action="store_true", help="smaller sizes, one repetition")
     ap.add_argument("--repeat", type=int, help="repetitions of each measurement")
+    ap.add_argument("--all-cases", action="store_true",
+                    help="every case at every size (by default the floor, the same-date reruns, the replays and the"
+                         " first-load variants run up to 100k rows; issue 18's cases at every size)")
+    ap.add_argument("--sizes", help="CPU-bound sizes in rows, comma-separated (for working on the benchmark;"
+                                    " the targets are judged at the full run's)")
     ap.add_argument("--only", action="append", choices=["latency", "cpu", "diag"],
                     help="run only these parts (repeatable)")
     args = ap.parse_args(argv)
