@@ -394,7 +394,7 @@ class PostgresRestartTest(OwnClusterTestCase):
                   "    WHERE valid_from = '2026-05-01' AND valid_to = 'infinity'"
                   "    AND NOT EXISTS (SELECT 1 FROM dataforseo.etl_snapshot s"
                   "                    WHERE s.target_set_id = domain_intersection_version.target_set_id"
-                  "                    AND s.snapshot_date = '2026-05-01'))")
+                  "                    AND s.snapshot_date = '2026-05-01' AND s.status = 'complete'))")
         self.assertEqual(self.own.value(staged), "1800", log)
         self.restart("immediate")
         self.assertEqual(self.own.value(staged), "1800")
