@@ -89,6 +89,7 @@ class WriteOnceTest(EtlTestCase):
         self.night("2026-08-02", night=1)
         w = self.writes()
         first = self.first_load_of(night=1)
+        self.db.psql("DROP TABLE once2_daily")
         started = int(self.value("SELECT count(*) FROM %(s)s.domain_intersection_version "
                                  "WHERE valid_from = '2026-08-02'"))
         ended = int(self.value("SELECT count(*) FROM %(s)s.domain_intersection_version "
@@ -123,6 +124,7 @@ class WriteOnceTest(EtlTestCase):
                                     "WHERE valid_from = '2026-08-02'"), "0")
         self.assertEqual(self.snapshot("2026-08-01"), before)
         self.assertEqual(self.snapshot("2026-08-03"), self.first_load_of(night=2))
+        self.db.psql("DROP TABLE once2_daily")
         self.assertEqual(self.value("SELECT count(*) FROM %(s)s.etl_page_keys"), "0")
 
     def test_a_repeated_key_keeps_its_first_place(self):
@@ -146,6 +148,24 @@ class WriteOnceTest(EtlTestCase):
         self.assertEqual([dict(r, snapshot_date=None) for r in self.snapshot("2026-08-02")],
                          [dict(r, snapshot_date=None) for r in first])
 
+    def test_measures_follow_the_change_and_mend_a_night_measured_before(self):
+        """A night's measures are the previous night's plus what changed; a
+        previous night measured before sql/016 (no sums) is measured whole
+        once. Either way they are those of a first load of the same answer."""
+        cols = "rows, distinct_domains, avg_rank, total_backlinks"
+        self.night("2026-08-01", night=0)
+        self.night("2026-08-02", night=1)
+        self.db.psql("UPDATE %s.etl_snapshot SET rank_sum = NULL, rank_count = NULL,"
+                     " backlinks_count = NULL WHERE snapshot_date = '2026-08-02'" % S)
+        self.night("2026-08-03", night=2)
+        self.night("2026-08-04", night=3)
+        got = self.db.rows("SELECT snapshot_date, %s FROM %s.domain_intersection_daily ORDER BY 1" % (cols, S))
+        for night, row in enumerate(got):
+            self.first_load_of(night=night)
+            want = self.db.rows("SELECT %s FROM once2_daily" % cols)[0]
+            self.db.psql("DROP TABLE once2_daily")
+            self.assertEqual({k: row[k] for k in want}, want, "night %d" % night)
+
     # ------------------------------------------------------------------
 
     def snapshot(self, date):
@@ -165,7 +185,8 @@ class WriteOnceTest(EtlTestCase):
         self.fake.set_scenario("once-a.com", total_count=250, night=night, faults=[])
         self.etl("run", other, "--migrate", "--snapshot-date", "2026-09-01")
         rows = self.db.rows("SELECT * FROM once2.domain_intersection ORDER BY referring_domain, target_key")
-        self.db.psql("DROP SCHEMA once2 CASCADE")
+        self.db.psql("CREATE TABLE once2_daily AS SELECT * FROM once2.domain_intersection_daily;"
+                     " DROP SCHEMA once2 CASCADE")
         for r in rows:
             r.pop("run_id")
             r.pop("snapshot_date")
