@@ -23,6 +23,7 @@
 #include <stddef.h>
 
 #include "breakdown.h"
+#include "curmap.h"
 #include "err.h"
 #include "jsondoc.h"
 #include "keyfilter.h"
@@ -139,6 +140,7 @@ struct transform_ctx {
 	size_t n_targets;
 	int breakdown;               /* sum the page's breakdown totals (breakdown.h) */
 	struct key_filter *seen;     /* the set's keys so far (keyfilter.h), or NULL */
+	const struct cur_map *current; /* judge each row against these (curmap.h), or NULL */
 };
 
 /*
@@ -159,6 +161,8 @@ struct row_batch {
 	size_t n_items;
 	struct page_breakdown breakdown; /* when the ctx asked for it */
 	int maybe_dup;       /* a key may repeat one of the set's (ctx->seen) */
+	int judged;          /* send says which rows to send (ctx->current) */
+	struct strbuf send;  /* per row: 1 to send, 0 equal to its current version */
 };
 
 void row_batch_init(struct row_batch *b);

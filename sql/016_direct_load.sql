@@ -107,12 +107,13 @@ $$;
 -- A page of a direct load, before its rows go: keeps its keys (etl_page_keys)
 -- and answers the ordinals (1-based) of the rows to send: with p_lookup,
 -- those whose key has no current version or one with another digest; else
--- all of them (the set has no current version).
+-- those p_sent says (the loader judged them against the current versions it
+-- read, src/curmap.c), or all of them (the set has no current version).
 CREATE FUNCTION stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date,
                            p_lookup boolean, p_domains text[], p_keys smallint[],
                            p_positions integer[], p_digests uuid[], p_dims text[],
                            p_entry_keys text[], p_links bigint[], p_entries integer[],
-                           p_maybe_dup boolean)
+                           p_maybe_dup boolean, p_sent boolean[])
 RETURNS SETOF integer
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
@@ -135,7 +136,7 @@ BEGIN
               AND v.valid_from < p_date
             ORDER BY v.valid_from DESC LIMIT 1) c ON true;
     END IF;
-    send := coalesce(send, array_fill(true, ARRAY[cardinality(p_domains)]));
+    send := coalesce(send, p_sent, array_fill(true, ARRAY[cardinality(p_domains)]));
     INSERT INTO etl_page_keys AS k
     VALUES (p_run, p_set, p_offset, p_domains, p_keys, p_positions, send, p_dims, p_entry_keys,
             p_links, p_entries, i_dom, i_pos,
@@ -843,7 +844,7 @@ COMMENT ON FUNCTION direct_load_ok(bigint, bigint) IS
 COMMENT ON FUNCTION discard_staged(bigint, bigint) IS
     'Removes what a run staged for a set and never published (pending rows, directly staged '
     'versions, page keys) and marks its loaded pages discarded, to be fetched again.';
-COMMENT ON FUNCTION stage_page(bigint, bigint, bigint, date, boolean, text[], smallint[], integer[], uuid[], text[], text[], bigint[], integer[], boolean) IS
+COMMENT ON FUNCTION stage_page(bigint, bigint, bigint, date, boolean, text[], smallint[], integer[], uuid[], text[], text[], bigint[], integer[], boolean, boolean[]) IS
     'A page of a direct load: records its keys (etl_page_keys) and answers the ordinals of the rows '
     'to write: those whose key has no current version, or one with another digest.';
 COMMENT ON FUNCTION stage_page_rows(bigint, bigint, bigint, date) IS

@@ -1784,10 +1784,10 @@ END $$;
 COMMENT ON FUNCTION dataforseo.snapshot_stats_direct(p_set bigint, p_date date) IS 'The measures of a directly published date from the previous snapshot''s and the versions starting and ending at the date: cost follows the change. Part of publish_snapshot().';
 
 --
--- Name: stage_page(bigint, bigint, bigint, date, boolean, text[], smallint[], integer[], uuid[], text[], text[], bigint[], integer[], boolean); Type: FUNCTION; Schema: dataforseo; Owner: -
+-- Name: stage_page(bigint, bigint, bigint, date, boolean, text[], smallint[], integer[], uuid[], text[], text[], bigint[], integer[], boolean, boolean[]); Type: FUNCTION; Schema: dataforseo; Owner: -
 --
 
-CREATE FUNCTION dataforseo.stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_maybe_dup boolean) RETURNS SETOF integer
+CREATE FUNCTION dataforseo.stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_maybe_dup boolean, p_sent boolean[]) RETURNS SETOF integer
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
     AS $$
@@ -1811,7 +1811,7 @@ BEGIN
               AND v.valid_from < p_date
             ORDER BY v.valid_from DESC LIMIT 1) c ON true;
     END IF;
-    send := coalesce(send, array_fill(true, ARRAY[cardinality(p_domains)]));
+    send := coalesce(send, p_sent, array_fill(true, ARRAY[cardinality(p_domains)]));
     INSERT INTO etl_page_keys AS k
     VALUES (p_run, p_set, p_offset, p_domains, p_keys, p_positions, send, p_dims, p_entry_keys,
             p_links, p_entries, i_dom, i_pos,
@@ -1826,10 +1826,10 @@ BEGIN
 END $$;
 
 --
--- Name: FUNCTION stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_maybe_dup boolean); Type: COMMENT; Schema: dataforseo; Owner: -
+-- Name: FUNCTION stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_maybe_dup boolean, p_sent boolean[]); Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON FUNCTION dataforseo.stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_maybe_dup boolean) IS 'A page of a direct load: records its keys (etl_page_keys) and answers the ordinals of the rows to write: those whose key has no current version, or one with another digest.';
+COMMENT ON FUNCTION dataforseo.stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_maybe_dup boolean, p_sent boolean[]) IS 'A page of a direct load: records its keys (etl_page_keys) and answers the ordinals of the rows to write: those whose key has no current version, or one with another digest.';
 
 --
 -- Name: stage_page_rows(bigint, bigint, bigint, date); Type: FUNCTION; Schema: dataforseo; Owner: -

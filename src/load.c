@@ -1015,14 +1015,14 @@ static int direct_keys(PGconn *conn, const struct page_record *rec, const struct
 		       struct etl_error *err)
 {
 	char v[3][24];
-	const char *params[14];
-	struct strbuf a[8];
+	const char *params[15];
+	struct strbuf a[9];
 	PGresult *res = NULL;
 	size_t i, len;
 	const char *f;
 	int rc, j, totals;
 
-	for (j = 0; j < 8; j++)
+	for (j = 0; j < 9; j++)
 		sb_init(&a[j]);
 	totals = bd_arrays(&rows->breakdown, &a[4]);
 	for (i = 0; i < n; i++) {
@@ -1048,12 +1048,20 @@ static int direct_keys(PGconn *conn, const struct page_record *rec, const struct
 	for (j = 9; j < 13; j++)
 		params[j] = totals ? a[j - 5].data : NULL;
 	params[13] = rec->maybe_dup ? "t" : "f";
+	/* rows the loader judged itself (curmap.h): the database looks nothing up */
+	params[14] = NULL;
+	if (rows->judged && rows->send.len == n) {
+		for (i = 0; i < n; i++)
+			array_word(&a[8], rows->send.data[i] ? "t" : "f", 1);
+		params[14] = array_end(&a[8]);
+		params[4] = "f";
+	}
 	rc = db_query(conn,
 		      "SELECT * FROM stage_page($1, $2, $3, $4::date, $5::boolean, $6::text[],"
 		      " $7::smallint[], $8::integer[], $9::uuid[], $10::text[], $11::text[],"
-		      " $12::bigint[], $13::integer[], $14::boolean)",
-		      14, params, &res, err);
-	for (j = 0; j < 8; j++)
+		      " $12::bigint[], $13::integer[], $14::boolean, $15::boolean[])",
+		      15, params, &res, err);
+	for (j = 0; j < 9; j++)
 		sb_free(&a[j]);
 	if (rc != 0)
 		return rc;
@@ -1112,6 +1120,108 @@ static int copy_sent(PGconn *conn, const struct row_span *r, size_t n, const cha
 		rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s", PQerrorMessage(conn));
 	sb_free(&sb);
 	return copy_finish(conn, rc, sqlstate, err);
+}
+
+/* A COPY text field unescaped (PostgreSQL writes \b \f \n \r \t \v and \\). */
+static size_t copy_unescape(char *dst, const char *s, size_t len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (c == '\\' && i + 1 < len) {
+			c = s[++i];
+			c = c == 'b' ? '\b' : c == 'f' ? '\f' : c == 'n' ? '\n' : c == 'r' ? '\r'
+			  : c == 't' ? '\t' : c == 'v' ? '\v' : c;
+		}
+		dst[n++] = c;
+	}
+	return n;
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	     : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* One line of the current versions' COPY: "domain\tkey\tdigest". 0 if it has no digest. */
+static int current_line(const char *line, size_t len, struct cur_map *m, char *buf)
+{
+	const char *t1 = memchr(line, '\t', len), *t2;
+	unsigned char digest[16];
+	size_t n, i, j = 0;
+	uint64_t hi;
+	uint32_t lo;
+	int key, h;
+
+	if (!t1 || !(t2 = memchr(t1 + 1, '\t', len - (size_t)(t1 + 1 - line))))
+		return 0;
+	key = atoi(t1 + 1);
+	for (i = (size_t)(t2 + 1 - line); i < len && j < 32; i++) {
+		if ((h = hexval(line[i])) < 0)
+			continue; /* the uuid's dashes; \N has none */
+		if (j % 2 == 0)
+			digest[j / 2] = (unsigned char)(h << 4);
+		else
+			digest[j / 2] |= (unsigned char)h;
+		j++;
+	}
+	if (j != 32)
+		return 0;
+	n = copy_unescape(buf, line, (size_t)(t1 - line));
+	cur_map_fp(buf, n, key, digest, &hi, &lo);
+	cur_map_add(m, hi, lo);
+	return 1;
+}
+
+int load_current_map(PGconn *conn, long long set_id, const char *snapshot_date,
+		     struct cur_map *m, struct etl_error *err)
+{
+	char *sql, *line = NULL, *buf = NULL;
+	size_t cap = 0;
+	PGresult *res;
+	int n, rc = 0;
+
+	cur_map_free(m);
+	sql = xasprintf("COPY (SELECT referring_domain, target_key, digest"
+			" FROM domain_intersection_version WHERE target_set_id = %lld"
+			" AND valid_to = 'infinity' AND valid_from < '%s') TO STDOUT",
+			set_id, snapshot_date);
+	res = PQexec(conn, sql);
+	free(sql);
+	if (PQresultStatus(res) != PGRES_COPY_OUT) {
+		rc = etl_fail(err, ETL_EFAIL, "database error: cannot read the current versions: %s",
+			      PQresultErrorMessage(res));
+		PQclear(res);
+		return rc;
+	}
+	PQclear(res);
+	while ((n = PQgetCopyData(conn, &line, 0)) > 0) {
+		if ((size_t)n > cap) {
+			cap = (size_t)n;
+			buf = xrealloc(buf, cap);
+		}
+		if (m->n < CUR_MAP_MAX_ROWS)
+			(void)current_line(line, (size_t)n - 1, m, buf);
+		PQfreemem(line);
+	}
+	free(buf);
+	if (n == -2)
+		rc = etl_fail(err, ETL_EFAIL, "database error: reading the current versions: %s",
+			      PQerrorMessage(conn));
+	while ((res = PQgetResult(conn))) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && !rc)
+			rc = etl_fail(err, ETL_EFAIL, "database error: reading the current versions: %s",
+				      PQresultErrorMessage(res));
+		PQclear(res);
+	}
+	if (rc == 0 && m->n < CUR_MAP_MAX_ROWS)
+		cur_map_seal(m); /* else left unsealed: the database judges the rows */
+	else
+		cur_map_free(m);
+	return rc;
 }
 
 /*

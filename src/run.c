@@ -69,6 +69,7 @@ struct set_state {
 	long long requests, retries;  /* sent by this process, for the metrics file */
 	int direct, lookup;           /* how its pages load (struct set_start) */
 	struct key_filter seen;       /* direct: the keys of its pages so far */
+	struct cur_map current;       /* direct: its current versions (curmap.h) */
 };
 
 /* One page in flight; the fetch request's `user`. */
@@ -812,7 +813,8 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 		 * direct load notes whether a key may come twice (keyfilter.h) */
 		struct transform_ctx tc = {rc->snapshot_date, s->id, rc->run_id, pj->offset,
 					   pj->limit, s->def->targets, s->def->n_targets,
-					   s->direct && !s->lookup, s->direct ? &s->seen : NULL};
+					   s->direct && !s->lookup, s->direct ? &s->seen : NULL,
+					   s->current.ready ? &s->current : NULL};
 
 		if (s->direct && !s->seen.bits)
 			key_filter_size(&s->seen, (size_t)(resp.total_count >= 0 &&
@@ -1119,6 +1121,13 @@ static int open_sets(struct run_ctx *rc, const struct run_options *opt, const lo
 		s->complete_before = st.complete;
 		s->direct = st.direct;
 		s->lookup = st.lookup;
+		/* a night judges its rows against the current versions itself */
+		if (s->direct && s->lookup && !st.complete &&
+		    (ret = load_current_map(rc->conn, s->id, rc->snapshot_date, &s->current, err)) != 0) {
+			free(st.pages);
+			free(st.refused);
+			return ret;
+		}
 		s->spent = st.spent;
 		s->loaded = st.pages;
 		s->n_loaded = st.n_pages;
@@ -1418,6 +1427,7 @@ static void run_free(struct run_ctx *rc)
 		free(rc->sets[i].stopped);
 		free(rc->sets[i].loaded);
 		key_filter_free(&rc->sets[i].seen);
+		cur_map_free(&rc->sets[i].current);
 	}
 	free(rc->sets);
 	free(rc->abort_msg);

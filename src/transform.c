@@ -1227,6 +1227,8 @@ struct page_fmt {
 	const struct transform_ctx *ctx;
 	struct page_breakdown *bd; /* the batch's */
 	int maybe_dup;             /* a key may repeat (ctx->seen) */
+	unsigned char digest[16];  /* the last row's, as put_digest() wrote it */
+	struct strbuf *send;       /* the batch's, when ctx->current */
 };
 
 /*
@@ -1249,6 +1251,8 @@ static void put_digest(struct strbuf *sb, struct page_fmt *pf, size_t t0, size_t
 	siphash13(key, pf->scratch.data, pf->scratch.len, h, 2);
 	for (i = 0; i < 32; i++)
 		out[i] = hex[(h[i / 16] >> (60 - 4 * (i % 16))) & 0xf];
+	for (i = 0; i < 16; i++) /* the uuid's bytes, as the hex reads */
+		pf->digest[i] = (unsigned char)(h[i / 8] >> (56 - 8 * (i % 8)));
 	out[32] = '\n';
 	out_n(sb, pf->suffix.data, pf->suffix.len);
 	out_n(sb, out, sizeof(out));
@@ -1369,6 +1373,14 @@ static int put_row(struct strbuf *sb, struct page_fmt *pf, const struct item_inf
 	if (put_extra(sb, obj, n_unknown, it, key, with_item, err))
 		return ETL_EFAIL;
 	put_digest(sb, pf, t0, t1, d0, sb->len);
+	if (pf->ctx->current) {
+		uint64_t hi;
+		uint32_t lo;
+
+		v = f[0];
+		cur_map_fp(jd_str(d, v), jd_len(d, v), key, pf->digest, &hi, &lo);
+		sb_putc(pf->send, cur_map_has(pf->ctx->current, hi, lo) ? 0 : 1);
+	}
 	return 0;
 }
 
@@ -1526,6 +1538,8 @@ int response_match(struct api_response *resp, const struct transform_ctx *ctx,
 void row_batch_init(struct row_batch *b)
 {
 	b->maybe_dup = 0;
+	b->judged = 0;
+	sb_init(&b->send);
 	bd_init(&b->breakdown);
 	sb_init(&b->copy);
 	b->n_rows = 0;
@@ -1535,6 +1549,8 @@ void row_batch_init(struct row_batch *b)
 void row_batch_reset(struct row_batch *b)
 {
 	b->maybe_dup = 0;
+	b->judged = 0;
+	sb_reset(&b->send);
 	bd_reset(&b->breakdown);
 	sb_reset(&b->copy);
 	b->n_rows = 0;
@@ -1543,6 +1559,8 @@ void row_batch_reset(struct row_batch *b)
 
 void row_batch_free(struct row_batch *b)
 {
+	b->judged = 0;
+	sb_free(&b->send);
 	bd_free(&b->breakdown);
 	sb_free(&b->copy);
 	b->n_rows = 0;
@@ -1554,7 +1572,7 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 {
 	struct page_fmt pf;
 	struct item_info it;
-	size_t mark = out->copy.len, rows = 0, i, item, n_keys;
+	size_t mark = out->copy.len, rows = 0, i, item, n_keys, send_mark;
 	size_t cap = TRANSFORM_MAX_COPY(resp->body_len);
 	char why[768];
 	bool with_item;
@@ -1567,6 +1585,8 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 	pf.ctx = ctx;
 	pf.bd = &out->breakdown;
 	pf.maybe_dup = 0;
+	pf.send = &out->send;
+	send_mark = out->send.len;
 	if (ctx->breakdown && out->n_rows == 0)
 		out->breakdown.enabled = 1;
 	sb_init(&pf.prefix);
@@ -1615,12 +1635,15 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 	out->n_rows += rows;
 	out->n_items += resp->n_items;
 	out->maybe_dup |= pf.maybe_dup;
+	if (ctx->current)
+		out->judged = 1;
 
 done:
 	if (rc) {
 		/* no partial page: cut the batch back to where this call began
 		 * (its totals are not cut back: they are not to be used) */
 		out->breakdown.invalid = 1;
+		out->send.len = send_mark;
 		out->copy.len = mark;
 		if (out->copy.data)
 			out->copy.data[mark] = '\0';

@@ -1,0 +1,45 @@
+/*
+ * curmap.h - the current versions of a set, as the loader compares rows
+ * with them (issue 18: an unchanged row is not sent at all).
+ *
+ * Before a direct load (sql/016_direct_load.sql) fetches a set that has
+ * current versions, it reads each one's key and digest in one pass and
+ * keeps a 96-bit fingerprint of (referring domain, target key, digest):
+ * 12 bytes a row, sorted. A row whose fingerprint is there equals its key's
+ * current version and is not sent; the others are (a key new, or changed).
+ * Two different rows share a fingerprint with probability about n / 2^96
+ * for n current rows (1e-23 at a million): far below the digest's own.
+ * Built on the run's connection, read on the fetching thread; a set of more
+ * than CUR_MAP_MAX_ROWS current rows is compared by the database instead
+ * (stage_page()).
+ */
+#ifndef INTERSECT_CURMAP_H
+#define INTERSECT_CURMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CUR_MAP_MAX_ROWS ((size_t)4000000) /* 46 MiB */
+
+/* One fingerprint: 12 bytes, no padding (alignment 1). */
+struct cur_fp {
+	uint64_t hi;
+	uint32_t lo;
+} __attribute__((packed));
+
+struct cur_map {
+	struct cur_fp *fp;  /* owned; sorted once sealed */
+	size_t n, cap;
+	int ready;          /* sealed: rows can be judged by it */
+};
+
+/* The fingerprint of a row: its referring domain (as text, unescaped), key and digest. */
+void cur_map_fp(const char *domain, size_t len, int key, const unsigned char digest[16],
+		uint64_t *hi, uint32_t *lo);
+void cur_map_add(struct cur_map *m, uint64_t hi, uint32_t lo);
+/* Sorts what was added: from now on cur_map_has() answers. */
+void cur_map_seal(struct cur_map *m);
+int cur_map_has(const struct cur_map *m, uint64_t hi, uint32_t lo);
+void cur_map_free(struct cur_map *m);
+
+#endif
