@@ -28,6 +28,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -179,7 +180,13 @@ class Spawner:
             raise TimedOut(r["wall_s"])
         return r
 
-    def close(self):
+    def close(self, interrupted=False):
+        if interrupted:  # the measured command would run on, orphaned
+            for pid in child_pids(self.proc.pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
         self.proc.stdin.close()
         self.proc.wait()
 
@@ -1184,11 +1191,11 @@ class Bench:
 
     def cpu_suite(self):
         """CPU-bound: no latency; first load, reruns, replay, against the floors."""
-        out = self.results["cpu"] = []
+        self.results["cpu"] = []  # cpu_size() adds each size as it starts: an interrupted run keeps it
         for n in self.cfg["cpu_sizes"]:
-            out.append(self.cpu_size(n))
+            self.cpu_size(n)
         for n in self.cfg["rss_extra"]:
-            out.append(self.cpu_size(n, first_only=True))
+            self.cpu_size(n, first_only=True)
 
     def slow_limit(self, reference):
         """Time limit of a step whose first-load counterpart took `reference` s."""
@@ -1220,6 +1227,7 @@ class Bench:
         res = {"rows": n, "items": items, "targets_per_set": 2, "pages": len(bodies),
                "rows_per_page": 2 * LIMIT, "concurrency": CPU_CONCURRENCY, "runs": {}, "floors": {},
                "nights": {"first_load": DATE, "night_unchanged": NIGHT1, "night_10pct": NIGHT2}}
+        self.results["cpu"].append(res)
         log("CPU-bound %d rows (%d pages): generating the pages in the fakes" % (n, len(bodies)))
         cold, _ = fetch_all(self.fake.port, bodies, 2)
         if not first_only:
@@ -1971,6 +1979,11 @@ def main(argv=None):
     t0 = time.monotonic()
     b.results["started"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     parts = args.only or ["latency", "cpu", "diag"]
+    interrupted = []
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt("signal %d" % signum)
+    signal.signal(signal.SIGTERM, on_term)  # stopped from outside: clean up, write what was measured
     try:
         b.setup()
         b.results["config"] = dict(b.cfg, latency_ms=LATENCY_MS, cpu_concurrency=CPU_CONCURRENCY,
@@ -1979,6 +1992,12 @@ def main(argv=None):
             if part in parts:
                 try:
                     fn()
+                except KeyboardInterrupt as e:
+                    log("%s interrupted (%s): stopping; the results so far are written" % (part, e or "Ctrl-C"))
+                    b.results["errors"].append("%s: interrupted (%s); the parts after it did not run"
+                                               % (part, e or "Ctrl-C"))
+                    interrupted.append(part)
+                    break
                 except Exception as e:  # report what was measured, and why the rest was not
                     log("%s failed: %s" % (part, e))
                     b.results["errors"].append("%s: %s" % (part, e))
@@ -1990,7 +2009,7 @@ def main(argv=None):
                 f.stop()
         if b.template:
             b.pg.drop_db(b.template)
-        b.spawner.close()
+        b.spawner.close(interrupted=bool(interrupted) or sys.exc_info()[0] is KeyboardInterrupt)
     b.results["duration_s"] = time.monotonic() - t0
     b.results["machine"]["loadavg_end"] = os.getloadavg()[0]
     b.summarize()
