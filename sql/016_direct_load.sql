@@ -72,6 +72,13 @@ CREATE TABLE etl_page_keys (
            AND cardinality(sent) = cardinality(domains))
 );
 
+-- Written and deleted within a night: compressing its arrays is not worth
+-- the CPU of every page.
+ALTER TABLE etl_page_keys ALTER COLUMN domains SET STORAGE EXTERNAL,
+    ALTER COLUMN keys SET STORAGE EXTERNAL, ALTER COLUMN positions SET STORAGE EXTERNAL,
+    ALTER COLUMN sent SET STORAGE EXTERNAL, ALTER COLUMN item_domains SET STORAGE EXTERNAL,
+    ALTER COLUMN item_positions SET STORAGE EXTERNAL;
+
 -- Whether run p_run may load set p_set directly: it fetches from the API and
 -- its date is after the set's latest complete snapshot, and it has staged
 -- nothing the other way.
@@ -113,7 +120,8 @@ CREATE FUNCTION stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date d
                            p_lookup boolean, p_domains text[], p_keys smallint[],
                            p_positions integer[], p_digests uuid[], p_dims text[],
                            p_entry_keys text[], p_links bigint[], p_entries integer[],
-                           p_maybe_dup boolean, p_sent boolean[])
+                           p_maybe_dup boolean, p_sent boolean[], p_item_domains text[],
+                           p_item_positions integer[])
 RETURNS SETOF integer
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
@@ -121,10 +129,14 @@ DECLARE
     i_dom text[];
     i_pos integer[];
 BEGIN
-    SELECT coalesce(array_agg(x.d ORDER BY x.p), '{}'), coalesce(array_agg(x.p ORDER BY x.p), '{}')
-    INTO i_dom, i_pos
-    FROM (SELECT DISTINCT ON (u.p) u.d, u.p FROM unnest(p_domains, p_positions) u (d, p)
-          ORDER BY u.p) x;
+    i_dom := p_item_domains;
+    i_pos := p_item_positions;
+    IF i_dom IS NULL OR i_pos IS NULL THEN
+        SELECT coalesce(array_agg(x.d ORDER BY x.p), '{}'), coalesce(array_agg(x.p ORDER BY x.p), '{}')
+        INTO i_dom, i_pos
+        FROM (SELECT DISTINCT ON (u.p) u.d, u.p FROM unnest(p_domains, p_positions) u (d, p)
+              ORDER BY u.p) x;
+    END IF;
     IF p_lookup THEN
         SELECT array_agg(c.valid_to IS DISTINCT FROM 'infinity' OR c.digest IS DISTINCT FROM u.g
                          ORDER BY u.i)
@@ -844,7 +856,7 @@ COMMENT ON FUNCTION direct_load_ok(bigint, bigint) IS
 COMMENT ON FUNCTION discard_staged(bigint, bigint) IS
     'Removes what a run staged for a set and never published (pending rows, directly staged '
     'versions, page keys) and marks its loaded pages discarded, to be fetched again.';
-COMMENT ON FUNCTION stage_page(bigint, bigint, bigint, date, boolean, text[], smallint[], integer[], uuid[], text[], text[], bigint[], integer[], boolean, boolean[]) IS
+COMMENT ON FUNCTION stage_page(bigint, bigint, bigint, date, boolean, text[], smallint[], integer[], uuid[], text[], text[], bigint[], integer[], boolean, boolean[], text[], integer[]) IS
     'A page of a direct load: records its keys (etl_page_keys) and answers the ordinals of the rows '
     'to write: those whose key has no current version, or one with another digest.';
 COMMENT ON FUNCTION stage_page_rows(bigint, bigint, bigint, date) IS

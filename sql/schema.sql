@@ -1784,10 +1784,10 @@ END $$;
 COMMENT ON FUNCTION dataforseo.snapshot_stats_direct(p_set bigint, p_date date) IS 'The measures of a directly published date from the previous snapshot''s and the versions starting and ending at the date: cost follows the change. Part of publish_snapshot().';
 
 --
--- Name: stage_page(bigint, bigint, bigint, date, boolean, text[], smallint[], integer[], uuid[], text[], text[], bigint[], integer[], boolean, boolean[]); Type: FUNCTION; Schema: dataforseo; Owner: -
+-- Name: stage_page(bigint, bigint, bigint, date, boolean, text[], smallint[], integer[], uuid[], text[], text[], bigint[], integer[], boolean, boolean[], text[], integer[]); Type: FUNCTION; Schema: dataforseo; Owner: -
 --
 
-CREATE FUNCTION dataforseo.stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_maybe_dup boolean, p_sent boolean[]) RETURNS SETOF integer
+CREATE FUNCTION dataforseo.stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_maybe_dup boolean, p_sent boolean[], p_item_domains text[], p_item_positions integer[]) RETURNS SETOF integer
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
     AS $$
@@ -1796,10 +1796,14 @@ DECLARE
     i_dom text[];
     i_pos integer[];
 BEGIN
-    SELECT coalesce(array_agg(x.d ORDER BY x.p), '{}'), coalesce(array_agg(x.p ORDER BY x.p), '{}')
-    INTO i_dom, i_pos
-    FROM (SELECT DISTINCT ON (u.p) u.d, u.p FROM unnest(p_domains, p_positions) u (d, p)
-          ORDER BY u.p) x;
+    i_dom := p_item_domains;
+    i_pos := p_item_positions;
+    IF i_dom IS NULL OR i_pos IS NULL THEN
+        SELECT coalesce(array_agg(x.d ORDER BY x.p), '{}'), coalesce(array_agg(x.p ORDER BY x.p), '{}')
+        INTO i_dom, i_pos
+        FROM (SELECT DISTINCT ON (u.p) u.d, u.p FROM unnest(p_domains, p_positions) u (d, p)
+              ORDER BY u.p) x;
+    END IF;
     IF p_lookup THEN
         SELECT array_agg(c.valid_to IS DISTINCT FROM 'infinity' OR c.digest IS DISTINCT FROM u.g
                          ORDER BY u.i)
@@ -1826,10 +1830,10 @@ BEGIN
 END $$;
 
 --
--- Name: FUNCTION stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_maybe_dup boolean, p_sent boolean[]); Type: COMMENT; Schema: dataforseo; Owner: -
+-- Name: FUNCTION stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_maybe_dup boolean, p_sent boolean[], p_item_domains text[], p_item_positions integer[]); Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON FUNCTION dataforseo.stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_maybe_dup boolean, p_sent boolean[]) IS 'A page of a direct load: records its keys (etl_page_keys) and answers the ordinals of the rows to write: those whose key has no current version, or one with another digest.';
+COMMENT ON FUNCTION dataforseo.stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_maybe_dup boolean, p_sent boolean[], p_item_domains text[], p_item_positions integer[]) IS 'A page of a direct load: records its keys (etl_page_keys) and answers the ordinals of the rows to write: those whose key has no current version, or one with another digest.';
 
 --
 -- Name: stage_page_rows(bigint, bigint, bigint, date); Type: FUNCTION; Schema: dataforseo; Owner: -
@@ -4824,6 +4828,12 @@ CREATE TABLE dataforseo.etl_page_keys (
     maybe_dup boolean NOT NULL,
     CONSTRAINT etl_page_keys_check CHECK (((cardinality(keys) = cardinality(domains)) AND (cardinality(positions) = cardinality(domains)) AND (cardinality(sent) = cardinality(domains))))
 );
+ALTER TABLE ONLY dataforseo.etl_page_keys ALTER COLUMN domains SET STORAGE EXTERNAL;
+ALTER TABLE ONLY dataforseo.etl_page_keys ALTER COLUMN keys SET STORAGE EXTERNAL;
+ALTER TABLE ONLY dataforseo.etl_page_keys ALTER COLUMN positions SET STORAGE EXTERNAL;
+ALTER TABLE ONLY dataforseo.etl_page_keys ALTER COLUMN sent SET STORAGE EXTERNAL;
+ALTER TABLE ONLY dataforseo.etl_page_keys ALTER COLUMN item_domains SET STORAGE EXTERNAL;
+ALTER TABLE ONLY dataforseo.etl_page_keys ALTER COLUMN item_positions SET STORAGE EXTERNAL;
 
 --
 -- Name: TABLE etl_page_keys; Type: COMMENT; Schema: dataforseo; Owner: -

@@ -970,6 +970,15 @@ static const char *row_field(const struct row_span *r, int i, size_t *len)
 	return p;
 }
 
+/* The length of field i of a row. */
+static size_t f_len(const struct row_span *r, int i)
+{
+	size_t len;
+
+	(void)row_field(r, i, &len);
+	return len;
+}
+
 /* A COPY text field as an element of an array literal: quoted, unescaped for COPY. */
 static void array_text(struct strbuf *sb, const char *s, size_t len)
 {
@@ -1015,14 +1024,14 @@ static int direct_keys(PGconn *conn, const struct page_record *rec, const struct
 		       struct etl_error *err)
 {
 	char v[3][24];
-	const char *params[15];
-	struct strbuf a[9];
+	const char *params[17];
+	struct strbuf a[11];
 	PGresult *res = NULL;
-	size_t i, len;
+	size_t i, len, plen;
 	const char *f;
 	int rc, j, totals;
 
-	for (j = 0; j < 9; j++)
+	for (j = 0; j < 11; j++)
 		sb_init(&a[j]);
 	totals = bd_arrays(&rows->breakdown, &a[4]);
 	for (i = 0; i < n; i++) {
@@ -1034,6 +1043,13 @@ static int direct_keys(PGconn *conn, const struct page_record *rec, const struct
 		array_word(&a[2], f, len);
 		/* the digest ends the row */
 		array_word(&a[3], r[i].p + r[i].len - 32, 32);
+		/* an item's rows come together, at its position: its first one names it */
+		if (i == 0 || f_len(&r[i - 1], F_POSITION) != len ||
+		    memcmp(row_field(&r[i - 1], F_POSITION, &plen), f, len) != 0) {
+			array_word(&a[10], f, len);
+			f = row_field(&r[i], F_DOMAIN, &len);
+			array_text(&a[9], f, len);
+		}
 	}
 	snprintf(v[0], sizeof(v[0]), "%lld", rec->run_id);
 	snprintf(v[1], sizeof(v[1]), "%lld", rec->target_set_id);
@@ -1056,12 +1072,15 @@ static int direct_keys(PGconn *conn, const struct page_record *rec, const struct
 		params[14] = array_end(&a[8]);
 		params[4] = "f";
 	}
+	params[15] = array_end(&a[9]);
+	params[16] = array_end(&a[10]);
 	rc = db_query(conn,
 		      "SELECT * FROM stage_page($1, $2, $3, $4::date, $5::boolean, $6::text[],"
 		      " $7::smallint[], $8::integer[], $9::uuid[], $10::text[], $11::text[],"
-		      " $12::bigint[], $13::integer[], $14::boolean, $15::boolean[])",
-		      15, params, &res, err);
-	for (j = 0; j < 9; j++)
+		      " $12::bigint[], $13::integer[], $14::boolean, $15::boolean[], $16::text[],"
+		      " $17::integer[])",
+		      17, params, &res, err);
+	for (j = 0; j < 11; j++)
 		sb_free(&a[j]);
 	if (rc != 0)
 		return rc;
