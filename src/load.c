@@ -741,8 +741,16 @@ static void co_hex(struct copy_out *co, const unsigned char *s, size_t len)
 
 	sb_puts(&co->sb, "\\\\x");
 	for (i = 0; i < len; i++) {
-		sb_putc(&co->sb, hex[s[i] >> 4]);
-		sb_putc(&co->sb, hex[s[i] & 15]);
+		char *p;
+
+		/* a piece at a time, written in place: this is every archived byte */
+		if (co->sb.cap - co->sb.len < 3)
+			sb_reserve(&co->sb, COPY_PIECE);
+		p = co->sb.data + co->sb.len;
+		p[0] = hex[s[i] >> 4];
+		p[1] = hex[s[i] & 15];
+		p[2] = '\0';
+		co->sb.len += 2;
 		if (co->sb.len >= COPY_PIECE)
 			co_flush(co, 0);
 	}
