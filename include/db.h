@@ -84,4 +84,16 @@ void db_note_sqlstate(const PGresult *res);
 /* Rolls back an open transaction, ignoring errors (for cleanup paths). */
 void db_rollback(PGconn *conn);
 
+/* Bytes of COPY text gathered before they go to PQputCopyData. */
+#define DB_COPY_PIECE (64u * 1024)
+
+/* Starts COPY ... FROM STDIN into `target` ("table (columns)", safe to splice). */
+int db_copy_start(PGconn *conn, const char *target, struct etl_error *err) ETL_WUR;
+/*
+ * Ends a COPY whose data went (rc: how sending it went, returned unless the
+ * server adds an error); *sqlstate (if not NULL) gets the server's error
+ * code on failure.
+ */
+int db_copy_finish(PGconn *conn, int rc, char *sqlstate, struct etl_error *err) ETL_WUR;
+
 #endif

@@ -145,14 +145,6 @@ struct set_start {
 	int lookup;                 /* direct, and the set has current versions to compare with */
 };
 
-/*
- * Reads the set's current versions (those before snapshot_date) into m, for
- * the loader to judge rows by (curmap.h); a set of more than
- * CUR_MAP_MAX_ROWS leaves m empty and unsealed (the database judges).
- */
-int load_current_map(PGconn *conn, long long set_id, const char *snapshot_date,
-		     struct cur_map *m, struct etl_error *err) ETL_WUR;
-
 /* Records a new run (a replay when replay_of is not 0); *run_id is its id. */
 int load_insert_run(PGconn *conn, const char *job, const char *snapshot_date, long long replay_of,
 		    long long *run_id, struct etl_error *err) ETL_WUR;

@@ -333,3 +333,43 @@ void db_rollback(PGconn *conn)
 	if (PQtransactionStatus(conn) != PQTRANS_IDLE)
 		PQclear(PQexec(conn, "ROLLBACK"));
 }
+
+/* Starts COPY ... FROM STDIN into `target` ("table (columns)", safe to splice). */
+int db_copy_start(PGconn *conn, const char *target, struct etl_error *err)
+{
+	char *sql = xasprintf("COPY %s FROM STDIN", target);
+	PGresult *res = PQexec(conn, sql);
+	int rc = 0;
+
+	free(sql);
+	if (PQresultStatus(res) != PGRES_COPY_IN)
+		rc = etl_fail(err, ETL_EFAIL, "database error: cannot start COPY: %s",
+			      PQresultErrorMessage(res));
+	PQclear(res);
+	return rc;
+}
+
+/*
+ * Ends a COPY whose data went (rc: how that went); *sqlstate (if not NULL)
+ * gets the server's error code on failure.
+ */
+int db_copy_finish(PGconn *conn, int rc, char *sqlstate, struct etl_error *err)
+{
+	PGresult *res;
+
+	if (PQputCopyEnd(conn, rc ? "intersect-etl: sending rows failed" : NULL) != 1 && !rc)
+		rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s", PQerrorMessage(conn));
+	while ((res = PQgetResult(conn))) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && !rc) {
+			const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+			db_note_sqlstate(res);
+			rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s",
+				      PQresultErrorMessage(res));
+			if (sqlstate && state)
+				snprintf(sqlstate, 6, "%s", state);
+		}
+		PQclear(res);
+	}
+	return rc;
+}

@@ -31,6 +31,7 @@
 #include "report.h"
 #include "retry.h"
 #include "signals.h"
+#include "stage.h"
 #include "transform.h"
 
 /* Reconnect attempts when the database goes away mid-run. */
@@ -1123,7 +1124,7 @@ static int open_sets(struct run_ctx *rc, const struct run_options *opt, const lo
 		s->lookup = st.lookup;
 		/* a night judges its rows against the current versions itself */
 		if (s->direct && s->lookup && !st.complete &&
-		    (ret = load_current_map(rc->conn, s->id, rc->snapshot_date, &s->current, err)) != 0) {
+		    (ret = stage_current_map(rc->conn, s->id, rc->snapshot_date, &s->current, err)) != 0) {
 			free(st.pages);
 			free(st.refused);
 			return ret;

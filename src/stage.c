@@ -1,0 +1,383 @@
+/*
+ * stage.c - a page of a direct load, straight into the versions. See stage.h.
+ */
+#include "stage.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+
+/*
+ * A direct load (sql/016_direct_load.sql) COPYs a row as a version: its
+ * text without its position (TRANSFORM_COLUMNS' sixth field) and with
+ * sync_seq 0 (the publish's number reaches readers through the control row;
+ * the column's default would lock the sync counter from the first page on).
+ */
+#define VERSION_COLUMNS                                                              \
+	"valid_from, target_set_id, referring_domain, target_key, target, "           \
+	"intersections_count, type, rank, backlinks, first_seen, "                    \
+	"lost_date, backlinks_spam_score, broken_backlinks, broken_pages, "           \
+	"referring_domains, referring_domains_nofollow, referring_main_domains, "     \
+	"referring_main_domains_nofollow, referring_ips, referring_subnets, "         \
+	"referring_pages, referring_pages_nofollow, referring_links_tld, "            \
+	"referring_links_types, referring_links_attributes, "                         \
+	"referring_links_platform_types, referring_links_semantic_locations, "        \
+	"referring_links_countries, extra, run_id, digest, sync_seq"
+enum { F_DOMAIN = 2, F_KEY = 3, F_POSITION = 5 };
+
+/* One row of a batch: its COPY text without the newline. */
+struct row_span {
+	const char *p;
+	size_t len;
+};
+
+/* The rows of a batch (rows end at a newline: those in values are escaped). */
+static struct row_span *split_rows(const struct row_batch *rows, size_t *n)
+{
+	const char *p = rows->copy.data, *end = p + rows->copy.len, *nl;
+	struct row_span *r = xcalloc(rows->n_rows + 1, sizeof(*r));
+
+	*n = 0;
+	while (p < end && *n < rows->n_rows && (nl = memchr(p, '\n', (size_t)(end - p)))) {
+		r[*n].p = p;
+		r[(*n)++].len = (size_t)(nl - p);
+		p = nl + 1;
+	}
+	return r;
+}
+
+/* Where field i of a row starts (its text runs to the next tab or the end). */
+static const char *row_field(const struct row_span *r, int i, size_t *len)
+{
+	const char *p = r->p, *end = r->p + r->len, *tab;
+
+	while (i-- > 0 && (tab = memchr(p, '\t', (size_t)(end - p))))
+		p = tab + 1;
+	tab = memchr(p, '\t', (size_t)(end - p));
+	*len = (size_t)((tab ? tab : end) - p);
+	return p;
+}
+
+/* The length of field i of a row. */
+static size_t f_len(const struct row_span *r, int i)
+{
+	size_t len;
+
+	(void)row_field(r, i, &len);
+	return len;
+}
+
+/* A COPY text field as an element of an array literal: quoted, unescaped for COPY. */
+static void array_text(struct strbuf *sb, const char *s, size_t len)
+{
+	size_t i;
+
+	sb_putc(sb, sb->len ? ',' : '{');
+	sb_putc(sb, '"');
+	for (i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (c == '\\' && i + 1 < len) {
+			c = s[++i];
+			c = c == 'n' ? '\n' : c == 'r' ? '\r' : c == 't' ? '\t' : c;
+		}
+		if (c == '"' || c == '\\')
+			sb_putc(sb, '\\');
+		sb_putc(sb, c);
+	}
+	sb_putc(sb, '"');
+}
+
+/* A field that needs no quoting (a number, a digest) as an array element. */
+static void array_word(struct strbuf *sb, const char *s, size_t len)
+{
+	sb_putc(sb, sb->len ? ',' : '{');
+	sb_append(sb, s, len);
+}
+
+static const char *array_end(struct strbuf *sb)
+{
+	if (!sb->len)
+		sb_putc(sb, '{');
+	sb_putc(sb, '}');
+	return sb->data;
+}
+
+/*
+ * The page's keys go to stage_page(), which records them with the page and
+ * answers which rows to send; send[i] is set for those.
+ */
+static int direct_keys(PGconn *conn, const struct page_record *rec, const struct row_batch *rows,
+		       const struct row_span *r, size_t n, char *send, size_t *n_send,
+		       struct etl_error *err)
+{
+	char v[3][24];
+	const char *params[17];
+	struct strbuf a[11];
+	PGresult *res = NULL;
+	size_t i, len, plen;
+	const char *f;
+	int rc, j, totals;
+
+	for (j = 0; j < 11; j++)
+		sb_init(&a[j]);
+	totals = bd_arrays(&rows->breakdown, &a[4]);
+	for (i = 0; i < n; i++) {
+		f = row_field(&r[i], F_DOMAIN, &len);
+		array_text(&a[0], f, len);
+		f = row_field(&r[i], F_KEY, &len);
+		array_word(&a[1], f, len);
+		f = row_field(&r[i], F_POSITION, &len);
+		array_word(&a[2], f, len);
+		/* the digest ends the row */
+		array_word(&a[3], r[i].p + r[i].len - 32, 32);
+		/* an item's rows come together, at its position: its first one names it */
+		if (i == 0 || f_len(&r[i - 1], F_POSITION) != len ||
+		    memcmp(row_field(&r[i - 1], F_POSITION, &plen), f, len) != 0) {
+			array_word(&a[10], f, len);
+			f = row_field(&r[i], F_DOMAIN, &len);
+			array_text(&a[9], f, len);
+		}
+	}
+	snprintf(v[0], sizeof(v[0]), "%lld", rec->run_id);
+	snprintf(v[1], sizeof(v[1]), "%lld", rec->target_set_id);
+	snprintf(v[2], sizeof(v[2]), "%lld", rec->offset);
+	params[0] = v[0];
+	params[1] = v[1];
+	params[2] = v[2];
+	params[3] = rec->snapshot_date;
+	params[4] = rec->lookup ? "t" : "f";
+	for (j = 0; j < 4; j++)
+		params[5 + j] = array_end(&a[j]);
+	for (j = 9; j < 13; j++)
+		params[j] = totals ? a[j - 5].data : NULL;
+	params[13] = rec->maybe_dup ? "t" : "f";
+	/* rows the loader judged itself (curmap.h): the database looks nothing up */
+	params[14] = NULL;
+	if (rows->judged && rows->send.len == n) {
+		for (i = 0; i < n; i++)
+			array_word(&a[8], rows->send.data[i] ? "t" : "f", 1);
+		params[14] = array_end(&a[8]);
+		params[4] = "f";
+	}
+	params[15] = array_end(&a[9]);
+	params[16] = array_end(&a[10]);
+	rc = db_query(conn,
+		      "SELECT * FROM stage_page($1, $2, $3, $4::date, $5::boolean, $6::text[],"
+		      " $7::smallint[], $8::integer[], $9::uuid[], $10::text[], $11::text[],"
+		      " $12::bigint[], $13::integer[], $14::boolean, $15::boolean[], $16::text[],"
+		      " $17::integer[])",
+		      17, params, &res, err);
+	for (j = 0; j < 11; j++)
+		sb_free(&a[j]);
+	if (rc != 0)
+		return rc;
+	*n_send = 0;
+	for (j = 0; j < PQntuples(res); j++) {
+		long k = strtol(PQgetvalue(res, j, 0), NULL, 10);
+
+		if (k >= 1 && (size_t)k <= n && !send[k - 1]) {
+			send[k - 1] = 1;
+			(*n_send)++;
+		}
+	}
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * COPYs the rows to send: as versions, or (as_version 0) as they are, into
+ * pg_temp.di_stage. In pieces of DB_COPY_PIECE, as copy_rows().
+ */
+static int copy_sent(PGconn *conn, const struct row_span *r, size_t n, const char *send,
+		     int as_version, char *sqlstate, struct etl_error *err)
+{
+	struct strbuf sb;
+	size_t i, len;
+	const char *pos;
+	int rc;
+
+	sqlstate[0] = '\0';
+	rc = db_copy_start(conn,
+			as_version ? "domain_intersection_version (" VERSION_COLUMNS ")"
+				   : "pg_temp.di_stage (" TRANSFORM_COLUMNS ")",
+			err);
+	if (rc != 0)
+		return rc;
+	sb_init(&sb);
+	for (i = 0; i < n && rc == 0; i++) {
+		if (!send[i])
+			continue;
+		if (as_version) {
+			pos = row_field(&r[i], F_POSITION, &len);
+			sb_append(&sb, r[i].p, (size_t)(pos - r[i].p));
+			sb_append(&sb, pos + len + 1, r[i].len - (size_t)(pos + len + 1 - r[i].p));
+			sb_puts(&sb, "\t0\n");
+		} else {
+			sb_append(&sb, r[i].p, r[i].len + 1);
+		}
+		if (sb.len >= DB_COPY_PIECE) {
+			if (PQputCopyData(conn, sb.data, (int)sb.len) != 1)
+				rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s",
+					      PQerrorMessage(conn));
+			sb_reset(&sb);
+		}
+	}
+	if (rc == 0 && sb.len && PQputCopyData(conn, sb.data, (int)sb.len) != 1)
+		rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s", PQerrorMessage(conn));
+	sb_free(&sb);
+	return db_copy_finish(conn, rc, sqlstate, err);
+}
+
+/* A COPY text field unescaped (PostgreSQL writes \b \f \n \r \t \v and \\). */
+static size_t copy_unescape(char *dst, const char *s, size_t len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (c == '\\' && i + 1 < len) {
+			c = s[++i];
+			c = c == 'b' ? '\b' : c == 'f' ? '\f' : c == 'n' ? '\n' : c == 'r' ? '\r'
+			  : c == 't' ? '\t' : c == 'v' ? '\v' : c;
+		}
+		dst[n++] = c;
+	}
+	return n;
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	     : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* One line of the current versions' COPY: "domain\tkey\tdigest". 0 if it has no digest. */
+static int current_line(const char *line, size_t len, struct cur_map *m, char *buf)
+{
+	const char *t1 = memchr(line, '\t', len), *t2;
+	unsigned char digest[16];
+	size_t n, i, j = 0;
+	uint64_t hi;
+	uint32_t lo;
+	int key, h;
+
+	if (!t1 || !(t2 = memchr(t1 + 1, '\t', len - (size_t)(t1 + 1 - line))))
+		return 0;
+	key = atoi(t1 + 1);
+	for (i = (size_t)(t2 + 1 - line); i < len && j < 32; i++) {
+		if ((h = hexval(line[i])) < 0)
+			continue; /* the uuid's dashes; \N has none */
+		if (j % 2 == 0)
+			digest[j / 2] = (unsigned char)(h << 4);
+		else
+			digest[j / 2] |= (unsigned char)h;
+		j++;
+	}
+	if (j != 32)
+		return 0;
+	n = copy_unescape(buf, line, (size_t)(t1 - line));
+	cur_map_fp(buf, n, key, digest, &hi, &lo);
+	cur_map_add(m, hi, lo);
+	return 1;
+}
+
+int stage_current_map(PGconn *conn, long long set_id, const char *snapshot_date,
+		     struct cur_map *m, struct etl_error *err)
+{
+	char *sql, *line = NULL, *buf = NULL;
+	size_t cap = 0;
+	PGresult *res;
+	int n, rc = 0;
+
+	cur_map_free(m);
+	sql = xasprintf("COPY (SELECT referring_domain, target_key, digest"
+			" FROM domain_intersection_version WHERE target_set_id = %lld"
+			" AND valid_to = 'infinity' AND valid_from < '%s') TO STDOUT",
+			set_id, snapshot_date);
+	res = PQexec(conn, sql);
+	free(sql);
+	if (PQresultStatus(res) != PGRES_COPY_OUT) {
+		rc = etl_fail(err, ETL_EFAIL, "database error: cannot read the current versions: %s",
+			      PQresultErrorMessage(res));
+		PQclear(res);
+		return rc;
+	}
+	PQclear(res);
+	while ((n = PQgetCopyData(conn, &line, 0)) > 0) {
+		if ((size_t)n > cap) {
+			cap = (size_t)n;
+			buf = xrealloc(buf, cap);
+		}
+		if (m->n < CUR_MAP_MAX_ROWS)
+			(void)current_line(line, (size_t)n - 1, m, buf);
+		PQfreemem(line);
+	}
+	free(buf);
+	if (n == -2)
+		rc = etl_fail(err, ETL_EFAIL, "database error: reading the current versions: %s",
+			      PQerrorMessage(conn));
+	while ((res = PQgetResult(conn))) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && !rc)
+			rc = etl_fail(err, ETL_EFAIL, "database error: reading the current versions: %s",
+				      PQresultErrorMessage(res));
+		PQclear(res);
+	}
+	if (rc == 0 && m->n < CUR_MAP_MAX_ROWS)
+		cur_map_seal(m); /* else left unsealed: the database judges the rows */
+	else
+		cur_map_free(m);
+	return rc;
+}
+
+/*
+ * A page of a direct load: its new and changed rows straight into the
+ * versions, unseen until the publish (load.h). A row that repeats a key
+ * another page staged (offset paging) meets the primary key: then the
+ * page is redone through di_stage and stage_page_rows(), where the first
+ * place in result order wins.
+ */
+int stage_direct(PGconn *conn, const struct page_record *rec, const struct row_batch *rows,
+			long long *staged, struct etl_error *err)
+{
+	char v[4][24], state[6];
+	const char *params[4] = {v[0], v[1], v[2], rec->snapshot_date};
+	PGresult *res = NULL;
+	struct row_span *r;
+	size_t n, n_send = 0;
+	char *send;
+	int rc;
+
+	*staged = 0;
+	r = split_rows(rows, &n);
+	send = xcalloc(n + 1, 1);
+	if ((rc = direct_keys(conn, rec, rows, r, n, send, &n_send, err)) != 0 || n_send == 0)
+		goto out;
+	if ((rc = db_exec(conn, "SAVEPOINT stage_copy", err)) != 0)
+		goto out;
+	rc = copy_sent(conn, r, n, send, 1, state, err);
+	if (rc == 0) {
+		*staged = (long long)n_send;
+		goto out;
+	}
+	if (strcmp(state, "23505") != 0)
+		goto out;
+	etl_error_clear(err);
+	if ((rc = db_exec(conn, "ROLLBACK TO SAVEPOINT stage_copy", err)) != 0 ||
+	    (rc = copy_sent(conn, r, n, send, 0, state, err)) != 0)
+		goto out;
+	snprintf(v[0], sizeof(v[0]), "%lld", rec->run_id);
+	snprintf(v[1], sizeof(v[1]), "%lld", rec->target_set_id);
+	snprintf(v[2], sizeof(v[2]), "%lld", rec->offset);
+	rc = db_query(conn, "SELECT stage_page_rows($1, $2, $3, $4::date)", 4, params, &res, err);
+	if (rc == 0) {
+		*staged = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+	}
+out:
+	free(send);
+	free(r);
+	return rc;
+}
