@@ -5,7 +5,7 @@
  * Before a direct load (sql/016_direct_load.sql) fetches a set that has
  * current versions, it reads each one's key and digest in one pass and
  * keeps a 96-bit fingerprint of (referring domain, target key, digest):
- * 12 bytes a row, sorted. A row whose fingerprint is there equals its key's
+ * 12 bytes a row, sorted, with an index of buckets (half a byte a row). A row whose fingerprint is there equals its key's
  * current version and is not sent; the others are (a key new, or changed).
  * Two different rows share a fingerprint with probability about n / 2^96
  * for n current rows (1e-23 at a million): far below the digest's own.
@@ -30,6 +30,8 @@ struct cur_fp {
 struct cur_map {
 	struct cur_fp *fp;  /* owned; sorted once sealed */
 	size_t n, cap;
+	uint32_t *idx;      /* owned: where bucket b (hi's top `bits` bits) starts */
+	int bits;
 	int ready;          /* sealed: rows can be judged by it */
 };
 

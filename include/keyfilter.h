@@ -6,8 +6,9 @@
  * referring domain when the ranking moves between pages). A Bloom filter
  * per set answers "maybe seen" for every repeat and rarely for a new key:
  * a page with a maybe is flagged, and a flagged page sends the publish the
- * slow, exact way. Sized from total_count at 40 bits a key (about one false
- * "maybe" in 10^8 keys), so memory grows by 5 bytes a row: 5 MB at 1M rows.
+ * slow, exact way. Sized from total_count at 40 bits a key, all of a key's
+ * 20 bits in one 64-byte block (one cache miss a key; a false "maybe" about
+ * once in 10^7 keys), so memory grows by 5 bytes a row: 5 MB at 1M rows.
  */
 #ifndef INTERSECT_KEYFILTER_H
 #define INTERSECT_KEYFILTER_H
@@ -17,7 +18,7 @@
 
 struct key_filter {
 	uint64_t *bits;     /* owned; NULL: not sized yet */
-	size_t n_bits;      /* a power of two */
+	size_t n_bits;      /* a multiple of 512 */
 };
 
 /* Sized for `keys` keys (at least a minimum); what it held is forgotten. */

@@ -52,17 +52,31 @@ static int fp_cmp(const void *a, const void *b)
 
 void cur_map_seal(struct cur_map *m)
 {
+	size_t i, b;
+
 	if (m->n)
 		qsort(m->fp, m->n, sizeof(*m->fp), fp_cmp);
+	/* about 8 fingerprints a bucket: the bucket of hi is its top bits */
+	for (m->bits = 1; ((size_t)1 << m->bits) < m->n / 8 && m->bits < 30; m->bits++)
+		;
+	m->idx = xcalloc(((size_t)1 << m->bits) + 1, sizeof(*m->idx));
+	for (i = 0, b = 0; b <= ((size_t)1 << m->bits); b++) {
+		while (i < m->n && (m->fp[i].hi >> (64 - m->bits)) < b)
+			i++;
+		m->idx[b] = (uint32_t)i;
+	}
 	m->ready = 1;
 }
 
 int cur_map_has(const struct cur_map *m, uint64_t hi, uint32_t lo)
 {
-	size_t a = 0, b = m->n, mid;
+	size_t bucket, a, b, mid;
 
 	if (!m->ready)
 		return 0;
+	bucket = (size_t)(hi >> (64 - m->bits));
+	a = m->idx[bucket];
+	b = m->idx[bucket + 1];
 	while (a < b) {
 		uint64_t h;
 		uint32_t l;
@@ -81,5 +95,6 @@ int cur_map_has(const struct cur_map *m, uint64_t hi, uint32_t lo)
 void cur_map_free(struct cur_map *m)
 {
 	free(m->fp);
+	free(m->idx);
 	memset(m, 0, sizeof(*m));
 }

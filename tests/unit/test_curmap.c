@@ -1,0 +1,106 @@
+/*
+ * test_curmap.c - the loader's two per-set memories of keys: the current
+ * versions' fingerprints (curmap.h) answer exactly for what was added and
+ * for nothing else among many random others, empty or not; the Bloom filter
+ * (keyfilter.h) never misses a key it saw and rarely claims one it did not.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "curmap.h"
+#include "keyfilter.h"
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint64_t next(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static void test_curmap(size_t n)
+{
+	struct cur_map m;
+	unsigned char digest[16];
+	uint64_t hi, *his = calloc(n + 1, sizeof(*his));
+	uint32_t lo, *los = calloc(n + 1, sizeof(*los));
+	size_t i, wrong = 0;
+
+	memset(&m, 0, sizeof(m));
+	for (i = 0; i < n; i++) {
+		char domain[32];
+
+		snprintf(domain, sizeof(domain), "d%zu.example", i);
+		memset(digest, (int)(i & 0xff), sizeof(digest));
+		cur_map_fp(domain, strlen(domain), 1 + (int)(i % 3), digest, &his[i], &los[i]);
+		cur_map_add(&m, his[i], los[i]);
+	}
+	if (n)
+		CHECK(!cur_map_has(&m, his[0], los[0])); /* not sealed: nothing */
+	cur_map_seal(&m);
+	for (i = 0; i < n; i++)
+		wrong += !cur_map_has(&m, his[i], los[i]);
+	CHECK_INT(wrong, 0);
+	/* the same hi with another lo, and random others: not there */
+	for (i = 0; i < n; i++)
+		wrong += cur_map_has(&m, his[i], los[i] ^ 1);
+	for (i = 0; i < 100000; i++) {
+		hi = next();
+		lo = (uint32_t)next();
+		wrong += cur_map_has(&m, hi, lo);
+	}
+	CHECK_INT(wrong, 0);
+	/* the fingerprint covers the digest and the key */
+	if (n) {
+		memset(digest, 0, sizeof(digest));
+		cur_map_fp("d0.example", 10, 1, digest, &hi, &lo);
+		CHECK(hi == his[0] && lo == los[0]);
+		digest[15] = 1;
+		cur_map_fp("d0.example", 10, 1, digest, &hi, &lo);
+		CHECK(!cur_map_has(&m, hi, lo));
+		digest[15] = 0;
+		cur_map_fp("d0.example", 10, 2, digest, &hi, &lo);
+		CHECK(!cur_map_has(&m, hi, lo));
+	}
+	cur_map_free(&m);
+	free(his);
+	free(los);
+}
+
+static void test_keyfilter(void)
+{
+	struct key_filter f;
+	size_t i, n = 200000, maybe = 0;
+	char domain[32];
+
+	memset(&f, 0, sizeof(f));
+	key_filter_size(&f, n);
+	for (i = 0; i < n; i++) {
+		snprintf(domain, sizeof(domain), "k%zu.example", i);
+		maybe += key_filter_add(&f, domain, strlen(domain), 1);
+	}
+	CHECK(maybe < 3); /* new keys: almost never "maybe" */
+	for (i = 0; i < n; i++) {
+		snprintf(domain, sizeof(domain), "k%zu.example", i);
+		if (!key_filter_add(&f, domain, strlen(domain), 1))
+			break;
+	}
+	CHECK_INT(i, n); /* every key seen is "maybe" */
+	CHECK(!key_filter_add(&f, "k0.example", 10, 2)); /* another key of the same domain */
+	key_filter_free(&f);
+}
+
+int main(void)
+{
+	test_curmap(0);
+	test_curmap(1);
+	test_curmap(7);
+	test_curmap(100000);
+	test_keyfilter();
+	return check_summary();
+}
