@@ -109,7 +109,8 @@ READER_VIEWS = ("domain_intersection_latest", "domain_intersection_changes",
                 "domain_intersection_history", "etl_run_summary", "domain_intersection",
                 "domain_intersection_snapshot", "domain_intersection_snapshot_breakdown",
                 "domain_intersection_domains", "domain_intersection_domain_series",
-                "etl_target_set", "etl_run_set_summary", "domain_intersection_breakdown_totals")
+                "etl_target_set", "etl_run_set_summary", "domain_intersection_breakdown_totals",
+                "domain_intersection_latest_domains")
 FIRST_NIGHT = datetime.date(2023, 1, 1)
 KEYS = ("1", "2")
 PAGE_LIMIT = 1000
@@ -134,7 +135,7 @@ AFTER_BACKLINKS = ("first_seen", "lost_date", "backlinks_spam_score", "broken_ba
                    "referring_links_platform_types", "referring_links_semantic_locations",
                    "referring_links_countries")
 HISTORY_TABLES = ("domain_intersection_version", "domain_intersection_order",
-                  "domain_intersection_change", "etl_snapshot")
+                  "domain_intersection_change", "etl_snapshot", "domain_intersection_domain_version")
 RUN_TABLES = ("etl_run", "etl_run_set", "etl_page")
 
 # Targets of issue 15 (issue 11 H had 200 ms): every documented query, a
@@ -457,10 +458,9 @@ def report_queries(set_name, domain, last):
          " FROM %s.domain_intersection_domains WHERE %s AND snapshot_date = '%s'"
          " ORDER BY backlinks DESC NULLS LAST LIMIT 20" % (SCHEMA, where, past), TARGET_MS),
         ("latest, linking to all, top 20",
-         "SELECT referring_domain, max(first_seen)::date AS links_to_all_since, min(rank) AS min_rank,"
-         " sum(backlinks) AS backlinks, snapshot_date FROM %s.domain_intersection_latest WHERE %s"
-         " GROUP BY referring_domain, snapshot_date ORDER BY links_to_all_since DESC, backlinks DESC"
-         " LIMIT 20" % (SCHEMA, where), TARGET_MS),
+         "SELECT referring_domain, links_to_all_since::date AS links_to_all_since, min_rank, backlinks,"
+         " snapshot_date FROM %s.domain_intersection_latest_domains WHERE %s"
+         " ORDER BY links_to_all_since::date DESC, backlinks DESC LIMIT 20" % (SCHEMA, where), TARGET_MS),
         ("changes, last 7 days, job",
          "SELECT snapshot_date, target_set, change, referring_domain, min_rank, backlinks,"
          " previous_snapshot_date FROM %s.domain_intersection_changes WHERE job = %s"
@@ -489,10 +489,14 @@ def report_queries(set_name, domain, last):
          "SELECT key AS country, links, target_rows FROM %s.domain_intersection_breakdown_totals"
          " WHERE %s AND dimension = 'country' AND snapshot_date = '%s' ORDER BY links DESC LIMIT 10"
          % (SCHEMA, where, past), TARGET_BREAKDOWN_MS),
-        ("countries now, summed row by row (breakdown)",
+        # Not judged: not a documented example since sql/014 (the totals above
+        # answer it). Summing `breakdown` expands every map of the latest
+        # snapshot per query (about 72,000 entries for 10,000 domains):
+        # measured to show what the totals save.
+        ("countries now, summed row by row (breakdown, not judged)",
          "SELECT key AS country, sum(links) AS links FROM %s.domain_intersection_breakdown"
          " WHERE %s AND dimension = 'country' GROUP BY key ORDER BY links DESC NULLS LAST LIMIT 10"
-         % (SCHEMA, where), TARGET_BREAKDOWN_MS),
+         % (SCHEMA, where), None),
         ("run health, 30 days",
          "SELECT snapshot_date, target_set, status, error, duration_seconds FROM %s.etl_run_set_summary"
          " WHERE job = %s AND snapshot_date > '%s' ORDER BY snapshot_date DESC, target_set"
@@ -1005,7 +1009,8 @@ def render(res):
             r.append("%.1f (%.1f+%.1f) / %d / %d" % (x["ms"], x["plan_ms"], x["exec_ms"], x["rows"],
                                                       x["locks"]))
         a, z = first["queries"][n], last["queries"][n]
-        r.append("%s%s" % (mark(z["ms"] <= z.get("target_ms", 200.0)),
+        r.append("%s%s" % ("not judged" if z.get("target_ms", 200.0) is None
+                           else mark(z["ms"] <= z.get("target_ms", 200.0)),
                            ", JIT compiled" if z.get("jit") else ""))
         if z["rows"] > 1.5 * max(1, a["rows"]):
             # the output grows: flat per row returned

@@ -140,7 +140,9 @@ GRANT SELECT ON
     -- sql/010_exact_history.sql: what a republish or purge removed, for sync
     :"schema".domain_intersection_deleted,
     -- sql/014_breakdown_totals.sql: each snapshot's breakdown summed
-    :"schema".domain_intersection_breakdown_totals
+    :"schema".domain_intersection_breakdown_totals,
+    -- sql/017_domain_versions.sql: the latest snapshot at the domain grain
+    :"schema".domain_intersection_latest_domains
 TO :"role";
 -- the sync cursor's high-water mark (README "Incremental sync"): one number
 GRANT SELECT ON :"schema".etl_sync_counter TO :"role";

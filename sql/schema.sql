@@ -238,6 +238,33 @@ END $$;
 COMMENT ON FUNCTION dataforseo.etl_snapshot_breakdown() IS 'Trigger on etl_snapshot: the breakdown totals follow publishing (from the loader''s page sums for a first direct load) and purging.';
 
 --
+-- Name: etl_snapshot_domains(); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.etl_snapshot_domains() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+BEGIN
+    IF NEW.status = 'complete' AND NEW.purged_at IS NULL THEN
+        PERFORM snapshot_domains(NEW.target_set_id, NEW.snapshot_date,
+            coalesce((SELECT min(c.snapshot_date) FROM etl_snapshot c
+                      WHERE c.target_set_id = NEW.target_set_id
+                        AND c.snapshot_date > NEW.snapshot_date AND c.status = 'complete'
+                        AND c.purged_at IS NULL), 'infinity'));
+    ELSIF NEW.purged_at IS NOT NULL THEN
+        PERFORM purge_domains(NEW.target_set_id);
+    END IF;
+    RETURN NULL;
+END $$;
+
+--
+-- Name: FUNCTION etl_snapshot_domains(); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.etl_snapshot_domains() IS 'Trigger of etl_snapshot: a control row published (complete, not purged) gets its domain versions (snapshot_domains(), up to the next complete date); a purged one cuts them back (purge_domains()).';
+
+--
 -- Name: fail_snapshot(bigint, bigint, date, text); Type: FUNCTION; Schema: dataforseo; Owner: -
 --
 
@@ -815,6 +842,31 @@ END $$;
 --
 
 COMMENT ON FUNCTION dataforseo.publish_versions(p_run bigint, p_set bigint, p_date date, hi date, verify boolean, seq bigint) IS 'publish_versions(p_run, p_set, p_date, hi, verify, seq): part of publish_snapshot(). Makes the versions of (p_set, p_date) the rows run p_run staged: unchanged keys keep their version, changed and lost keys split the range covering p_date at p_date and hi (the next complete snapshot), and new values continue an equal version ending at p_date or take in an equal one starting at hi. Values are compared where digests differ (always when verify). Writes sync number seq on what it writes, and deletion rows.';
+
+--
+-- Name: purge_domains(bigint); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.purge_domains(p_set bigint) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+DECLARE
+    keep date;
+BEGIN
+    SELECT min(snapshot_date) INTO keep FROM etl_snapshot
+    WHERE target_set_id = p_set AND status = 'complete' AND purged_at IS NULL;
+    DELETE FROM domain_intersection_domain_version
+    WHERE target_set_id = p_set AND valid_to <= coalesce(keep, 'infinity');
+    UPDATE domain_intersection_domain_version SET valid_from = keep
+    WHERE target_set_id = p_set AND valid_from < keep;
+END $$;
+
+--
+-- Name: FUNCTION purge_domains(p_set bigint); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.purge_domains(p_set bigint) IS 'purge_domains(p_set): retention for the domain versions of one target set: rows used only by purged dates are deleted, those reaching past them begin at the oldest date kept.';
 
 --
 -- Name: purge_snapshots(bigint, date); Type: FUNCTION; Schema: dataforseo; Owner: -
@@ -1544,6 +1596,169 @@ $$;
 --
 
 COMMENT ON FUNCTION dataforseo.snapshot_cost(p_set bigint, p_date date) IS 'snapshot_cost(p_set, p_date): sets etl_snapshot.cost_usd of (p_set, p_date) to what every run of that date spent on the set. Takes the transaction''s sync number.';
+
+--
+-- Name: snapshot_domains(bigint, date, date); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.snapshot_domains(p_set bigint, p_date date, hi date) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+DECLARE
+    prev date;
+BEGIN
+    IF to_regclass('pg_temp.snapshot_domain_work') IS NULL THEN
+        CREATE TEMP TABLE snapshot_domain_work (
+            referring_domain text, target_keys integer, key_mask integer,
+            intersections_count integer, min_rank integer, backlinks numeric,
+            links_to_all_since timestamptz, max_spam_score integer, referring_pages numeric,
+            run_id bigint, cur_from date, cur_to date, same boolean, pred_from date,
+            succ_to date) ON COMMIT DELETE ROWS;
+    END IF;
+    -- (called twice in a publish, and once a date by the backfill below)
+    TRUNCATE snapshot_domain_work;
+    SELECT max(snapshot_date) INTO prev FROM etl_snapshot
+    WHERE target_set_id = p_set AND snapshot_date < p_date AND status = 'complete'
+      AND purged_at IS NULL;
+
+    -- The domains to recompute, and their folded values at p_date. A key of
+    -- the domain at p_date either begins there (s) or held at prev already,
+    -- so it is one of the keys of the domain's row at prev (key_mask); those
+    -- are read one probe of the primary key each, the key's last version
+    -- beginning by p_date, kept when it still holds there.
+    WITH s AS (
+        SELECT v.referring_domain, v.target_key, v.intersections_count, v.rank, v.backlinks,
+               v.first_seen, v.backlinks_spam_score, v.referring_pages, v.run_id
+        FROM domain_intersection_version v
+        WHERE v.target_set_id = p_set AND v.valid_from = p_date),
+    c AS (
+        SELECT referring_domain, bit_or(bit) AS starting
+        FROM (SELECT referring_domain, 1 << target_key AS bit FROM s
+              UNION ALL
+              SELECT v.referring_domain, 0 FROM domain_intersection_version v
+              WHERE v.target_set_id = p_set AND v.valid_to = p_date
+              UNION ALL
+              SELECT w.referring_domain, 0 FROM domain_intersection_domain_version w
+              WHERE w.target_set_id = p_set AND w.valid_to = p_date
+              UNION ALL
+              SELECT w.referring_domain, 0 FROM domain_intersection_domain_version w
+              WHERE w.target_set_id = p_set AND w.valid_from = p_date) b
+        GROUP BY referring_domain),
+    k AS (
+        SELECT v.referring_domain, v.target_key, v.intersections_count, v.rank, v.backlinks,
+               v.first_seen, v.backlinks_spam_score, v.referring_pages, v.run_id
+        FROM c
+        CROSS JOIN LATERAL (
+            SELECT w.key_mask, w.valid_to FROM domain_intersection_domain_version w
+            WHERE w.target_set_id = p_set AND w.referring_domain = c.referring_domain
+              AND w.valid_from <= prev
+            ORDER BY w.valid_from DESC LIMIT 1) pm
+        CROSS JOIN generate_series(1, 20) n
+        CROSS JOIN LATERAL (
+            SELECT v.* FROM domain_intersection_version v
+            WHERE v.target_set_id = p_set AND v.referring_domain = c.referring_domain
+              AND v.target_key = n AND v.valid_from <= p_date
+            ORDER BY v.valid_from DESC LIMIT 1) v
+        WHERE pm.valid_to > prev AND (pm.key_mask & ~c.starting & (1 << n)) <> 0
+          AND v.valid_to > p_date),
+    a AS (
+        SELECT referring_domain, count(*) AS target_keys, bit_or(1 << target_key) AS key_mask,
+               max(intersections_count) AS intersections_count, min(rank) AS min_rank,
+               sum(backlinks) AS backlinks, max(first_seen) AS links_to_all_since,
+               max(backlinks_spam_score) AS max_spam_score, sum(referring_pages) AS referring_pages,
+               max(run_id) AS run_id
+        FROM (SELECT * FROM s UNION ALL SELECT * FROM k) x
+        GROUP BY referring_domain)
+    INSERT INTO snapshot_domain_work
+    SELECT c.referring_domain, a.target_keys, a.key_mask, a.intersections_count, a.min_rank,
+           a.backlinks, a.links_to_all_since, a.max_spam_score, a.referring_pages, a.run_id,
+           cur.valid_from, cur.valid_to,
+           a.referring_domain IS NOT NULL AND cur.valid_from IS NOT NULL
+           AND (cur.target_keys, cur.key_mask, cur.intersections_count, cur.min_rank,
+                cur.backlinks, cur.links_to_all_since, cur.max_spam_score, cur.referring_pages,
+                cur.run_id)
+               IS NOT DISTINCT FROM
+               (a.target_keys::integer, a.key_mask, a.intersections_count, a.min_rank,
+                a.backlinks, a.links_to_all_since, a.max_spam_score, a.referring_pages, a.run_id)
+    FROM c
+    LEFT JOIN a USING (referring_domain)
+    LEFT JOIN LATERAL (
+        SELECT w.* FROM domain_intersection_domain_version w
+        WHERE w.target_set_id = p_set AND w.referring_domain = c.referring_domain
+          AND w.valid_from <= p_date
+        ORDER BY w.valid_from DESC LIMIT 1) cur0 ON true
+    -- (the last row beginning by p_date, kept when it covers p_date: a
+    -- condition on valid_to inside would read the domain's whole past)
+    LEFT JOIN LATERAL (SELECT cur0.* WHERE cur0.valid_to > p_date) cur ON true;
+    DELETE FROM snapshot_domain_work WHERE same;
+    ANALYZE snapshot_domain_work;
+
+    -- The row covering p_date, when its values are not the new ones: the
+    -- part from hi on is kept as a copy, the part before p_date by ending
+    -- the range there (or the row goes, when it began there).
+    INSERT INTO domain_intersection_domain_version
+    SELECT w.target_set_id, w.referring_domain, hi, w.valid_to, w.target_keys, w.key_mask,
+           w.intersections_count, w.min_rank, w.backlinks, w.links_to_all_since,
+           w.max_spam_score, w.referring_pages, w.run_id
+    FROM snapshot_domain_work g
+    JOIN domain_intersection_domain_version w
+      ON w.target_set_id = p_set AND w.referring_domain = g.referring_domain
+     AND w.valid_from = g.cur_from
+    WHERE hi < g.cur_to;
+    DELETE FROM domain_intersection_domain_version w USING snapshot_domain_work g
+    WHERE w.target_set_id = p_set AND w.referring_domain = g.referring_domain
+      AND w.valid_from = g.cur_from AND g.cur_from = p_date;
+    UPDATE domain_intersection_domain_version w SET valid_to = p_date FROM snapshot_domain_work g
+    WHERE w.target_set_id = p_set AND w.referring_domain = g.referring_domain
+      AND w.valid_from = g.cur_from AND g.cur_from < p_date;
+
+    -- New values equal to the row ending at p_date continue it; equal to the
+    -- one beginning at hi, they take it in.
+    UPDATE snapshot_domain_work g SET
+        pred_from = (
+            SELECT (q.w).valid_from
+            FROM (SELECT w FROM domain_intersection_domain_version w
+                  WHERE w.target_set_id = p_set AND w.referring_domain = g.referring_domain
+                    AND w.valid_from < p_date
+                  ORDER BY w.valid_from DESC LIMIT 1) q
+            WHERE (q.w).valid_to = p_date
+              AND ((q.w).target_keys, (q.w).key_mask, (q.w).intersections_count, (q.w).min_rank,
+                   (q.w).backlinks, (q.w).links_to_all_since, (q.w).max_spam_score,
+                   (q.w).referring_pages, (q.w).run_id)
+                  IS NOT DISTINCT FROM
+                  (g.target_keys, g.key_mask, g.intersections_count, g.min_rank, g.backlinks,
+                   g.links_to_all_since, g.max_spam_score, g.referring_pages, g.run_id)),
+        succ_to = CASE WHEN hi < 'infinity' THEN (
+            SELECT w.valid_to FROM domain_intersection_domain_version w
+            WHERE w.target_set_id = p_set AND w.referring_domain = g.referring_domain
+              AND w.valid_from = hi
+              AND (w.target_keys, w.key_mask, w.intersections_count, w.min_rank, w.backlinks,
+                   w.links_to_all_since, w.max_spam_score, w.referring_pages, w.run_id)
+                  IS NOT DISTINCT FROM
+                  (g.target_keys, g.key_mask, g.intersections_count, g.min_rank, g.backlinks,
+                   g.links_to_all_since, g.max_spam_score, g.referring_pages, g.run_id)) END
+    WHERE g.target_keys IS NOT NULL;
+    DELETE FROM domain_intersection_domain_version w USING snapshot_domain_work g
+    WHERE w.target_set_id = p_set AND w.referring_domain = g.referring_domain
+      AND w.valid_from = hi AND g.succ_to IS NOT NULL;
+    UPDATE domain_intersection_domain_version w SET valid_to = coalesce(g.succ_to, hi)
+    FROM snapshot_domain_work g
+    WHERE w.target_set_id = p_set AND w.referring_domain = g.referring_domain
+      AND w.valid_from = g.pred_from AND g.pred_from IS NOT NULL;
+    INSERT INTO domain_intersection_domain_version
+    SELECT p_set, g.referring_domain, p_date, coalesce(g.succ_to, hi), g.target_keys, g.key_mask,
+           g.intersections_count, g.min_rank, g.backlinks, g.links_to_all_since,
+           g.max_spam_score, g.referring_pages, g.run_id
+    FROM snapshot_domain_work g
+    WHERE g.target_keys IS NOT NULL AND g.pred_from IS NULL;
+END $$;
+
+--
+-- Name: FUNCTION snapshot_domains(p_set bigint, p_date date, hi date); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.snapshot_domains(p_set bigint, p_date date, hi date) IS 'snapshot_domains(p_set, p_date, hi): makes the domain versions of the complete snapshot (p_set, p_date), whose versions are in place, hold its folded values, recomputing only the domains with a version or domain version beginning or ending at p_date; hi is the next complete date (''infinity'' for the newest), whose values are kept. Equal neighbours are one range.';
 
 --
 -- Name: snapshot_rows(bigint, date); Type: FUNCTION; Schema: dataforseo; Owner: -
@@ -3730,33 +3945,182 @@ COMMENT ON COLUMN dataforseo.domain_intersection_domain_series.referring_pages I
 COMMENT ON COLUMN dataforseo.domain_intersection_domain_series.run_id IS 'The latest run that published one of its rows.';
 
 --
+-- Name: domain_intersection_domain_version; Type: TABLE; Schema: dataforseo; Owner: -
+--
+
+CREATE TABLE dataforseo.domain_intersection_domain_version (
+    target_set_id bigint NOT NULL,
+    referring_domain text NOT NULL,
+    valid_from date NOT NULL,
+    valid_to date DEFAULT 'infinity'::date NOT NULL,
+    target_keys integer NOT NULL,
+    key_mask integer NOT NULL,
+    intersections_count integer,
+    min_rank integer,
+    backlinks numeric,
+    links_to_all_since timestamp with time zone,
+    max_spam_score integer,
+    referring_pages numeric,
+    run_id bigint NOT NULL,
+    CONSTRAINT domain_intersection_domain_version_check CHECK ((valid_from < valid_to))
+);
+
+--
+-- Name: TABLE domain_intersection_domain_version; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON TABLE dataforseo.domain_intersection_domain_version IS 'The history at the domain grain (target keys folded, as domain_intersection_domains shows it): one row per (target set, referring domain) and run of consecutive complete snapshots with identical folded values, valid for the complete snapshot dates in [valid_from, valid_to). Written by the trigger etl_snapshot_domains when a snapshot is published (snapshot_domains(): only the domains whose versions begin or end at that date) and cut back when dates are purged (purge_domains()). Read it through domain_intersection_domains and domain_intersection_latest_domains.';
+
+--
+-- Name: COLUMN domain_intersection_domain_version.target_set_id; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_domain_version.target_set_id IS 'target_set.target_set_id.';
+
+--
+-- Name: COLUMN domain_intersection_domain_version.referring_domain; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_domain_version.referring_domain IS 'The referring domain.';
+
+--
+-- Name: COLUMN domain_intersection_domain_version.valid_from; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_domain_version.valid_from IS 'First complete snapshot date with these values (inclusive).';
+
+--
+-- Name: COLUMN domain_intersection_domain_version.valid_to; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_domain_version.valid_to IS 'The complete snapshot date from which these values no longer hold (exclusive); ''infinity'' while current.';
+
+--
+-- Name: COLUMN domain_intersection_domain_version.target_keys; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_domain_version.target_keys IS 'How many target keys (rows of the snapshot) the domain has.';
+
+--
+-- Name: COLUMN domain_intersection_domain_version.key_mask; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_domain_version.key_mask IS 'Which target keys: bit k (1 << k) set for target_key k. What a publish of the next date reads the domain''s versions by.';
+
+--
+-- Name: COLUMN domain_intersection_domain_version.intersections_count; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_domain_version.intersections_count IS 'The highest intersections_count over the domain''s rows.';
+
+--
+-- Name: COLUMN domain_intersection_domain_version.min_rank; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_domain_version.min_rank IS 'The lowest rank over the domain''s rows.';
+
+--
+-- Name: COLUMN domain_intersection_domain_version.backlinks; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_domain_version.backlinks IS 'backlinks summed over the domain''s rows.';
+
+--
+-- Name: COLUMN domain_intersection_domain_version.links_to_all_since; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_domain_version.links_to_all_since IS 'The latest first_seen over the domain''s rows: since when it links to every target it has.';
+
+--
+-- Name: COLUMN domain_intersection_domain_version.max_spam_score; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_domain_version.max_spam_score IS 'The highest backlinks_spam_score over the domain''s rows.';
+
+--
+-- Name: COLUMN domain_intersection_domain_version.referring_pages; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_domain_version.referring_pages IS 'referring_pages summed over the domain''s rows.';
+
+--
+-- Name: COLUMN domain_intersection_domain_version.run_id; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_domain_version.run_id IS 'The highest run_id of the domain''s rows (the run that last wrote one of them).';
+
+--
 -- Name: domain_intersection_domains; Type: VIEW; Schema: dataforseo; Owner: -
 --
 
 CREATE VIEW dataforseo.domain_intersection_domains AS
  SELECT t.job,
     t.name AS target_set,
-    d.target_set_id,
-    d.snapshot_date,
+    s.target_set_id,
+    s.snapshot_date,
     d.referring_domain,
-    min(d."position") AS "position",
-    count(*) AS target_keys,
-    max(d.intersections_count) AS intersections_count,
-    min(d.rank) AS min_rank,
-    sum(d.backlinks) AS backlinks,
-    max(d.first_seen) AS links_to_all_since,
-    max(d.backlinks_spam_score) AS max_spam_score,
-    sum(d.referring_pages) AS referring_pages,
-    max(d.run_id) AS run_id
-   FROM (dataforseo.domain_intersection d
-     JOIN dataforseo.target_set t USING (target_set_id))
-  GROUP BY d.referring_domain, d.snapshot_date, d.target_set_id, t.job, t.name;
+    d."position",
+    d.target_keys,
+    d.intersections_count,
+    d.min_rank,
+    d.backlinks,
+    d.links_to_all_since,
+    d.max_spam_score,
+    d.referring_pages,
+    d.run_id
+   FROM ((dataforseo.etl_snapshot s
+     JOIN dataforseo.target_set t ON ((t.target_set_id = s.target_set_id)))
+     CROSS JOIN LATERAL ( SELECT v.referring_domain,
+            ((( SELECT jsonb_object(r.domains, (r.positions)::text[]) AS jsonb_object
+                   FROM dataforseo.domain_intersection_order r
+                  WHERE ((r.target_set_id = s.target_set_id) AND (r.valid_from <= s.snapshot_date) AND (r.valid_to > s.snapshot_date))) ->> v.referring_domain))::integer AS "position",
+            (v.target_keys)::bigint AS target_keys,
+            v.intersections_count,
+            v.min_rank,
+            v.backlinks,
+            v.links_to_all_since,
+            v.max_spam_score,
+            v.referring_pages,
+            v.run_id
+           FROM ( SELECT c.target_set_id,
+                    c.referring_domain,
+                    c.valid_from,
+                    c.valid_to,
+                    c.target_keys,
+                    c.key_mask,
+                    c.intersections_count,
+                    c.min_rank,
+                    c.backlinks,
+                    c.links_to_all_since,
+                    c.max_spam_score,
+                    c.referring_pages,
+                    c.run_id
+                   FROM dataforseo.domain_intersection_domain_version c
+                  WHERE ((c.target_set_id = s.target_set_id) AND (c.valid_to = 'infinity'::date) AND (c.valid_from <= s.snapshot_date))
+                UNION ALL
+                 SELECT h.target_set_id,
+                    h.referring_domain,
+                    h.valid_from,
+                    h.valid_to,
+                    h.target_keys,
+                    h.key_mask,
+                    h.intersections_count,
+                    h.min_rank,
+                    h.backlinks,
+                    h.links_to_all_since,
+                    h.max_spam_score,
+                    h.referring_pages,
+                    h.run_id
+                   FROM dataforseo.domain_intersection_domain_version h
+                  WHERE ((h.target_set_id = s.target_set_id) AND (h.valid_to < 'infinity'::date) AND (h.valid_from <= s.snapshot_date) AND (h.valid_to > s.snapshot_date) AND (daterange(h.valid_from, h.valid_to) @> s.snapshot_date))) v
+         OFFSET 0) d)
+  WHERE ((s.status = 'complete'::text) AND (s.purged_at IS NULL));
 
 --
 -- Name: VIEW domain_intersection_domains; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON VIEW dataforseo.domain_intersection_domains IS 'Any complete snapshot not purged, one row per (set, snapshot_date, referring domain): the target keys folded. The grain to count referring domains in. Filter on the set and snapshot_date.';
+COMMENT ON VIEW dataforseo.domain_intersection_domains IS 'Any complete snapshot not purged, one row per (set, snapshot_date, referring domain): the target keys folded. The grain to count referring domains in. Filter on the set and snapshot_date: that reads the snapshot''s rows of domain_intersection_domain_version, one per domain, written when the snapshot was published.';
 
 --
 -- Name: COLUMN domain_intersection_domains.job; Type: COMMENT; Schema: dataforseo; Owner: -
@@ -4119,6 +4483,136 @@ COMMENT ON COLUMN dataforseo.domain_intersection_history.run_id IS 'The run whos
 --
 
 COMMENT ON COLUMN dataforseo.domain_intersection_history.sync_seq IS 'Sync number of the last transaction that changed this row (its version, or its last_snapshot_date): the incremental-sync cursor (numbers follow commit order; see etl_sync_counter).';
+
+--
+-- Name: domain_intersection_latest_domains; Type: VIEW; Schema: dataforseo; Owner: -
+--
+
+CREATE VIEW dataforseo.domain_intersection_latest_domains AS
+ SELECT t.job,
+    t.name AS target_set,
+    t.target_set_id,
+    l.snapshot_date,
+    d.referring_domain,
+    d."position",
+    d.target_keys,
+    d.intersections_count,
+    d.min_rank,
+    d.backlinks,
+    d.links_to_all_since,
+    d.max_spam_score,
+    d.referring_pages,
+    d.run_id
+   FROM ((dataforseo.target_set t
+     CROSS JOIN LATERAL ( SELECT max(c.snapshot_date) AS snapshot_date
+           FROM dataforseo.etl_snapshot c
+          WHERE ((c.target_set_id = t.target_set_id) AND (c.status = 'complete'::text) AND (c.purged_at IS NULL))) l)
+     CROSS JOIN LATERAL ( SELECT v.referring_domain,
+            ((( SELECT jsonb_object(r.domains, (r.positions)::text[]) AS jsonb_object
+                   FROM dataforseo.domain_intersection_order r
+                  WHERE ((r.target_set_id = t.target_set_id) AND (r.valid_to = 'infinity'::date) AND (r.valid_from <= l.snapshot_date))) ->> v.referring_domain))::integer AS "position",
+            (v.target_keys)::bigint AS target_keys,
+            v.intersections_count,
+            v.min_rank,
+            v.backlinks,
+            v.links_to_all_since,
+            v.max_spam_score,
+            v.referring_pages,
+            v.run_id
+           FROM dataforseo.domain_intersection_domain_version v
+          WHERE ((v.target_set_id = t.target_set_id) AND (v.valid_to = 'infinity'::date) AND (v.valid_from <= l.snapshot_date))
+         OFFSET 0) d)
+  WHERE (t.retired_at IS NULL);
+
+--
+-- Name: VIEW domain_intersection_latest_domains; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON VIEW dataforseo.domain_intersection_latest_domains IS 'One row per (target set, referring domain) of each set''s latest complete snapshot not purged, the target keys folded (domain_intersection_domains of that date); retired sets are left out. COUNT(*) is the number of referring domains.';
+
+--
+-- Name: COLUMN domain_intersection_latest_domains.job; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_latest_domains.job IS 'Job name (target_set.job).';
+
+--
+-- Name: COLUMN domain_intersection_latest_domains.target_set; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_latest_domains.target_set IS 'Target set name, unique within the job.';
+
+--
+-- Name: COLUMN domain_intersection_latest_domains.target_set_id; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_latest_domains.target_set_id IS 'The target set.';
+
+--
+-- Name: COLUMN domain_intersection_latest_domains.snapshot_date; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_latest_domains.snapshot_date IS 'The set''s latest complete snapshot date not purged.';
+
+--
+-- Name: COLUMN domain_intersection_latest_domains.referring_domain; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_latest_domains.referring_domain IS 'The referring domain.';
+
+--
+-- Name: COLUMN domain_intersection_latest_domains."position"; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_latest_domains."position" IS '0-based place in the API''s result order of that snapshot.';
+
+--
+-- Name: COLUMN domain_intersection_latest_domains.target_keys; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_latest_domains.target_keys IS 'How many target keys (rows of domain_intersection_latest) the domain has.';
+
+--
+-- Name: COLUMN domain_intersection_latest_domains.intersections_count; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_latest_domains.intersections_count IS 'The highest intersections_count over its target keys.';
+
+--
+-- Name: COLUMN domain_intersection_latest_domains.min_rank; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_latest_domains.min_rank IS 'The lowest rank over its target keys.';
+
+--
+-- Name: COLUMN domain_intersection_latest_domains.backlinks; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_latest_domains.backlinks IS 'backlinks summed over its target keys.';
+
+--
+-- Name: COLUMN domain_intersection_latest_domains.links_to_all_since; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_latest_domains.links_to_all_since IS 'The latest first_seen over its target keys: since when it links to every target it has.';
+
+--
+-- Name: COLUMN domain_intersection_latest_domains.max_spam_score; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_latest_domains.max_spam_score IS 'The highest backlinks_spam_score over its target keys.';
+
+--
+-- Name: COLUMN domain_intersection_latest_domains.referring_pages; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_latest_domains.referring_pages IS 'referring_pages summed over its target keys.';
+
+--
+-- Name: COLUMN domain_intersection_latest_domains.run_id; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.domain_intersection_latest_domains.run_id IS 'The highest run_id of its rows (the run that last wrote one of them).';
 
 --
 -- Name: domain_intersection_snapshot; Type: VIEW; Schema: dataforseo; Owner: -
@@ -5815,6 +6309,13 @@ ALTER TABLE ONLY dataforseo.domain_intersection_change
     ADD CONSTRAINT domain_intersection_change_pkey PRIMARY KEY (target_set_id, snapshot_date, referring_domain);
 
 --
+-- Name: domain_intersection_domain_version domain_intersection_domain_version_pkey; Type: CONSTRAINT; Schema: dataforseo; Owner: -
+--
+
+ALTER TABLE ONLY dataforseo.domain_intersection_domain_version
+    ADD CONSTRAINT domain_intersection_domain_version_pkey PRIMARY KEY (target_set_id, referring_domain, valid_from);
+
+--
 -- Name: domain_intersection_order domain_intersection_order_pkey; Type: CONSTRAINT; Schema: dataforseo; Owner: -
 --
 
@@ -5920,10 +6421,34 @@ ALTER TABLE ONLY dataforseo.target_set
     ADD CONSTRAINT target_set_pkey PRIMARY KEY (target_set_id);
 
 --
+-- Name: domain_intersection_domain_version_from; Type: INDEX; Schema: dataforseo; Owner: -
+--
+
+CREATE INDEX domain_intersection_domain_version_from ON dataforseo.domain_intersection_domain_version USING btree (target_set_id, valid_from);
+
+--
+-- Name: domain_intersection_domain_version_range; Type: INDEX; Schema: dataforseo; Owner: -
+--
+
+CREATE INDEX domain_intersection_domain_version_range ON dataforseo.domain_intersection_domain_version USING gist (daterange(valid_from, valid_to)) WHERE (valid_to < 'infinity'::date);
+
+--
+-- Name: domain_intersection_domain_version_to; Type: INDEX; Schema: dataforseo; Owner: -
+--
+
+CREATE INDEX domain_intersection_domain_version_to ON dataforseo.domain_intersection_domain_version USING btree (target_set_id, valid_to, valid_from);
+
+--
 -- Name: domain_intersection_order_to; Type: INDEX; Schema: dataforseo; Owner: -
 --
 
 CREATE INDEX domain_intersection_order_to ON dataforseo.domain_intersection_order USING btree (target_set_id, valid_to, valid_from);
+
+--
+-- Name: domain_intersection_version_from; Type: INDEX; Schema: dataforseo; Owner: -
+--
+
+CREATE INDEX domain_intersection_version_from ON dataforseo.domain_intersection_version USING btree (target_set_id, valid_from);
 
 --
 -- Name: domain_intersection_version_range; Type: INDEX; Schema: dataforseo; Owner: -
@@ -5978,6 +6503,12 @@ CREATE INDEX etl_sync_deleted_seq ON dataforseo.etl_sync_deleted USING btree (sy
 --
 
 CREATE TRIGGER etl_snapshot_breakdown AFTER INSERT OR UPDATE OF published_at, purged_at ON dataforseo.etl_snapshot FOR EACH ROW EXECUTE FUNCTION dataforseo.etl_snapshot_breakdown();
+
+--
+-- Name: etl_snapshot etl_snapshot_domains; Type: TRIGGER; Schema: dataforseo; Owner: -
+--
+
+CREATE TRIGGER etl_snapshot_domains AFTER INSERT OR UPDATE OF published_at, purged_at ON dataforseo.etl_snapshot FOR EACH ROW EXECUTE FUNCTION dataforseo.etl_snapshot_domains();
 
 --
 -- Name: domain_intersection_breakdown_total domain_intersection_breakdown__target_set_id_snapshot_date_fkey; Type: FK CONSTRAINT; Schema: dataforseo; Owner: -

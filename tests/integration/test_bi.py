@@ -44,7 +44,7 @@ VIEWS = ["domain_intersection_latest", "domain_intersection_changes", "domain_in
          "domain_intersection_breakdown", "domain_intersection_history", "etl_run_summary",
          "domain_intersection", "domain_intersection_snapshot", "domain_intersection_snapshot_breakdown",
          "domain_intersection_domains", "domain_intersection_domain_series", "etl_target_set",
-         "etl_run_set_summary"]
+         "etl_run_set_summary", "domain_intersection_latest_domains"]
 
 MAPS = [("tld", "referring_links_tld"), ("link_type", "referring_links_types"),
         ("attribute", "referring_links_attributes"), ("platform", "referring_links_platform_types"),
@@ -60,10 +60,13 @@ def documented_queries(d1):
         "SELECT referring_domain, min_rank, backlinks, links_to_all_since FROM dataforseo.domain_intersection_domains"
         " WHERE job = 'bi' AND target_set = 'alpha' AND snapshot_date = '%s'"
         " ORDER BY backlinks DESC NULLS LAST, referring_domain LIMIT 20" % d1,
-        "SELECT referring_domain, max(first_seen)::date AS links_to_all_since, min(rank) AS min_rank,"
-        " sum(backlinks) AS backlinks, snapshot_date FROM dataforseo.domain_intersection_latest"
-        " WHERE job = 'bi' AND target_set = 'alpha' GROUP BY referring_domain, snapshot_date"
-        " ORDER BY links_to_all_since DESC, backlinks DESC LIMIT 20",
+        "SELECT referring_domain, links_to_all_since::date AS links_to_all_since, min_rank, backlinks,"
+        " snapshot_date FROM dataforseo.domain_intersection_latest_domains"
+        " WHERE job = 'bi' AND target_set = 'alpha'"
+        " ORDER BY links_to_all_since::date DESC, backlinks DESC LIMIT 20",
+        "SELECT count(*) FROM dataforseo.domain_intersection_domains WHERE job = 'bi' AND target_set = 'alpha'"
+        " AND snapshot_date = (SELECT max(snapshot_date) FROM dataforseo.domain_intersection_daily"
+        " WHERE job = 'bi' AND target_set = 'alpha' AND status = 'complete' AND purged_at IS NULL)",
         "SELECT snapshot_date, target_set, change, referring_domain, min_rank, backlinks, previous_snapshot_date"
         " FROM dataforseo.domain_intersection_changes WHERE job = 'bi' AND snapshot_date > '%s'::date - 7"
         " ORDER BY snapshot_date DESC, target_set, change, backlinks DESC NULLS LAST" % d1,
@@ -188,6 +191,16 @@ class BiTest(EtlTestCase):
                         f = folded[(g["snapshot_date"], g["referring_domain"])]
                         self.assertEqual({k: g[k] for k in f}, f, g["referring_domain"])
                         self.assertEqual((g["job"], g["target_set"]), ("bi", "alpha"))
+                if date == NIGHTS[-1][0]:
+                    with self.subTest(role=role, what="latest domains"):
+                        # the latest date's rows of domains, every set
+                        got = self.rows_as(role, "SELECT * FROM %s.domain_intersection_latest_domains"
+                                                 " WHERE job = 'bi' ORDER BY target_set, referring_domain" % S)
+                        exp = self.rows_as(role, "SELECT * FROM %s.domain_intersection_domains WHERE job = 'bi'"
+                                                 " AND snapshot_date = '%s' ORDER BY target_set, referring_domain"
+                                           % (S, date))
+                        self.assertGreater(len(exp), 20)
+                        self.assertEqual(got, exp)
                 with self.subTest(role=role, date=date, what="breakdown"):
                     got = self.rows_as(role, "SELECT referring_domain, target_key, dimension, key, links"
                                              " FROM %s.domain_intersection_snapshot_breakdown WHERE job = 'bi'"

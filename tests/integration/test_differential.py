@@ -250,16 +250,24 @@ class Model:
         out = {}
         for (s, date, dom, _), r in self.view_snapshots().items():
             a = out.setdefault((s, date, dom), {"target_keys": 0, "position": [], "intersections_count": [],
-                                                "min_rank": [], "backlinks": [], "referring_pages": []})
+                                                "min_rank": [], "backlinks": [], "referring_pages": [],
+                                                "max_spam_score": [], "links_to_all_since": []})
             a["target_keys"] += 1
             for f, src in (("position", "position"), ("intersections_count", "intersections_count"),
-                           ("min_rank", "rank"), ("backlinks", "backlinks"), ("referring_pages", "referring_pages")):
+                           ("min_rank", "rank"), ("backlinks", "backlinks"), ("referring_pages", "referring_pages"),
+                           ("max_spam_score", "backlinks_spam_score"), ("links_to_all_since", "first_seen")):
                 if r[src] is not None:
                     a[f].append(r[src])
         fold = {"position": min, "intersections_count": max, "min_rank": min, "backlinks": sum,
-                "referring_pages": sum}
+                "referring_pages": sum, "max_spam_score": max, "links_to_all_since": _latest_time}
         return {k: {f: (fold[f](v) if v else None) if f in fold else v for f, v in a.items()}
                 for k, a in out.items()}
+
+    def view_latest_domains(self):
+        """domain_intersection_latest_domains: domain_intersection_domains of each set's latest date."""
+        latest = {s: str(max(self.complete[s])) for s in SETS if self.complete[s]}
+        return {(s, dom): dict(r, snapshot_date=date) for (s, date, dom), r in self.view_domains().items()
+                if latest.get(s) == date}
 
     def view_breakdown_totals(self):
         """domain_intersection_breakdown_totals: every map of a snapshot summed per dimension and key."""
@@ -297,6 +305,11 @@ class Model:
         return out
 
 
+def _latest_time(values):
+    """max() of timestamps as the database renders them in JSON (the latest instant, its own text)."""
+    return max(values, key=datetime.datetime.fromisoformat)
+
+
 BREAKDOWN_DIMENSIONS = [("tld", "referring_links_tld"), ("link_type", "referring_links_types"),
                         ("attribute", "referring_links_attributes"), ("platform", "referring_links_platform_types"),
                         ("semantic_location", "referring_links_semantic_locations"),
@@ -332,7 +345,13 @@ QUERIES = {
     "domain_intersection_domains": (
         ("target_set", "snapshot_date", "referring_domain"),
         "SELECT target_set, snapshot_date, referring_domain, target_keys, position, intersections_count, "
-        "min_rank, backlinks, referring_pages FROM {s}.domain_intersection_domains WHERE job = '%s'" % JOB_NAME),
+        "min_rank, backlinks, referring_pages, max_spam_score, links_to_all_since "
+        "FROM {s}.domain_intersection_domains WHERE job = '%s'" % JOB_NAME),
+    "domain_intersection_latest_domains": (
+        ("target_set", "referring_domain"),
+        "SELECT target_set, snapshot_date, referring_domain, target_keys, position, intersections_count, "
+        "min_rank, backlinks, referring_pages, max_spam_score, links_to_all_since "
+        "FROM {s}.domain_intersection_latest_domains WHERE job = '%s'" % JOB_NAME),
     "domain_intersection_breakdown_totals": (
         ("target_set", "snapshot_date", "dimension", "key"),
         "SELECT target_set, snapshot_date, dimension, key, links, target_rows "
@@ -340,6 +359,7 @@ QUERIES = {
 }
 MODEL_VIEWS = {
     "domain_intersection_domains": Model.view_domains,
+    "domain_intersection_latest_domains": Model.view_latest_domains,
     "domain_intersection_breakdown_totals": Model.view_breakdown_totals,
     "domain_intersection": Model.view_snapshots,
     "domain_intersection_latest": Model.view_latest,

@@ -56,7 +56,8 @@ class MigrateTest(EtlTestCase):
         tables = self.db.rows("SELECT table_name FROM information_schema.tables "
                               "WHERE table_schema = 'mig_one' AND table_type = 'BASE TABLE' ORDER BY 1")
         self.assertEqual([t["table_name"] for t in tables], [
-            "domain_intersection_breakdown_total", "domain_intersection_change", "domain_intersection_order",
+            "domain_intersection_breakdown_total", "domain_intersection_change",
+            "domain_intersection_domain_version", "domain_intersection_order",
             "domain_intersection_pending", "domain_intersection_version", "etl_job_lock", "etl_page", "etl_page_keys",
             "etl_run", "etl_run_attempt",
             "etl_run_set", "etl_snapshot", "etl_sync_counter", "etl_sync_deleted", "raw_page",
@@ -74,7 +75,7 @@ class MigrateTest(EtlTestCase):
         self.assertEqual(types["backlinks"], "bigint")
         # every large table's key leads with target_set_id (distributable by it)
         for table in ("domain_intersection_version", "domain_intersection_order", "etl_snapshot",
-                      "domain_intersection_change"):
+                      "domain_intersection_change", "domain_intersection_domain_version"):
             pk = self.db.value("""SELECT string_agg(a.attname, ',' ORDER BY k.ord)
                 FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
