@@ -29,17 +29,21 @@
 #include "keyfilter.h"
 #include "util.h"
 
-/* The columns of domain_intersection, in COPY order (see sql/001_*). */
-#define TRANSFORM_COLUMNS                                                          \
-	"snapshot_date, target_set_id, referring_domain, target_key, target, "       \
-	"position, intersections_count, type, rank, backlinks, first_seen, "         \
+/* The columns a row's values take, from intersections_count to extra. */
+#define TRANSFORM_VALUE_COLUMNS                                                    \
+	"intersections_count, type, rank, backlinks, first_seen, "                   \
 	"lost_date, backlinks_spam_score, broken_backlinks, broken_pages, "          \
 	"referring_domains, referring_domains_nofollow, referring_main_domains, "    \
 	"referring_main_domains_nofollow, referring_ips, referring_subnets, "        \
 	"referring_pages, referring_pages_nofollow, referring_links_tld, "           \
 	"referring_links_types, referring_links_attributes, "                        \
 	"referring_links_platform_types, referring_links_semantic_locations, "       \
-	"referring_links_countries, extra, run_id, digest"
+	"referring_links_countries, extra"
+
+/* The columns of domain_intersection, in COPY order (see sql/001_*). */
+#define TRANSFORM_COLUMNS                                                          \
+	"snapshot_date, target_set_id, referring_domain, target_key, target, "       \
+	"position, " TRANSFORM_VALUE_COLUMNS ", run_id, digest"
 #define TRANSFORM_NCOLUMNS 32
 
 /*

@@ -16,14 +16,7 @@
  */
 #define VERSION_COLUMNS                                                              \
 	"valid_from, target_set_id, referring_domain, target_key, target, "           \
-	"intersections_count, type, rank, backlinks, first_seen, "                    \
-	"lost_date, backlinks_spam_score, broken_backlinks, broken_pages, "           \
-	"referring_domains, referring_domains_nofollow, referring_main_domains, "     \
-	"referring_main_domains_nofollow, referring_ips, referring_subnets, "         \
-	"referring_pages, referring_pages_nofollow, referring_links_tld, "            \
-	"referring_links_types, referring_links_attributes, "                         \
-	"referring_links_platform_types, referring_links_semantic_locations, "        \
-	"referring_links_countries, extra, run_id, digest, sync_seq"
+	TRANSFORM_VALUE_COLUMNS ", run_id, digest, sync_seq"
 enum { F_DOMAIN = 2, F_KEY = 3, F_POSITION = 5 };
 
 /* One row of a batch: its COPY text without the newline. */
