@@ -13,7 +13,7 @@
  * a string, a lone surrogate, \u0000 in a key, an integer past 64 bits, and
  * the caps on depth, values and members. json-c's strict mode has
  * laxities of its own, which jsondoc rightly refuses: numbers off RFC 8259's
- * grammar ("1.", "-.3", NaN), and UTF-8 that is only shaped right (overlong
+ * grammar ("1.", "-.3", NaN), single-quoted object keys, and UTF-8 that is only shaped right (overlong
  * forms, encoded surrogates, past U+10FFFF). Anything else that one accepts and the other refuses is
  * a bug in one of them.
  */
@@ -77,6 +77,11 @@ static int deliberate(const char *msg, const uint8_t *data, size_t size)
 	   jsondoc to that grammar instead. At the very end, such a number
 	   reads as cut short. */
 	if (strstr(msg, "is not a JSON number"))
+		return 1;
+	/* nor single-quoted object keys ('key': ...), which it reads as
+	   strings even in strict mode: jsondoc stops at the quote */
+	if ((at = strstr(msg, "unexpected character at byte ")) &&
+	    strtoul(at + 29, NULL, 10) < size && data[strtoul(at + 29, NULL, 10)] == '\'')
 		return 1;
 	/* nor does it refuse NaN and Infinity, in any case */
 	if (strncasecmp(msg, "\"nan\"", 5) == 0 || strncasecmp(msg, "\"infinity\"", 10) == 0)
