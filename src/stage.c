@@ -52,13 +52,28 @@ static const char *row_field(const struct row_span *r, int i, size_t *len)
 	return p;
 }
 
-/* The length of field i of a row. */
-static size_t f_len(const struct row_span *r, int i)
+/* The byte at s[*i] of a COPY text field, an escape read whole (PostgreSQL
+ * writes \b \f \n \r \t \v and \\; the transformer \n \r \t and \\). */
+static char copy_char(const char *s, size_t len, size_t *i)
 {
-	size_t len;
+	char c = s[*i];
 
-	(void)row_field(r, i, &len);
-	return len;
+	if (c == '\\' && *i + 1 < len) {
+		c = s[++*i];
+		c = c == 'b' ? '\b' : c == 'f' ? '\f' : c == 'n' ? '\n' : c == 'r' ? '\r'
+		  : c == 't' ? '\t' : c == 'v' ? '\v' : c;
+	}
+	return c;
+}
+
+/* A COPY text field unescaped into dst (at most len bytes); its length. */
+static size_t copy_unescape(char *dst, const char *s, size_t len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++)
+		dst[n++] = copy_char(s, len, &i);
+	return n;
 }
 
 /* A COPY text field as an element of an array literal: quoted, unescaped for COPY. */
@@ -69,12 +84,8 @@ static void array_text(struct strbuf *sb, const char *s, size_t len)
 	sb_putc(sb, sb->len ? ',' : '{');
 	sb_putc(sb, '"');
 	for (i = 0; i < len; i++) {
-		char c = s[i];
+		char c = copy_char(s, len, &i);
 
-		if (c == '\\' && i + 1 < len) {
-			c = s[++i];
-			c = c == 'n' ? '\n' : c == 'r' ? '\r' : c == 't' ? '\t' : c;
-		}
 		if (c == '"' || c == '\\')
 			sb_putc(sb, '\\');
 		sb_putc(sb, c);
@@ -109,8 +120,8 @@ static int direct_keys(PGconn *conn, const struct page_record *rec, const struct
 	const char *params[17];
 	struct strbuf a[11];
 	PGresult *res = NULL;
-	size_t i, len, plen;
-	const char *f;
+	size_t i, len, plen = 0;
+	const char *f, *prev = NULL;
 	int rc, j, totals;
 
 	for (j = 0; j < 11; j++)
@@ -126,9 +137,10 @@ static int direct_keys(PGconn *conn, const struct page_record *rec, const struct
 		/* the digest ends the row */
 		array_word(&a[3], r[i].p + r[i].len - 32, 32);
 		/* an item's rows come together, at its position: its first one names it */
-		if (i == 0 || f_len(&r[i - 1], F_POSITION) != len ||
-		    memcmp(row_field(&r[i - 1], F_POSITION, &plen), f, len) != 0) {
+		if (i == 0 || len != plen || memcmp(prev, f, len) != 0) {
 			array_word(&a[10], f, len);
+			prev = f;
+			plen = len;
 			f = row_field(&r[i], F_DOMAIN, &len);
 			array_text(&a[9], f, len);
 		}
@@ -221,24 +233,6 @@ static int copy_sent(PGconn *conn, const struct row_span *r, size_t n, const cha
 		rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s", PQerrorMessage(conn));
 	sb_free(&sb);
 	return db_copy_finish(conn, rc, sqlstate, err);
-}
-
-/* A COPY text field unescaped (PostgreSQL writes \b \f \n \r \t \v and \\). */
-static size_t copy_unescape(char *dst, const char *s, size_t len)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < len; i++) {
-		char c = s[i];
-
-		if (c == '\\' && i + 1 < len) {
-			c = s[++i];
-			c = c == 'b' ? '\b' : c == 'f' ? '\f' : c == 'n' ? '\n' : c == 'r' ? '\r'
-			  : c == 't' ? '\t' : c == 'v' ? '\v' : c;
-		}
-		dst[n++] = c;
-	}
-	return n;
 }
 
 static int hexval(char c)
