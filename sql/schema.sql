@@ -245,13 +245,20 @@ CREATE FUNCTION dataforseo.etl_snapshot_domains() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
     AS $$
+DECLARE
+    hi date;
 BEGIN
     IF NEW.status = 'complete' AND NEW.purged_at IS NULL THEN
-        PERFORM snapshot_domains(NEW.target_set_id, NEW.snapshot_date,
-            coalesce((SELECT min(c.snapshot_date) FROM etl_snapshot c
-                      WHERE c.target_set_id = NEW.target_set_id
-                        AND c.snapshot_date > NEW.snapshot_date AND c.status = 'complete'
-                        AND c.purged_at IS NULL), 'infinity'));
+        hi := coalesce((SELECT min(c.snapshot_date) FROM etl_snapshot c
+                        WHERE c.target_set_id = NEW.target_set_id
+                          AND c.snapshot_date > NEW.snapshot_date AND c.status = 'complete'
+                          AND c.purged_at IS NULL), 'infinity');
+        IF EXISTS (SELECT 1 FROM domain_intersection_domain_version w
+                   WHERE w.target_set_id = NEW.target_set_id) THEN
+            PERFORM snapshot_domains(NEW.target_set_id, NEW.snapshot_date, hi);
+        ELSE
+            PERFORM first_domains(NEW.target_set_id, NEW.snapshot_date, hi);
+        END IF;
     ELSIF NEW.purged_at IS NOT NULL THEN
         PERFORM purge_domains(NEW.target_set_id);
     END IF;
@@ -262,7 +269,7 @@ END $$;
 -- Name: FUNCTION etl_snapshot_domains(); Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON FUNCTION dataforseo.etl_snapshot_domains() IS 'Trigger of etl_snapshot: a control row published (complete, not purged) gets its domain versions (snapshot_domains(), up to the next complete date); a purged one cuts them back (purge_domains()).';
+COMMENT ON FUNCTION dataforseo.etl_snapshot_domains() IS 'Trigger of etl_snapshot: a control row published (complete, not purged) gets its domain versions up to the next complete date (first_domains() when the set has none yet, else snapshot_domains()); a purged one cuts them back (purge_domains()).';
 
 --
 -- Name: fail_snapshot(bigint, bigint, date, text); Type: FUNCTION; Schema: dataforseo; Owner: -
@@ -310,6 +317,29 @@ $$;
 --
 
 COMMENT ON FUNCTION dataforseo.finish_attempt(p_run bigint, p_attempt integer, p_status text, p_error text) IS 'finish_attempt(p_run, p_attempt, p_status, p_error): ends the attempt now with the run''s outcome.';
+
+--
+-- Name: first_domains(bigint, date, date); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.first_domains(p_set bigint, p_date date, hi date) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+    INSERT INTO domain_intersection_domain_version
+    SELECT p_set, v.referring_domain, p_date, hi, count(*), bit_or(1 << v.target_key),
+           max(v.intersections_count), min(v.rank), sum(v.backlinks), max(v.first_seen),
+           max(v.backlinks_spam_score), sum(v.referring_pages), max(v.run_id)
+    FROM domain_intersection_version v
+    WHERE v.target_set_id = p_set AND v.valid_from = p_date
+    GROUP BY v.referring_domain;
+$$;
+
+--
+-- Name: FUNCTION first_domains(p_set bigint, p_date date, hi date); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.first_domains(p_set bigint, p_date date, hi date) IS 'first_domains(p_set, p_date, hi): the domain versions of (p_set, p_date) when the set has none yet: its versions beginning at p_date folded per referring domain, valid up to hi (the next complete date). What snapshot_domains() computes in that case, in one statement.';
 
 --
 -- Name: publish_answer_keys(bigint, bigint, boolean); Type: FUNCTION; Schema: dataforseo; Owner: -
