@@ -26,7 +26,6 @@
 #include "curmap.h"
 #include "err.h"
 #include "jsondoc.h"
-#include "keyfilter.h"
 #include "util.h"
 
 /* The columns a row's values take, from intersections_count to extra. */
@@ -143,7 +142,6 @@ struct transform_ctx {
 	char *const *targets;        /* targets[i] is the target of key "i+1" */
 	size_t n_targets;
 	int breakdown;               /* sum the page's breakdown totals (breakdown.h) */
-	struct key_filter *seen;     /* the set's keys so far (keyfilter.h), or NULL */
 	const struct cur_map *current; /* judge each row against these (curmap.h), or NULL */
 };
 
@@ -164,7 +162,6 @@ struct row_batch {
 	size_t n_rows;
 	size_t n_items;
 	struct page_breakdown breakdown; /* when the ctx asked for it */
-	int maybe_dup;       /* a key may repeat one of the set's (ctx->seen) */
 	int judged;          /* send says which rows to send (ctx->current) */
 	struct strbuf send;  /* per row: 1 to send, 0 equal to its current version */
 };

@@ -394,7 +394,7 @@ CREATE FUNCTION dataforseo.publish_direct(p_run bigint, p_set bigint, p_date dat
     AS $$
 DECLARE
     staged    bigint;
-    exact     boolean;  -- no key came twice: the pages' counts and orders add up
+    exact     boolean;  -- no domain came twice: the pages' counts and orders add up
     n_current bigint;
     n_kept    bigint;
     n_closed  bigint := 0;
@@ -407,19 +407,21 @@ BEGIN
     IF staged <> ledger THEN
         RAISE EXCEPTION USING ERRCODE = 'ETL01', MESSAGE = 'staged rows differ from the ledger';
     END IF;
-    exact := NOT EXISTS (SELECT 1 FROM etl_page_keys k
-                         WHERE k.run_id = p_run AND k.target_set_id = p_set AND k.maybe_dup);
     CREATE TEMP TABLE IF NOT EXISTS publish_answer (
         referring_domain text, target_key smallint, position integer, sent boolean, n integer)
         ON COMMIT DELETE ROWS;
     TRUNCATE pg_temp.publish_answer;
+    -- The result order is the pages' items in page order, when no referring
+    -- domain is among them twice (then no key can be).
+    SELECT array_agg(u.d ORDER BY k.page_offset, u.i), array_agg(u.p ORDER BY k.page_offset, u.i)
+    INTO o_dom, o_pos
+    FROM etl_page_keys k
+    CROSS JOIN LATERAL unnest(k.item_domains, k.item_positions) WITH ORDINALITY u (d, p, i)
+    WHERE k.run_id = p_run AND k.target_set_id = p_set;
+    exact := coalesce(cardinality(o_dom), 0)
+             = (SELECT count(*) FROM (SELECT DISTINCT x.d FROM unnest(o_dom) x (d)) y);
     IF exact THEN
         SELECT coalesce(sum(k.kept), 0) INTO n_kept FROM etl_page_keys k
-        WHERE k.run_id = p_run AND k.target_set_id = p_set;
-        SELECT array_agg(u.d ORDER BY k.page_offset, u.i), array_agg(u.p ORDER BY k.page_offset, u.i)
-        INTO o_dom, o_pos
-        FROM etl_page_keys k
-        CROSS JOIN LATERAL unnest(k.item_domains, k.item_positions) WITH ORDINALITY u (d, p, i)
         WHERE k.run_id = p_run AND k.target_set_id = p_set;
     ELSE
         -- A key met more than once: the row of its first place in result
@@ -2041,10 +2043,10 @@ END $$;
 COMMENT ON FUNCTION dataforseo.snapshot_stats_direct(p_set bigint, p_date date) IS 'The measures of a directly published date from the previous snapshot''s and the versions starting and ending at the date: cost follows the change. Part of publish_snapshot().';
 
 --
--- Name: stage_page(bigint, bigint, bigint, date, boolean, text[], smallint[], integer[], uuid[], text[], text[], bigint[], integer[], boolean, boolean[], text[], integer[]); Type: FUNCTION; Schema: dataforseo; Owner: -
+-- Name: stage_page(bigint, bigint, bigint, date, boolean, text[], smallint[], integer[], uuid[], text[], text[], bigint[], integer[], boolean[], text[], integer[]); Type: FUNCTION; Schema: dataforseo; Owner: -
 --
 
-CREATE FUNCTION dataforseo.stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_maybe_dup boolean, p_sent boolean[], p_item_domains text[], p_item_positions integer[]) RETURNS SETOF integer
+CREATE FUNCTION dataforseo.stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_sent boolean[], p_item_domains text[], p_item_positions integer[]) RETURNS SETOF integer
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
     AS $$
@@ -2076,21 +2078,21 @@ BEGIN
     INSERT INTO etl_page_keys AS k
     VALUES (p_run, p_set, p_offset, p_domains, p_keys, p_positions, send, p_dims, p_entry_keys,
             p_links, p_entries, i_dom, i_pos,
-            (SELECT count(*) FROM unnest(send) b WHERE NOT b), p_maybe_dup)
+            (SELECT count(*) FROM unnest(send) b WHERE NOT b))
     ON CONFLICT (run_id, target_set_id, page_offset) DO UPDATE SET
         domains = EXCLUDED.domains, keys = EXCLUDED.keys, positions = EXCLUDED.positions,
         sent = EXCLUDED.sent, dims = EXCLUDED.dims, entry_keys = EXCLUDED.entry_keys,
         links = EXCLUDED.links, entries = EXCLUDED.entries,
         item_domains = EXCLUDED.item_domains, item_positions = EXCLUDED.item_positions,
-        kept = EXCLUDED.kept, maybe_dup = EXCLUDED.maybe_dup;
+        kept = EXCLUDED.kept;
     RETURN QUERY SELECT s.i::integer FROM unnest(send) WITH ORDINALITY s (b, i) WHERE s.b;
 END $$;
 
 --
--- Name: FUNCTION stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_maybe_dup boolean, p_sent boolean[], p_item_domains text[], p_item_positions integer[]); Type: COMMENT; Schema: dataforseo; Owner: -
+-- Name: FUNCTION stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_sent boolean[], p_item_domains text[], p_item_positions integer[]); Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON FUNCTION dataforseo.stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_maybe_dup boolean, p_sent boolean[], p_item_domains text[], p_item_positions integer[]) IS 'A page of a direct load: records its keys (etl_page_keys) and answers the ordinals of the rows to write: those whose key has no current version, or one with another digest.';
+COMMENT ON FUNCTION dataforseo.stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_sent boolean[], p_item_domains text[], p_item_positions integer[]) IS 'A page of a direct load: records its keys (etl_page_keys) and answers the ordinals of the rows to write: those whose key has no current version, or one with another digest (p_lookup), or those p_sent says (the loader judged them), or all of them.';
 
 --
 -- Name: stage_page_rows(bigint, bigint, bigint, date); Type: FUNCTION; Schema: dataforseo; Owner: -
@@ -5361,7 +5363,6 @@ CREATE TABLE dataforseo.etl_page_keys (
     item_domains text[] NOT NULL,
     item_positions integer[] NOT NULL,
     kept integer NOT NULL,
-    maybe_dup boolean NOT NULL,
     CONSTRAINT etl_page_keys_check CHECK (((cardinality(keys) = cardinality(domains)) AND (cardinality(positions) = cardinality(domains)) AND (cardinality(sent) = cardinality(domains))))
 );
 ALTER TABLE ONLY dataforseo.etl_page_keys ALTER COLUMN domains SET STORAGE EXTERNAL;
@@ -5460,12 +5461,6 @@ COMMENT ON COLUMN dataforseo.etl_page_keys.item_positions IS 'Each item''s posit
 --
 
 COMMENT ON COLUMN dataforseo.etl_page_keys.kept IS 'Rows not sent: equal to their key''s current version.';
-
---
--- Name: COLUMN etl_page_keys.maybe_dup; Type: COMMENT; Schema: dataforseo; Owner: -
---
-
-COMMENT ON COLUMN dataforseo.etl_page_keys.maybe_dup IS 'Whether a row may repeat a key another page (or this one) had, by the loader''s filter: then the publish builds the answer key by key, the first place winning.';
 
 --
 -- Name: etl_run; Type: TABLE; Schema: dataforseo; Owner: -

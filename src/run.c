@@ -69,7 +69,6 @@ struct set_state {
 	double reserved;              /* worst case of its pages in flight */
 	long long requests, retries;  /* sent by this process, for the metrics file */
 	int direct, lookup;           /* how its pages load (struct set_start) */
-	struct key_filter seen;       /* direct: the keys of its pages so far */
 	struct cur_map current;       /* direct: its current versions (curmap.h) */
 };
 
@@ -810,18 +809,11 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 	}
 	v = retry_classify(req, req->curl_code == CURLE_OK ? &resp : NULL, &code);
 	if (v == VERDICT_OK) {
-		/* a first load sums its breakdown as it goes (breakdown.h); a
-		 * direct load notes whether a key may come twice (keyfilter.h) */
+		/* a first load sums its breakdown as it goes (breakdown.h) */
 		struct transform_ctx tc = {rc->snapshot_date, s->id, rc->run_id, pj->offset,
 					   pj->limit, s->def->targets, s->def->n_targets,
-					   s->direct && !s->lookup, s->direct ? &s->seen : NULL,
+					   s->direct && !s->lookup,
 					   s->current.ready ? &s->current : NULL};
-
-		if (s->direct && !s->seen.bits)
-			key_filter_size(&s->seen, (size_t)(resp.total_count >= 0 &&
-							   resp.total_count < s->def->max_rows
-							   ? resp.total_count : s->def->max_rows) *
-						     s->def->n_targets);
 
 		m = msg_new(rc, DB_PAGE, s);
 		if (transform_page(&resp, &tc, &m->batch, &perr) != 0) {
@@ -840,7 +832,6 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 		page_record_init(rc, m, pj, req, &resp);
 		m->rec.rows = (long long)m->batch.n_rows;
 		/* an earlier process's pages are not in the filter */
-		m->rec.maybe_dup = m->batch.maybe_dup || s->n_loaded > 0;
 		m->n_items = resp.n_items;
 		if (rc->job->archive) {
 			m->rec.request_body = req->body;
@@ -1427,7 +1418,6 @@ static void run_free(struct run_ctx *rc)
 		free(rc->sets[i].error);
 		free(rc->sets[i].stopped);
 		free(rc->sets[i].loaded);
-		key_filter_free(&rc->sets[i].seen);
 		cur_map_free(&rc->sets[i].current);
 	}
 	free(rc->sets);

@@ -117,7 +117,7 @@ static int direct_keys(PGconn *conn, const struct page_record *rec, const struct
 		       struct etl_error *err)
 {
 	char v[3][24];
-	const char *params[17];
+	const char *params[16];
 	struct strbuf a[11];
 	PGresult *res = NULL;
 	size_t i, len, plen = 0;
@@ -157,23 +157,21 @@ static int direct_keys(PGconn *conn, const struct page_record *rec, const struct
 		params[5 + j] = array_end(&a[j]);
 	for (j = 9; j < 13; j++)
 		params[j] = totals ? a[j - 5].data : NULL;
-	params[13] = rec->maybe_dup ? "t" : "f";
 	/* rows the loader judged itself (curmap.h): the database looks nothing up */
-	params[14] = NULL;
+	params[13] = NULL;
 	if (rows->judged && rows->send.len == n) {
 		for (i = 0; i < n; i++)
 			array_word(&a[8], rows->send.data[i] ? "t" : "f", 1);
-		params[14] = array_end(&a[8]);
+		params[13] = array_end(&a[8]);
 		params[4] = "f";
 	}
-	params[15] = array_end(&a[9]);
-	params[16] = array_end(&a[10]);
+	params[14] = array_end(&a[9]);
+	params[15] = array_end(&a[10]);
 	rc = db_query(conn,
 		      "SELECT * FROM stage_page($1, $2, $3, $4::date, $5::boolean, $6::text[],"
 		      " $7::smallint[], $8::integer[], $9::uuid[], $10::text[], $11::text[],"
-		      " $12::bigint[], $13::integer[], $14::boolean, $15::boolean[], $16::text[],"
-		      " $17::integer[])",
-		      17, params, &res, err);
+		      " $12::bigint[], $13::integer[], $14::boolean[], $15::text[], $16::integer[])",
+		      16, params, &res, err);
 	for (j = 0; j < 11; j++)
 		sb_free(&a[j]);
 	if (rc != 0)

@@ -1226,7 +1226,6 @@ struct page_fmt {
 	struct strbuf scratch; /* the text a row's digest is taken of */
 	const struct transform_ctx *ctx;
 	struct page_breakdown *bd; /* the batch's */
-	int maybe_dup;             /* a key may repeat (ctx->seen) */
 	unsigned char digest[16];  /* the last row's, as put_digest() wrote it */
 	struct strbuf *send;       /* the batch's, when ctx->current */
 };
@@ -1300,8 +1299,6 @@ static int put_row(struct strbuf *sb, struct page_fmt *pf, const struct item_inf
 				 "the referring domain is %zu bytes long; at most %d are accepted",
 				 jd_len(d, v), TRANSFORM_MAX_DOMAIN_BYTES);
 
-	if (pf->ctx->seen && key_filter_add(pf->ctx->seen, jd_str(d, v), jd_len(d, v), key))
-		pf->maybe_dup = 1;
 	out_n(sb, pf->prefix.data, pf->prefix.len);
 	if (!put_text(sb, jd_str(d, v), jd_len(d, v)))
 		return item_fail(err, it, key, "target", "holds \\u0000, which text cannot store");
@@ -1537,7 +1534,6 @@ int response_match(struct api_response *resp, const struct transform_ctx *ctx,
 
 void row_batch_init(struct row_batch *b)
 {
-	b->maybe_dup = 0;
 	b->judged = 0;
 	sb_init(&b->send);
 	bd_init(&b->breakdown);
@@ -1548,7 +1544,6 @@ void row_batch_init(struct row_batch *b)
 
 void row_batch_reset(struct row_batch *b)
 {
-	b->maybe_dup = 0;
 	b->judged = 0;
 	sb_reset(&b->send);
 	bd_reset(&b->breakdown);
@@ -1584,7 +1579,6 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 		return etl_fail(err, ETL_EFAIL, OTHER_REQUEST, why);
 	pf.ctx = ctx;
 	pf.bd = &out->breakdown;
-	pf.maybe_dup = 0;
 	pf.send = &out->send;
 	send_mark = out->send.len;
 	if (ctx->breakdown && out->n_rows == 0)
@@ -1634,7 +1628,6 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 	}
 	out->n_rows += rows;
 	out->n_items += resp->n_items;
-	out->maybe_dup |= pf.maybe_dup;
 	if (ctx->current)
 		out->judged = 1;
 

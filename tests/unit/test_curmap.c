@@ -1,8 +1,7 @@
 /*
- * test_curmap.c - the loader's two per-set memories of keys: the current
- * versions' fingerprints (curmap.h) answer exactly for what was added and
- * for nothing else among many random others, empty or not; the Bloom filter
- * (keyfilter.h) never misses a key it saw and rarely claims one it did not.
+ * test_curmap.c - the loader's memory of a set's current versions: their
+ * fingerprints (curmap.h) answer exactly for what was added and for nothing
+ * else among many random others, empty or not.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -11,7 +10,6 @@
 
 #include "check.h"
 #include "curmap.h"
-#include "keyfilter.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
@@ -72,35 +70,11 @@ static void test_curmap(size_t n)
 	free(los);
 }
 
-static void test_keyfilter(void)
-{
-	struct key_filter f;
-	size_t i, n = 200000, maybe = 0;
-	char domain[32];
-
-	memset(&f, 0, sizeof(f));
-	key_filter_size(&f, n);
-	for (i = 0; i < n; i++) {
-		snprintf(domain, sizeof(domain), "k%zu.example", i);
-		maybe += key_filter_add(&f, domain, strlen(domain), 1);
-	}
-	CHECK(maybe < 3); /* new keys: almost never "maybe" */
-	for (i = 0; i < n; i++) {
-		snprintf(domain, sizeof(domain), "k%zu.example", i);
-		if (!key_filter_add(&f, domain, strlen(domain), 1))
-			break;
-	}
-	CHECK_INT(i, n); /* every key seen is "maybe" */
-	CHECK(!key_filter_add(&f, "k0.example", 10, 2)); /* another key of the same domain */
-	key_filter_free(&f);
-}
-
 int main(void)
 {
 	test_curmap(0);
 	test_curmap(1);
 	test_curmap(7);
 	test_curmap(100000);
-	test_keyfilter();
 	return check_summary();
 }

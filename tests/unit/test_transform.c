@@ -46,7 +46,7 @@ static char *const three_targets[] = {tgt_com, tgt_org, tgt_net};
 /* The ctx every page test uses unless it says otherwise. */
 static struct transform_ctx base_ctx(void)
 {
-	struct transform_ctx c = {"2024-05-01", 7, 42, 100, 10, two_targets, 2, 0, NULL, NULL};
+	struct transform_ctx c = {"2024-05-01", 7, 42, 100, 10, two_targets, 2, 0, NULL};
 
 	return c;
 }
