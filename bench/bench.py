@@ -343,11 +343,17 @@ def statement_kind(sql):
     kinds = [
         (r"^(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", "transaction control (BEGIN/COMMIT/SAVEPOINT)"),
         (r"^COPY domain_intersection_pending\b", "COPY rows into pending"),
+        (r"^COPY domain_intersection_version\b", "COPY rows into the versions (direct load)"),
+        (r"^SELECT \* FROM stage_page\(", "page keys (stage_page())"),
         (r"^COPY di_stage\b", "COPY rows into di_stage (a page repeating staged rows)"),
         (r"^WITH up AS \(INSERT INTO domain_intersection_pending\b", "upsert di_stage -> pending"),
         (r"^INSERT INTO etl_page\b", "ledger row (etl_page)"),
         (r"^INSERT INTO raw_page\b", "archive body (raw_page)"),
-        (r"^SELECT \* FROM publish_snapshot\(", "publish: publish_snapshot() (pending -> versions)"),
+        (r"^COPY raw_page\b", "archive body (raw_page)"),
+        (r"^DELETE FROM raw_page\b", "archive: a retried page's old body"),
+        (r"^SELECT 1 FROM etl_job_lock\b", "job lock check"),
+        (r"^COPY \(SELECT .*\) TO STDOUT", "current versions read (night start)"),
+        (r"^SELECT \* FROM publish_snapshot\(", "publish: publish_snapshot()"),
         (r"^UPDATE etl_run_set\b", "publish: etl_run_set row"),
         (r"^SELECT snapshot_cost\(", "publish: snapshot_cost()"),
         (r"^SET LOCAL\b", "publish: SET LOCAL"),
@@ -410,6 +416,23 @@ def slow_plans(text):
                     "plan": " > ".join(nodes[:6]),
                     "quadratic": "Join Filter" in body and "Nested Loop" in body})
     return out
+
+
+def nested_all(text, top=12):
+    """Every statement a function ran, under the innermost function that ran
+    it (triggers included), the slowest first: [[ms, executions, "function
+    line N: query head"]] for the top ones."""
+    out = {}
+    for e in plan_entries(text):
+        levels = re.findall(r"(?:PL/pgSQL|SQL) function \"?(\w+)", e["context"])
+        if not levels:
+            continue
+        where = context_where(e["context"])
+        key = "%s %s: %s" % (levels[0], where.split(" ", 1)[1] if " " in where else where, e["query"][:60])
+        acc = out.setdefault(key, [0.0, 0])
+        acc[0] += e["ms"]
+        acc[1] += 1
+    return sorted(([round(v[0], 1), v[1], k] for k, v in out.items()), reverse=True)[:top]
 
 
 def nested_durations(text, function):
@@ -1521,6 +1544,7 @@ class Bench:
         r["by_kind"], r["by_session_ms"] = statement_durations(text)
         r["publish_inside"] = nested_durations(text, "publish_snapshot")
         r["stats_inside"] = nested_durations(text, "snapshot_stats")
+        r["nested"] = nested_all(text)
         r.pop("slow_statements", None)  # every statement over 5 ms: not slow, just logged
         first_run = self.last_run(db)
         sizes = self.history_bytes(db)
@@ -1535,8 +1559,26 @@ class Bench:
         rerun["by_kind"], rerun["by_session_ms"] = statement_durations(text)
         rerun["publish_inside"] = nested_durations(text, "publish_snapshot")
         rerun["stats_inside"] = nested_durations(text, "snapshot_stats")
+        rerun["nested"] = nested_all(text)
         rerun.pop("slow_statements", None)
         rerun_sizes = self.history_bytes(db)
+        # the night after, 10% of the rows changed (issue 18's changed night)
+        job_changed = self.work + "/jobs/cpu%d-changed.yaml" % n
+        if not os.path.exists(job_changed):
+            self.fake_changed.scenario(targets[0], total_count=n // 2)
+            write_job(job_changed, self.fake_changed.base_url, [("s%d" % n, targets)], CPU_CONCURRENCY)
+        fetch_all(self.fake_changed.port, page_bodies([(targets, n // 2)]), CPU_CONCURRENCY)
+        self.settle(db)
+        log("diagnosis: next night of %d rows, 10%% changed, with statement durations logged" % n)
+        off = self.pg.log_size()
+        changed = self.etl(["run", job_changed, "--snapshot-date", NIGHT2], db, "diag-night2-%d" % n,
+                           {"PGOPTIONS": opts}, fakes=(self.fake_changed,))
+        text = self.pg.log_since(off)
+        changed["by_kind"], changed["by_session_ms"] = statement_durations(text)
+        changed["publish_inside"] = nested_durations(text, "publish_snapshot")
+        changed["stats_inside"] = nested_durations(text, "snapshot_stats_direct")
+        changed["nested"] = nested_all(text)
+        changed.pop("slow_statements", None)
         replay = None
         if self.replay:
             self.empty_snapshot(db)
@@ -1547,7 +1589,7 @@ class Bench:
             replay["publish_inside"] = nested_durations(text, "publish_snapshot")
             replay.pop("slow_statements", None)
         self.pg.drop_db(db)
-        self.results["diag"] = {"rows": n, "targets": targets, "run": r, "rerun": rerun, "replay": replay,
+        self.results["diag"] = {"rows": n, "targets": targets, "run": r, "rerun": rerun, "changed": changed, "replay": replay,
                                 "bytes_after_first_load": sizes, "bytes_after_rerun": rerun_sizes}
 
     # -- report --------------------------------------------------------------
@@ -1791,6 +1833,12 @@ class Bench:
                 if d["run"].get(key):
                     w(what)
                     w(nested_table(d["run"][key], d["run"]["by_kind"]))
+            def nested_out(run):
+                if run.get("nested"):
+                    w("Statements inside functions and triggers, by the innermost function (auto_explain,"
+                      " over 5 ms; the slowest):")
+                    w(table(["ms", "count", "statement"], [["%.1f" % a, n, k[:100]] for a, n, k in run["nested"]]))
+            nested_out(d["run"])
             b = d.get("bytes_after_first_load")
             if b:
                 mib = lambda k: b.get(k, 0) / 1048576.0  # noqa: E731
@@ -1815,6 +1863,7 @@ class Bench:
                     if rr.get(key):
                         w(what)
                         w(nested_table(rr[key], rr["by_kind"]))
+                nested_out(rr)
                 b2 = d.get("bytes_after_rerun")
                 if b and b2:
                     w("Storage after that night: versions + order + etl_snapshot %+.2f MiB, domain_intersection_pending"
@@ -1823,6 +1872,17 @@ class Bench:
                                                                                "etl_snapshot")) / 1048576.0,
                                      (b2.get("domain_intersection_pending", 0)
                                       - b.get("domain_intersection_pending", 0)) / 1048576.0))
+            ch = d.get("changed")
+            if ch:
+                w("The night after, 10%% of the rows changed (run of %s, analyzed snapshot; wall %.2f s):"
+                  % (NIGHT2, ch["wall_s"]))
+                w(diag_table(ch))
+                for key, what in (("publish_inside", "Inside its publish_snapshot():"),
+                                  ("stats_inside", "Inside its snapshot_stats_direct():")):
+                    if ch.get(key):
+                        w(what)
+                        w(nested_table(ch[key], ch["by_kind"]))
+                nested_out(ch)
             if d.get("replay"):
                 w("Replay of the first run into the emptied snapshot (wall %.2f s):" % d["replay"]["wall_s"])
                 w(diag_table(d["replay"]))
