@@ -4,9 +4,9 @@
  * loader.c owns worker threads (one per database connection) and two queues:
  * requests (bounded: when it is full, the submitting thread waits, which is
  * the back-pressure that keeps memory at about capacity x page size) and
- * completions. The fetching thread parses and transforms while the workers
- * COPY the previous pages, so fetching never waits on the database unless
- * the database falls a whole queue behind. Workers take requests in
+ * completions. The fetching thread parses while the workers transform and
+ * COPY the previous pages (run.c), so fetching never waits on the database
+ * unless the database falls a whole queue behind. Workers take requests in
  * submission order but several run at once, so completions may come back in
  * another order: a message that must follow others is submitted only once
  * they have completed. What a message does is the caller's `exec` function:

@@ -414,9 +414,12 @@ static int with_db(struct run_ctx *rc, int worker, int (*step)(struct run_ctx *,
 }
 
 /*
- * One piece of database work. Pages are transformed on the fetching thread
- * and loaded on the loader thread (loader.h); the message owns everything
- * the load needs, so the two threads share nothing else but the connection,
+ * One piece of database work. Pages are parsed on the fetching thread, then
+ * transformed and loaded on a loader thread (loader.h): the transforms of
+ * several pages run side by side, and beside the parsing of the next. The
+ * message owns everything the transform and the load need (the parsed
+ * answer, the request), so the threads share nothing else but read-only
+ * state of the set (its targets, its current versions) and the connection,
  * which only the loader thread uses while fetching goes on.
  */
 enum db_op { DB_PAGE, DB_PAGE_FAILED, DB_FINISH_SET };
@@ -427,7 +430,11 @@ struct db_msg {
 	struct set_state *s;      /* read only on the fetching thread */
 	long long set_id;
 	struct page_job *pj;      /* owned (DB_PAGE, DB_PAGE_FAILED) */
-	struct fetch_req *req;    /* owned: the archive's request and response bodies */
+	struct fetch_req *req;    /* owned: the request (asked again if its answer does not
+				   transform) and, archived, the response bodies */
+	struct api_response resp; /* DB_PAGE: owned, parsed, until the loader transforms it */
+	struct transform_ctx tc;  /* DB_PAGE: how */
+	int untransformed;        /* DB_PAGE: the transform failed (err says why): not loaded */
 	struct page_record rec;   /* its strings point into the owned fields */
 	struct row_batch batch;   /* DB_PAGE: the rows */
 	char *status_message;     /* owned copies of what rec points at */
@@ -475,6 +482,8 @@ static void msg_done(struct run_ctx *rc, struct db_msg *m)
 	}
 	if (m->req)
 		fetch_req_free(m->req);
+	response_free(&m->resp);
+	m->untransformed = 0;
 	free(m->pj);
 	free(m->status_message);
 	free(m->task_id);
@@ -528,12 +537,34 @@ static int step_load(struct run_ctx *rc, PGconn *conn, void *arg)
 	return ETL_EFAIL;
 }
 
+/*
+ * A page's rows from its parsed answer, on a loader thread; the parsed
+ * document goes as soon as they are made, and the budget counts the rows
+ * instead. A page that does not transform is left for completed() to ask
+ * again (its document kept for the ledger's status fields).
+ */
+static int transform_msg(struct db_msg *m)
+{
+	if (transform_page(&m->resp, &m->tc, &m->batch, &m->err) != 0) {
+		m->untransformed = 1;
+		return -1;
+	}
+	response_free(&m->resp);
+	m->rec.rows = (long long)m->batch.n_rows;
+	membudget_release(m->budget);
+	m->budget = m->batch.copy.cap;
+	membudget_take(m->budget);
+	return 0;
+}
+
 /* A loader thread's work: one message on the worker's own connection. */
 static int exec_msg(void *ctx, int worker, struct loader_msg *lm)
 {
 	struct run_ctx *rc = ctx;
 	struct db_msg *m = (struct db_msg *)lm;
 
+	if (m->op == DB_PAGE && !m->untransformed && transform_msg(m) != 0)
+		return 0;
 	return with_db(rc, worker, step_load, m, &m->err);
 }
 
@@ -545,6 +576,8 @@ static void wake_fetcher(void *ctx)
 }
 
 static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err);
+static int page_error(struct run_ctx *rc, struct fetch_req *req, const struct api_response *resp,
+		      const struct etl_error *perr, enum retry_verdict v, struct etl_error *err);
 
 /*
  * Hands a message to the loader thread, or, when there is none (before and
@@ -627,6 +660,17 @@ static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 		*err = m->err;
 		if (m->op != DB_FINISH_SET)
 			etl_error_prefix(err, "loading %s offset %lld: ", s->def->name, m->rec.offset);
+		msg_done(rc, m);
+		return ret;
+	}
+	if (m->op == DB_PAGE && m->untransformed) {
+		/* a malformed page is a page error: asked again, or failed */
+		struct fetch_req *req = m->req;
+		struct etl_error perr = m->err;
+
+		m->req = NULL;
+		m->pj = NULL; /* req->user: page_error() takes both */
+		ret = page_error(rc, req, &m->resp, &perr, VERDICT_RETRY, err);
 		msg_done(rc, m);
 		return ret;
 	}
@@ -779,84 +823,22 @@ static void describe_failure(const struct page_job *pj, const struct fetch_req *
 }
 
 /*
- * Handles one completed request: a good page is transformed here and handed
- * to the loader; a failed one is retried or recorded. Returns non-zero only
- * for database failures.
+ * A page whose answer is not to be loaded (v says why it failed, perr or
+ * resp what the answer said): asked again when the verdict, the attempts
+ * left and the cost ceilings allow; else its ledger row records the
+ * failure and the set (or run) fails. Takes req and the page; returns
+ * non-zero only for database failures.
  */
-static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *err)
+static int page_error(struct run_ctx *rc, struct fetch_req *req, const struct api_response *resp,
+		      const struct etl_error *perr, enum retry_verdict v, struct etl_error *err)
 {
 	struct page_job *pj = req->user;
 	struct set_state *s = pj->set;
-	struct api_response resp;
-	struct etl_error perr = {0, ""};
-	struct db_msg *m = NULL;
-	enum retry_verdict v;
-	char why[1200];
-	int code = 0, ret = 0, retryable, more, affordable;
+	struct db_msg *m;
+	char why[sizeof(((struct etl_error *)0)->msg) + 80]; /* "offset N: HTTP S: " and its message */
+	int retryable, more, affordable;
 
-	memset(&resp, 0, sizeof(resp));
-	/* A parse failure is kept in resp.error and classified below. */
-	if (req->curl_code == CURLE_OK &&
-	    response_parse(req->response.data ? req->response.data : "", req->response.len, &resp,
-			   &perr) != 0)
-		log_set_msg(LOG_DEBUG, s->def->name, "offset %lld: %s", pj->offset, perr.msg);
-	charge(rc, pj, &resp);
-	/* the parsed document owns its strings: a gzip body's decoded text is
-	 * not needed any more (the archive takes the bytes as they came) */
-	if (req->gzipped) {
-		sb_free(&req->response);
-		fetch_req_account(req);
-	}
-	v = retry_classify(req, req->curl_code == CURLE_OK ? &resp : NULL, &code);
-	if (v == VERDICT_OK) {
-		/* a first load sums its breakdown as it goes (breakdown.h) */
-		struct transform_ctx tc = {rc->snapshot_date, s->id, rc->run_id, pj->offset,
-					   pj->limit, s->def->targets, s->def->n_targets,
-					   s->direct && !s->lookup,
-					   s->current.ready ? &s->current : NULL};
-
-		m = msg_new(rc, DB_PAGE, s);
-		if (transform_page(&resp, &tc, &m->batch, &perr) != 0) {
-			v = VERDICT_RETRY; /* a malformed page is a page error: retry it */
-			msg_done(rc, m);
-			m = NULL;
-		}
-	}
-	pace_on(rc, v);
-	if (v == VERDICT_OK) {
-		/* What paging needs is known now; the counts follow the commit. */
-		if (pj->offset == 0 && s->total < 0)
-			s->total = resp.total_count;
-		if (resp.n_items == 0)
-			s->ended = 1;
-		page_record_init(rc, m, pj, req, &resp);
-		m->rec.rows = (long long)m->batch.n_rows;
-		/* an earlier process's pages are not in the filter */
-		m->n_items = resp.n_items;
-		if (rc->job->archive) {
-			m->rec.request_body = req->body;
-			if (req->gzipped) {
-				m->rec.response_gzip = req->wire.data;
-				m->rec.response_gzip_len = req->wire.len;
-			} else {
-				m->rec.response_body = req->response.data;
-				m->rec.response_len = req->response.len;
-			}
-		}
-		m->pj = pj;
-		/* The request and its response body wait for the loader only when
-		 * they are to be archived; otherwise their memory goes now. */
-		if (rc->job->archive)
-			m->req = req;
-		else
-			fetch_req_free(req);
-		req = NULL;
-		response_free(&resp);
-		m->budget = m->batch.copy.cap;
-		membudget_take(m->budget);
-		return db_submit(rc, m, err);
-	}
-	describe_failure(pj, req, &resp, &perr, why, sizeof(why));
+	describe_failure(pj, req, resp, perr, why, sizeof(why));
 	retryable = v == VERDICT_RETRY || v == VERDICT_RETRY_SLOW;
 	more = retryable && pj->attempts < rc->job->api.max_attempts;
 	affordable = retry_affordable(rc, pj);
@@ -873,12 +855,11 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 		reserve(rc, pj, plan_cost(1, pj->limit));
 		req->not_before = mono_now() + wait;
 		fetcher_add(rc->fetcher, req);
-		response_free(&resp);
 		return 0; /* the fetcher owns req again */
 	}
 	/* A page that failed for good: its ledger row, and the set (or run) fails. */
 	m = msg_new(rc, DB_PAGE_FAILED, s);
-	page_record_init(rc, m, pj, req, &resp);
+	page_record_init(rc, m, pj, req, resp);
 	m->error = xasprintf("%s%s", why,
 			     !retryable ? ""
 			     : more && !affordable ? " (not retried: a cost ceiling, max_cost_usd, is reached)"
@@ -890,8 +871,97 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 		rc->abort_msg = xasprintf("%s %s", s->def->name, m->error);
 	}
 	set_fail(s, m->error);
+	return db_submit(rc, m, err);
+}
+
+/*
+ * A good page goes to the loader, its parsed answer with it: a loader
+ * thread transforms it (transform_msg()) and loads the rows. The request
+ * stays with the message so that a page that does not transform can be
+ * asked again; its response bodies only when they are to be archived.
+ */
+static int hand_over(struct run_ctx *rc, struct fetch_req *req, struct api_response *resp,
+		     const struct transform_ctx *tc, size_t body_len, struct etl_error *err)
+{
+	struct page_job *pj = req->user;
+	struct db_msg *m = msg_new(rc, DB_PAGE, pj->set);
+
+	page_record_init(rc, m, pj, req, resp);
+	m->n_items = resp->n_items;
+	if (rc->job->archive) {
+		m->rec.request_body = req->body;
+		if (req->gzipped) {
+			m->rec.response_gzip = req->wire.data;
+			m->rec.response_gzip_len = req->wire.len;
+		} else {
+			m->rec.response_body = req->response.data;
+			m->rec.response_len = req->response.len;
+		}
+	} else {
+		sb_free(&req->response);
+		sb_free(&req->wire);
+		fetch_req_account(req);
+	}
+	m->pj = pj;
+	m->req = req;
+	m->resp = *resp; /* the document's ownership moves to the message */
+	memset(resp, 0, sizeof(*resp));
+	m->tc = *tc;
+	/* the parsed document until the transform, the rows after */
+	m->budget = 2 * body_len;
+	membudget_take(m->budget);
+	return db_submit(rc, m, err);
+}
+
+/*
+ * Handles one completed request: a good page is parsed here and handed to
+ * the loader (hand_over()); a failed one is retried or recorded
+ * (page_error()). Returns non-zero only for database failures.
+ */
+static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *err)
+{
+	struct page_job *pj = req->user;
+	struct set_state *s = pj->set;
+	struct api_response resp;
+	struct etl_error perr = {0, ""};
+	enum retry_verdict v;
+	size_t body_len = req->response.len;
+	int code = 0, ret;
+	/* a first load sums its breakdown as it goes (breakdown.h) */
+	struct transform_ctx tc = {rc->snapshot_date, s->id, rc->run_id, pj->offset,
+				   pj->limit, s->def->targets, s->def->n_targets,
+				   s->direct && !s->lookup, s->current.ready ? &s->current : NULL};
+
+	memset(&resp, 0, sizeof(resp));
+	/* A parse failure is kept in resp.error and classified below. */
+	if (req->curl_code == CURLE_OK &&
+	    response_parse(req->response.data ? req->response.data : "", req->response.len, &resp,
+			   &perr) != 0)
+		log_set_msg(LOG_DEBUG, s->def->name, "offset %lld: %s", pj->offset, perr.msg);
+	charge(rc, pj, &resp);
+	/* the parsed document owns its strings: a gzip body's decoded text is
+	 * not needed any more (the archive takes the bytes as they came) */
+	if (req->gzipped) {
+		sb_free(&req->response);
+		fetch_req_account(req);
+	}
+	v = retry_classify(req, req->curl_code == CURLE_OK ? &resp : NULL, &code);
+	/* an answer to another request is a page error: retry it (checked
+	 * here, not only by the transform, before it can end the paging) */
+	if (v == VERDICT_OK && response_match(&resp, &tc, &perr) != 0)
+		v = VERDICT_RETRY;
+	pace_on(rc, v);
+	if (v == VERDICT_OK) {
+		/* What paging needs is known now; the counts follow the commit. */
+		if (pj->offset == 0 && s->total < 0)
+			s->total = resp.total_count;
+		if (resp.n_items == 0)
+			s->ended = 1;
+		ret = hand_over(rc, req, &resp, &tc, body_len, err);
+	} else {
+		ret = page_error(rc, req, &resp, &perr, v, err);
+	}
 	response_free(&resp);
-	ret = db_submit(rc, m, err);
 	return ret;
 }
 
