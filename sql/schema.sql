@@ -608,11 +608,16 @@ BEGIN
     SELECT max(c.snapshot_date) INTO latest FROM etl_snapshot c
     WHERE c.target_set_id = p_set AND c.status = 'complete' AND c.purged_at IS NULL;
     IF hi = 'infinity' THEN
-        PERFORM discard_staged(x.run_id, p_set)
-        FROM (SELECT DISTINCT v.run_id FROM domain_intersection_version v
-              WHERE v.target_set_id = p_set AND v.valid_to = 'infinity'
-                AND v.valid_from > coalesce(latest, '-infinity') AND v.valid_from <= p_date
-                AND v.run_id <> p_run) x;
+        -- (found by the runs, not by reading this run's own staged rows)
+        PERFORM discard_staged(rs.run_id, p_set)
+        FROM etl_run_set rs
+        JOIN etl_run r ON r.run_id = rs.run_id
+        WHERE rs.target_set_id = p_set AND rs.direct AND rs.run_id <> p_run
+          AND rs.status <> 'complete'
+          AND r.snapshot_date > coalesce(latest, '-infinity') AND r.snapshot_date <= p_date
+          AND EXISTS (SELECT 1 FROM etl_page e
+                      WHERE e.run_id = rs.run_id AND e.target_set_id = p_set
+                        AND e.status = 'loaded');
     END IF;
     IF direct AND latest >= p_date THEN
         -- (never while the job's lock is held: a run of its date or a later
