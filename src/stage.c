@@ -122,11 +122,14 @@ static int direct_keys(PGconn *conn, const struct page_record *rec, const struct
 	PGresult *res = NULL;
 	size_t i, len, plen = 0;
 	const char *f, *prev = NULL;
-	int rc, j, totals;
+	int rc, j, totals, judged, lookup;
 
 	for (j = 0; j < 11; j++)
 		sb_init(&a[j]);
 	totals = bd_arrays(&rows->breakdown, &a[4]);
+	/* rows the loader judged itself (curmap.h): the database looks nothing up */
+	judged = rows->judged && rows->send.len == n;
+	lookup = rec->lookup && !judged;
 	for (i = 0; i < n; i++) {
 		f = row_field(&r[i], F_DOMAIN, &len);
 		array_text(&a[0], f, len);
@@ -134,8 +137,9 @@ static int direct_keys(PGconn *conn, const struct page_record *rec, const struct
 		array_word(&a[1], f, len);
 		f = row_field(&r[i], F_POSITION, &len);
 		array_word(&a[2], f, len);
-		/* the digest ends the row */
-		array_word(&a[3], r[i].p + r[i].len - 32, 32);
+		/* the digest ends the row; only a lookup reads it */
+		if (lookup)
+			array_word(&a[3], r[i].p + r[i].len - 32, 32);
 		/* an item's rows come together, at its position: its first one names it */
 		if (i == 0 || len != plen || memcmp(prev, f, len) != 0) {
 			array_word(&a[10], f, len);
@@ -152,18 +156,17 @@ static int direct_keys(PGconn *conn, const struct page_record *rec, const struct
 	params[1] = v[1];
 	params[2] = v[2];
 	params[3] = rec->snapshot_date;
-	params[4] = rec->lookup ? "t" : "f";
-	for (j = 0; j < 4; j++)
+	params[4] = lookup ? "t" : "f";
+	for (j = 0; j < 3; j++)
 		params[5 + j] = array_end(&a[j]);
+	params[8] = lookup ? array_end(&a[3]) : NULL;
 	for (j = 9; j < 13; j++)
 		params[j] = totals ? a[j - 5].data : NULL;
-	/* rows the loader judged itself (curmap.h): the database looks nothing up */
 	params[13] = NULL;
-	if (rows->judged && rows->send.len == n) {
+	if (judged) {
 		for (i = 0; i < n; i++)
 			array_word(&a[8], rows->send.data[i] ? "t" : "f", 1);
 		params[13] = array_end(&a[8]);
-		params[4] = "f";
 	}
 	params[14] = array_end(&a[9]);
 	params[15] = array_end(&a[10]);
