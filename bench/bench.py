@@ -57,13 +57,15 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 MODES = {
     # rows are table rows (items x 2 targets); latency layouts are
-    # (sets, pages per set) of 1000-row pages (1 target).
+    # (sets, pages per set) of 1000-row pages (1 target) at LATENCY_MS and
+    # each concurrency, or (sets, pages per set, latency ms, [concurrency]):
+    # the last is issue 18's case, 80 pages at 600 ms with 16 in flight.
     "full": {"cpu_sizes": [100_000, 1_000_000], "rss_extra": [10_000], "repeat": 3, "repeat_big": 2,
              "run_limit_s": 3600, "slow_factor": 5, "hazard_max_rows": 100_000, "secondary_max_rows": 100_000,
-             "latency_layouts": [(8, 25), (1, 200)], "concurrency": [1, 4, 16]},
+             "latency_layouts": [(8, 25), (1, 200), (1, 80, 600, [16])], "concurrency": [1, 4, 16]},
     "quick": {"cpu_sizes": [10_000, 100_000], "rss_extra": [], "repeat": 1, "repeat_big": 1,
               "run_limit_s": 900, "slow_factor": 5, "hazard_max_rows": 100_000, "secondary_max_rows": 100_000,
-              "latency_layouts": [(8, 5), (1, 40)], "concurrency": [1, 4, 16]},
+              "latency_layouts": [(8, 5), (1, 40), (1, 80, 600, [16])], "concurrency": [1, 4, 16]},
 }
 
 
@@ -1487,18 +1489,21 @@ class Bench:
     def latency_suite(self):
         self.baseline()
         out = self.results["latency"] = []
-        for n_sets, per_set in self.cfg["latency_layouts"]:
+        for spec in self.cfg["latency_layouts"]:
+            n_sets, per_set = spec[0], spec[1]
+            latency_ms = spec[2] if len(spec) > 2 else LATENCY_MS
+            concurrencies = spec[3] if len(spec) > 3 else self.cfg["concurrency"]
             pages = n_sets * per_set
-            layout = "%dx%d" % (n_sets, per_set)
+            layout = "%dx%d" % (n_sets, per_set) + ("@%dms" % latency_ms if latency_ms != LATENCY_MS else "")
             sets = [("l%s-%d" % (layout, i), ["lat%s-%d.bench.example" % (layout, i)])
                     for i in range(n_sets)]
             for _, t in sets:
-                self.fake.scenario(t[0], total_count=per_set * LIMIT, latency_ms=LATENCY_MS)
+                self.fake.scenario(t[0], total_count=per_set * LIMIT, latency_ms=latency_ms)
             bodies = page_bodies([(t, per_set * LIMIT) for _, t in sets])
             log("latency-bound %s: generating %d pages in the fake" % (layout, pages))
             fetch_all(self.fake.port, bodies, 16)
-            for conc in self.cfg["concurrency"]:
-                ideal = pages * LATENCY_MS / 1000.0 / conc
+            for conc in concurrencies:
+                ideal = pages * latency_ms / 1000.0 / conc
                 alone, _ = fetch_all(self.fake.port, bodies, conc)
                 job = write_job(self.work + "/jobs/lat%s-c%d.yaml" % (layout, conc), self.fake.base_url,
                                 sets, conc)
@@ -1515,7 +1520,7 @@ class Bench:
                     if got != pages * LIMIT:
                         raise RuntimeError("latency run left %d rows, expected %d" % (got, pages * LIMIT))
                 out.append({"layout": layout, "sets": n_sets, "pages": pages, "rows": pages * LIMIT,
-                            "rows_per_page": LIMIT, "latency_ms": LATENCY_MS, "concurrency": conc,
+                            "rows_per_page": LIMIT, "latency_ms": latency_ms, "concurrency": conc,
                             "ideal_s": ideal, "fake_alone_s": alone, "runs": runs})
 
     def diag(self):
@@ -1708,8 +1713,9 @@ class Bench:
         w("peak RSS: %s" % m["rss_method"])
         w("")
         if res.get("latency"):
-            w("1. Latency-bound: fake API answers after %d ms, pages of 1000 rows (1 target), "
-              "requests_per_minute 10000. ideal = pages x latency / concurrency." % LATENCY_MS)
+            w("1. Latency-bound: fake API answers after %d ms (a layout named @N ms: after N ms; 1x80@600ms"
+              " is issue 18's case), pages of 1000 rows (1 target), requests_per_minute 10000."
+              " ideal = pages x latency / concurrency." % LATENCY_MS)
             if res.get("floor_rows_per_s"):
                 w("   bound = max(ideal, rows / rows-per-s of the floor's first load in 2.): what one psql session"
                   " running the loader's SQL does; the ETL loads pages on several (database.connections), so it"
