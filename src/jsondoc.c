@@ -73,6 +73,18 @@ static inline bool plain(unsigned char c)
 	return (unsigned)(c - 0x20) < 0x60u && c != '"' && c != '\\';
 }
 
+/* Whether any of 8 bytes is not plain() (word-at-a-time zero-byte tests). */
+static inline bool any_special(uint64_t v)
+{
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	uint64_t quote = v ^ (ones * '"'), bslash = v ^ (ones * '\\');
+	uint64_t below = (v - ones * 0x20) & ~v;             /* a byte < 0x20 */
+
+	quote = (quote - ones) & ~quote;                     /* a byte == '"' */
+	bslash = (bslash - ones) & ~bslash;                  /* a byte == '\\' */
+	return ((below | quote | bslash | v) & highs) != 0;  /* or one >= 0x80 */
+}
+
 static int fail(struct parser *ps, const char *fmt, ...) ETL_PRINTF(2, 3);
 
 static int fail(struct parser *ps, const char *fmt, ...)
@@ -292,6 +304,16 @@ static int parse_string(struct parser *ps, size_t node, bool key)
 	ps->p++;
 	for (;;) {
 		run = ps->p;
+		for (;;) { /* 8 plain bytes at a time, then byte by byte */
+			uint64_t w;
+
+			if (ps->p + 8 > len)
+				break;
+			memcpy(&w, b + ps->p, 8);
+			if (any_special(w))
+				break;
+			ps->p += 8;
+		}
 		while (ps->p < len && plain(b[ps->p]))
 			ps->p++;
 		memcpy(o, b + run, ps->p - run);
@@ -499,13 +521,68 @@ static int repeated(struct parser *ps, const struct key_ref *k)
 }
 
 /*
+ * A quick hash of a key: its length and its first and last 8 bytes, mixed
+ * with the process's random key. Enough to spread the keys of an answer's
+ * objects; keys built to collide on it (they differ only in their middle
+ * bytes) run into the probe limit of fill_slots(), and the object is
+ * checked again with key_hash(), which reads every byte.
+ */
+static size_t quick_hash(const struct jd_doc *d, uint32_t k)
+{
+	const unsigned char *s = (const unsigned char *)jd_str(d, k);
+	uint32_t n = d->nodes[k].len;
+	uint64_t a = 0, b = 0, h;
+
+	if (n >= 8) {
+		memcpy(&a, s, 8);
+		memcpy(&b, s + n - 8, 8);
+	} else {
+		memcpy(&a, s, n);
+	}
+	h = (a ^ hash_key[0]) * 0x9E3779B97F4A7C15u;
+	h ^= (b ^ hash_key[1] ^ n) * 0xC2B2AE3D27D4EB4Fu;
+	return (size_t)(h ^ (h >> 31));
+}
+
+/*
+ * Puts keys[0..n) in the table by `hash`: 0 when no key repeats, 1 with
+ * *dup the one that repeats an earlier key, 2 when the keys took more than
+ * `limit` probes beyond their first slots (counted in key_probes).
+ */
+static int fill_slots(struct parser *ps, const struct key_ref *keys, size_t n, size_t mask,
+		      size_t (*hash)(const struct jd_doc *, uint32_t), size_t limit, size_t *dup)
+{
+	size_t j, h, probes = 0;
+
+	memset(ps->slots, 0, (mask + 1) * sizeof(*ps->slots));
+	for (j = 0; j < n; j++) {
+		/* a slot holds a key's index + 1; 0 is empty */
+		for (h = hash(ps->doc, keys[j].node) & mask; ps->slots[h]; h = (h + 1) & mask) {
+			ps->doc->key_probes++;
+			if (++probes > limit)
+				return 2;
+			if (same_key(ps->doc, keys[ps->slots[h] - 1].node, keys[j].node)) {
+				*dup = j;
+				return 1;
+			}
+		}
+		ps->slots[h] = (uint32_t)(j + 1);
+	}
+	return 0;
+}
+
+/*
  * The object whose keys are ps->keys[from..] is complete: does it repeat a
- * key? Pairwise for up to 8 keys, else through a table twice the keys' count.
+ * key? Pairwise for up to 8 keys, else through a table twice the keys'
+ * count: by quick_hash() while the keys spread (at most one probe a key
+ * beyond their first slots: a table at most half full needs about one per
+ * two keys), else again by key_hash().
  */
 static int check_keys(struct parser *ps, size_t from)
 {
 	const struct key_ref *keys;
-	size_t n = ps->n_keys - from, i, j, size = 16, mask, h;
+	size_t n = ps->n_keys - from, i, j, size = 16, dup = 0;
+	int r;
 
 	if (n < 2)
 		return 0; /* and ps->keys may still be NULL */
@@ -524,18 +601,10 @@ static int check_keys(struct parser *ps, size_t from)
 		ps->slots = xmalloc(size * sizeof(*ps->slots));
 		ps->cap_slots = size;
 	}
-	memset(ps->slots, 0, size * sizeof(*ps->slots));
-	mask = size - 1;
-	for (j = 0; j < n; j++) {
-		/* a slot holds a key's index + 1; 0 is empty */
-		for (h = key_hash(ps->doc, keys[j].node) & mask; ps->slots[h]; h = (h + 1) & mask) {
-			ps->doc->key_probes++;
-			if (same_key(ps->doc, keys[ps->slots[h] - 1].node, keys[j].node))
-				return repeated(ps, &keys[j]);
-		}
-		ps->slots[h] = (uint32_t)(j + 1);
-	}
-	return 0;
+	r = fill_slots(ps, keys, n, size - 1, quick_hash, n, &dup);
+	if (r == 2)
+		r = fill_slots(ps, keys, n, size - 1, key_hash, SIZE_MAX, &dup);
+	return r == 1 ? repeated(ps, &keys[dup]) : 0;
 }
 
 /*

@@ -420,6 +420,45 @@ static void test_nodes_cap(void)
 	sb_free(&sb);
 }
 
+/*
+ * Strings are scanned 8 bytes at a time while they are plain: a byte that
+ * is not (an escape, the closing quote, a control byte, UTF-8) is found at
+ * every offset within and across those 8-byte steps.
+ */
+static void test_string_scan_offsets(void)
+{
+	static const struct {
+		const char *mid;   /* what comes after k plain bytes */
+		int ok;
+		const char *decoded;
+	} after[] = {
+		{"\\n!", 1, "\n!"}, {"", 1, ""}, {"\xc3\xa9!", 1, "\xc3\xa9!"},
+		{"\x01", 0, NULL}, {"\\u0041z", 1, "Az"}, {"\x7f", 1, "\x7f"}, {"\xff", 0, NULL},
+	};
+	char body[128], want[64], msg[256];
+	struct jd_doc doc;
+	size_t i;
+	int k;
+
+	for (i = 0; i < sizeof(after) / sizeof(after[0]); i++) {
+		for (k = 0; k <= 20; k++) {
+			memset(want, 'a', (size_t)k);
+			snprintf(want + k, sizeof(want) - (size_t)k, "%s", after[i].decoded ? after[i].decoded : "");
+			body[0] = '"';
+			memset(body + 1, 'a', (size_t)k);
+			snprintf(body + 1 + k, sizeof(body) - 1 - (size_t)k, "%s\"", after[i].mid);
+			msg[0] = '\0';
+			if (after[i].ok) {
+				CHECK_INT(jd_parse(&doc, body, strlen(body), msg, sizeof(msg)), 0);
+				CHECK_STR(jd_str(&doc, 0), want);
+			} else {
+				CHECK_INT(jd_parse(&doc, body, strlen(body), msg, sizeof(msg)), -1);
+			}
+			jd_free(&doc);
+		}
+	}
+}
+
 int main(void)
 {
 	test_cases();
@@ -431,5 +470,6 @@ int main(void)
 	test_keys_differing_in_the_middle();
 	test_members_cap();
 	test_nodes_cap();
+	test_string_scan_offsets();
 	return check_summary();
 }
