@@ -706,61 +706,57 @@ static void co_flush(struct copy_out *co, int all)
 	}
 }
 
-/* A text value, escaped as COPY's text format wants it; runs of plain bytes go in whole. */
-static void co_text(struct copy_out *co, const char *s, size_t len)
+/* Bytes of a value, a piece at a time (COPY's binary format: as they are). */
+static void co_bytes(struct copy_out *co, const void *p, size_t len)
 {
-	size_t i = 0, run;
+	const char *s = p;
+	size_t n;
 
-	while (i < len) {
-		for (run = 0; i + run < len && run < DB_COPY_PIECE; run++) {
-			char c = s[i + run];
-
-			if (c == '\\' || c == '\n' || c == '\r' || c == '\t')
-				break;
-		}
-		sb_append(&co->sb, s + i, run);
-		i += run;
-		if (i < len && run < DB_COPY_PIECE) {
-			char c = s[i++];
-
-			sb_putc(&co->sb, '\\');
-			sb_putc(&co->sb, c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : c);
-		}
+	while (len) {
+		n = len < DB_COPY_PIECE ? len : DB_COPY_PIECE;
+		sb_append(&co->sb, s, n);
+		s += n;
+		len -= n;
 		if (co->sb.len >= DB_COPY_PIECE)
 			co_flush(co, 0);
 	}
 }
 
-/* A bytea value in hex ("\\x..." once escaped for COPY). */
-static void co_hex(struct copy_out *co, const unsigned char *s, size_t len)
+/* An integer of `size` bytes (2, 4, 8), in network order. */
+static void co_int(struct copy_out *co, unsigned long long v, int size)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t i;
+	unsigned char b[8];
+	int i;
 
-	sb_puts(&co->sb, "\\\\x");
-	for (i = 0; i < len; i++) {
-		char *p;
+	for (i = 0; i < size; i++)
+		b[i] = (unsigned char)(v >> (8 * (size - 1 - i)));
+	co_bytes(co, b, (size_t)size);
+}
 
-		/* a piece at a time, written in place: this is every archived byte */
-		if (co->sb.cap - co->sb.len < 3)
-			sb_reserve(&co->sb, DB_COPY_PIECE);
-		p = co->sb.data + co->sb.len;
-		p[0] = hex[s[i] >> 4];
-		p[1] = hex[s[i] & 15];
-		p[2] = '\0';
-		co->sb.len += 2;
-		if (co->sb.len >= DB_COPY_PIECE)
-			co_flush(co, 0);
+/* A field of the binary format: its length (-1: NULL), then its bytes. */
+static void co_field(struct copy_out *co, const void *p, size_t len, const char *prefix)
+{
+	size_t pre = prefix ? strlen(prefix) : 0;
+
+	if (!p) {
+		co_int(co, 0xffffffffu, 4);
+		return;
 	}
+	co_int(co, pre + len, 4);
+	co_bytes(co, prefix, pre);
+	co_bytes(co, p, len);
 }
 
 /*
  * The page's bodies, in the page's own transaction: archived exactly when
- * loaded. By COPY in pieces (see struct copy_out), a gzip body as the bytes
- * received (sql/004_*); an earlier attempt's row of the page is replaced.
+ * loaded. By COPY in pieces (see struct copy_out), in COPY's binary format:
+ * a body of a few hundred kB goes as its bytes, not as hex or escaped text
+ * the server decodes again; a gzip body as the bytes received (sql/004_*).
+ * An earlier attempt's row of the page is replaced.
  */
 static int write_archive(PGconn *conn, const struct page_record *rec, struct etl_error *err)
 {
+	static const char header[] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
 	char v[3][24];
 	const char *params[3] = {v[0], v[1], v[2]};
 	struct copy_out co = {conn, {NULL, 0, 0}, 0};
@@ -776,7 +772,7 @@ static int write_archive(PGconn *conn, const struct page_record *rec, struct etl
 			   3, params, NULL, err)) != 0)
 		return rc;
 	res = PQexec(conn, "COPY raw_page (run_id, target_set_id, page_offset, page_limit, request,"
-			   " body, body_gzip) FROM STDIN");
+			   " body, body_gzip) FROM STDIN (FORMAT binary)");
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
 		etl_fail(err, ETL_EFAIL, "database error: cannot start COPY of the archive: %s",
 			 PQresultErrorMessage(res));
@@ -784,17 +780,25 @@ static int write_archive(PGconn *conn, const struct page_record *rec, struct etl
 		return ETL_EFAIL;
 	}
 	PQclear(res);
-	sb_printf(&co.sb, "%s\t%s\t%s\t%d\t", v[0], v[1], v[2], rec->limit);
-	co_text(&co, rec->request_body, strlen(rec->request_body));
-	sb_putc(&co.sb, '\t');
+	co_bytes(&co, header, sizeof(header) - 1); /* signature, flags, no extension */
+	co_int(&co, 7, 2);
+	co_int(&co, 8, 4);
+	co_int(&co, (unsigned long long)rec->run_id, 8);
+	co_int(&co, 8, 4);
+	co_int(&co, (unsigned long long)rec->target_set_id, 8);
+	co_int(&co, 8, 4);
+	co_int(&co, (unsigned long long)rec->offset, 8);
+	co_int(&co, 4, 4);
+	co_int(&co, (unsigned long long)(unsigned)rec->limit, 4);
+	co_field(&co, rec->request_body, strlen(rec->request_body), "\1"); /* jsonb: version 1 */
 	if (rec->response_gzip) {
-		sb_puts(&co.sb, "\\N\t");
-		co_hex(&co, rec->response_gzip, rec->response_gzip_len);
+		co_field(&co, NULL, 0, NULL);
+		co_field(&co, rec->response_gzip, rec->response_gzip_len, NULL);
 	} else {
-		co_text(&co, rec->response_body, rec->response_len);
-		sb_puts(&co.sb, "\t\\N");
+		co_field(&co, rec->response_body, rec->response_len, NULL);
+		co_field(&co, NULL, 0, NULL);
 	}
-	sb_putc(&co.sb, '\n');
+	co_int(&co, 0xffffu, 2); /* the trailer */
 	co_flush(&co, 1);
 	sb_free(&co.sb);
 	if (co.failed)
