@@ -1495,7 +1495,8 @@ class Bench:
             concurrencies = spec[3] if len(spec) > 3 else self.cfg["concurrency"]
             pages = n_sets * per_set
             layout = "%dx%d" % (n_sets, per_set) + ("@%dms" % latency_ms if latency_ms != LATENCY_MS else "")
-            sets = [("l%s-%d" % (layout, i), ["lat%s-%d.bench.example" % (layout, i)])
+            name = layout.replace("@", "-at-")  # for set names, hosts and files
+            sets = [("l%s-%d" % (name, i), ["lat%s-%d.bench.example" % (name, i)])
                     for i in range(n_sets)]
             for _, t in sets:
                 self.fake.scenario(t[0], total_count=per_set * LIMIT, latency_ms=latency_ms)
@@ -1505,7 +1506,7 @@ class Bench:
             for conc in concurrencies:
                 ideal = pages * latency_ms / 1000.0 / conc
                 alone, _ = fetch_all(self.fake.port, bodies, conc)
-                job = write_job(self.work + "/jobs/lat%s-c%d.yaml" % (layout, conc), self.fake.base_url,
+                job = write_job(self.work + "/jobs/lat%s-c%d.yaml" % (name, conc), self.fake.base_url,
                                 sets, conc)
                 runs = []
                 for rep in range(self.cfg["repeat"]):
@@ -1514,7 +1515,7 @@ class Bench:
                     db = self.fresh_db()
                     self.pg.checkpoint()
                     runs.append(self.etl(["run", job, "--snapshot-date", DATE], db,
-                                         "latency-%s-c%d" % (layout, conc), fakes=(self.fake,)))
+                                         "latency-%s-c%d" % (name, conc), fakes=(self.fake,)))
                     got = self.count_rows(db)
                     self.pg.drop_db(db)
                     if got != pages * LIMIT:
@@ -1542,30 +1543,27 @@ class Bench:
         opts = "-c log_min_duration_statement=0 -c log_parameter_max_length=0"
         if self.pg.options:
             opts += " -c auto_explain.log_min_duration=5 -c auto_explain.log_nested_statements=on"
-        off = self.pg.log_size()
-        r = self.etl(["run", job, "--snapshot-date", DATE], db, "diag-%d" % n, {"PGOPTIONS": opts},
-                     fakes=(self.fake,))
-        text = self.pg.log_since(off)
-        r["by_kind"], r["by_session_ms"] = statement_durations(text)
-        r["publish_inside"] = nested_durations(text, "publish_snapshot")
-        r["stats_inside"] = nested_durations(text, "snapshot_stats")
-        r["nested"] = nested_all(text)
-        r.pop("slow_statements", None)  # every statement over 5 ms: not slow, just logged
+
+        def logged(args, label, fakes, stats="snapshot_stats"):
+            """A run with every statement's duration logged, and where they went."""
+            off = self.pg.log_size()
+            run = self.etl(args, db, label, {"PGOPTIONS": opts}, fakes=fakes)
+            text = self.pg.log_since(off)
+            run["by_kind"], run["by_session_ms"] = statement_durations(text)
+            run["publish_inside"] = nested_durations(text, "publish_snapshot")
+            run["stats_inside"] = nested_durations(text, stats)
+            run["nested"] = nested_all(text)
+            run.pop("slow_statements", None)  # every statement over 5 ms: not slow, just logged
+            return run
+
+        r = logged(["run", job, "--snapshot-date", DATE], "diag-%d" % n, (self.fake,))
         first_run = self.last_run(db)
         sizes = self.history_bytes(db)
         # the next night with the same answer (issue 18's unchanged night),
         # from an analyzed snapshot as in 2-3
         self.settle(db)
         log("diagnosis: unchanged next night of %d rows with statement durations logged" % n)
-        off = self.pg.log_size()
-        rerun = self.etl(["run", job, "--snapshot-date", NIGHT1], db, "diag-night-%d" % n,
-                         {"PGOPTIONS": opts}, fakes=(self.fake,))
-        text = self.pg.log_since(off)
-        rerun["by_kind"], rerun["by_session_ms"] = statement_durations(text)
-        rerun["publish_inside"] = nested_durations(text, "publish_snapshot")
-        rerun["stats_inside"] = nested_durations(text, "snapshot_stats")
-        rerun["nested"] = nested_all(text)
-        rerun.pop("slow_statements", None)
+        rerun = logged(["run", job, "--snapshot-date", NIGHT1], "diag-night-%d" % n, (self.fake,))
         rerun_sizes = self.history_bytes(db)
         # the night after, 10% of the rows changed (issue 18's changed night)
         job_changed = self.work + "/jobs/cpu%d-changed.yaml" % n
@@ -1575,27 +1573,16 @@ class Bench:
         fetch_all(self.fake_changed.port, page_bodies([(targets, n // 2)]), CPU_CONCURRENCY)
         self.settle(db)
         log("diagnosis: next night of %d rows, 10%% changed, with statement durations logged" % n)
-        off = self.pg.log_size()
-        changed = self.etl(["run", job_changed, "--snapshot-date", NIGHT2], db, "diag-night2-%d" % n,
-                           {"PGOPTIONS": opts}, fakes=(self.fake_changed,))
-        text = self.pg.log_since(off)
-        changed["by_kind"], changed["by_session_ms"] = statement_durations(text)
-        changed["publish_inside"] = nested_durations(text, "publish_snapshot")
-        changed["stats_inside"] = nested_durations(text, "snapshot_stats_direct")
-        changed["nested"] = nested_all(text)
-        changed.pop("slow_statements", None)
+        changed = logged(["run", job_changed, "--snapshot-date", NIGHT2], "diag-night2-%d" % n,
+                         (self.fake_changed,), "snapshot_stats_direct")
         replay = None
         if self.replay:
             self.empty_snapshot(db)
-            off = self.pg.log_size()
-            replay = self.etl(["replay", job, str(first_run)], db, "diag-replay-%d" % n, {"PGOPTIONS": opts})
-            text = self.pg.log_since(off)
-            replay["by_kind"], replay["by_session_ms"] = statement_durations(text)
-            replay["publish_inside"] = nested_durations(text, "publish_snapshot")
-            replay.pop("slow_statements", None)
+            replay = logged(["replay", job, str(first_run)], "diag-replay-%d" % n, ())
         self.pg.drop_db(db)
-        self.results["diag"] = {"rows": n, "targets": targets, "run": r, "rerun": rerun, "changed": changed, "replay": replay,
-                                "bytes_after_first_load": sizes, "bytes_after_rerun": rerun_sizes}
+        self.results["diag"] = {"rows": n, "targets": targets, "run": r, "rerun": rerun, "changed": changed,
+                                "replay": replay, "bytes_after_first_load": sizes,
+                                "bytes_after_rerun": rerun_sizes}
 
     # -- report --------------------------------------------------------------
 
