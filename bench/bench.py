@@ -1826,6 +1826,16 @@ class Bench:
                 if d["run"].get(key):
                     w(what)
                     w(nested_table(d["run"][key], d["run"]["by_kind"]))
+            def night_out(run, title, stats):
+                w(title)
+                w(diag_table(run))
+                for key, what in (("publish_inside", "Inside its publish_snapshot():"),
+                                  ("stats_inside", "Inside its %s():" % stats)):
+                    if run.get(key):
+                        w(what)
+                        w(nested_table(run[key], run["by_kind"]))
+                nested_out(run)
+
             def nested_out(run):
                 if run.get("nested"):
                     w("Statements inside functions and triggers, by the innermost function (auto_explain,"
@@ -1848,15 +1858,8 @@ class Bench:
                                  mib("domain_intersection_pending")))
             rr = d.get("rerun")
             if rr:
-                w("The next night, unchanged (run of %s, the same answer, analyzed snapshot; wall %.2f s):"
-                  % (NIGHT1, rr["wall_s"]))
-                w(diag_table(rr))
-                for key, what in (("publish_inside", "Inside its publish_snapshot():"),
-                                  ("stats_inside", "Inside its snapshot_stats():")):
-                    if rr.get(key):
-                        w(what)
-                        w(nested_table(rr[key], rr["by_kind"]))
-                nested_out(rr)
+                night_out(rr, "The next night, unchanged (run of %s, the same answer, analyzed snapshot; wall %.2f s):"
+                          % (NIGHT1, rr["wall_s"]), "snapshot_stats")
                 b2 = d.get("bytes_after_rerun")
                 if b and b2:
                     w("Storage after that night: versions + order + etl_snapshot %+.2f MiB, domain_intersection_pending"
@@ -1867,15 +1870,8 @@ class Bench:
                                       - b.get("domain_intersection_pending", 0)) / 1048576.0))
             ch = d.get("changed")
             if ch:
-                w("The night after, 10%% of the rows changed (run of %s, analyzed snapshot; wall %.2f s):"
-                  % (NIGHT2, ch["wall_s"]))
-                w(diag_table(ch))
-                for key, what in (("publish_inside", "Inside its publish_snapshot():"),
-                                  ("stats_inside", "Inside its snapshot_stats_direct():")):
-                    if ch.get(key):
-                        w(what)
-                        w(nested_table(ch[key], ch["by_kind"]))
-                nested_out(ch)
+                night_out(ch, "The night after, 10%% of the rows changed (run of %s, analyzed snapshot; wall %.2f s):"
+                          % (NIGHT2, ch["wall_s"]), "snapshot_stats_direct")
             if d.get("replay"):
                 w("Replay of the first run into the emptied snapshot (wall %.2f s):" % d["replay"]["wall_s"])
                 w(diag_table(d["replay"]))
