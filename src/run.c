@@ -418,7 +418,8 @@ static int with_db(struct run_ctx *rc, int worker, int (*step)(struct run_ctx *,
 /*
  * One piece of database work. Pages are parsed on the fetching thread, then
  * transformed and loaded on a loader thread (loader.h): the transforms of
- * several pages run side by side, and beside the parsing of the next. The
+ * several pages run side by side, and beside the parsing of the next (with
+ * one connection, the fetching thread transforms: see hand_over()). The
  * message owns everything the transform and the load need (the parsed
  * answer, the request), so the threads share nothing else but read-only
  * state of the set (its targets, its current versions) and the connection,
@@ -436,6 +437,7 @@ struct db_msg {
 				   transform) and, archived, the response bodies */
 	struct api_response resp; /* DB_PAGE: owned, parsed, until the loader transforms it */
 	struct transform_ctx tc;  /* DB_PAGE: how */
+	int transformed;          /* DB_PAGE: batch holds its rows */
 	int untransformed;        /* DB_PAGE: the transform failed (err says why): not loaded */
 	struct page_record rec;   /* its strings point into the owned fields */
 	struct row_batch batch;   /* DB_PAGE: the rows */
@@ -485,7 +487,7 @@ static void msg_done(struct run_ctx *rc, struct db_msg *m)
 	if (m->req)
 		fetch_req_free(m->req);
 	response_free(&m->resp);
-	m->untransformed = 0;
+	m->transformed = m->untransformed = 0;
 	free(m->pj);
 	free(m->status_message);
 	free(m->task_id);
@@ -552,6 +554,7 @@ static int transform_msg(struct db_msg *m)
 		return -1;
 	}
 	response_free(&m->resp);
+	m->transformed = 1;
 	m->rec.rows = (long long)m->batch.n_rows;
 	membudget_release(m->budget);
 	m->budget = m->batch.copy.cap;
@@ -565,7 +568,7 @@ static int exec_msg(void *ctx, int worker, struct loader_msg *lm)
 	struct run_ctx *rc = ctx;
 	struct db_msg *m = (struct db_msg *)lm;
 
-	if (m->op == DB_PAGE && !m->untransformed && transform_msg(m) != 0)
+	if (m->op == DB_PAGE && !m->transformed && !m->untransformed && transform_msg(m) != 0)
 		return 0;
 	return with_db(rc, worker, step_load, m, &m->err);
 }
@@ -580,6 +583,20 @@ static void wake_fetcher(void *ctx)
 static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err);
 static int page_error(struct run_ctx *rc, struct fetch_req *req, const struct api_response *resp,
 		      const struct etl_error *perr, enum retry_verdict v, struct etl_error *err);
+
+/* A page that did not transform is a page error: asked again, or failed. */
+static int untransformed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err)
+{
+	struct fetch_req *req = m->req;
+	struct etl_error perr = m->err;
+	int ret;
+
+	m->req = NULL;
+	m->pj = NULL; /* req->user: page_error() takes both */
+	ret = page_error(rc, req, &m->resp, &perr, VERDICT_RETRY, err);
+	msg_done(rc, m);
+	return ret;
+}
 
 /*
  * Hands a message to the loader thread, or, when there is none (before and
@@ -665,17 +682,8 @@ static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 		msg_done(rc, m);
 		return ret;
 	}
-	if (m->op == DB_PAGE && m->untransformed) {
-		/* a malformed page is a page error: asked again, or failed */
-		struct fetch_req *req = m->req;
-		struct etl_error perr = m->err;
-
-		m->req = NULL;
-		m->pj = NULL; /* req->user: page_error() takes both */
-		ret = page_error(rc, req, &m->resp, &perr, VERDICT_RETRY, err);
-		msg_done(rc, m);
-		return ret;
-	}
+	if (m->op == DB_PAGE && m->untransformed)
+		return untransformed(rc, m, err);
 	if (m->op != DB_FINISH_SET) {
 		/* the page is settled; what it was charged was counted as
 		 * spent when it answered (charge()) */
@@ -912,6 +920,10 @@ static int hand_over(struct run_ctx *rc, struct fetch_req *req, struct api_respo
 	/* the parsed document until the transform, the rows after */
 	m->budget = 2 * body_len;
 	membudget_take(m->budget);
+	/* With one loader thread, it would transform and COPY in turn: the
+	 * transform runs here instead, beside the COPY of the page before. */
+	if (rc->n_conns < 2 && transform_msg(m) != 0)
+		return untransformed(rc, m, err);
 	return db_submit(rc, m, err);
 }
 

@@ -88,6 +88,23 @@ class HostileTest(EtlTestCase):
                 page = self.db.rows("SELECT attempts, status FROM dataforseo.etl_page WHERE page_offset = 100")
                 self.assertEqual(page, [{"attempts": 2, "status": "loaded"}])
 
+    def test_a_page_that_does_not_transform_is_retried_on_one_connection_too(self):
+        """With database.connections 1 the fetching thread transforms (the
+        loader thread would otherwise transform and COPY in turn): a page
+        whose items are malformed is asked again the same way."""
+        self.fake.set_scenario("hostile-a.com", total_count=350,
+                               faults=[{"kind": "edit", "fn": set_field("rank", "high"), "offset": 100},
+                                       {"kind": "edit", "fn": extra_item, "offset": 200}])
+        job = self.job(JOB.replace('database: {url: "${DATABASE_URL}"}',
+                                   'database: {url: "${DATABASE_URL}", connections: 1}'))
+        code, out, err = self.etl("run", job, "--migrate", "--snapshot-date", "2026-07-03")
+        self.assertEqual(err.count("retrying"), 2, err)
+        self.assertEqual(len([r for r in self.fake.requests if r["offset"] in (100, 200)]), 4)
+        self.assertRowsMatch("h", "hostile-a.com", ["hostile-a.com", "hostile-b.com"])
+        pages = self.db.rows("SELECT page_offset, attempts FROM dataforseo.etl_page"
+                             " WHERE page_offset IN (100, 200) ORDER BY 1")
+        self.assertEqual(pages, [{"page_offset": 100, "attempts": 2}, {"page_offset": 200, "attempts": 2}])
+
     def test_hostile_body_every_time_fails_the_set_cleanly(self):
         self.fake.set_scenario("hostile-a.com", total_count=350,
                                faults=[{"kind": "edit", "fn": extra_item, "offset": 200, "times": -1}])
