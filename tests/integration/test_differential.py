@@ -420,12 +420,20 @@ class Sequence:
         self.job_ret = case.job(job_text(self.keep_days), name="diff-%d-ret.yaml" % seed)
         self.tasks = {}    # set -> the task the ETL sent (dataset-defining fields)
         self.runs = {}     # run_id -> (date, {set: answer}) of runs that published sets
+        self.date_runs = {}  # date -> its latest run: {"ok", "replay", "complete": sets}
         self.log = []      # what happened, for the failure message
         self.answers = {}  # (set, night) -> answer
         self.t0 = time.monotonic()
 
     def env(self):
         return dict(self.case.env(), DATABASE_URL=self.db.url)
+
+    def continued(self, date):
+        """The sets a run of `date` will not fetch: a run of a date continues
+        the date's latest run when that one did not succeed and is no replay
+        (README, Recovery), and the sets complete in it stay as they are."""
+        last = self.date_runs.get(date)
+        return set() if last is None or last["ok"] or last["replay"] else set(last["complete"])
 
     def play(self):
         self.step_run("night", FIRST_DATE, list(SETS), set())
@@ -483,6 +491,8 @@ class Sequence:
 
     def step_run(self, op, date, only, failing, retention=False):
         nights = {s: self.rng.randrange(NIGHTS) for s in only}
+        skipped = self.continued(date)
+        failing = failing - skipped  # (a set complete in the run is not asked again)
         for s in SETS:
             targets, candidates = SETS[s]
             faults = [{"kind": "task", "code": 40501, "offset": 0}] if s in failing else None
@@ -510,6 +520,8 @@ class Sequence:
         published = {}
         served = self.case.fake.requests[before:]
         for s in only:
+            if s in skipped:
+                continue
             if s in failing:
                 self.model.fail(s, date)
             else:
@@ -518,6 +530,8 @@ class Sequence:
                 self.model.publish(s, date, published[s])
         if published:
             self.runs[int(self.db.value("SELECT max(run_id) FROM dataforseo.etl_run"))] = (date, published)
+        self.date_runs[date] = {"ok": code == 0, "replay": False,
+                                "complete": (skipped if skipped else set()) | set(published)}
         if retention and expect == 0:
             self.model.retention(date, self.keep_days)
         self.compare()
@@ -536,6 +550,7 @@ class Sequence:
         self.log.append("replay of run %d (%s, sets %s)" % (run_id, date, ",".join(sorted(published))))
         code, out, err = harness.run_etl(["replay", self.job, str(run_id)], env=self.env())
         self.check(code == 0, "replay exit status %d\n%s" % (code, err[-2000:]))
+        self.date_runs[date] = {"ok": True, "replay": True, "complete": set(published)}
         for s, answer in published.items():
             self.model.publish(s, date, answer)
         self.compare()
