@@ -14,6 +14,7 @@
 #include <libpq-fe.h>
 
 #include "err.h"
+#include "util.h"
 
 /*
  * The bounds on every wait (see db.c's bounds[]): seconds to connect, and
@@ -84,16 +85,31 @@ void db_note_sqlstate(const PGresult *res);
 /* Rolls back an open transaction, ignoring errors (for cleanup paths). */
 void db_rollback(PGconn *conn);
 
-/* Bytes of COPY text gathered before they go to PQputCopyData. */
+/* Bytes of COPY data gathered before they go to PQputCopyData. */
 #define DB_COPY_PIECE (64u * 1024)
 
-/* Starts COPY ... FROM STDIN into `target` ("table (columns)", safe to splice). */
-int db_copy_start(PGconn *conn, const char *target, struct etl_error *err) ETL_WUR;
 /*
- * Ends a COPY whose data went (rc: how sending it went, returned unless the
- * server adds an error); *sqlstate (if not NULL) gets the server's error
- * code on failure.
+ * A COPY ... FROM STDIN being written, sent in pieces of DB_COPY_PIECE:
+ * libpq copies what it is given into its output buffer, which never
+ * shrinks, so a page or an archived body of 60 MiB sent whole would stay
+ * held by that connection for the rest of the run (bench/hostile.py
+ * --overlap).
  */
-int db_copy_finish(PGconn *conn, int rc, char *sqlstate, struct etl_error *err) ETL_WUR;
+struct db_copy {
+	PGconn *conn;
+	struct strbuf sb;    /* gathered, not yet sent */
+	int failed;          /* a piece was not taken: db_copy_end() says so */
+};
+
+/* Starts "COPY <what>" (e.g. "t (a, b) FROM STDIN", safe to splice) into co. */
+int db_copy_start(PGconn *conn, const char *what, struct db_copy *co,
+		  struct etl_error *err) ETL_WUR;
+/* Adds bytes to the COPY's data (a large run goes out without a copy). */
+void db_copy_put(struct db_copy *co, const void *p, size_t len);
+/*
+ * Sends the rest and ends the COPY; *sqlstate (if not NULL: 6 bytes) gets
+ * the server's error code on failure, else "".
+ */
+int db_copy_end(struct db_copy *co, char *sqlstate, struct etl_error *err) ETL_WUR;
 
 #endif

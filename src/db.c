@@ -334,14 +334,15 @@ void db_rollback(PGconn *conn)
 		PQclear(PQexec(conn, "ROLLBACK"));
 }
 
-/* Starts COPY ... FROM STDIN into `target` ("table (columns)", safe to splice). */
-int db_copy_start(PGconn *conn, const char *target, struct etl_error *err)
+int db_copy_start(PGconn *conn, const char *what, struct db_copy *co, struct etl_error *err)
 {
-	char *sql = xasprintf("COPY %s FROM STDIN", target);
+	char *sql = xasprintf("COPY %s", what);
 	PGresult *res = PQexec(conn, sql);
 	int rc = 0;
 
 	free(sql);
+	memset(co, 0, sizeof(*co));
+	co->conn = conn;
 	if (PQresultStatus(res) != PGRES_COPY_IN)
 		rc = etl_fail(err, ETL_EFAIL, "database error: cannot start COPY: %s",
 			      PQresultErrorMessage(res));
@@ -349,14 +350,47 @@ int db_copy_start(PGconn *conn, const char *target, struct etl_error *err)
 	return rc;
 }
 
-/*
- * Ends a COPY whose data went (rc: how that went); *sqlstate (if not NULL)
- * gets the server's error code on failure.
- */
-int db_copy_finish(PGconn *conn, int rc, char *sqlstate, struct etl_error *err)
+static void copy_send(struct db_copy *co, const char *p, size_t len)
 {
-	PGresult *res;
+	if (!co->failed && PQputCopyData(co->conn, p, (int)len) != 1)
+		co->failed = 1;
+}
 
+void db_copy_put(struct db_copy *co, const void *p, size_t len)
+{
+	const char *s = p;
+	size_t n;
+
+	while (len) {
+		if (!co->sb.len && len >= DB_COPY_PIECE) {
+			n = DB_COPY_PIECE; /* a whole piece: straight from the caller */
+			copy_send(co, s, n);
+		} else {
+			n = DB_COPY_PIECE - co->sb.len < len ? DB_COPY_PIECE - co->sb.len : len;
+			sb_append(&co->sb, s, n);
+			if (co->sb.len == DB_COPY_PIECE) {
+				copy_send(co, co->sb.data, co->sb.len);
+				sb_reset(&co->sb);
+			}
+		}
+		s += n;
+		len -= n;
+	}
+}
+
+int db_copy_end(struct db_copy *co, char *sqlstate, struct etl_error *err)
+{
+	PGconn *conn = co->conn;
+	PGresult *res;
+	int rc = 0;
+
+	if (sqlstate)
+		sqlstate[0] = '\0';
+	if (co->sb.len)
+		copy_send(co, co->sb.data, co->sb.len);
+	sb_free(&co->sb);
+	if (co->failed)
+		rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s", PQerrorMessage(conn));
 	if (PQputCopyEnd(conn, rc ? "intersect-etl: sending rows failed" : NULL) != 1 && !rc)
 		rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s", PQerrorMessage(conn));
 	while ((res = PQgetResult(conn))) {

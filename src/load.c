@@ -685,56 +685,19 @@ static int write_ledger(PGconn *conn, const struct page_record *rec, long long s
 	return db_query(conn, ledger_sql, 18, params, NULL, err);
 }
 
-/*
- * COPY text written in pieces of DB_COPY_PIECE: libpq copies what it is given
- * into its output buffer, which never shrinks, so an archived body of 60 MiB
- * sent as one parameter left every loading connection holding that much for
- * the rest of the run (bench/hostile.py --overlap).
- */
-struct copy_out {
-	PGconn *conn;
-	struct strbuf sb;
-	int failed;
-};
-
-static void co_flush(struct copy_out *co, int all)
-{
-	if (co->sb.len >= (all ? 1 : DB_COPY_PIECE) && !co->failed) {
-		if (PQputCopyData(co->conn, co->sb.data, (int)co->sb.len) != 1)
-			co->failed = 1;
-		sb_reset(&co->sb);
-	}
-}
-
-/* Bytes of a value, a piece at a time (COPY's binary format: as they are). */
-static void co_bytes(struct copy_out *co, const void *p, size_t len)
-{
-	const char *s = p;
-	size_t n;
-
-	while (len) {
-		n = len < DB_COPY_PIECE ? len : DB_COPY_PIECE;
-		sb_append(&co->sb, s, n);
-		s += n;
-		len -= n;
-		if (co->sb.len >= DB_COPY_PIECE)
-			co_flush(co, 0);
-	}
-}
-
 /* An integer of `size` bytes (2, 4, 8), in network order. */
-static void co_int(struct copy_out *co, unsigned long long v, int size)
+static void co_int(struct db_copy *co, unsigned long long v, int size)
 {
 	unsigned char b[8];
 	int i;
 
 	for (i = 0; i < size; i++)
 		b[i] = (unsigned char)(v >> (8 * (size - 1 - i)));
-	co_bytes(co, b, (size_t)size);
+	db_copy_put(co, b, (size_t)size);
 }
 
 /* A field of the binary format: its length (-1: NULL), then its bytes. */
-static void co_field(struct copy_out *co, const void *p, size_t len, const char *prefix)
+static void co_field(struct db_copy *co, const void *p, size_t len, const char *prefix)
 {
 	size_t pre = prefix ? strlen(prefix) : 0;
 
@@ -743,14 +706,14 @@ static void co_field(struct copy_out *co, const void *p, size_t len, const char 
 		return;
 	}
 	co_int(co, pre + len, 4);
-	co_bytes(co, prefix, pre);
-	co_bytes(co, p, len);
+	db_copy_put(co, prefix, pre);
+	db_copy_put(co, p, len);
 }
 
 /*
  * The page's bodies, in the page's own transaction: archived exactly when
- * loaded. By COPY in pieces (see struct copy_out), in COPY's binary format:
- * a body of a few hundred kB goes as its bytes, not as hex or escaped text
+ * loaded. By COPY in pieces (struct db_copy), in COPY's binary format: a
+ * body of a few hundred kB goes as its bytes, not as hex or escaped text
  * the server decodes again; a gzip body as the bytes received (sql/004_*).
  * An earlier attempt's row of the page is replaced.
  */
@@ -759,9 +722,8 @@ static int write_archive(PGconn *conn, const struct page_record *rec, struct etl
 	static const char header[] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
 	char v[3][24];
 	const char *params[3] = {v[0], v[1], v[2]};
-	struct copy_out co = {conn, {NULL, 0, 0}, 0};
-	PGresult *res;
-	int rc = 0;
+	struct db_copy co;
+	int rc;
 
 	snprintf(v[0], sizeof(v[0]), "%lld", rec->run_id);
 	snprintf(v[1], sizeof(v[1]), "%lld", rec->target_set_id);
@@ -771,16 +733,13 @@ static int write_archive(PGconn *conn, const struct page_record *rec, struct etl
 			   " AND page_offset = $3",
 			   3, params, NULL, err)) != 0)
 		return rc;
-	res = PQexec(conn, "COPY raw_page (run_id, target_set_id, page_offset, page_limit, request,"
-			   " body, body_gzip) FROM STDIN (FORMAT binary)");
-	if (PQresultStatus(res) != PGRES_COPY_IN) {
-		etl_fail(err, ETL_EFAIL, "database error: cannot start COPY of the archive: %s",
-			 PQresultErrorMessage(res));
-		PQclear(res);
-		return ETL_EFAIL;
+	if ((rc = db_copy_start(conn, "raw_page (run_id, target_set_id, page_offset, page_limit,"
+				      " request, body, body_gzip) FROM STDIN (FORMAT binary)",
+				&co, err)) != 0) {
+		etl_error_prefix(err, "archiving the page: ");
+		return rc;
 	}
-	PQclear(res);
-	co_bytes(&co, header, sizeof(header) - 1); /* signature, flags, no extension */
+	db_copy_put(&co, header, sizeof(header) - 1); /* signature, flags, no extension */
 	co_int(&co, 7, 2);
 	co_int(&co, 8, 4);
 	co_int(&co, (unsigned long long)rec->run_id, 8);
@@ -799,25 +758,10 @@ static int write_archive(PGconn *conn, const struct page_record *rec, struct etl
 		co_field(&co, NULL, 0, NULL);
 	}
 	co_int(&co, 0xffffu, 2); /* the trailer */
-	co_flush(&co, 1);
-	sb_free(&co.sb);
-	if (co.failed)
-		rc = etl_fail(err, ETL_EFAIL, "database error: COPY of the archive failed: %s",
-			      PQerrorMessage(conn));
-	if (PQputCopyEnd(conn, rc ? "intersect-etl: sending the archive failed" : NULL) != 1 && !rc)
-		rc = etl_fail(err, ETL_EFAIL, "database error: COPY of the archive failed: %s",
-			      PQerrorMessage(conn));
-	while ((res = PQgetResult(conn))) {
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && !rc) {
-			db_note_sqlstate(res);
-			rc = etl_fail(err, ETL_EFAIL, "database error: COPY of the archive failed: %s",
-				      PQresultErrorMessage(res));
-		}
-		PQclear(res);
-	}
+	if ((rc = db_copy_end(&co, NULL, err)) != 0)
+		etl_error_prefix(err, "archiving the page: ");
 	return rc;
 }
-
 
 /*
  * COPYs the batch into `table` (an identifier, already safe to splice).
@@ -832,25 +776,18 @@ static int write_archive(PGconn *conn, const struct page_record *rec, struct etl
 static int copy_rows(PGconn *conn, const char *table, const struct row_batch *rows,
 		     char *sqlstate, struct etl_error *err)
 {
-	char *target = xasprintf("%s (" TRANSFORM_COLUMNS ")", table);
-	size_t off, piece = 0;
+	char *what = xasprintf("%s (" TRANSFORM_COLUMNS ") FROM STDIN", table);
+	struct db_copy co;
 	int rc;
 
 	if (sqlstate)
 		sqlstate[0] = '\0';
-	rc = db_copy_start(conn, target, err);
-	free(target);
+	rc = db_copy_start(conn, what, &co, err);
+	free(what);
 	if (rc != 0)
 		return rc;
-	/* In pieces: libpq copies what it is given into its output buffer, which
-	 * would otherwise grow to a whole page per connection and stay so. */
-	for (off = 0; off < rows->copy.len && rc == 0; off += piece) {
-		piece = rows->copy.len - off < DB_COPY_PIECE ? rows->copy.len - off : DB_COPY_PIECE;
-		if (PQputCopyData(conn, rows->copy.data + off, (int)piece) != 1)
-			rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s",
-				      PQerrorMessage(conn));
-	}
-	return db_copy_finish(conn, rc, sqlstate, err);
+	db_copy_put(&co, rows->copy.data, rows->copy.len);
+	return db_copy_end(&co, sqlstate, err);
 }
 
 /*

@@ -194,46 +194,36 @@ static int direct_keys(PGconn *conn, const struct page_record *rec, const struct
 
 /*
  * COPYs the rows to send: as versions, or (as_version 0) as they are, into
- * pg_temp.di_stage. In pieces of DB_COPY_PIECE, as copy_rows().
+ * pg_temp.di_stage.
  */
 static int copy_sent(PGconn *conn, const struct row_span *r, size_t n, const char *send,
 		     int as_version, char *sqlstate, struct etl_error *err)
 {
-	struct strbuf sb;
+	struct db_copy co;
 	size_t i, len;
 	const char *pos;
 	int rc;
 
 	sqlstate[0] = '\0';
 	rc = db_copy_start(conn,
-			as_version ? "domain_intersection_version (" VERSION_COLUMNS ")"
-				   : "pg_temp.di_stage (" TRANSFORM_COLUMNS ")",
-			err);
+			   as_version ? "domain_intersection_version (" VERSION_COLUMNS ") FROM STDIN"
+				      : "pg_temp.di_stage (" TRANSFORM_COLUMNS ") FROM STDIN",
+			   &co, err);
 	if (rc != 0)
 		return rc;
-	sb_init(&sb);
-	for (i = 0; i < n && rc == 0; i++) {
+	for (i = 0; i < n; i++) {
 		if (!send[i])
 			continue;
-		if (as_version) {
+		if (as_version) { /* the row without its position, sync_seq 0 */
 			pos = row_field(&r[i], F_POSITION, &len);
-			sb_append(&sb, r[i].p, (size_t)(pos - r[i].p));
-			sb_append(&sb, pos + len + 1, r[i].len - (size_t)(pos + len + 1 - r[i].p));
-			sb_puts(&sb, "\t0\n");
+			db_copy_put(&co, r[i].p, (size_t)(pos - r[i].p));
+			db_copy_put(&co, pos + len + 1, r[i].len - (size_t)(pos + len + 1 - r[i].p));
+			db_copy_put(&co, "\t0\n", 3);
 		} else {
-			sb_append(&sb, r[i].p, r[i].len + 1);
-		}
-		if (sb.len >= DB_COPY_PIECE) {
-			if (PQputCopyData(conn, sb.data, (int)sb.len) != 1)
-				rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s",
-					      PQerrorMessage(conn));
-			sb_reset(&sb);
+			db_copy_put(&co, r[i].p, r[i].len + 1);
 		}
 	}
-	if (rc == 0 && sb.len && PQputCopyData(conn, sb.data, (int)sb.len) != 1)
-		rc = etl_fail(err, ETL_EFAIL, "database error: COPY failed: %s", PQerrorMessage(conn));
-	sb_free(&sb);
-	return db_copy_finish(conn, rc, sqlstate, err);
+	return db_copy_end(&co, sqlstate, err);
 }
 
 static int hexval(char c)
