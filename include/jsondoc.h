@@ -91,6 +91,8 @@ struct jd_doc {
 	size_t key_probes;     /* slots the repeated-key check looked at past
 				  the first: the tests bound it, to show the
 				  check stays linear */
+	size_t bytes[3];       /* private: what nodes, types and strings hold
+				  (bufpool.h) */
 };
 
 /*

@@ -17,8 +17,10 @@
  *     budget proceeds alone).
  * So the process holds at most the limit plus one page beyond it (the oldest
  * transfer's body and its transform), plus what is not counted: libpq's and
- * libcurl's own buffers and the parsed document of the page being
- * transformed (bench/README.md, "Memory of hostile answers at once").
+ * libcurl's own buffers, the parsed document of the page being
+ * transformed and the blocks bufpool.h keeps for the next page (at most
+ * BUFPOOL_DEFAULT_BYTES) (bench/README.md, "Memory of hostile answers at
+ * once").
  * Thread-safe: loader threads may give bytes back.
  */
 #ifndef INTERSECT_MEMBUDGET_H

@@ -57,6 +57,8 @@ void sb_init(struct strbuf *sb);
 void sb_free(struct strbuf *sb);
 void sb_reset(struct strbuf *sb);               /* len = 0, keeps the allocation */
 void sb_reserve(struct strbuf *sb, size_t extra);
+/* Room for cap bytes (at least; at most twice): its bytes kept, up to len and the NUL. */
+void sb_set_cap(struct strbuf *sb, size_t cap);
 void sb_append(struct strbuf *sb, const char *s, size_t n);
 void sb_puts(struct strbuf *sb, const char *s);
 void sb_putc(struct strbuf *sb, char c);

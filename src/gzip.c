@@ -35,6 +35,7 @@ static void grow(struct strbuf *out, size_t start, size_t max_out)
 		want = limit;
 	if (want <= out->cap)
 		return;
+	/* not through the pool (bufpool.h): it rounds up, past the cap */
 	out->data = xrealloc(out->data, want);
 	out->cap = want;
 }

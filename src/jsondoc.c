@@ -38,6 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bufpool.h"
+
 /* A key of an open object: its node, and where it stands in the body. */
 struct key_ref {
 	uint32_t node;
@@ -133,6 +135,15 @@ static inline bool is_digit(unsigned char c)
 	return (unsigned)(c - '0') < 10u;
 }
 
+/* Room for cap nodes (the arrays from the pool: bufpool.h). */
+static void doc_nodes(struct jd_doc *d, size_t cap)
+{
+	d->nodes = bufpool_grow(d->nodes, d->n_nodes * sizeof(*d->nodes), d->bytes[0],
+				cap * sizeof(*d->nodes), &d->bytes[0]);
+	d->types = bufpool_grow(d->types, d->n_nodes, d->bytes[1], cap, &d->bytes[1]);
+	d->cap_nodes = cap;
+}
+
 /*
  * A new node of type t; its index, or JD_NONE (with the message set) when
  * the body holds more values than JD_MAX_NODES allows for its size.
@@ -148,9 +159,7 @@ static size_t new_node(struct parser *ps, enum jd_type t)
 			     ps->max_nodes, ps->p);
 			return JD_NONE;
 		}
-		d->cap_nodes = d->cap_nodes > ps->max_nodes / 2 ? ps->max_nodes : 2 * d->cap_nodes;
-		d->nodes = xrealloc(d->nodes, d->cap_nodes * sizeof(*d->nodes));
-		d->types = xrealloc(d->types, d->cap_nodes);
+		doc_nodes(d, d->cap_nodes > ps->max_nodes / 2 ? ps->max_nodes : 2 * d->cap_nodes);
 	}
 	d->types[d->n_nodes] = (uint8_t)t;
 	d->nodes[d->n_nodes].off = 0;
@@ -755,12 +764,8 @@ int jd_parse(struct jd_doc *doc, const char *body, size_t len, char *msg, size_t
 		return fail(&ps, "empty body");
 	pthread_once(&hash_key_once, hash_key_init);
 	/* a page holds about one node in 10 bytes; doubling covers the rest */
-	doc->cap_nodes = len / 8 + 16;
-	if (doc->cap_nodes > ps.max_nodes)
-		doc->cap_nodes = ps.max_nodes;
-	doc->nodes = xmalloc(doc->cap_nodes * sizeof(*doc->nodes));
-	doc->types = xmalloc(doc->cap_nodes);
-	doc->strings = xmalloc(len + 1);
+	doc_nodes(doc, len / 8 + 16 > ps.max_nodes ? ps.max_nodes : len / 8 + 16);
+	doc->strings = bufpool_get(len + 1, &doc->bytes[2]);
 	rc = parse_doc(&ps);
 	free(ps.keys);
 	free(ps.slots);
@@ -771,9 +776,9 @@ void jd_free(struct jd_doc *doc)
 {
 	if (!doc)
 		return;
-	free(doc->nodes);
-	free(doc->types);
-	free(doc->strings);
+	bufpool_put(doc->nodes, doc->bytes[0]);
+	bufpool_put(doc->types, doc->bytes[1]);
+	bufpool_put(doc->strings, doc->bytes[2]);
 	memset(doc, 0, sizeof(*doc));
 }
 

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bufpool.h"
+
 static void oom(size_t n)
 {
 	fprintf(stderr, "intersect-etl: out of memory allocating %zu bytes\n", n);
@@ -88,7 +90,7 @@ void sb_init(struct strbuf *sb)
 
 void sb_free(struct strbuf *sb)
 {
-	free(sb->data);
+	bufpool_put(sb->data, sb->cap);
 	sb_init(sb);
 }
 
@@ -109,8 +111,12 @@ void sb_reserve(struct strbuf *sb, size_t extra)
 	cap = sb->cap ? sb->cap : 64;
 	while (cap < need)
 		cap *= 2;
-	sb->data = xrealloc(sb->data, cap);
-	sb->cap = cap;
+	sb_set_cap(sb, cap);
+}
+
+void sb_set_cap(struct strbuf *sb, size_t cap)
+{
+	sb->data = bufpool_grow(sb->data, sb->len + (sb->data != NULL), sb->cap, cap, &sb->cap);
 }
 
 void sb_append(struct strbuf *sb, const char *s, size_t n)
