@@ -346,6 +346,7 @@ def statement_kind(sql):
         (r"^(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b", "transaction control (BEGIN/COMMIT/SAVEPOINT)"),
         (r"^COPY domain_intersection_pending\b", "COPY rows into pending"),
         (r"^COPY domain_intersection_version\b", "COPY rows into the versions (direct load)"),
+        (r"^COPY domain_intersection_domain_version\b", "COPY domain rows (first load, sql/019)"),
         (r"^SELECT \* FROM stage_page\(", "page keys (stage_page())"),
         (r"^COPY di_stage\b", "COPY rows into di_stage (a page repeating staged rows)"),
         (r"^WITH up AS \(INSERT INTO domain_intersection_pending\b", "upsert di_stage -> pending"),

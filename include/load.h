@@ -56,6 +56,7 @@ struct page_record {
 	const char *snapshot_date; /* the run's date ("YYYY-MM-DD"); needed when direct */
 	int direct;                /* straight into the versions (sql/016_direct_load.sql) */
 	int lookup;                /* direct: send only rows whose current version differs */
+	int domains;               /* direct: its domain rows too (fold.h, sql/019) */
 };
 
 /* A page already loaded by this run (for resuming). */
@@ -142,6 +143,8 @@ struct set_start {
 	double spent;               /* what every page of the set in this run was charged, any status */
 	int direct;                 /* its pages go straight into the versions (load.c) */
 	int lookup;                 /* direct, and the set has current versions to compare with */
+	int domains;                /* direct, not lookup, and the set has no domain row but this
+				       run's: the loader writes them (fold.h, sql/019) */
 };
 
 /* Records a new run (a replay when replay_of is not 0); *run_id is its id. */

@@ -143,6 +143,7 @@ struct transform_ctx {
 	size_t n_targets;
 	int breakdown;               /* sum the page's breakdown totals (breakdown.h) */
 	const struct cur_map *current; /* judge each row against these (curmap.h), or NULL */
+	int domains;                 /* fold each item into its domain row (fold.h) */
 };
 
 /*
@@ -164,6 +165,8 @@ struct row_batch {
 	struct page_breakdown breakdown; /* when the ctx asked for it */
 	int judged;          /* send says which rows to send (ctx->current) */
 	struct strbuf send;  /* per row: 1 to send, 0 equal to its current version */
+	struct strbuf domains; /* ctx->domains: a domain row per item (fold.h), COPY text */
+	int domains_unusable;  /* an item did not fold: the page sends no domain rows */
 };
 
 void row_batch_init(struct row_batch *b);

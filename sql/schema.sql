@@ -176,6 +176,12 @@ CREATE FUNCTION dataforseo.discard_staged(p_run bigint, p_set bigint) RETURNS vo
       AND NOT EXISTS (SELECT 1 FROM etl_snapshot s
                       WHERE s.target_set_id = p_set AND s.snapshot_date = r.snapshot_date
                         AND s.status = 'complete');
+    DELETE FROM domain_intersection_domain_version w USING etl_run r
+    WHERE r.run_id = p_run AND w.target_set_id = p_set AND w.valid_to = 'infinity'
+      AND w.valid_from = r.snapshot_date AND w.run_id = p_run
+      AND NOT EXISTS (SELECT 1 FROM etl_snapshot s
+                      WHERE s.target_set_id = p_set AND s.snapshot_date = r.snapshot_date
+                        AND s.status = 'complete');
     DELETE FROM etl_page_keys WHERE run_id = p_run AND target_set_id = p_set;
     UPDATE etl_page SET status = 'discarded'
     WHERE run_id = p_run AND target_set_id = p_set AND status = 'loaded';
@@ -185,7 +191,7 @@ $$;
 -- Name: FUNCTION discard_staged(p_run bigint, p_set bigint); Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON FUNCTION dataforseo.discard_staged(p_run bigint, p_set bigint) IS 'Removes what a run staged for a set and never published (pending rows, directly staged versions, page keys) and marks its loaded pages discarded, to be fetched again.';
+COMMENT ON FUNCTION dataforseo.discard_staged(p_run bigint, p_set bigint) IS 'Removes what a run staged for a set and never published (pending rows, directly staged versions and domain rows, page keys) and marks its loaded pages discarded, to be fetched again.';
 
 --
 -- Name: etl_snapshot_breakdown(); Type: FUNCTION; Schema: dataforseo; Owner: -
@@ -254,11 +260,14 @@ BEGIN
                           AND c.snapshot_date > NEW.snapshot_date AND c.status = 'complete'
                           AND c.purged_at IS NULL), 'infinity');
         IF EXISTS (SELECT 1 FROM domain_intersection_domain_version w
-                   WHERE w.target_set_id = NEW.target_set_id) THEN
+                   WHERE w.target_set_id = NEW.target_set_id
+                     AND (w.valid_from <> NEW.snapshot_date OR w.run_id <> NEW.run_id)) THEN
             PERFORM snapshot_domains(NEW.target_set_id, NEW.snapshot_date, hi);
-        ELSE
+        ELSIF NOT EXISTS (SELECT 1 FROM domain_intersection_domain_version w
+                          WHERE w.target_set_id = NEW.target_set_id) THEN
             PERFORM first_domains(NEW.target_set_id, NEW.snapshot_date, hi);
         END IF;
+        -- else the loader wrote them and staged_domains() kept them
     ELSIF NEW.purged_at IS NOT NULL THEN
         PERFORM purge_domains(NEW.target_set_id);
     END IF;
@@ -269,7 +278,7 @@ END $$;
 -- Name: FUNCTION etl_snapshot_domains(); Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON FUNCTION dataforseo.etl_snapshot_domains() IS 'Trigger of etl_snapshot: a control row published (complete, not purged) gets its domain versions up to the next complete date (first_domains() when the set has none yet, else snapshot_domains()); a purged one cuts them back (purge_domains()).';
+COMMENT ON FUNCTION dataforseo.etl_snapshot_domains() IS 'Trigger of etl_snapshot: a control row published (complete, not purged) gets its domain versions up to the next complete date (first_domains() when the set has none yet, none when its only ones are the publishing run''s of the date, which the loader wrote, else snapshot_domains()); a purged one cuts them back (purge_domains()).';
 
 --
 -- Name: fail_snapshot(bigint, bigint, date, text); Type: FUNCTION; Schema: dataforseo; Owner: -
@@ -489,6 +498,10 @@ BEGIN
                                 AND a.target_key = v.target_key);
         END IF;
     END IF;
+    -- Domain rows the loader wrote (a first load): kept when they are one per
+    -- item of an answer without a repeated domain, else folded again.
+    PERFORM staged_domains(p_run, p_set, p_date,
+                           CASE WHEN exact THEN coalesce(cardinality(o_dom), 0) END);
     PERFORM publish_order_arrays(p_set, p_date, 'infinity', coalesce(o_dom, '{}'),
                                  coalesce(o_pos, '{}'));
     RETURN staged;
@@ -2169,6 +2182,34 @@ END $$;
 --
 
 COMMENT ON FUNCTION dataforseo.stage_page_rows(p_run bigint, p_set bigint, p_offset bigint, p_date date) IS 'A direct load''s page whose rows (in pg_temp.di_stage) repeat keys staged before: each key once, the first place in result order winning. Answers the rows inserted.';
+
+--
+-- Name: staged_domains(bigint, bigint, date, bigint); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.staged_domains(p_run bigint, p_set bigint, p_date date, p_items bigint) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+DECLARE
+    n bigint;
+BEGIN
+    SELECT count(*) INTO n FROM domain_intersection_domain_version w
+    WHERE w.target_set_id = p_set AND w.valid_from = p_date AND w.run_id = p_run;
+    IF n > 0 AND (p_items IS DISTINCT FROM n
+                  OR EXISTS (SELECT 1 FROM domain_intersection_domain_version w
+                             WHERE w.target_set_id = p_set
+                               AND (w.valid_from <> p_date OR w.run_id <> p_run))) THEN
+        DELETE FROM domain_intersection_domain_version w
+        WHERE w.target_set_id = p_set AND w.valid_from = p_date AND w.run_id = p_run;
+    END IF;
+END $$;
+
+--
+-- Name: FUNCTION staged_domains(p_run bigint, p_set bigint, p_date date, p_items bigint); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.staged_domains(p_run bigint, p_set bigint, p_date date, p_items bigint) IS 'staged_domains(p_run, p_set, p_date, p_items): the domain rows the loader wrote for a first load (sql/019) stay when they are p_items (the answer''s items, NULL when a referring domain came twice) and the set has no other domain row; otherwise they go, to be folded by the trigger. Part of publish_direct().';
 
 --
 -- Name: sync_tidy(bigint); Type: FUNCTION; Schema: dataforseo; Owner: -

@@ -489,8 +489,9 @@ static int drop_stale_pending(PGconn *conn, const char *job, long long run_id,
 	const char *params[2] = {job, id};
 
 	snprintf(id, sizeof(id), "%lld", run_id);
-	/* (versions a run staged directly are those of its date, its run_id,
-	 * open-ended, of a set it did not complete, at a date not complete) */
+	/* (versions and domain rows a run staged directly are those of its
+	 * date, its run_id, open-ended, of a set it did not complete, at a date
+	 * not complete) */
 	return db_query(conn,
 			"WITH gone AS ("
 			"  DELETE FROM domain_intersection_pending p USING etl_run r"
@@ -505,12 +506,22 @@ static int drop_stale_pending(PGconn *conn, const char *job, long long run_id,
 			"  AND NOT EXISTS (SELECT 1 FROM etl_snapshot c WHERE c.target_set_id = v.target_set_id"
 			"    AND c.snapshot_date = v.valid_from AND c.status = 'complete')"
 			"  RETURNING v.run_id, v.target_set_id),"
+			" dgone AS ("
+			"  DELETE FROM domain_intersection_domain_version w USING etl_run r, etl_run_set rs"
+			"  WHERE r.job = $1 AND r.run_id <> $2 AND r.status <> 'succeeded'"
+			"  AND rs.run_id = r.run_id AND rs.direct AND rs.status <> 'complete'"
+			"  AND w.target_set_id = rs.target_set_id AND w.valid_to = 'infinity'"
+			"  AND w.valid_from = r.snapshot_date AND w.run_id = r.run_id"
+			"  AND NOT EXISTS (SELECT 1 FROM etl_snapshot c WHERE c.target_set_id = w.target_set_id"
+			"    AND c.snapshot_date = w.valid_from AND c.status = 'complete')"
+			"  RETURNING w.run_id, w.target_set_id),"
 			" kgone AS ("
 			"  DELETE FROM etl_page_keys k USING etl_run r"
 			"  WHERE k.run_id = r.run_id AND r.job = $1 AND r.run_id <> $2"
 			"  AND r.status <> 'succeeded' RETURNING k.run_id, k.target_set_id),"
 			" sets AS (SELECT run_id, target_set_id FROM gone UNION SELECT run_id, target_set_id"
-			"  FROM vgone UNION SELECT run_id, target_set_id FROM kgone)"
+			"  FROM vgone UNION SELECT run_id, target_set_id FROM dgone"
+			"  UNION SELECT run_id, target_set_id FROM kgone)"
 			" UPDATE etl_page e SET status = 'discarded' FROM sets"
 			" WHERE e.run_id = sets.run_id AND e.target_set_id = sets.target_set_id"
 			" AND e.status = 'loaded'",
@@ -598,13 +609,22 @@ int load_start_set(PGconn *conn, long long run_id, long long set_id, const char 
 		      " RETURNING status, direct, direct AND EXISTS ("
 		      "   SELECT 1 FROM domain_intersection_version v, etl_run r"
 		      "   WHERE r.run_id = $1 AND v.target_set_id = $2 AND v.valid_to = 'infinity'"
-		      "   AND v.valid_from < r.snapshot_date)",
+		      "   AND v.valid_from < r.snapshot_date),"
+		      " direct AND NOT EXISTS ("
+		      "   SELECT 1 FROM domain_intersection_version v, etl_run r"
+		      "   WHERE r.run_id = $1 AND v.target_set_id = $2 AND v.valid_to = 'infinity'"
+		      "   AND v.valid_from < r.snapshot_date)"
+		      " AND NOT EXISTS ("
+		      "   SELECT 1 FROM domain_intersection_domain_version w, etl_run r"
+		      "   WHERE r.run_id = $1 AND w.target_set_id = $2"
+		      "   AND (w.run_id <> $1 OR w.valid_from <> r.snapshot_date))",
 		      3, params, &res, err);
 	if (rc != 0)
 		return rc;
 	out->complete = strcmp(PQgetvalue(res, 0, 0), "complete") == 0;
 	out->direct = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
 	out->lookup = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+	out->domains = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
 	PQclear(res);
 	if (out->complete)
 		return 0;

@@ -266,7 +266,7 @@ static int replay_set(PGconn *conn, struct replay_loading *rl, const struct repl
 		const char *page_params[3] = {run, set, PQgetvalue(res, i, 0)};
 		struct transform_ctx tc = {src->snapshot_date, set_id, new_run,
 					   strtoll(PQgetvalue(res, i, 0), NULL, 10),
-					   atoi(PQgetvalue(res, i, 1)), NULL, 0, 0, NULL};
+					   atoi(PQgetvalue(res, i, 1)), NULL, 0, 0, NULL, 0};
 		struct api_response resp;
 		char **targets = NULL;
 		size_t n_targets = 0;

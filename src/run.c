@@ -70,7 +70,7 @@ struct set_state {
 	double spent;                 /* charged for every answer of this run, earlier processes too */
 	double reserved;              /* worst case of its pages in flight */
 	long long requests, retries;  /* sent by this process, for the metrics file */
-	int direct, lookup;           /* how its pages load (struct set_start) */
+	int direct, lookup, domains;  /* how its pages load (struct set_start) */
 	struct cur_map current;       /* direct: its current versions (curmap.h) */
 };
 
@@ -748,6 +748,7 @@ static void page_record_init(struct run_ctx *rc, struct db_msg *m, const struct 
 	rec->snapshot_date = rc->snapshot_date;
 	rec->direct = pj->set->direct;
 	rec->lookup = pj->set->lookup;
+	rec->domains = pj->set->domains;
 	rec->offset = pj->offset;
 	rec->limit = pj->limit;
 	rec->attempts = pj->attempts;
@@ -944,7 +945,8 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 	/* a first load sums its breakdown as it goes (breakdown.h) */
 	struct transform_ctx tc = {rc->snapshot_date, s->id, rc->run_id, pj->offset,
 				   pj->limit, s->def->targets, s->def->n_targets,
-				   s->direct && !s->lookup, s->current.ready ? &s->current : NULL};
+				   s->direct && !s->lookup, s->current.ready ? &s->current : NULL,
+				   s->domains};
 
 	memset(&resp, 0, sizeof(resp));
 	/* A parse failure is kept in resp.error and classified below. */
@@ -1197,6 +1199,7 @@ static int open_sets(struct run_ctx *rc, const struct run_options *opt, const lo
 		s->complete_before = st.complete;
 		s->direct = st.direct;
 		s->lookup = st.lookup;
+		s->domains = st.domains;
 		/* a night judges its rows against the current versions itself */
 		if (s->direct && s->lookup && !st.complete &&
 		    (ret = stage_current_map(rc->conn, s->id, rc->snapshot_date, &s->current, err)) != 0) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "fold.h"
 
 /*
  * A direct load (sql/016_direct_load.sql) COPYs a row as a version: its
@@ -226,6 +227,22 @@ static int copy_sent(PGconn *conn, const struct row_span *r, size_t n, const cha
 	return db_copy_end(&co, sqlstate, err);
 }
 
+/* The page's domain rows (fold.h), when its set takes them from the loader. */
+static int copy_domains(PGconn *conn, const struct row_batch *rows, char *sqlstate,
+			struct etl_error *err)
+{
+	struct db_copy co;
+	int rc;
+
+	sqlstate[0] = '\0';
+	rc = db_copy_start(conn, "domain_intersection_domain_version (" FOLD_COLUMNS ") FROM STDIN",
+			   &co, err);
+	if (rc != 0)
+		return rc;
+	db_copy_put(&co, rows->domains.data, rows->domains.len);
+	return db_copy_end(&co, sqlstate, err);
+}
+
 static int hexval(char c)
 {
 	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
@@ -315,7 +332,10 @@ int stage_current_map(PGconn *conn, long long set_id, const char *snapshot_date,
  * versions, unseen until the publish (load.h). A row that repeats a key
  * another page staged (offset paging) meets the primary key: then the
  * page is redone through di_stage and stage_page_rows(), where the first
- * place in result order wins.
+ * place in result order wins. On a set's first load the items' domain rows
+ * go in too (fold.h); a domain another item already gave meets their key
+ * the same way, and a page redone sends none: the publish then folds the
+ * night itself (sql/019).
  */
 int stage_direct(PGconn *conn, const struct page_record *rec, const struct row_batch *rows,
 			long long *staged, struct etl_error *err)
@@ -336,6 +356,10 @@ int stage_direct(PGconn *conn, const struct page_record *rec, const struct row_b
 	if ((rc = db_exec(conn, "SAVEPOINT stage_copy", err)) != 0)
 		goto out;
 	rc = copy_sent(conn, r, n, send, 1, state, err);
+	/* a first load's domain rows with them (sql/019), when every item folded */
+	if (rc == 0 && rec->domains && !rows->judged && n_send == n && !rows->domains_unusable &&
+	    rows->domains.len)
+		rc = copy_domains(conn, rows, state, err);
 	if (rc == 0) {
 		*staged = (long long)n_send;
 		goto out;

@@ -31,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fold.h"
+
 #define STATUS_OK 20000
 #define MAX_TARGET_KEYS 20   /* the API's own limit on targets */
 #define EXCERPT_MAX JD_EXCERPT_MAX
@@ -753,6 +755,8 @@ static const struct field_def {
 #undef F
 };
 #define NFIELDS ETL_ARRAY_LEN(fields)
+/* the fields a domain row folds (fold.h); check_ctx() checks their names */
+enum { FI_RANK = 2, FI_BACKLINKS = 3, FI_FIRST_SEEN = 4, FI_SPAM = 6, FI_PAGES = 15 };
 /* 7 columns before type, the fields after target, then extra, run_id and digest */
 _Static_assert(7 + (NFIELDS - 1) + 3 == TRANSFORM_NCOLUMNS,
 	       "fields[] out of step with TRANSFORM_COLUMNS");
@@ -1228,7 +1232,20 @@ struct page_fmt {
 	struct page_breakdown *bd; /* the batch's */
 	unsigned char digest[16];  /* the last row's, as put_digest() wrote it */
 	struct strbuf *send;       /* the batch's, when ctx->current */
+	struct dom_fold *fold;     /* the item's domain row, when ctx->domains */
 };
+
+/* An integer field of a row into its item's domain row (fold.h). */
+static void fold_field(struct dom_fold *f, size_t i, long long x)
+{
+	switch (i) {
+	case FI_RANK: fold_int(f, FOLD_RANK, x); break;
+	case FI_BACKLINKS: fold_int(f, FOLD_BACKLINKS, x); break;
+	case FI_SPAM: fold_int(f, FOLD_SPAM, x); break;
+	case FI_PAGES: fold_int(f, FOLD_PAGES, x); break;
+	default: break;
+	}
+}
 
 /*
  * Ends a row with its digest (see TRANSFORM_DIGEST_KEY): of its target's
@@ -1300,8 +1317,11 @@ static int put_row(struct strbuf *sb, struct page_fmt *pf, const struct item_inf
 				 jd_len(d, v), TRANSFORM_MAX_DOMAIN_BYTES);
 
 	out_n(sb, pf->prefix.data, pf->prefix.len);
+	t0 = sb->len;
 	if (!put_text(sb, jd_str(d, v), jd_len(d, v)))
 		return item_fail(err, it, key, "target", "holds \\u0000, which text cannot store");
+	if (pf->fold)
+		fold_row(pf->fold, sb->data, t0, sb->len - t0, key);
 	out_c(sb, '\t');
 	put_i64(sb, key);
 	out_c(sb, '\t');
@@ -1347,6 +1367,8 @@ static int put_row(struct strbuf *sb, struct page_fmt *pf, const struct item_inf
 				return int_fail(err, it, key, name, v, p,
 						fields[i].kind == FK_INT4);
 			put_i64(sb, x);
+			if (pf->fold)
+				fold_field(pf->fold, i, x);
 			break;
 		case FK_TIME:
 			if (!is_type(d, v, JD_STRING) || !valid_time(jd_str(d, v), jd_len(d, v))) {
@@ -1358,6 +1380,8 @@ static int put_row(struct strbuf *sb, struct page_fmt *pf, const struct item_inf
 			}
 			/* validated: nothing in it needs escaping */
 			out_n(sb, jd_str(d, v), jd_len(d, v));
+			if (pf->fold && i == FI_FIRST_SEEN)
+				fold_time(pf->fold, jd_str(d, v), jd_len(d, v));
 			break;
 		case FK_MAP:
 			/* the maps are the last fields, in breakdown.h's order */
@@ -1403,6 +1427,12 @@ static int check_ctx(const struct api_response *resp, const struct transform_ctx
 	if (resp->error != RESP_OK || !resp->root)
 		return etl_fail(err, ETL_EFAIL,
 				"transform: the response was not parsed successfully");
+	if (ctx->domains &&
+	    (strcmp(fields[FI_RANK].name, "rank") || strcmp(fields[FI_BACKLINKS].name, "backlinks") ||
+	     strcmp(fields[FI_FIRST_SEEN].name, "first_seen") ||
+	     strcmp(fields[FI_SPAM].name, "backlinks_spam_score") ||
+	     strcmp(fields[FI_PAGES].name, "referring_pages")))
+		return etl_fail(err, ETL_EFAIL, "transform: the folded fields are out of step");
 	if (!ctx->snapshot_date || !valid_date(ctx->snapshot_date))
 		return etl_fail(err, ETL_EFAIL,
 				"transform: snapshot_date \"%s\" is not a YYYY-MM-DD date",
@@ -1535,6 +1565,8 @@ int response_match(struct api_response *resp, const struct transform_ctx *ctx,
 void row_batch_init(struct row_batch *b)
 {
 	b->judged = 0;
+	b->domains_unusable = 0;
+	sb_init(&b->domains);
 	sb_init(&b->send);
 	bd_init(&b->breakdown);
 	sb_init(&b->copy);
@@ -1545,6 +1577,8 @@ void row_batch_init(struct row_batch *b)
 void row_batch_reset(struct row_batch *b)
 {
 	b->judged = 0;
+	b->domains_unusable = 0;
+	sb_reset(&b->domains);
 	sb_reset(&b->send);
 	bd_reset(&b->breakdown);
 	sb_reset(&b->copy);
@@ -1555,6 +1589,8 @@ void row_batch_reset(struct row_batch *b)
 void row_batch_free(struct row_batch *b)
 {
 	b->judged = 0;
+	b->domains_unusable = 0;
+	sb_free(&b->domains);
 	sb_free(&b->send);
 	bd_free(&b->breakdown);
 	sb_free(&b->copy);
@@ -1567,7 +1603,8 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 {
 	struct page_fmt pf;
 	struct item_info it;
-	size_t mark = out->copy.len, rows = 0, i, item, n_keys, send_mark;
+	struct dom_fold fold;
+	size_t mark = out->copy.len, rows = 0, i, item, n_keys, send_mark, dom_mark;
 	size_t cap = TRANSFORM_MAX_COPY(resp->body_len);
 	char why[768];
 	bool with_item;
@@ -1580,7 +1617,9 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 	pf.ctx = ctx;
 	pf.bd = &out->breakdown;
 	pf.send = &out->send;
+	pf.fold = ctx->domains ? &fold : NULL;
 	send_mark = out->send.len;
+	dom_mark = out->domains.len;
 	if (ctx->breakdown && out->n_rows == 0)
 		out->breakdown.enabled = 1;
 	sb_init(&pf.prefix);
@@ -1608,6 +1647,7 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 		if ((rc = item_scan(&it, n_keys, err)) != 0)
 			goto done;
 		with_item = true; /* the lowest key's row takes the item's extras */
+		fold_begin(&fold);
 		for (k = 1; k <= MAX_TARGET_KEYS; k++) {
 			if (it.by_key[k] == JD_NONE)
 				continue;
@@ -1625,6 +1665,10 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 				goto done;
 			}
 		}
+		if (pf.fold && !out->domains_unusable &&
+		    fold_put(&fold, &out->domains, out->copy.data, ctx->target_set_id,
+			     ctx->snapshot_date, ctx->run_id, it.has_count, it.count) != 0)
+			out->domains_unusable = 1;
 	}
 	out->n_rows += rows;
 	out->n_items += resp->n_items;
@@ -1637,6 +1681,9 @@ done:
 		 * (its totals are not cut back: they are not to be used) */
 		out->breakdown.invalid = 1;
 		out->send.len = send_mark;
+		out->domains.len = dom_mark;
+		if (out->domains.data)
+			out->domains.data[dom_mark] = '\0';
 		out->copy.len = mark;
 		if (out->copy.data)
 			out->copy.data[mark] = '\0';

@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static char t1[] = "a.com", t2[] = "b.com", t3[] = "c.com";
 	static char *targets[] = {t1, t2, t3};
-	struct transform_ctx ctx = {"2026-01-01", 1, 1, 0, 1000, targets, 3, 0, NULL};
+	struct transform_ctx ctx = {"2026-01-01", 1, 1, 0, 1000, targets, 3, 0, NULL, 1};
 	struct etl_error err;
 	struct api_response resp;
 	struct row_batch batch;

@@ -37,6 +37,17 @@ CREATE TRIGGER count_write AFTER INSERT OR UPDATE OR DELETE ON dataforseo.domain
     FOR EACH ROW EXECUTE FUNCTION public.count_write();
 CREATE TRIGGER count_write AFTER INSERT OR UPDATE OR DELETE ON dataforseo.domain_intersection_version
     FOR EACH ROW EXECUTE FUNCTION public.count_write();
+CREATE TABLE public.domain_write (via text, op text, n bigint, PRIMARY KEY (via, op));
+CREATE FUNCTION public.count_domain_write() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.domain_write
+    VALUES (CASE WHEN current_query() ILIKE 'COPY%' THEN 'copy' ELSE 'sql' END, TG_OP, 1)
+    ON CONFLICT (via, op) DO UPDATE SET n = domain_write.n + 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER count_domain_write AFTER INSERT OR UPDATE OR DELETE
+    ON dataforseo.domain_intersection_domain_version
+    FOR EACH ROW EXECUTE FUNCTION public.count_domain_write();
 """
 
 
@@ -61,6 +72,27 @@ class WriteOnceTest(EtlTestCase):
     def value(self, sql):
         return self.db.value(sql % {"s": S})
 
+    def domain_writes(self):
+        """{(how, op): domain rows} since the last call: how is "copy" (the
+        loader's page COPY) or "sql" (a statement: the publish, a cleanup)."""
+        rows = self.db.rows("SELECT via, op, n FROM public.domain_write")
+        self.db.psql("TRUNCATE public.domain_write")
+        return {(r["via"], r["op"]): int(r["n"]) for r in rows}
+
+    def assert_domains_folded(self, date):
+        """The date's domain rows are its rows folded, as first_domains() folds them."""
+        want = self.db.rows(
+            "SELECT referring_domain, count(*) AS target_keys, max(intersections_count) AS ic,"
+            " min(rank) AS min_rank, sum(backlinks) AS backlinks, max(first_seen) AS seen,"
+            " max(backlinks_spam_score) AS spam, sum(referring_pages) AS pages"
+            " FROM %s.domain_intersection WHERE snapshot_date = '%s' GROUP BY 1 ORDER BY 1" % (S, date))
+        got = self.db.rows(
+            "SELECT referring_domain, target_keys, intersections_count AS ic, min_rank, backlinks,"
+            " links_to_all_since AS seen, max_spam_score AS spam, referring_pages AS pages"
+            " FROM %s.domain_intersection_domains WHERE snapshot_date = '%s' ORDER BY 1" % (S, date))
+        self.assertTrue(want)
+        self.assertEqual(got, want)
+
     def test_a_first_load_writes_each_row_once(self):
         self.night("2026-08-01")
         self.assertEqual(self.writes(), {("domain_intersection_version", "INSERT"): 500})
@@ -68,6 +100,35 @@ class WriteOnceTest(EtlTestCase):
                                     "WHERE snapshot_date = '2026-08-01'"), "500")
         self.assertEqual(self.value("SELECT direct FROM %(s)s.etl_run_set"), "t")
         self.assertEqual(self.value("SELECT count(*) FROM %(s)s.etl_page_keys"), "0")
+
+    def test_a_first_load_writes_its_domain_rows_with_its_pages(self):
+        """sql/019: the loader folds each item into its domain row and COPYs
+        it with the page; the publish keeps them and folds nothing."""
+        self.night("2026-08-01")
+        self.assertEqual(self.domain_writes(), {("copy", "INSERT"): 250})
+        self.assert_domains_folded("2026-08-01")
+        # the next nights are the publish's, as before
+        self.night("2026-08-02", night=1)
+        w = self.domain_writes()
+        self.assertNotIn(("copy", "INSERT"), w)
+        self.assertIn(("sql", "INSERT"), w)
+        self.assert_domains_folded("2026-08-02")
+        self.assert_domains_folded("2026-08-01")
+
+    def test_a_failed_first_load_leaves_no_domain_row_in_sight(self):
+        """A first load that fails keeps its loaded pages' domain rows out of
+        every view; the next run drops them and writes its own."""
+        self.night("2026-08-01", faults=[{"kind": "task", "code": 40501, "offset": 200, "times": -1}],
+                   expect=1)
+        self.assertEqual(self.domain_writes(), {("copy", "INSERT"): 200})
+        self.assertEqual(self.value("SELECT count(*) FROM %(s)s.domain_intersection_domain_version"), "200")
+        for view in ("domain_intersection_domains", "domain_intersection_latest_domains",
+                     "domain_intersection_domain_series"):
+            self.assertEqual(self.value("SELECT count(*) FROM %(s)s." + view), "0", view)
+        self.night("2026-08-02")
+        self.assertEqual(self.domain_writes(), {("copy", "INSERT"): 250, ("sql", "DELETE"): 200})
+        self.assertEqual(self.value("SELECT count(*) FROM %(s)s.domain_intersection_domain_version"), "250")
+        self.assert_domains_folded("2026-08-02")
 
     def test_an_unchanged_night_writes_no_row(self):
         self.night("2026-08-01")
@@ -136,6 +197,12 @@ class WriteOnceTest(EtlTestCase):
         self.etl("run", self.job_path, "--snapshot-date", "2026-08-01")
         first = self.snapshot("2026-08-01")
         domains = {r["referring_domain"] for r in first}
+        # the repeat's page went the other way and sent no domain rows: the
+        # publish dropped the loader's and folded the night itself
+        w = self.domain_writes()
+        self.assertEqual(w[("sql", "INSERT")], len(domains), w)
+        self.assertEqual(w[("sql", "DELETE")], w[("copy", "INSERT")], w)
+        self.assert_domains_folded("2026-08-01")
         self.assertEqual(len(first), 2 * len(domains))  # each (domain, key) once
         pages = self.db.rows("SELECT page_offset, items FROM %s.etl_page ORDER BY 1" % S)
         self.assertEqual(sum(int(p["items"]) for p in pages) - len(domains), 1, pages)  # one repeat

@@ -46,7 +46,7 @@ static char *const three_targets[] = {tgt_com, tgt_org, tgt_net};
 /* The ctx every page test uses unless it says otherwise. */
 static struct transform_ctx base_ctx(void)
 {
-	struct transform_ctx c = {"2024-05-01", 7, 42, 100, 10, two_targets, 2, 0, NULL};
+	struct transform_ctx c = {"2024-05-01", 7, 42, 100, 10, two_targets, 2, 0, NULL, 0};
 
 	return c;
 }
@@ -1449,6 +1449,69 @@ static void test_times(void)
 	}
 }
 
+/* ----------------------------------------------------------- domain rows */
+
+/*
+ * A first load folds each item into its domain row (fold.h), as sql/018's
+ * first_domains() would from the item's rows: NULLs ignored, sums past int8,
+ * the latest first_seen by its instant, not its text. Items it cannot fold
+ * (rows naming two domains, a time without a zone) leave the page without
+ * domain rows, and the publish folds in SQL.
+ */
+static void test_domain_rows(void)
+{
+	static const struct {
+		const char *items;
+		const char *rows; /* the batch's domain rows, or NULL: unusable */
+	} cases[] = {
+		{"[{\"intersections_count\":2,\"domain_intersection\":{"
+		 "\"1\":{\"target\":\"a.example\",\"rank\":5,\"backlinks\":9223372036854775807,"
+		 "\"first_seen\":\"2021-01-01 00:30:00 +01:00\",\"backlinks_spam_score\":3,"
+		 "\"referring_pages\":4},"
+		 "\"2\":{\"target\":\"a.example\",\"rank\":3,\"backlinks\":9223372036854775807,"
+		 "\"first_seen\":\"2020-12-31 23:45:00 +00:00\",\"backlinks_spam_score\":null}}},"
+		 "{\"domain_intersection\":{\"2\":{\"target\":\"b\\\\c.example\"}}}]",
+		 "7\ta.example\t2024-05-01\t2\t6\t2\t3\t18446744073709551614\t"
+		 "2020-12-31 23:45:00 +00:00\t3\t4\t42\n"
+		 "7\tb\\\\c.example\t2024-05-01\t1\t4\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t42\n"},
+		{"[{\"domain_intersection\":{\"1\":{\"target\":\"a.example\",\"backlinks\":-5,"
+		 "\"first_seen\":\"2021-01-01 00:00:00Z\"},\"2\":{\"target\":\"a.example\","
+		 "\"backlinks\":-9223372036854775807,\"first_seen\":\"2021-01-01 01:00:00 +02\"}}}]",
+		 "7\ta.example\t2024-05-01\t2\t6\t\\N\t\\N\t-9223372036854775812\t"
+		 "2021-01-01 00:00:00Z\t\\N\t\\N\t42\n"},
+		{"[{\"domain_intersection\":{\"1\":{\"target\":\"a.example\"},"
+		 "\"2\":{\"target\":\"b.example\"}}}]", NULL},
+		{"[{\"domain_intersection\":{\"1\":{\"target\":\"a.example\","
+		 "\"first_seen\":\"2021-01-01 00:00:00\"}}}]", NULL},
+	};
+	size_t i;
+
+	for (i = 0; i < ETL_ARRAY_LEN(cases); i++) {
+		struct transform_ctx ctx = base_ctx();
+		struct row_batch b;
+		struct etl_error err = {0, ""};
+		char *body = xasprintf(ENV_HEAD "%s" ENV_TAIL, cases[i].items);
+		int rc;
+
+		ctx.domains = 1;
+		row_batch_init(&b);
+		rc = run_page(body, strlen(body), &ctx, &b, &err);
+		if (rc != 0)
+			fprintf(stderr, "domain rows case %zu: %s\n", i, err.msg);
+		CHECK_INT(rc, 0);
+		CHECK_INT(b.domains_unusable, cases[i].rows == NULL);
+		if (cases[i].rows)
+			CHECK_STR(b.domains.data, cases[i].rows);
+		/* without the flag, none */
+		ctx.domains = 0;
+		row_batch_reset(&b);
+		CHECK_INT(run_page(body, strlen(body), &ctx, &b, &err), 0);
+		CHECK_INT(b.domains.len, 0);
+		row_batch_free(&b);
+		free(body);
+	}
+}
+
 /* -------------------------------------------------- batch and ctx rules */
 
 static void test_failure_keeps_batch(void)
@@ -1993,6 +2056,7 @@ int main(void)
 	test_mutations();
 	test_items();
 	test_times();
+	test_domain_rows();
 	test_failure_keeps_batch();
 	test_ctx_rules();
 	test_big_strings();

@@ -1,0 +1,167 @@
+/*
+ * fold.c - an item's rows folded into its referring domain's row. See fold.h.
+ */
+#include "fold.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void fold_begin(struct dom_fold *f)
+{
+	memset(f, 0, sizeof(*f));
+}
+
+void fold_row(struct dom_fold *f, const char *buf, size_t off, size_t len, int key)
+{
+	if (f->rows == 0) {
+		f->domain_off = off;
+		f->domain_len = len;
+	} else if (len != f->domain_len || memcmp(buf + off, buf + f->domain_off, len) != 0) {
+		f->unusable = true; /* first_domains() would make two domains of it */
+	}
+	f->rows++;
+	f->mask |= 1u << key;
+}
+
+void fold_int(struct dom_fold *f, enum fold_field which, long long v)
+{
+	bool first = !f->has[which];
+
+	f->has[which] = true;
+	switch (which) {
+	case FOLD_RANK:
+		if (first || v < f->min_rank)
+			f->min_rank = v;
+		break;
+	case FOLD_SPAM:
+		if (first || v > f->max_spam)
+			f->max_spam = v;
+		break;
+	case FOLD_BACKLINKS:
+		f->sum_backlinks += v;
+		break;
+	case FOLD_PAGES:
+		f->sum_pages += v;
+		break;
+	case FOLD_NFIELDS:
+		break;
+	}
+}
+
+static long long num(const char *s, int n)
+{
+	long long v = 0;
+
+	while (n-- > 0)
+		v = v * 10 + (*s++ - '0');
+	return v;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's days_from_civil). */
+static long long days(long long y, long long m, long long d)
+{
+	long long era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+void fold_time(struct dom_fold *f, const char *s, size_t n)
+{
+	long long t, zone = 0;
+	size_t i = 19;
+
+	if (n < 19) {
+		f->unusable = true;
+		return;
+	}
+	t = days(num(s, 4), num(s + 5, 2), num(s + 8, 2)) * 86400 + num(s + 11, 2) * 3600 +
+	    num(s + 14, 2) * 60 + num(s + 17, 2);
+	if (i < n && s[i] == ' ')
+		i++;
+	if (i == n) {
+		f->unusable = true; /* no zone: the server's TimeZone would say */
+		return;
+	}
+	if (s[i] == '+' || s[i] == '-') {
+		zone = num(s + i + 1, 2) * 3600 + (n - i == 6 ? num(s + i + 4, 2) * 60 : 0);
+		t -= s[i] == '+' ? zone : -zone;
+	}
+	if (!f->has_seen || t > f->seen_at) {
+		f->has_seen = true;
+		f->seen_at = t;
+		f->seen = s;
+		f->seen_len = n;
+	}
+}
+
+static void put_ll(struct strbuf *out, long long v)
+{
+	sb_printf(out, "%lld", v);
+}
+
+/* A sum of up to 20 int8 values: past int8, so printed from 128 bits. */
+static void put_sum(struct strbuf *out, __int128 v)
+{
+	char d[48];
+	size_t n = 0;
+	unsigned __int128 u = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
+
+	do {
+		d[n++] = (char)('0' + (int)(u % 10));
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		sb_putc(out, '-');
+	while (n)
+		sb_putc(out, d[--n]);
+}
+
+int fold_put(const struct dom_fold *f, struct strbuf *out, const char *buf,
+	     long long set_id, const char *date, long long run_id, bool has_count,
+	     long long count)
+{
+	if (f->unusable || f->rows == 0)
+		return -1;
+	put_ll(out, set_id);
+	sb_putc(out, '\t');
+	sb_append(out, buf + f->domain_off, f->domain_len);
+	sb_printf(out, "\t%s\t%d\t%u\t", date, f->rows, f->mask);
+	if (has_count)
+		put_ll(out, count);
+	else
+		sb_puts(out, "\\N");
+	sb_putc(out, '\t');
+	if (f->has[FOLD_RANK])
+		put_ll(out, f->min_rank);
+	else
+		sb_puts(out, "\\N");
+	sb_putc(out, '\t');
+	if (f->has[FOLD_BACKLINKS])
+		put_sum(out, f->sum_backlinks);
+	else
+		sb_puts(out, "\\N");
+	sb_putc(out, '\t');
+	if (f->has_seen)
+		sb_append(out, f->seen, f->seen_len); /* validated: nothing to escape */
+	else
+		sb_puts(out, "\\N");
+	sb_putc(out, '\t');
+	if (f->has[FOLD_SPAM])
+		put_ll(out, f->max_spam);
+	else
+		sb_puts(out, "\\N");
+	sb_putc(out, '\t');
+	if (f->has[FOLD_PAGES])
+		put_sum(out, f->sum_pages);
+	else
+		sb_puts(out, "\\N");
+	sb_putc(out, '\t');
+	put_ll(out, run_id);
+	sb_putc(out, '\n');
+	return 0;
+}
