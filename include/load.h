@@ -145,6 +145,8 @@ struct set_start {
 	int lookup;                 /* direct, and the set has current versions to compare with */
 	int domains;                /* direct, not lookup, and the set has no domain row but this
 				       run's: the loader writes them (fold.h, sql/019) */
+	long long expect_total;     /* total_count of the set's latest complete snapshot before
+				       the run's date, of the same request; -1 if none */
 };
 
 /* Records a new run (a replay when replay_of is not 0); *run_id is its id. */

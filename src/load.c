@@ -617,7 +617,12 @@ int load_start_set(PGconn *conn, long long run_id, long long set_id, const char 
 		      " AND NOT EXISTS ("
 		      "   SELECT 1 FROM domain_intersection_domain_version w, etl_run r"
 		      "   WHERE r.run_id = $1 AND w.target_set_id = $2"
-		      "   AND (w.run_id <> $1 OR w.valid_from <> r.snapshot_date))",
+		      "   AND (w.run_id <> $1 OR w.valid_from <> r.snapshot_date)),"
+		      " coalesce((SELECT c.total_count FROM etl_snapshot c, etl_run r"
+		      "   WHERE r.run_id = $1 AND c.target_set_id = $2 AND c.status = 'complete'"
+		      "   AND c.purged_at IS NULL AND c.snapshot_date < r.snapshot_date"
+		      "   AND c.request_hash = rs.request_hash"
+		      "   ORDER BY c.snapshot_date DESC LIMIT 1), -1)",
 		      3, params, &res, err);
 	if (rc != 0)
 		return rc;
@@ -625,6 +630,7 @@ int load_start_set(PGconn *conn, long long run_id, long long set_id, const char 
 	out->direct = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
 	out->lookup = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
 	out->domains = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
+	out->expect_total = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
 	PQclear(res);
 	if (out->complete)
 		return 0;

@@ -53,6 +53,7 @@ struct set_state {
 	const struct target_set *def;
 	long long id;                 /* target_set_id */
 	long long total;              /* total_count; -1 until the first page answers */
+	long long expect;             /* the previous night's total_count, or -1 (expect_pages()) */
 	long long next_offset;        /* next offset to consider issuing */
 	int in_flight;                /* issued and not yet settled */
 	int ended;                    /* an empty page was seen: issue nothing more */
@@ -164,15 +165,39 @@ static void adopt_loaded(struct set_state *s)
 	}
 }
 
+/*
+ * Before the first page tells total_count, the pages the set's previous
+ * night had in full (its total_count, s->expect) go out beside it, so that
+ * a night's first round of requests is whole instead of one page alone.
+ * Only whole pages below that total: a set that shrank by less than a page
+ * costs nothing more; one that shrank further pays for at most a round of
+ * empty pages. Returns the next such page's limit, or 0.
+ */
+static int expect_pages(struct set_state *s, long long *offset)
+{
+	int limit;
+
+	while (s->expect > 0 && s->next_offset + s->def->limit <= s->expect &&
+	       (limit = plan_page_limit(s->def, s->next_offset, s->expect)) > 0) {
+		*offset = s->next_offset;
+		s->next_offset += s->def->limit;
+		if (!is_loaded(s, *offset, NULL))
+			return limit;
+	}
+	return 0;
+}
+
 /* The next page of s to issue, or 0 (limit) when s has nothing to issue now. */
 static int next_page(struct set_state *s, long long *offset)
 {
 	if (s->finished || s->error || s->ended || s->complete_before)
 		return 0;
 	if (s->total < 0) {
-		/* Only the first page may go before total_count is known. */
-		if (s->next_offset > 0 || is_loaded(s, 0, NULL))
+		/* The first page, and what expect_pages() allows, before total_count is known. */
+		if (is_loaded(s, 0, NULL))
 			return 0;
+		if (s->next_offset > 0)
+			return expect_pages(s, offset);
 		*offset = 0;
 		s->next_offset = s->def->limit;
 		return plan_page_limit(s->def, 0, -1);
@@ -1200,6 +1225,7 @@ static int open_sets(struct run_ctx *rc, const struct run_options *opt, const lo
 		s->direct = st.direct;
 		s->lookup = st.lookup;
 		s->domains = st.domains;
+		s->expect = st.expect_total;
 		/* a night judges its rows against the current versions itself */
 		if (s->direct && s->lookup && !st.complete &&
 		    (ret = stage_current_map(rc->conn, s->id, rc->snapshot_date, &s->current, err)) != 0) {
