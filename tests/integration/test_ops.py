@@ -137,9 +137,11 @@ class OpsTest(EtlTestCase):
             "to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS') AS finished, "
             "to_char(finished_at, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS finished_iso "
             "FROM dataforseo.etl_run_summary")}
-        # (run, date, status, sets complete/all, pages, failed pages, rows, cost, error)
+        # (run, date, status, sets complete/all, pages, failed pages, rows, cost, error);
+        # run 3 asked alpha's page 100 beside its first (alpha had 250 the
+        # night before: its first round goes whole), so 3 pages failed
         known = [
-            (3, "2026-05-03", "failed", 0, 2, 0, 2, 0, 0.0, "2 of 2 target sets failed"),
+            (3, "2026-05-03", "failed", 0, 2, 0, 3, 0, 0.0, "2 of 2 target sets failed"),
             (2, "2026-05-02", "partial", 1, 2, 4, 1, 600, cost([100, 100, 50, 100]), "1 of 2 target sets failed"),
             (1, "2026-05-01", "succeeded", 2, 2, 5, 0, 720, cost([100, 100, 100, 100, 20]), None),
         ]
@@ -212,11 +214,13 @@ class OpsTest(EtlTestCase):
              "api_status_code": None, "api_status_message": "The upstream service failed.",
              "error": perr, "finished_at": ptime}])
 
-        # run 3: both sets failed on their first page
+        # run 3: both sets failed on their first page (alpha's page 100,
+        # asked beside it, too)
         code, out, err = self.etl("runs", job, "3")
         self.assertIn("run 3 of job ops: failed\n", out)
-        self.assertIn("\n2 failed pages\n", out)
+        self.assertIn("\n3 failed pages\n", out)
         self.assertRegex(out, r"\nalpha +0 +100 +1 +500 +- ")
+        self.assertRegex(out, r"\nalpha +100 +100 +1 +500 +- ")
         self.assertRegex(out, r"\nbeta +0 +100 +1 +500 +- ")
 
         # a report after the failed night says which snapshot it shows instead
