@@ -99,18 +99,27 @@ void fold_time(struct dom_fold *f, const char *s, size_t n)
 	}
 }
 
-static void put_ll(struct strbuf *out, long long v)
+/* A field and the tab before it: v, or NULL. */
+static void put_ll(struct strbuf *out, bool has, long long v)
 {
-	sb_printf(out, "%lld", v);
+	if (has)
+		sb_printf(out, "\t%lld", v);
+	else
+		sb_puts(out, "\t\\N");
 }
 
-/* A sum of up to 20 int8 values: past int8, so printed from 128 bits. */
-static void put_sum(struct strbuf *out, __int128 v)
+/* A sum of up to 20 int8 values, past int8, so printed from 128 bits; or NULL. */
+static void put_sum(struct strbuf *out, bool has, __int128 v)
 {
 	char d[48];
 	size_t n = 0;
 	unsigned __int128 u = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
 
+	if (!has) {
+		sb_puts(out, "\t\\N");
+		return;
+	}
+	sb_putc(out, '\t');
 	do {
 		d[n++] = (char)('0' + (int)(u % 10));
 		u /= 10;
@@ -127,41 +136,20 @@ int fold_put(const struct dom_fold *f, struct strbuf *out, const char *buf,
 {
 	if (f->unusable || f->rows == 0)
 		return -1;
-	put_ll(out, set_id);
-	sb_putc(out, '\t');
+	sb_printf(out, "%lld\t", set_id);
 	sb_append(out, buf + f->domain_off, f->domain_len);
-	sb_printf(out, "\t%s\t%d\t%u\t", date, f->rows, f->mask);
-	if (has_count)
-		put_ll(out, count);
-	else
-		sb_puts(out, "\\N");
-	sb_putc(out, '\t');
-	if (f->has[FOLD_RANK])
-		put_ll(out, f->min_rank);
-	else
-		sb_puts(out, "\\N");
-	sb_putc(out, '\t');
-	if (f->has[FOLD_BACKLINKS])
-		put_sum(out, f->sum_backlinks);
-	else
-		sb_puts(out, "\\N");
-	sb_putc(out, '\t');
-	if (f->has_seen)
+	sb_printf(out, "\t%s\t%d\t%u", date, f->rows, f->mask);
+	put_ll(out, has_count, count);
+	put_ll(out, f->has[FOLD_RANK], f->min_rank);
+	put_sum(out, f->has[FOLD_BACKLINKS], f->sum_backlinks);
+	if (f->has_seen) {
+		sb_putc(out, '\t');
 		sb_append(out, f->seen, f->seen_len); /* validated: nothing to escape */
-	else
-		sb_puts(out, "\\N");
-	sb_putc(out, '\t');
-	if (f->has[FOLD_SPAM])
-		put_ll(out, f->max_spam);
-	else
-		sb_puts(out, "\\N");
-	sb_putc(out, '\t');
-	if (f->has[FOLD_PAGES])
-		put_sum(out, f->sum_pages);
-	else
-		sb_puts(out, "\\N");
-	sb_putc(out, '\t');
-	put_ll(out, run_id);
-	sb_putc(out, '\n');
+	} else {
+		sb_puts(out, "\t\\N");
+	}
+	put_ll(out, f->has[FOLD_SPAM], f->max_spam);
+	put_sum(out, f->has[FOLD_PAGES], f->sum_pages);
+	sb_printf(out, "\t%lld\n", run_id);
 	return 0;
 }
