@@ -10,6 +10,7 @@
  */
 #include "run.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,8 +73,15 @@ struct set_state {
 	double reserved;              /* worst case of its pages in flight */
 	long long requests, retries;  /* sent by this process, for the metrics file */
 	int direct, lookup, domains;  /* how its pages load (struct set_start) */
-	struct cur_map current;       /* direct: its current versions (curmap.h) */
+	struct cur_map current;       /* direct: its current versions (curmap.h), read by a
+				       loader thread (DB_CURRENT) while the first pages come */
+	int wants_map;                /* its rows are judged against `current` */
+	int map_done;                 /* `current` is read (or failed): under map_lock */
 };
+
+/* map_done of every set: a page's transform waits for its set's (current_map()). */
+static pthread_mutex_t map_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t map_read = PTHREAD_COND_INITIALIZER;
 
 /* One page in flight; the fetch request's `user`. */
 struct page_job {
@@ -450,12 +458,12 @@ static int with_db(struct run_ctx *rc, int worker, int (*step)(struct run_ctx *,
  * state of the set (its targets, its current versions) and the connection,
  * which only the loader thread uses while fetching goes on.
  */
-enum db_op { DB_PAGE, DB_PAGE_FAILED, DB_FINISH_SET };
+enum db_op { DB_PAGE, DB_PAGE_FAILED, DB_FINISH_SET, DB_CURRENT };
 
 struct db_msg {
 	struct loader_msg base;   /* first member: the loader's link and rc */
 	enum db_op op;
-	struct set_state *s;      /* read only on the fetching thread */
+	struct set_state *s;      /* read only on the fetching thread (but its map: DB_CURRENT) */
 	long long set_id;
 	struct page_job *pj;      /* owned (DB_PAGE, DB_PAGE_FAILED) */
 	struct fetch_req *req;    /* owned: the request (asked again if its answer does not
@@ -495,6 +503,7 @@ static struct db_msg *msg_new(struct run_ctx *rc, enum db_op op, struct set_stat
 	m->s = s;
 	m->set_id = s->id;
 	m->refused = 0;
+	memset(&m->rec, 0, sizeof(m->rec)); /* completed() adds its cost */
 	memset(&m->outcome, 0, sizeof(m->outcome));
 	etl_error_clear(&m->err);
 	return m;
@@ -562,8 +571,33 @@ static int step_load(struct run_ctx *rc, PGconn *conn, void *arg)
 		free(m->outcome.error);
 		return load_finish_set(conn, rc->run_id, m->set_id, rc->snapshot_date, m->total,
 				       m->error, &m->outcome, &m->err);
+	case DB_CURRENT:
+		return stage_current_map(conn, m->set_id, rc->snapshot_date, &m->s->current, &m->err);
 	}
 	return ETL_EFAIL;
+}
+
+/*
+ * The set's current versions to judge a page's rows against, once a loader
+ * thread has read them (DB_CURRENT); NULL when they are not in a map (past
+ * CUR_MAP_MAX_ROWS, or the read failed): the database judges the rows then.
+ */
+static const struct cur_map *current_map(struct set_state *s)
+{
+	pthread_mutex_lock(&map_lock);
+	while (!s->map_done)
+		pthread_cond_wait(&map_read, &map_lock);
+	pthread_mutex_unlock(&map_lock);
+	return s->current.ready ? &s->current : NULL;
+}
+
+/* The set's map is read, or will not be: its pages' transforms go on. */
+static void map_finished(struct set_state *s)
+{
+	pthread_mutex_lock(&map_lock);
+	s->map_done = 1;
+	pthread_cond_broadcast(&map_read);
+	pthread_mutex_unlock(&map_lock);
 }
 
 /*
@@ -574,6 +608,8 @@ static int step_load(struct run_ctx *rc, PGconn *conn, void *arg)
  */
 static int transform_msg(struct db_msg *m)
 {
+	if (m->tc.current)
+		m->tc.current = current_map(m->s);
 	if (transform_page(&m->resp, &m->tc, &m->batch, &m->err) != 0) {
 		m->untransformed = 1;
 		return -1;
@@ -592,10 +628,14 @@ static int exec_msg(void *ctx, int worker, struct loader_msg *lm)
 {
 	struct run_ctx *rc = ctx;
 	struct db_msg *m = (struct db_msg *)lm;
+	int ret;
 
 	if (m->op == DB_PAGE && !m->transformed && !m->untransformed && transform_msg(m) != 0)
 		return 0;
-	return with_db(rc, worker, step_load, m, &m->err);
+	ret = with_db(rc, worker, step_load, m, &m->err);
+	if (m->op == DB_CURRENT)
+		map_finished(m->s);
+	return ret;
 }
 
 static void wake_fetcher(void *ctx)
@@ -702,7 +742,9 @@ static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 
 	if (ret != 0) {
 		*err = m->err;
-		if (m->op != DB_FINISH_SET)
+		if (m->op == DB_CURRENT)
+			etl_error_prefix(err, "reading the current versions of %s: ", s->def->name);
+		else if (m->op != DB_FINISH_SET)
 			etl_error_prefix(err, "loading %s offset %lld: ", s->def->name, m->rec.offset);
 		msg_done(rc, m);
 		return ret;
@@ -729,6 +771,7 @@ static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 			    m->rec.offset, m->n_items, m->batch.n_rows);
 		break;
 	case DB_PAGE_FAILED:
+	case DB_CURRENT:
 		break;
 	case DB_FINISH_SET:
 		s->finished = 1;
@@ -954,6 +997,29 @@ static int hand_over(struct run_ctx *rc, struct fetch_req *req, struct api_respo
 }
 
 /*
+ * Each night's set's current versions are read by a loader thread, first in
+ * its queue, while the set's first pages are fetched and parsed: a page's
+ * transform waits for them (current_map()), its fetching does not. Counted
+ * in flight, so that the set does not finish before its map is in.
+ */
+static void read_current_maps(struct run_ctx *rc)
+{
+	struct etl_error unused = {0, ""};
+	size_t i;
+
+	for (i = 0; i < rc->n_sets; i++) {
+		struct set_state *s = &rc->sets[i];
+		struct db_msg *m;
+
+		if (s->map_done || s->finishing || s->finished)
+			continue;
+		m = msg_new(rc, DB_CURRENT, s);
+		s->in_flight++;
+		(void)db_submit(rc, m, &unused); /* the loader runs: it only queues */
+	}
+}
+
+/*
  * Handles one completed request: a good page is parsed here and handed to
  * the loader (hand_over()); a failed one is retried or recorded
  * (page_error()). Returns non-zero only for database failures.
@@ -970,7 +1036,7 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 	/* a first load sums its breakdown as it goes (breakdown.h) */
 	struct transform_ctx tc = {rc->snapshot_date, s->id, rc->run_id, pj->offset,
 				   pj->limit, s->def->targets, s->def->n_targets,
-				   s->direct && !s->lookup, s->current.ready ? &s->current : NULL,
+				   s->direct && !s->lookup, s->wants_map ? &s->current : NULL,
 				   s->domains};
 
 	memset(&resp, 0, sizeof(resp));
@@ -1226,13 +1292,10 @@ static int open_sets(struct run_ctx *rc, const struct run_options *opt, const lo
 		s->lookup = st.lookup;
 		s->domains = st.domains;
 		s->expect = st.expect_total;
-		/* a night judges its rows against the current versions itself */
-		if (s->direct && s->lookup && !st.complete &&
-		    (ret = stage_current_map(rc->conn, s->id, rc->snapshot_date, &s->current, err)) != 0) {
-			free(st.pages);
-			free(st.refused);
-			return ret;
-		}
+		/* a night judges its rows against the current versions itself,
+		 * read as the first pages come (read_current_maps()) */
+		s->wants_map = s->direct && s->lookup && !st.complete;
+		s->map_done = !s->wants_map;
 		s->spent = st.spent;
 		s->loaded = st.pages;
 		s->n_loaded = st.n_pages;
@@ -1250,8 +1313,8 @@ static int open_sets(struct run_ctx *rc, const struct run_options *opt, const lo
 }
 
 /*
- * Fetches until every set is settled: answers are transformed here and
- * loaded on the loader threads. Returns non-zero only for a database or
+ * Fetches until every set is settled: answers are parsed here, transformed
+ * and loaded on the loader threads. Returns non-zero only for a database or
  * internal failure.
  */
 static int fetch_all(struct run_ctx *rc, double started, struct etl_error *err)
@@ -1267,6 +1330,7 @@ static int fetch_all(struct run_ctx *rc, double started, struct etl_error *err)
 		return ret; /* cannot be: the run's own connection is one */
 	log_debug("loading on %d connection%s", rc->n_conns, rc->n_conns == 1 ? "" : "s");
 	rc->loader = loader_start(RUN_LOAD_QUEUE, rc->n_conns, exec_msg, wake_fetcher, rc);
+	read_current_maps(rc);
 	/* a signal is looked at once per turn: at most the 500 ms of fetcher_next() */
 	for (check_signal(rc); !rc->abort_msg; check_signal(rc)) {
 		struct fetch_req *req;
