@@ -3,7 +3,7 @@
 FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential cmake pkg-config \
-      libcurl4-openssl-dev libpq-dev libjson-c-dev libyaml-dev zlib1g-dev \
+      libcurl4-openssl-dev libpq-dev libjson-c-dev libyaml-dev zlib1g-dev libdeflate-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -13,7 +13,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates libcurl4 libpq5 libjson-c5 libyaml-0-2 zlib1g \
+ && apt-get install -y --no-install-recommends ca-certificates libcurl4 libpq5 libjson-c5 libyaml-0-2 zlib1g libdeflate0 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home /nonexistent --shell /usr/sbin/nologin etl
 COPY --from=build /usr/local/bin/intersect-etl /usr/local/bin/intersect-etl

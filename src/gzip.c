@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libdeflate.h>
 #include <zlib.h>
 
 #define OUT_STEP (256u * 1024) /* output space reserved when out runs short */
@@ -40,6 +41,43 @@ static void grow(struct strbuf *out, size_t start, size_t max_out)
 	out->cap = want;
 }
 
+/*
+ * The whole stream at once, with libdeflate, into room for the size its
+ * trailer states: 2 to 3 times zlib's speed, and a page's bodies are most
+ * of what the process decodes (zlib was a fifth of its CPU on a night).
+ * 0, or -1 for anything but a good single stream of that size within the
+ * cap: zlib's streaming decoder below then says what is wrong (or decodes a
+ * stream whose trailer understates its size).
+ */
+static int whole(const void *in, size_t n, size_t max_out, struct strbuf *out)
+{
+	const unsigned char *t = (const unsigned char *)in + n - 4;
+	struct libdeflate_decompressor *d;
+	enum libdeflate_result r;
+	size_t isize, used = 0, got = 0;
+
+	if (n < 18)
+		return -1;
+	isize = (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 | (size_t)t[3] << 24;
+	if (isize > max_out)
+		return -1;
+	if (out->cap - out->len < isize + 1) { /* exactly: the cap holds */
+		out->data = xrealloc(out->data, out->len + isize + 1);
+		out->cap = out->len + isize + 1;
+	}
+	if (!(d = libdeflate_alloc_decompressor())) {
+		fputs("intersect-etl: out of memory creating a gzip decoder\n", stderr);
+		abort();
+	}
+	r = libdeflate_gzip_decompress_ex(d, in, n, out->data + out->len, isize, &used, &got);
+	libdeflate_free_decompressor(d);
+	if (r != LIBDEFLATE_SUCCESS || used != n || got != isize)
+		return -1;
+	out->len += got;
+	out->data[out->len] = '\0';
+	return 0;
+}
+
 int gunzip_all(const void *in, size_t n, size_t max_out, struct strbuf *out, char *msg,
 	       size_t msgsz)
 {
@@ -47,6 +85,8 @@ int gunzip_all(const void *in, size_t n, size_t max_out, struct strbuf *out, cha
 	size_t produced = 0, room, fed = 0, start = out->len;
 	int zrc = Z_OK;
 
+	if (whole(in, n, max_out, out) == 0)
+		return 0;
 	memset(&zs, 0, sizeof(zs));
 	/* 16 + MAX_WBITS: a gzip wrapper, and only that */
 	if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) {

@@ -1,7 +1,9 @@
 /*
  * test_gzip.c - gunzip_all() on good streams and on each way a body can be
  * bad: empty, cut short, corrupted, followed by other bytes, not gzip at
- * all, or decoding past the cap. Streams are made here with zlib's own
+ * all, stating another size, or decoding past the cap. Good streams decode
+ * whole (libdeflate); every bad one falls to zlib's streaming decoder,
+ * which says what is wrong. Streams are made here with zlib's own
  * deflate, so the decoder is checked against an independent encoder.
  */
 #include <stdint.h>
@@ -131,6 +133,13 @@ int main(void)
 	gzip_of(big, big_n, &gz);
 	expect("big", gz.data, gz.len, big_n, big, big_n, NULL);
 	expect("big over cap", gz.data, gz.len, big_n - 1, NULL, 0, "decodes to more than");
+	/* a trailer that states another size: the whole-stream decoder (which
+	 * sizes its output by it) declines, and the streaming one refuses it */
+	sb_init(&bad);
+	sb_append(&bad, gz.data, gz.len);
+	bad.data[gz.len - 4] ^= 0x10; /* ISIZE, little-endian: 16 bytes off */
+	expect("isize", bad.data, bad.len, big_n + 100, NULL, 0, "not a valid gzip stream");
+	sb_free(&bad);
 	sb_free(&gz);
 	free(big);
 	test_bomb();
