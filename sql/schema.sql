@@ -87,6 +87,34 @@ $$;
 COMMENT ON FUNCTION dataforseo.abandon_runs(p_job text) IS 'abandon_runs(p_job): called under the job''s lock; marks every run and attempt of p_job still running (their processes are gone) abandoned, with counters from the ledger and unfinished sets failed. Returns the runs marked.';
 
 --
+-- Name: analyze_if_stale(regclass); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.analyze_if_stale(p_table regclass) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+DECLARE
+    n_rows real;
+    n_mod  bigint;
+BEGIN
+    SELECT greatest(c.reltuples, 0), coalesce(pg_stat_get_mod_since_analyze(c.oid), 0)
+    INTO n_rows, n_mod
+    FROM pg_class c WHERE c.oid = p_table;
+    IF n_mod > 1000 AND n_mod > n_rows / 5 THEN
+        EXECUTE format('ANALYZE %s', p_table);
+        RETURN true;
+    END IF;
+    RETURN false;
+END $$;
+
+--
+-- Name: FUNCTION analyze_if_stale(p_table regclass); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.analyze_if_stale(p_table regclass) IS 'analyze_if_stale(p_table): ANALYZE p_table when more of it changed since its last analysis than a fifth of its rows (and over 1,000 rows), so that a publish right after a large load plans with numbers (sql/020). Returns whether it analyzed.';
+
+--
 -- Name: begin_attempt(bigint, text, integer); Type: FUNCTION; Schema: dataforseo; Owner: -
 --
 
@@ -262,6 +290,7 @@ BEGIN
         IF EXISTS (SELECT 1 FROM domain_intersection_domain_version w
                    WHERE w.target_set_id = NEW.target_set_id
                      AND (w.valid_from <> NEW.snapshot_date OR w.run_id <> NEW.run_id)) THEN
+            PERFORM analyze_if_stale('domain_intersection_domain_version');
             PERFORM snapshot_domains(NEW.target_set_id, NEW.snapshot_date, hi);
         ELSIF NOT EXISTS (SELECT 1 FROM domain_intersection_domain_version w
                           WHERE w.target_set_id = NEW.target_set_id) THEN
