@@ -111,5 +111,8 @@ void db_copy_put(struct db_copy *co, const void *p, size_t len);
  * the server's error code on failure, else "".
  */
 int db_copy_end(struct db_copy *co, char *sqlstate, struct etl_error *err) ETL_WUR;
+/* One COPY of data[0..len) (COPY text, whole lines): start, put, end, as above. */
+int db_copy_data(PGconn *conn, const char *what, const void *data, size_t len, char *sqlstate,
+		 struct etl_error *err) ETL_WUR;
 
 #endif

@@ -27,7 +27,9 @@
 	"intersections_count, min_rank, backlinks, links_to_all_since, max_spam_score, " \
 	"referring_pages, run_id"
 
-enum fold_field { FOLD_RANK, FOLD_BACKLINKS, FOLD_SPAM, FOLD_PAGES, FOLD_NFIELDS };
+/* The per-target fields a domain row folds (transform.c's fields[] says which). */
+enum fold_field { FOLD_NONE, FOLD_RANK, FOLD_BACKLINKS, FOLD_SPAM, FOLD_PAGES, FOLD_SEEN,
+		  FOLD_NFIELDS };
 
 struct dom_fold {
 	size_t domain_off, domain_len; /* the first row's domain, as COPY text in the rows' buffer */
@@ -37,7 +39,6 @@ struct dom_fold {
 	bool has[FOLD_NFIELDS];
 	long long min_rank, max_spam;
 	__int128 sum_backlinks, sum_pages;
-	bool has_seen;
 	long long seen_at;             /* max(first_seen), seconds since the epoch */
 	const char *seen;              /* its text (in the parsed answer) */
 	size_t seen_len;
@@ -46,7 +47,7 @@ struct dom_fold {
 void fold_begin(struct dom_fold *f);
 /* A row of the item: its domain's COPY text at buf[off..off+len), its target key. */
 void fold_row(struct dom_fold *f, const char *buf, size_t off, size_t len, int key);
-/* A non-null integer field of the row. */
+/* A non-null integer field of the row (not FOLD_SEEN). */
 void fold_int(struct dom_fold *f, enum fold_field which, long long v);
 /* A non-null first_seen, as valid_time() accepted it. */
 void fold_time(struct dom_fold *f, const char *s, size_t n);

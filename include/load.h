@@ -56,7 +56,6 @@ struct page_record {
 	const char *snapshot_date; /* the run's date ("YYYY-MM-DD"); needed when direct */
 	int direct;                /* straight into the versions (sql/016_direct_load.sql) */
 	int lookup;                /* direct: send only rows whose current version differs */
-	int domains;               /* direct: its domain rows too (fold.h, sql/019) */
 };
 
 /* A page already loaded by this run (for resuming). */

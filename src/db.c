@@ -378,6 +378,20 @@ void db_copy_put(struct db_copy *co, const void *p, size_t len)
 	}
 }
 
+int db_copy_data(PGconn *conn, const char *what, const void *data, size_t len, char *sqlstate,
+		 struct etl_error *err)
+{
+	struct db_copy co;
+	int rc;
+
+	if (sqlstate)
+		sqlstate[0] = '\0';
+	if ((rc = db_copy_start(conn, what, &co, err)) != 0)
+		return rc;
+	db_copy_put(&co, data, len);
+	return db_copy_end(&co, sqlstate, err);
+}
+
 int db_copy_end(struct db_copy *co, char *sqlstate, struct etl_error *err)
 {
 	PGconn *conn = co->conn;

@@ -43,7 +43,7 @@ void fold_int(struct dom_fold *f, enum fold_field which, long long v)
 	case FOLD_PAGES:
 		f->sum_pages += v;
 		break;
-	case FOLD_NFIELDS:
+	default:
 		break;
 	}
 }
@@ -91,8 +91,8 @@ void fold_time(struct dom_fold *f, const char *s, size_t n)
 		zone = num(s + i + 1, 2) * 3600 + (n - i == 6 ? num(s + i + 4, 2) * 60 : 0);
 		t -= s[i] == '+' ? zone : -zone;
 	}
-	if (!f->has_seen || t > f->seen_at) {
-		f->has_seen = true;
+	if (!f->has[FOLD_SEEN] || t > f->seen_at) {
+		f->has[FOLD_SEEN] = true;
 		f->seen_at = t;
 		f->seen = s;
 		f->seen_len = n;
@@ -142,7 +142,7 @@ int fold_put(const struct dom_fold *f, struct strbuf *out, const char *buf,
 	put_ll(out, has_count, count);
 	put_ll(out, f->has[FOLD_RANK], f->min_rank);
 	put_sum(out, f->has[FOLD_BACKLINKS], f->sum_backlinks);
-	if (f->has_seen) {
+	if (f->has[FOLD_SEEN]) {
 		sb_putc(out, '\t');
 		sb_append(out, f->seen, f->seen_len); /* validated: nothing to escape */
 	} else {

@@ -612,11 +612,7 @@ int load_start_set(PGconn *conn, long long run_id, long long set_id, const char 
 		      "   SELECT 1 FROM domain_intersection_version v, etl_run r"
 		      "   WHERE r.run_id = $1 AND v.target_set_id = $2 AND v.valid_to = 'infinity'"
 		      "   AND v.valid_from < r.snapshot_date),"
-		      " direct AND NOT EXISTS ("
-		      "   SELECT 1 FROM domain_intersection_version v, etl_run r"
-		      "   WHERE r.run_id = $1 AND v.target_set_id = $2 AND v.valid_to = 'infinity'"
-		      "   AND v.valid_from < r.snapshot_date)"
-		      " AND NOT EXISTS ("
+		      " NOT EXISTS ("
 		      "   SELECT 1 FROM domain_intersection_domain_version w, etl_run r"
 		      "   WHERE r.run_id = $1 AND w.target_set_id = $2"
 		      "   AND (w.run_id <> $1 OR w.valid_from <> r.snapshot_date)),"
@@ -631,7 +627,8 @@ int load_start_set(PGconn *conn, long long run_id, long long set_id, const char 
 	out->complete = strcmp(PQgetvalue(res, 0, 0), "complete") == 0;
 	out->direct = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
 	out->lookup = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
-	out->domains = strcmp(PQgetvalue(res, 0, 3), "t") == 0;
+	/* no current version, no domain row but this run's: a first load */
+	out->domains = out->direct && !out->lookup && strcmp(PQgetvalue(res, 0, 3), "t") == 0;
 	out->expect_total = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
 	PQclear(res);
 	if (out->complete)
@@ -805,17 +802,10 @@ static int copy_rows(PGconn *conn, const char *table, const struct row_batch *ro
 		     char *sqlstate, struct etl_error *err)
 {
 	char *what = xasprintf("%s (" TRANSFORM_COLUMNS ") FROM STDIN", table);
-	struct db_copy co;
-	int rc;
+	int rc = db_copy_data(conn, what, rows->copy.data, rows->copy.len, sqlstate, err);
 
-	if (sqlstate)
-		sqlstate[0] = '\0';
-	rc = db_copy_start(conn, what, &co, err);
 	free(what);
-	if (rc != 0)
-		return rc;
-	db_copy_put(&co, rows->copy.data, rows->copy.len);
-	return db_copy_end(&co, sqlstate, err);
+	return rc;
 }
 
 /*

@@ -816,7 +816,6 @@ static void page_record_init(struct run_ctx *rc, struct db_msg *m, const struct 
 	rec->snapshot_date = rc->snapshot_date;
 	rec->direct = pj->set->direct;
 	rec->lookup = pj->set->lookup;
-	rec->domains = pj->set->domains;
 	rec->offset = pj->offset;
 	rec->limit = pj->limit;
 	rec->attempts = pj->attempts;

@@ -227,22 +227,6 @@ static int copy_sent(PGconn *conn, const struct row_span *r, size_t n, const cha
 	return db_copy_end(&co, sqlstate, err);
 }
 
-/* The page's domain rows (fold.h), when its set takes them from the loader. */
-static int copy_domains(PGconn *conn, const struct row_batch *rows, char *sqlstate,
-			struct etl_error *err)
-{
-	struct db_copy co;
-	int rc;
-
-	sqlstate[0] = '\0';
-	rc = db_copy_start(conn, "domain_intersection_domain_version (" FOLD_COLUMNS ") FROM STDIN",
-			   &co, err);
-	if (rc != 0)
-		return rc;
-	db_copy_put(&co, rows->domains.data, rows->domains.len);
-	return db_copy_end(&co, sqlstate, err);
-}
-
 static int hexval(char c)
 {
 	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
@@ -356,10 +340,11 @@ int stage_direct(PGconn *conn, const struct page_record *rec, const struct row_b
 	if ((rc = db_exec(conn, "SAVEPOINT stage_copy", err)) != 0)
 		goto out;
 	rc = copy_sent(conn, r, n, send, 1, state, err);
-	/* a first load's domain rows with them (sql/019), when every item folded */
-	if (rc == 0 && rec->domains && !rows->judged && n_send == n && !rows->domains_unusable &&
-	    rows->domains.len)
-		rc = copy_domains(conn, rows, state, err);
+	/* a first load's domain rows with them (sql/019), when every item
+	 * folded and every row went */
+	if (rc == 0 && rows->domains.len && !rows->domains_unusable && n_send == n)
+		rc = db_copy_data(conn, "domain_intersection_domain_version (" FOLD_COLUMNS ") FROM STDIN",
+				  rows->domains.data, rows->domains.len, state, err);
 	if (rc == 0) {
 		*staged = (long long)n_send;
 		goto out;

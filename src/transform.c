@@ -727,15 +727,17 @@ enum field_kind { FK_TEXT, FK_INT4, FK_INT8, FK_TIME, FK_MAP };
 static const struct field_def {
 	const char *name;     /* the API's name, which is also the column's */
 	enum field_kind kind; /* how it is checked and written */
+	enum fold_field fold; /* what a domain row makes of it (fold.h) */
 } fields[] = {
-#define F(name, kind) { name, kind }
+#define F(name, kind) { name, kind, FOLD_NONE }
+#define FF(name, kind, fold) { name, kind, fold }
 	F("target", FK_TEXT),
 	F("type", FK_TEXT),
-	F("rank", FK_INT4),
-	F("backlinks", FK_INT8),
-	F("first_seen", FK_TIME),
+	FF("rank", FK_INT4, FOLD_RANK),
+	FF("backlinks", FK_INT8, FOLD_BACKLINKS),
+	FF("first_seen", FK_TIME, FOLD_SEEN),
 	F("lost_date", FK_TIME),
-	F("backlinks_spam_score", FK_INT4),
+	FF("backlinks_spam_score", FK_INT4, FOLD_SPAM),
 	F("broken_backlinks", FK_INT8),
 	F("broken_pages", FK_INT8),
 	F("referring_domains", FK_INT8),
@@ -744,7 +746,7 @@ static const struct field_def {
 	F("referring_main_domains_nofollow", FK_INT8),
 	F("referring_ips", FK_INT8),
 	F("referring_subnets", FK_INT8),
-	F("referring_pages", FK_INT8),
+	FF("referring_pages", FK_INT8, FOLD_PAGES),
 	F("referring_pages_nofollow", FK_INT8),
 	F("referring_links_tld", FK_MAP),
 	F("referring_links_types", FK_MAP),
@@ -753,10 +755,9 @@ static const struct field_def {
 	F("referring_links_semantic_locations", FK_MAP),
 	F("referring_links_countries", FK_MAP),
 #undef F
+#undef FF
 };
 #define NFIELDS ETL_ARRAY_LEN(fields)
-/* the fields a domain row folds (fold.h); check_ctx() checks their names */
-enum { FI_RANK = 2, FI_BACKLINKS = 3, FI_FIRST_SEEN = 4, FI_SPAM = 6, FI_PAGES = 15 };
 /* 7 columns before type, the fields after target, then extra, run_id and digest */
 _Static_assert(7 + (NFIELDS - 1) + 3 == TRANSFORM_NCOLUMNS,
 	       "fields[] out of step with TRANSFORM_COLUMNS");
@@ -1235,17 +1236,6 @@ struct page_fmt {
 	struct dom_fold *fold;     /* the item's domain row, when ctx->domains */
 };
 
-/* An integer field of a row into its item's domain row (fold.h). */
-static void fold_field(struct dom_fold *f, size_t i, long long x)
-{
-	switch (i) {
-	case FI_RANK: fold_int(f, FOLD_RANK, x); break;
-	case FI_BACKLINKS: fold_int(f, FOLD_BACKLINKS, x); break;
-	case FI_SPAM: fold_int(f, FOLD_SPAM, x); break;
-	case FI_PAGES: fold_int(f, FOLD_PAGES, x); break;
-	default: break;
-	}
-}
 
 /*
  * Ends a row with its digest (see TRANSFORM_DIGEST_KEY): of its target's
@@ -1367,8 +1357,8 @@ static int put_row(struct strbuf *sb, struct page_fmt *pf, const struct item_inf
 				return int_fail(err, it, key, name, v, p,
 						fields[i].kind == FK_INT4);
 			put_i64(sb, x);
-			if (pf->fold)
-				fold_field(pf->fold, i, x);
+			if (pf->fold && fields[i].fold != FOLD_NONE)
+				fold_int(pf->fold, fields[i].fold, x);
 			break;
 		case FK_TIME:
 			if (!is_type(d, v, JD_STRING) || !valid_time(jd_str(d, v), jd_len(d, v))) {
@@ -1380,7 +1370,7 @@ static int put_row(struct strbuf *sb, struct page_fmt *pf, const struct item_inf
 			}
 			/* validated: nothing in it needs escaping */
 			out_n(sb, jd_str(d, v), jd_len(d, v));
-			if (pf->fold && i == FI_FIRST_SEEN)
+			if (pf->fold && fields[i].fold == FOLD_SEEN)
 				fold_time(pf->fold, jd_str(d, v), jd_len(d, v));
 			break;
 		case FK_MAP:
@@ -1427,12 +1417,6 @@ static int check_ctx(const struct api_response *resp, const struct transform_ctx
 	if (resp->error != RESP_OK || !resp->root)
 		return etl_fail(err, ETL_EFAIL,
 				"transform: the response was not parsed successfully");
-	if (ctx->domains &&
-	    (strcmp(fields[FI_RANK].name, "rank") || strcmp(fields[FI_BACKLINKS].name, "backlinks") ||
-	     strcmp(fields[FI_FIRST_SEEN].name, "first_seen") ||
-	     strcmp(fields[FI_SPAM].name, "backlinks_spam_score") ||
-	     strcmp(fields[FI_PAGES].name, "referring_pages")))
-		return etl_fail(err, ETL_EFAIL, "transform: the folded fields are out of step");
 	if (!ctx->snapshot_date || !valid_date(ctx->snapshot_date))
 		return etl_fail(err, ETL_EFAIL,
 				"transform: snapshot_date \"%s\" is not a YYYY-MM-DD date",
