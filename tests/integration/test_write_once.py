@@ -130,6 +130,32 @@ class WriteOnceTest(EtlTestCase):
         self.assertEqual(self.value("SELECT count(*) FROM %(s)s.domain_intersection_domain_version"), "250")
         self.assert_domains_folded("2026-08-02")
 
+    def test_a_domain_on_two_items_of_a_page_is_folded_by_the_publish(self):
+        """An answer that gives one referring domain two items of one page
+        (one target key each): the versions go in (their keys differ), its
+        second domain row meets the first's key, the page is redone and
+        sends none, and the publish folds the night in SQL: one domain row
+        of both keys."""
+        def split(doc):
+            items = doc["tasks"][0]["result"][0]["items"]
+            second = items[0]["domain_intersection"].pop("2")
+            items[1]["domain_intersection"] = {"2": second}
+
+        self.night("2026-08-01", faults=[{"kind": "edit", "offset": 100, "fn": split}])
+        w = self.domain_writes()
+        self.assertEqual(w[("sql", "DELETE")], w[("copy", "INSERT")], w)  # the loader's went
+        self.assertEqual(w[("copy", "INSERT")], 150, w)  # pages 0 and 200 (100 + 50 items)
+        self.assert_domains_folded("2026-08-01")
+        # the domain takes its first place, with both keys; the place after it is nobody's
+        at = self.db.rows("SELECT position, referring_domain, target_key FROM %s.domain_intersection"
+                          " WHERE position IN (100, 101) ORDER BY 1, 3" % S)
+        self.assertEqual([(r["position"], r["target_key"]) for r in at], [(100, 1), (100, 2)], at)
+        self.assertEqual(at[0]["referring_domain"], at[1]["referring_domain"])
+        self.assertEqual(self.db.value("SELECT target_keys FROM %s.domain_intersection_domains"
+                                       " WHERE referring_domain = '%s'" % (S, at[0]["referring_domain"])),
+                         "2")
+        self.assertEqual(self.value("SELECT count(*) FROM %(s)s.domain_intersection_domains"), "249")
+
     def test_a_rerun_right_after_a_first_load_plans_with_statistics(self):
         """sql/020: a run --fresh of a date right after its first load, before
         autovacuum has analyzed the domain versions, analyzes them before
