@@ -167,6 +167,44 @@ $$;
 COMMENT ON FUNCTION dataforseo.close_attempt(p_run bigint, p_attempt integer, p_status text, p_error text, p_end timestamp with time zone) IS 'close_attempt(p_run, p_attempt, p_status, p_error, p_end): ends an attempt with its figures from the ledger (pages it loaded and failed, rows, and the growth of the run''s cost since the attempts before).';
 
 --
+-- Name: direct_facts(bigint, bigint); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.direct_facts(p_run bigint, p_set bigint, OUT exact boolean, OUT sums numeric[]) RETURNS record
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+    SELECT split_part(x.f, '/', 3)::boolean, nullif(split_part(x.f, '/', 4), '')::numeric[]
+    FROM (SELECT current_setting('intersect_etl.direct_facts', true) AS f) x
+    WHERE x.f LIKE format('%s/%s/%%', p_run, p_set);
+$$;
+
+--
+-- Name: FUNCTION direct_facts(p_run bigint, p_set bigint, OUT exact boolean, OUT sums numeric[]); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.direct_facts(p_run bigint, p_set bigint, OUT exact boolean, OUT sums numeric[]) IS 'direct_facts(p_run, p_set): what direct_facts_set() kept for run p_run and set p_set in this transaction (exact, sums); NULLs when nothing was.';
+
+--
+-- Name: direct_facts_set(bigint, bigint, boolean, numeric[]); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.direct_facts_set(p_run bigint, p_set bigint, p_exact boolean, p_sums numeric[]) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+    SELECT set_config('intersect_etl.direct_facts',
+                      format('%s/%s/%s/%s', p_run, p_set, p_exact, coalesce(p_sums::text, '')),
+                      true);
+$$;
+
+--
+-- Name: FUNCTION direct_facts_set(p_run bigint, p_set bigint, p_exact boolean, p_sums numeric[]); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.direct_facts_set(p_run bigint, p_set bigint, p_exact boolean, p_sums numeric[]) IS 'direct_facts_set(p_run, p_set, p_exact, p_sums): what publish_direct() found, kept for the rest of the transaction (the setting intersect_etl.direct_facts): whether the answer is exact (no referring domain twice), and the staged rows'' count, sum and count of rank, sum and count of backlinks when every staged row stayed (else NULL).';
+
+--
 -- Name: direct_load_ok(bigint, bigint); Type: FUNCTION; Schema: dataforseo; Owner: -
 --
 
@@ -231,21 +269,14 @@ CREATE FUNCTION dataforseo.etl_snapshot_breakdown() RETURNS trigger
     AS $$
 BEGIN
     IF NEW.status = 'complete' AND NEW.purged_at IS NULL THEN
-        IF NOT EXISTS (SELECT 1 FROM etl_snapshot c
-                       WHERE c.target_set_id = NEW.target_set_id
-                         AND c.snapshot_date < NEW.snapshot_date AND c.status = 'complete'
-                         AND c.purged_at IS NULL)
-           AND EXISTS (SELECT 1 FROM etl_run_set rs
-                       WHERE rs.run_id = NEW.run_id AND rs.target_set_id = NEW.target_set_id
-                         AND rs.direct)
+        -- the loader's page sums are the answer's when every page has them
+        -- and no referring domain came twice (publish_direct() says, 4.)
+        IF (direct_facts(NEW.run_id, NEW.target_set_id)).exact
            AND NOT EXISTS (SELECT 1 FROM etl_page_keys k
                            WHERE k.run_id = NEW.run_id AND k.target_set_id = NEW.target_set_id
                              AND k.dims IS NULL)
-           AND (SELECT coalesce(sum(cardinality(k.domains)), 0) FROM etl_page_keys k
-                WHERE k.run_id = NEW.run_id AND k.target_set_id = NEW.target_set_id)
-               = (SELECT count(*) FROM domain_intersection_version v
-                  WHERE v.target_set_id = NEW.target_set_id AND v.valid_to = 'infinity'
-                    AND v.valid_from = NEW.snapshot_date)
+           AND EXISTS (SELECT 1 FROM etl_page_keys k
+                       WHERE k.run_id = NEW.run_id AND k.target_set_id = NEW.target_set_id)
         THEN
             DELETE FROM domain_intersection_breakdown_total
             WHERE target_set_id = NEW.target_set_id AND snapshot_date = NEW.snapshot_date;
@@ -269,7 +300,7 @@ END $$;
 -- Name: FUNCTION etl_snapshot_breakdown(); Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON FUNCTION dataforseo.etl_snapshot_breakdown() IS 'Trigger on etl_snapshot: the breakdown totals follow publishing (from the loader''s page sums for a first direct load) and purging.';
+COMMENT ON FUNCTION dataforseo.etl_snapshot_breakdown() IS 'Trigger on etl_snapshot: the breakdown totals follow publishing (from the loader''s page sums when publish_direct() found the answer exact and every page has them) and purging.';
 
 --
 -- Name: etl_snapshot_domains(); Type: FUNCTION; Schema: dataforseo; Owner: -
@@ -437,10 +468,19 @@ DECLARE
     n_kept    bigint;
     n_closed  bigint := 0;
     n_same    bigint;
+    n_changed bigint;
+    n_dom     bigint;   -- domain rows the loader wrote (a first load)
     o_dom     text[];
     o_pos     integer[];
+    rank_sum  numeric;
+    rank_n    bigint;
+    links_sum numeric;
+    links_n   bigint;
 BEGIN
-    SELECT count(*) INTO staged FROM domain_intersection_version v
+    -- (the one scan of the staged rows: the measures come with the count, 4.)
+    SELECT count(*), sum(v.rank), count(v.rank), sum(v.backlinks), count(v.backlinks)
+    INTO staged, rank_sum, rank_n, links_sum, links_n
+    FROM domain_intersection_version v
     WHERE v.target_set_id = p_set AND v.valid_to = 'infinity' AND v.valid_from = p_date;
     IF staged <> ledger THEN
         RAISE EXCEPTION USING ERRCODE = 'ETL01', MESSAGE = 'staged rows differ from the ledger';
@@ -450,14 +490,30 @@ BEGIN
         ON COMMIT DELETE ROWS;
     TRUNCATE pg_temp.publish_answer;
     -- The result order is the pages' items in page order, when no referring
-    -- domain is among them twice (then no key can be).
-    SELECT array_agg(u.d ORDER BY k.page_offset, u.i), array_agg(u.p ORDER BY k.page_offset, u.i)
-    INTO o_dom, o_pos
-    FROM etl_page_keys k
-    CROSS JOIN LATERAL unnest(k.item_domains, k.item_positions) WITH ORDINALITY u (d, p, i)
-    WHERE k.run_id = p_run AND k.target_set_id = p_set;
-    exact := coalesce(cardinality(o_dom), 0)
-             = (SELECT count(*) FROM (SELECT DISTINCT x.d FROM unnest(o_dom) x (d)) y);
+    -- domain is among them twice (then no key can be). The pages are sorted,
+    -- not their items (3.): a sorted subquery feeds an aggregate in its
+    -- order, and each page's items are unnested in theirs. Positions rise
+    -- with the order (a page's offset plus its item's index): checked, and
+    -- sorted item by item should they not.
+    SELECT array_agg(u.d), array_agg(u.p) INTO o_dom, o_pos
+    FROM (SELECT k.item_domains, k.item_positions FROM etl_page_keys k
+          WHERE k.run_id = p_run AND k.target_set_id = p_set
+          ORDER BY k.page_offset) k
+    CROSS JOIN LATERAL unnest(k.item_domains, k.item_positions) u (d, p);
+    IF NOT (SELECT coalesce(bool_and(x.a < x.b), true)
+            FROM unnest(o_pos[1:cardinality(o_pos) - 1], o_pos[2:]) x (a, b)) THEN
+        SELECT array_agg(u.d ORDER BY u.p), array_agg(u.p ORDER BY u.p) INTO o_dom, o_pos
+        FROM etl_page_keys k
+        CROSS JOIN LATERAL unnest(k.item_domains, k.item_positions) u (d, p)
+        WHERE k.run_id = p_run AND k.target_set_id = p_set;
+    END IF;
+    -- A domain row per item, under a key of (set, domain, date): no domain
+    -- twice (5.). Else the items' domains are counted.
+    SELECT count(*) INTO n_dom FROM domain_intersection_domain_version w
+    WHERE w.target_set_id = p_set AND w.valid_from = p_date AND w.run_id = p_run;
+    exact := coalesce(cardinality(o_dom), 0) = n_dom AND n_dom > 0
+             OR coalesce(cardinality(o_dom), 0)
+                = (SELECT count(*) FROM (SELECT DISTINCT x.d FROM unnest(o_dom) x (d)) y);
     IF exact THEN
         SELECT coalesce(sum(k.kept), 0) INTO n_kept FROM etl_page_keys k
         WHERE k.run_id = p_run AND k.target_set_id = p_set;
@@ -481,38 +537,45 @@ BEGIN
       AND c.purged_at IS NULL
     ORDER BY c.snapshot_date DESC LIMIT 1;
     IF coalesce(n_current, 0) > 0 THEN
-        -- Sent keys with a current version: values equal to it (a version
-        -- written before row digests, or under another digest) continue it;
-        -- others end it at p_date.
-        CREATE TEMP TABLE IF NOT EXISTS publish_prior (
-            referring_domain text, target_key smallint, valid_from date, same boolean, digest uuid)
+        -- Sent keys with a current version: a version under another digest
+        -- (written before row digests: NULL) continues when its values are
+        -- the same; two digests compare as their values do (transform.h),
+        -- so the values are read only then. Others end at p_date. Rows are
+        -- met again by their place (tid): the publish holds the set's sync
+        -- lock, nothing else writes its versions meanwhile.
+        CREATE TEMP TABLE IF NOT EXISTS publish_closing (
+            new_tid tid, old_tid tid, same boolean, digest uuid)
             ON COMMIT DELETE ROWS;
-        TRUNCATE pg_temp.publish_prior;
-        INSERT INTO pg_temp.publish_prior
-        SELECT n.referring_domain, n.target_key, (o.c).valid_from,
-               (o.c).digest IS DISTINCT FROM n.digest AND same_version_values(o.c, n), n.digest
+        TRUNCATE pg_temp.publish_closing;
+        INSERT INTO pg_temp.publish_closing
+        SELECT n.ctid, o.ctid,
+               CASE WHEN o.digest IS NULL OR n.digest IS NULL THEN same_version_values(o.c, n)
+                    ELSE o.digest = n.digest END,
+               n.digest
         FROM domain_intersection_version n
         CROSS JOIN LATERAL (
-            SELECT c FROM domain_intersection_version c
+            SELECT c.ctid, c.valid_to, c.digest, c FROM domain_intersection_version c
             WHERE c.target_set_id = p_set AND c.referring_domain = n.referring_domain
               AND c.target_key = n.target_key AND c.valid_from < p_date
             ORDER BY c.valid_from DESC LIMIT 1) o
         WHERE n.target_set_id = p_set AND n.valid_to = 'infinity' AND n.valid_from = p_date
-          AND (o.c).valid_to = 'infinity';
+          AND o.valid_to = 'infinity';
+        SELECT count(*) FILTER (WHERE NOT g.same) INTO n_changed FROM pg_temp.publish_closing g;
         WITH same AS (
-            DELETE FROM domain_intersection_version v USING pg_temp.publish_prior g
-            WHERE g.same AND v.target_set_id = p_set AND v.referring_domain = g.referring_domain
-              AND v.target_key = g.target_key AND v.valid_from = p_date
-            RETURNING v.referring_domain)
+            DELETE FROM domain_intersection_version v USING pg_temp.publish_closing g
+            WHERE g.same AND v.ctid = g.new_tid
+            RETURNING 1)
         SELECT count(*) INTO n_same FROM same;
-        UPDATE domain_intersection_version v SET digest = g.digest FROM pg_temp.publish_prior g
-        WHERE g.same AND v.target_set_id = p_set AND v.referring_domain = g.referring_domain
-          AND v.target_key = g.target_key AND v.valid_from = g.valid_from;
+        UPDATE domain_intersection_version v SET digest = g.digest FROM pg_temp.publish_closing g
+        WHERE g.same AND v.ctid = g.old_tid;
         UPDATE domain_intersection_version v SET valid_to = p_date, sync_seq = seq
-        FROM pg_temp.publish_prior g
-        WHERE NOT g.same AND v.target_set_id = p_set AND v.referring_domain = g.referring_domain
-          AND v.target_key = g.target_key AND v.valid_from = g.valid_from;
+        FROM pg_temp.publish_closing g
+        WHERE NOT g.same AND v.ctid = g.old_tid;
         GET DIAGNOSTICS n_closed = ROW_COUNT;
+        IF n_closed <> n_changed THEN
+            RAISE EXCEPTION 'publish_direct: % of % changed versions of set % found to close',
+                n_closed, n_changed, p_set;
+        END IF;
         n_closed := n_closed + n_same;
         -- Keys the answer lacks: only when the keys kept, continued and
         -- changed do not account for every current version.
@@ -528,9 +591,19 @@ BEGIN
         END IF;
     END IF;
     -- Domain rows the loader wrote (a first load): kept when they are one per
-    -- item of an answer without a repeated domain, else folded again.
-    PERFORM staged_domains(p_run, p_set, p_date,
-                           CASE WHEN exact THEN coalesce(cardinality(o_dom), 0) END);
+    -- item and the set has no other domain row, else folded again.
+    IF n_dom > 0 AND (n_dom <> coalesce(cardinality(o_dom), 0)
+                      OR EXISTS (SELECT 1 FROM domain_intersection_domain_version w
+                                 WHERE w.target_set_id = p_set
+                                   AND (w.valid_from <> p_date OR w.run_id <> p_run))) THEN
+        DELETE FROM domain_intersection_domain_version w
+        WHERE w.target_set_id = p_set AND w.valid_from = p_date AND w.run_id = p_run;
+    END IF;
+    -- What the control row's triggers and measures may take from here (4.):
+    -- the staged rows' sums hold when none of them went.
+    PERFORM direct_facts_set(p_run, p_set, exact,
+                             CASE WHEN exact AND coalesce(n_same, 0) = 0 THEN
+                                 ARRAY[staged, rank_sum, rank_n, links_sum, links_n] END);
     PERFORM publish_order_arrays(p_set, p_date, 'infinity', coalesce(o_dom, '{}'),
                                  coalesce(o_pos, '{}'));
     RETURN staged;
@@ -1974,6 +2047,7 @@ CREATE FUNCTION dataforseo.snapshot_stats_direct(p_set bigint, p_date date) RETU
 DECLARE
     p          etl_snapshot%ROWTYPE;
     my_hash    text;
+    my_run     bigint;
     comparable boolean;
     seq        bigint := sync_seq_take();
     p_dom      text[];
@@ -1990,16 +2064,22 @@ BEGIN
         PERFORM snapshot_stats(p_set, p_date);
         RETURN;
     END IF;
-    SELECT request_hash INTO my_hash FROM etl_snapshot
+    SELECT request_hash, run_id INTO my_hash, my_run FROM etl_snapshot
     WHERE target_set_id = p_set AND snapshot_date = p_date;
     comparable := p.snapshot_date IS NOT NULL AND p.request_hash = my_hash;
     SELECT r.domains INTO n_dom FROM domain_intersection_order r
     WHERE r.target_set_id = p_set AND r.valid_from <= p_date AND r.valid_to > p_date;
 
-    SELECT count(*), sum(rank), count(rank), sum(backlinks), count(backlinks)
+    -- (the staged rows' sums, when publish_direct() took them, 4.)
+    SELECT f.sums[1], f.sums[2], f.sums[3], f.sums[4], f.sums[5]
     INTO s_rows, s_rsum, s_rcnt, s_bsum, s_bcnt
-    FROM domain_intersection_version
-    WHERE target_set_id = p_set AND valid_to = 'infinity' AND valid_from = p_date;
+    FROM direct_facts(my_run, p_set) f;
+    IF s_rows IS NULL THEN
+        SELECT count(*), sum(rank), count(rank), sum(backlinks), count(backlinks)
+        INTO s_rows, s_rsum, s_rcnt, s_bsum, s_bcnt
+        FROM domain_intersection_version
+        WHERE target_set_id = p_set AND valid_to = 'infinity' AND valid_from = p_date;
+    END IF;
     SELECT count(*), sum(rank), count(rank), sum(backlinks), count(backlinks)
     INTO e_rows, e_rsum, e_rcnt, e_bsum, e_bcnt
     FROM domain_intersection_version
@@ -2211,34 +2291,6 @@ END $$;
 --
 
 COMMENT ON FUNCTION dataforseo.stage_page_rows(p_run bigint, p_set bigint, p_offset bigint, p_date date) IS 'A direct load''s page whose rows (in pg_temp.di_stage) repeat keys staged before: each key once, the first place in result order winning. Answers the rows inserted.';
-
---
--- Name: staged_domains(bigint, bigint, date, bigint); Type: FUNCTION; Schema: dataforseo; Owner: -
---
-
-CREATE FUNCTION dataforseo.staged_domains(p_run bigint, p_set bigint, p_date date, p_items bigint) RETURNS void
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
-    AS $$
-DECLARE
-    n bigint;
-BEGIN
-    SELECT count(*) INTO n FROM domain_intersection_domain_version w
-    WHERE w.target_set_id = p_set AND w.valid_from = p_date AND w.run_id = p_run;
-    IF n > 0 AND (p_items IS DISTINCT FROM n
-                  OR EXISTS (SELECT 1 FROM domain_intersection_domain_version w
-                             WHERE w.target_set_id = p_set
-                               AND (w.valid_from <> p_date OR w.run_id <> p_run))) THEN
-        DELETE FROM domain_intersection_domain_version w
-        WHERE w.target_set_id = p_set AND w.valid_from = p_date AND w.run_id = p_run;
-    END IF;
-END $$;
-
---
--- Name: FUNCTION staged_domains(p_run bigint, p_set bigint, p_date date, p_items bigint); Type: COMMENT; Schema: dataforseo; Owner: -
---
-
-COMMENT ON FUNCTION dataforseo.staged_domains(p_run bigint, p_set bigint, p_date date, p_items bigint) IS 'staged_domains(p_run, p_set, p_date, p_items): the domain rows the loader wrote for a first load (sql/019) stay when they are p_items (the answer''s items, NULL when a referring domain came twice) and the set has no other domain row; otherwise they go, to be folded by the trigger. Part of publish_direct().';
 
 --
 -- Name: sync_tidy(bigint); Type: FUNCTION; Schema: dataforseo; Owner: -

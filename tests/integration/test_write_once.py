@@ -93,6 +93,29 @@ class WriteOnceTest(EtlTestCase):
         self.assertTrue(want)
         self.assertEqual(got, want)
 
+    def assert_summaries_recomputed(self, date):
+        """The date's breakdown totals and measures, however the publish took
+        them (the loader's page sums, sums of the staged rows, sql/021), are
+        those of its rows."""
+        want = self.db.rows(
+            "SELECT e.dimension, e.key, sum(e.links) AS links, count(*) AS target_rows"
+            " FROM %s.domain_intersection_version_entries e"
+            " WHERE e.valid_from <= '%s' AND e.valid_to > '%s' GROUP BY 1, 2 ORDER BY 1, 2"
+            % (S, date, date))
+        got = self.db.rows(
+            "SELECT dimension, key, links, target_rows FROM %s.domain_intersection_breakdown_total"
+            " WHERE snapshot_date = '%s' ORDER BY 1, 2" % (S, date))
+        self.assertTrue(want)
+        self.assertEqual(got, want)
+        cols = "rows, distinct_domains, avg_rank, total_backlinks"
+        want = self.db.rows(
+            "SELECT count(*) AS rows, count(DISTINCT referring_domain) AS distinct_domains,"
+            " round(avg(rank), 2) AS avg_rank, sum(backlinks) AS total_backlinks"
+            " FROM %s.domain_intersection WHERE snapshot_date = '%s'" % (S, date))
+        got = self.db.rows("SELECT %s FROM %s.domain_intersection_daily WHERE snapshot_date = '%s'"
+                           % (cols, S, date))
+        self.assertEqual(got, want)
+
     def test_a_first_load_writes_each_row_once(self):
         self.night("2026-08-01")
         self.assertEqual(self.writes(), {("domain_intersection_version", "INSERT"): 500})
@@ -100,6 +123,7 @@ class WriteOnceTest(EtlTestCase):
                                     "WHERE snapshot_date = '2026-08-01'"), "500")
         self.assertEqual(self.value("SELECT direct FROM %(s)s.etl_run_set"), "t")
         self.assertEqual(self.value("SELECT count(*) FROM %(s)s.etl_page_keys"), "0")
+        self.assert_summaries_recomputed("2026-08-01")
 
     def test_a_first_load_writes_its_domain_rows_with_its_pages(self):
         """sql/019: the loader folds each item into its domain row and COPYs
@@ -212,6 +236,7 @@ class WriteOnceTest(EtlTestCase):
         self.assertNotIn(("domain_intersection_pending", "INSERT"), w)
         # and the night reads as a first load of the same answer does
         self.assertEqual(self.snapshot("2026-08-02"), first)
+        self.assert_summaries_recomputed("2026-08-02")
 
     def test_a_failed_night_never_shows_and_goes_with_the_next_run(self):
         self.night("2026-08-01", night=0)
@@ -250,6 +275,8 @@ class WriteOnceTest(EtlTestCase):
         self.assertEqual(w[("sql", "INSERT")], len(domains), w)
         self.assertEqual(w[("sql", "DELETE")], w[("copy", "INSERT")], w)
         self.assert_domains_folded("2026-08-01")
+        # the pages' sums count the repeat twice: not taken (sql/021)
+        self.assert_summaries_recomputed("2026-08-01")
         self.assertEqual(len(first), 2 * len(domains))  # each (domain, key) once
         pages = self.db.rows("SELECT page_offset, items FROM %s.etl_page ORDER BY 1" % S)
         self.assertEqual(sum(int(p["items"]) for p in pages) - len(domains), 1, pages)  # one repeat
