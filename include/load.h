@@ -142,8 +142,8 @@ struct set_start {
 	double spent;               /* what every page of the set in this run was charged, any status */
 	int direct;                 /* its pages go straight into the versions (load.c) */
 	int lookup;                 /* direct, and the set has current versions to compare with */
-	int domains;                /* direct, not lookup, and the set has no domain row but this
-				       run's: the loader writes them (fold.h, sql/019) */
+	int domains;                /* direct, and lookup or the set has no domain row but this
+				       run's: the loader writes them (fold.h, sql/019, sql/021) */
 	long long expect_total;     /* total_count of the set's latest complete snapshot before
 				       the run's date, of the same request; -1 if none */
 };

@@ -627,8 +627,10 @@ int load_start_set(PGconn *conn, long long run_id, long long set_id, const char 
 	out->complete = strcmp(PQgetvalue(res, 0, 0), "complete") == 0;
 	out->direct = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
 	out->lookup = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
-	/* no current version, no domain row but this run's: a first load */
-	out->domains = out->direct && !out->lookup && strcmp(PQgetvalue(res, 0, 3), "t") == 0;
+	/* a night, or a first load (no current version, no domain row but
+	 * this run's): the loader writes the domain rows (publish_direct()
+	 * judges whether they serve) */
+	out->domains = out->direct && (out->lookup || strcmp(PQgetvalue(res, 0, 3), "t") == 0);
 	out->expect_total = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
 	PQclear(res);
 	if (out->complete)

@@ -316,10 +316,11 @@ int stage_current_map(PGconn *conn, long long set_id, const char *snapshot_date,
  * versions, unseen until the publish (load.h). A row that repeats a key
  * another page staged (offset paging) meets the primary key: then the
  * page is redone through di_stage and stage_page_rows(), where the first
- * place in result order wins. On a set's first load the items' domain rows
- * go in too (fold.h); a domain another item already gave meets their key
- * the same way, and a page redone sends none: the publish then folds the
- * night itself (sql/019).
+ * place in result order wins. The items' domain rows go in too (fold.h):
+ * every item's on a set's first load, on a night those of the items with a
+ * row written; a domain another item already gave meets their key the same
+ * way, and a page redone sends none: the publish then folds the night
+ * itself (sql/019, sql/021).
  */
 int stage_direct(PGconn *conn, const struct page_record *rec, const struct row_batch *rows,
 			long long *staged, struct etl_error *err)
@@ -340,9 +341,11 @@ int stage_direct(PGconn *conn, const struct page_record *rec, const struct row_b
 	if ((rc = db_exec(conn, "SAVEPOINT stage_copy", err)) != 0)
 		goto out;
 	rc = copy_sent(conn, r, n, send, 1, state, err);
-	/* a first load's domain rows with them (sql/019), when every item
-	 * folded and every row went */
-	if (rc == 0 && rows->domains.len && !rows->domains_unusable && n_send == n)
+	/* the items' domain rows with them (sql/019, sql/021), when every item
+	 * folded and the rows that went are those they were folded for: all of
+	 * them (a first load) or those the loader judged (a night) */
+	if (rc == 0 && rows->domains.len && !rows->domains_unusable &&
+	    (n_send == n || (rows->judged && rows->send.len == n)))
 		rc = db_copy_data(conn, "domain_intersection_domain_version (" FOLD_COLUMNS ") FROM STDIN",
 				  rows->domains.data, rows->domains.len, state, err);
 	if (rc == 0) {

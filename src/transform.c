@@ -1264,6 +1264,12 @@ static void put_digest(struct strbuf *sb, struct page_fmt *pf, size_t t0, size_t
 	out_n(sb, out, sizeof(out));
 }
 
+/* Whether a row from the batch's `from`th on is to be written (send flags). */
+static bool sends(const struct row_batch *b, size_t from)
+{
+	return b->send.len > from && memchr(b->send.data + from, 1, b->send.len - from) != NULL;
+}
+
 /*
  * Appends the row of target key `key` of an item. Integer fields take a JSON
  * integer, or a number with an exact integral value, within the column's
@@ -1588,7 +1594,7 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 	struct page_fmt pf;
 	struct item_info it;
 	struct dom_fold fold;
-	size_t mark = out->copy.len, rows = 0, i, item, n_keys, send_mark, dom_mark;
+	size_t mark = out->copy.len, rows = 0, i, item, n_keys, send_mark, dom_mark, item_send;
 	size_t cap = TRANSFORM_MAX_COPY(resp->body_len);
 	char why[768];
 	bool with_item;
@@ -1632,6 +1638,7 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 			goto done;
 		with_item = true; /* the lowest key's row takes the item's extras */
 		fold_begin(&fold);
+		item_send = out->send.len;
 		for (k = 1; k <= MAX_TARGET_KEYS; k++) {
 			if (it.by_key[k] == JD_NONE)
 				continue;
@@ -1649,7 +1656,8 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 				goto done;
 			}
 		}
-		if (pf.fold && !out->domains_unusable &&
+		/* on a night, only an item with a row to write has a new domain row */
+		if (pf.fold && !out->domains_unusable && (!ctx->current || sends(out, item_send)) &&
 		    fold_put(&fold, &out->domains, out->copy.data, ctx->target_set_id,
 			     ctx->snapshot_date, ctx->run_id, it.has_count, it.count) != 0)
 			out->domains_unusable = 1;

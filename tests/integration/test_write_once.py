@@ -131,13 +131,43 @@ class WriteOnceTest(EtlTestCase):
         self.night("2026-08-01")
         self.assertEqual(self.domain_writes(), {("copy", "INSERT"): 250})
         self.assert_domains_folded("2026-08-01")
-        # the next nights are the publish's, as before
+        # sql/021: a night's too, for the domains whose rows changed; the
+        # publish only ends the versions they replace, and those of the
+        # domains that left
         self.night("2026-08-02", night=1)
         w = self.domain_writes()
-        self.assertNotIn(("copy", "INSERT"), w)
-        self.assertIn(("sql", "INSERT"), w)
+        changed = int(self.value("SELECT count(DISTINCT referring_domain) FROM"
+                                 " %(s)s.domain_intersection_version WHERE valid_from = '2026-08-02'"))
+        ended = int(self.value("SELECT count(*) FROM %(s)s.domain_intersection_domain_version"
+                               " WHERE valid_to = '2026-08-02'"))
+        self.assertGreater(changed, 0)
+        self.assertLess(changed, 250)
+        self.assertEqual(w, {("copy", "INSERT"): changed, ("sql", "UPDATE"): ended})
         self.assert_domains_folded("2026-08-02")
         self.assert_domains_folded("2026-08-01")
+
+    def test_a_domain_that_lost_a_key_and_sent_no_row_is_folded_by_the_publish(self):
+        """sql/021: a night's domain rows are the loader's only when they are
+        every changed domain's. One item changes (its row is sent), another
+        loses a key and sends nothing: its domain has no row from the
+        loader, so the publish drops theirs and folds the night in SQL."""
+        self.night("2026-08-01")
+        self.domain_writes()
+
+        def edit(doc):
+            items = doc["tasks"][0]["result"][0]["items"]
+            items[0]["domain_intersection"].pop("2")
+            items[1]["domain_intersection"]["1"]["rank"] = 7
+        self.night("2026-08-02", faults=[{"kind": "edit", "fn": edit, "offset": 0}])
+        w = self.domain_writes()
+        self.assertEqual(w.get(("copy", "INSERT")), 1, w)   # the changed item's
+        self.assertEqual(w.get(("sql", "DELETE")), 1, w)    # dropped
+        self.assertEqual(w.get(("sql", "INSERT")), 2, w)    # both folded in SQL
+        self.assert_domains_folded("2026-08-02")
+        self.assert_domains_folded("2026-08-01")
+        keys = self.db.rows("SELECT target_keys FROM %s.domain_intersection_domains"
+                            " WHERE snapshot_date = '2026-08-02' ORDER BY target_keys LIMIT 1" % S)
+        self.assertEqual(keys[0]["target_keys"], 1)
 
     def test_a_failed_first_load_leaves_no_domain_row_in_sight(self):
         """A first load that fails keeps its loaded pages' domain rows out of

@@ -1,9 +1,9 @@
--- intersect-etl migration 021: a changed night's publish reads only what it
--- must.
+-- intersect-etl migration 021: a direct publish reads what it must, once.
 --
 -- On a night where a tenth of 100,000 rows changed, the publish took 0.62 s
--- of the night's 1.24 (scripts/bench --only diag). Two of its statements
--- were 0.29 s of that:
+-- of the night's 1.24 (scripts/bench --only diag), 0.29 s of it in two
+-- statements (1., 2.); a first load's publish read its rows three times
+-- (4.). Each step below was measured in a cluster of our own at defaults:
 --
 -- 1. Finding the current version of each sent key (publish_prior in
 --    sql/016-019) compared the two versions' values column by column
@@ -21,7 +21,6 @@
 --    current versions (publishes, retention) takes it first; and checked:
 --    the versions ended must be the versions found, or the publish fails
 --    (and nothing of it stays).
---
 -- 3. The result order was built by sorting every item of the answer (two
 --    sorts of 50,000 rows in the aggregates, 63 ms); the pages are sorted
 --    instead and their items taken in order (29 ms with the check).
@@ -33,14 +32,32 @@
 -- 5. Whether a referring domain came twice was a count of the distinct
 --    domains of the answer (24 ms). On a first load the loader's domain
 --    rows (sql/019) answer it: one per item, under a key of the domain.
+-- 6. A date's result order is one row of two arrays (sql/015), TOASTed
+--    with pglz: 20 ms to write the order of 50,000 domains, 0.28 s for a
+--    million (scripts/bench --only diag), and read back whole by every view
+--    that shows a position. lz4, where the server has it, as raw_page's body
+--    (sql/002): 5 ms to write, reads 2.5 times as fast, 23% larger. Values
+--    already stored keep their compression until rewritten.
+-- 7. A night's domain versions come from the loader too, for the domains
+--    whose rows changed (night_domains(), below).
 --
 -- If TRANSFORM_DIGEST_KEY or the digested text ever changes, the migration
 -- that ships it sets the stored digests to NULL (their values are then
 -- compared once, as before sql/009).
 --
--- Locks: replacing functions only.
+-- Locks: replacing functions; 6. takes domain_intersection_order's for a moment.
 
 SET LOCAL lock_timeout = '10s';
+
+-- 6. (the lock: a moment's, on a table a publish writes one row of)
+DO $$
+BEGIN
+    ALTER TABLE domain_intersection_order
+        ALTER COLUMN domains SET COMPRESSION lz4,
+        ALTER COLUMN positions SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
+    NULL; -- a server built without lz4 keeps the default (pglz)
+END $$;
 
 -- As in sql/019, but for the current versions of the sent keys (1., 2.), the
 -- result order (3.), the staged rows' sums (4.) and the domain rows (5.;
@@ -56,7 +73,8 @@ DECLARE
     n_closed  bigint := 0;
     n_same    bigint;
     n_changed bigint;
-    n_dom     bigint;   -- domain rows the loader wrote (a first load)
+    n_dom     bigint;   -- domain rows the loader wrote
+    domains_done boolean := false;  -- a night's domain versions are written (7.)
     o_dom     text[];
     o_pos     integer[];
     rank_sum  numeric;
@@ -177,18 +195,23 @@ BEGIN
                                 AND a.target_key = v.target_key);
         END IF;
     END IF;
-    -- Domain rows the loader wrote (a first load): kept when they are one per
-    -- item and the set has no other domain row, else folded again.
-    IF n_dom > 0 AND (n_dom <> coalesce(cardinality(o_dom), 0)
-                      OR EXISTS (SELECT 1 FROM domain_intersection_domain_version w
-                                 WHERE w.target_set_id = p_set
-                                   AND (w.valid_from <> p_date OR w.run_id <> p_run))) THEN
+    -- Domain rows the loader wrote: on a first load kept when they are one
+    -- per item and the set has no other domain row; on a night when they
+    -- are those of the changed domains (night_domains(), 7.); else they go
+    -- and the trigger folds the date in SQL.
+    IF n_dom > 0 AND coalesce(n_current, 0) > 0 THEN
+        domains_done := night_domains(p_run, p_set, p_date, n_dom,
+                                      exact AND coalesce(n_same, 0) = 0);
+    ELSIF n_dom > 0 AND (n_dom <> coalesce(cardinality(o_dom), 0)
+                         OR EXISTS (SELECT 1 FROM domain_intersection_domain_version w
+                                    WHERE w.target_set_id = p_set
+                                      AND (w.valid_from <> p_date OR w.run_id <> p_run))) THEN
         DELETE FROM domain_intersection_domain_version w
         WHERE w.target_set_id = p_set AND w.valid_from = p_date AND w.run_id = p_run;
     END IF;
     -- What the control row's triggers and measures may take from here (4.):
     -- the staged rows' sums hold when none of them went.
-    PERFORM direct_facts_set(p_run, p_set, exact,
+    PERFORM direct_facts_set(p_run, p_set, exact, domains_done,
                              CASE WHEN exact AND coalesce(n_same, 0) = 0 THEN
                                  ARRAY[staged, rank_sum, rank_n, links_sum, links_n] END);
     PERFORM publish_order_arrays(p_set, p_date, 'infinity', coalesce(o_dom, '{}'),
@@ -196,22 +219,128 @@ BEGIN
     RETURN staged;
 END $$;
 
+-- 7. A night's domain versions (sql/017) were folded in SQL at the publish
+-- (snapshot_domains(): 0.19 s of a 100,000-row night with a tenth changed,
+-- after the last page). The loader folds every item with a row to write
+-- into its domain row and COPYs it with the page (sql/019 did so for first
+-- loads), unseen until the control row. At the publish they are the new
+-- domain versions when they are exactly those of the domains whose rows
+-- changed: the answer has no domain twice, no sent row turned out to equal
+-- its version, one domain row per domain with a staged row, and every
+-- domain that lost a key without sending a row lost all of them (its
+-- version just ends). Then the current domain version of each of those
+-- domains ends at the date, found and ended as the rows' are (2.). Else the
+-- rows go and the trigger folds the date in SQL, as before.
+CREATE FUNCTION night_domains(p_run bigint, p_set bigint, p_date date, p_n_dom bigint,
+                              p_ok boolean) RETURNS boolean
+LANGUAGE plpgsql SET search_path FROM CURRENT SET work_mem = '64MB' AS $$
+DECLARE
+    n_found  bigint;
+    n_closed bigint;
+BEGIN
+    p_ok := p_ok AND p_n_dom = (SELECT count(DISTINCT v.referring_domain)
+                                FROM domain_intersection_version v
+                                WHERE v.target_set_id = p_set AND v.valid_to = 'infinity'
+                                  AND v.valid_from = p_date);
+    CREATE TEMP TABLE IF NOT EXISTS night_domain_work (referring_domain text, gone boolean)
+        ON COMMIT DELETE ROWS;
+    TRUNCATE pg_temp.night_domain_work;
+    IF p_ok THEN
+        -- domains with a key that ended here and no domain row: all their
+        -- keys must have ended (a set difference: rows just written have no
+        -- statistics, and an anti-join planned for one row rescanned the
+        -- domain rows for each, 1.8 s at 100,000 rows)
+        INSERT INTO pg_temp.night_domain_work
+        SELECT e.d, NOT EXISTS (SELECT 1 FROM domain_intersection_version c
+                                WHERE c.target_set_id = p_set AND c.referring_domain = e.d
+                                  AND c.valid_to = 'infinity')
+        FROM (SELECT v.referring_domain AS d FROM domain_intersection_version v
+              WHERE v.target_set_id = p_set AND v.valid_to = p_date
+              EXCEPT
+              SELECT w.referring_domain FROM domain_intersection_domain_version w
+              WHERE w.target_set_id = p_set AND w.valid_from = p_date) e;
+        p_ok := NOT EXISTS (SELECT 1 FROM pg_temp.night_domain_work g WHERE NOT g.gone);
+    END IF;
+    IF NOT p_ok THEN
+        DELETE FROM domain_intersection_domain_version w
+        WHERE w.target_set_id = p_set AND w.valid_from = p_date AND w.run_id = p_run;
+        RETURN false;
+    END IF;
+    INSERT INTO pg_temp.night_domain_work
+    SELECT w.referring_domain, false FROM domain_intersection_domain_version w
+    WHERE w.target_set_id = p_set AND w.valid_from = p_date AND w.run_id = p_run;
+    -- their current domain versions end here (by place, as in 2.)
+    CREATE TEMP TABLE IF NOT EXISTS night_domain_closing (tid tid) ON COMMIT DELETE ROWS;
+    TRUNCATE pg_temp.night_domain_closing;
+    INSERT INTO pg_temp.night_domain_closing
+    SELECT o.ctid FROM pg_temp.night_domain_work g
+    CROSS JOIN LATERAL (
+        SELECT w.ctid, w.valid_to FROM domain_intersection_domain_version w
+        WHERE w.target_set_id = p_set AND w.referring_domain = g.referring_domain
+          AND w.valid_from < p_date
+        ORDER BY w.valid_from DESC LIMIT 1) o
+    WHERE o.valid_to = 'infinity';
+    GET DIAGNOSTICS n_found = ROW_COUNT;
+    UPDATE domain_intersection_domain_version w SET valid_to = p_date
+    FROM pg_temp.night_domain_closing g WHERE w.ctid = g.tid;
+    GET DIAGNOSTICS n_closed = ROW_COUNT;
+    IF n_closed <> n_found THEN
+        RAISE EXCEPTION 'night_domains: % of % domain versions of set % found to close',
+            n_closed, n_found, p_set;
+    END IF;
+    RETURN true;
+END $$;
+
+-- As in sql/019, but not for a night whose domain rows night_domains() wrote
+-- (7.).
+CREATE OR REPLACE FUNCTION etl_snapshot_domains() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    hi date;
+BEGIN
+    IF NEW.status = 'complete' AND NEW.purged_at IS NULL THEN
+        hi := coalesce((SELECT min(c.snapshot_date) FROM etl_snapshot c
+                        WHERE c.target_set_id = NEW.target_set_id
+                          AND c.snapshot_date > NEW.snapshot_date AND c.status = 'complete'
+                          AND c.purged_at IS NULL), 'infinity');
+        IF (direct_facts(NEW.run_id, NEW.target_set_id)).domains THEN
+            NULL;  -- a night's, written by night_domains()
+        ELSIF EXISTS (SELECT 1 FROM domain_intersection_domain_version w
+                   WHERE w.target_set_id = NEW.target_set_id
+                     AND (w.valid_from <> NEW.snapshot_date OR w.run_id <> NEW.run_id)) THEN
+            PERFORM analyze_if_stale('domain_intersection_domain_version');
+            PERFORM snapshot_domains(NEW.target_set_id, NEW.snapshot_date, hi);
+        ELSIF NOT EXISTS (SELECT 1 FROM domain_intersection_domain_version w
+                          WHERE w.target_set_id = NEW.target_set_id) THEN
+            PERFORM first_domains(NEW.target_set_id, NEW.snapshot_date, hi);
+        END IF;
+        -- else the loader wrote them and staged_domains() kept them
+    ELSIF NEW.purged_at IS NOT NULL THEN
+        PERFORM purge_domains(NEW.target_set_id);
+    END IF;
+    RETURN NULL;
+END $$;
+
 -- What publish_direct() found, for the statements of the same transaction
 -- after it (4.): whether the answer is exact (no referring domain twice) and,
 -- when every staged row stayed, their count and sums (rows, sum and count of
 -- rank, sum and count of backlinks). A transaction-local setting, as the
 -- sync number's (sync_seq_take()); read back by direct_facts().
-CREATE FUNCTION direct_facts_set(p_run bigint, p_set bigint, p_exact boolean, p_sums numeric[])
+CREATE FUNCTION direct_facts_set(p_run bigint, p_set bigint, p_exact boolean,
+                                 p_domains boolean, p_sums numeric[])
 RETURNS void
 LANGUAGE sql SET search_path FROM CURRENT AS $$
     SELECT set_config('intersect_etl.direct_facts',
-                      format('%s/%s/%s/%s', p_run, p_set, p_exact, coalesce(p_sums::text, '')),
+                      format('%s/%s/%s/%s/%s', p_run, p_set, p_exact, p_domains,
+                             coalesce(p_sums::text, '')),
                       true);
 $$;
 
-CREATE FUNCTION direct_facts(p_run bigint, p_set bigint, OUT exact boolean, OUT sums numeric[])
+CREATE FUNCTION direct_facts(p_run bigint, p_set bigint, OUT exact boolean, OUT domains boolean,
+                             OUT sums numeric[])
 LANGUAGE sql STABLE SET search_path FROM CURRENT AS $$
-    SELECT split_part(x.f, '/', 3)::boolean, nullif(split_part(x.f, '/', 4), '')::numeric[]
+    SELECT split_part(x.f, '/', 3)::boolean, split_part(x.f, '/', 4)::boolean,
+           nullif(split_part(x.f, '/', 5), '')::numeric[]
     FROM (SELECT current_setting('intersect_etl.direct_facts', true) AS f) x
     WHERE x.f LIKE format('%s/%s/%%', p_run, p_set);
 $$;
@@ -373,14 +502,27 @@ BEGIN
     WHERE target_set_id = p_set AND snapshot_date = p_date;
 END $$;
 
-COMMENT ON FUNCTION direct_facts_set(bigint, bigint, boolean, numeric[]) IS
-    'direct_facts_set(p_run, p_set, p_exact, p_sums): what publish_direct() found, kept for the rest '
-    'of the transaction (the setting intersect_etl.direct_facts): whether the answer is exact (no '
-    'referring domain twice), and the staged rows'' count, sum and count of rank, sum and count of '
-    'backlinks when every staged row stayed (else NULL).';
+COMMENT ON FUNCTION direct_facts_set(bigint, bigint, boolean, boolean, numeric[]) IS
+    'direct_facts_set(p_run, p_set, p_exact, p_domains, p_sums): what publish_direct() found, kept for '
+    'the rest of the transaction (the setting intersect_etl.direct_facts): whether the answer is exact '
+    '(no referring domain twice), whether the date''s domain versions are written (night_domains()), '
+    'and the staged rows'' count, sum and count of rank, sum and count of backlinks when every staged '
+    'row stayed (else NULL).';
 COMMENT ON FUNCTION direct_facts(bigint, bigint) IS
     'direct_facts(p_run, p_set): what direct_facts_set() kept for run p_run and set p_set in this '
-    'transaction (exact, sums); NULLs when nothing was.';
+    'transaction (exact, domains, sums); NULLs when nothing was.';
 COMMENT ON FUNCTION etl_snapshot_breakdown() IS
     'Trigger on etl_snapshot: the breakdown totals follow publishing (from the loader''s page sums '
     'when publish_direct() found the answer exact and every page has them) and purging.';
+COMMENT ON FUNCTION night_domains(bigint, bigint, date, bigint, boolean) IS
+    'night_domains(p_run, p_set, p_date, p_n_dom, p_ok): on a night, the domain rows the loader wrote '
+    '(p_n_dom, for the items with a row written) become the date''s domain versions when p_ok (the '
+    'answer has no domain twice and no sent row equalled its version) and they are those of every '
+    'domain with a staged row, and every other domain that lost a key lost them all: then the current '
+    'domain versions of those domains end at p_date and it answers true. Else the rows go (false), to '
+    'be folded by the trigger. Part of publish_direct() (sql/021).';
+COMMENT ON FUNCTION etl_snapshot_domains() IS
+    'Trigger of etl_snapshot: a control row published (complete, not purged) gets its domain versions '
+    'up to the next complete date (first_domains() when the set has none yet; none when its only ones '
+    'are the publishing run''s of the date, which the loader wrote, or when night_domains() wrote the '
+    'night''s; else snapshot_domains()); a purged one cuts them back (purge_domains()).';
