@@ -204,7 +204,7 @@ $$;
 -- Name: FUNCTION direct_facts_set(p_run bigint, p_set bigint, p_exact boolean, p_domains boolean, p_sums numeric[]); Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON FUNCTION dataforseo.direct_facts_set(p_run bigint, p_set bigint, p_exact boolean, p_domains boolean, p_sums numeric[]) IS 'direct_facts_set(p_run, p_set, p_exact, p_domains, p_sums): what publish_direct() found, kept for the rest of the transaction (the setting intersect_etl.direct_facts): whether the answer is exact (no referring domain twice), whether the date''s domain versions are written (night_domains()), and the staged rows'' count, sum and count of rank, sum and count of backlinks when every staged row stayed (else NULL).';
+COMMENT ON FUNCTION dataforseo.direct_facts_set(p_run bigint, p_set bigint, p_exact boolean, p_domains boolean, p_sums numeric[]) IS 'direct_facts_set(p_run, p_set, p_exact, p_domains, p_sums): what publish_direct() found, kept for the rest of the transaction (the setting intersect_etl.direct_facts): whether the answer is exact (no referring domain twice), whether the loader''s domain rows are the date''s (a first load''s kept, or a night''s through night_domains()), and the staged rows'' count, sum and count of rank, sum and count of backlinks when every staged row stayed (else NULL).';
 
 --
 -- Name: direct_load_ok(bigint, bigint); Type: FUNCTION; Schema: dataforseo; Owner: -
@@ -321,7 +321,7 @@ BEGIN
                           AND c.snapshot_date > NEW.snapshot_date AND c.status = 'complete'
                           AND c.purged_at IS NULL), 'infinity');
         IF (direct_facts(NEW.run_id, NEW.target_set_id)).domains THEN
-            NULL;  -- a night's, written by night_domains()
+            NULL;  -- the loader's, kept by publish_direct()
         ELSIF EXISTS (SELECT 1 FROM domain_intersection_domain_version w
                    WHERE w.target_set_id = NEW.target_set_id
                      AND (w.valid_from <> NEW.snapshot_date OR w.run_id <> NEW.run_id)) THEN
@@ -342,7 +342,7 @@ END $$;
 -- Name: FUNCTION etl_snapshot_domains(); Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON FUNCTION dataforseo.etl_snapshot_domains() IS 'Trigger of etl_snapshot: a control row published (complete, not purged) gets its domain versions up to the next complete date (first_domains() when the set has none yet; none when its only ones are the publishing run''s of the date, which the loader wrote, or when night_domains() wrote the night''s; else snapshot_domains()); a purged one cuts them back (purge_domains()).';
+COMMENT ON FUNCTION dataforseo.etl_snapshot_domains() IS 'Trigger of etl_snapshot: a control row published (complete, not purged) gets its domain versions up to the next complete date (none when publish_direct() kept the loader''s, of a first load or of a night through night_domains(), or when its only ones are the publishing run''s of the date; first_domains() when the set has none yet; else snapshot_domains()); a purged one cuts them back (purge_domains()).';
 
 --
 -- Name: fail_snapshot(bigint, bigint, date, text); Type: FUNCTION; Schema: dataforseo; Owner: -
@@ -546,7 +546,8 @@ DECLARE
     n_same    bigint;
     n_changed bigint;
     n_dom     bigint;   -- domain rows the loader wrote
-    domains_done boolean := false;  -- a night's domain versions are written (7.)
+    n_dom_all bigint;   -- domain rows of the date, any run's
+    domains_done boolean := false;  -- the loader's domain rows are the date's
     o_dom     text[];
     o_pos     integer[];
     rank_sum  numeric;
@@ -569,16 +570,23 @@ BEGIN
     -- The result order is the pages' items in page order, when no referring
     -- domain is among them twice (then no key can be). The pages are sorted,
     -- not their items (3.): a sorted subquery feeds an aggregate in its
-    -- order, and each page's items are unnested in theirs. Positions rise
-    -- with the order (a page's offset plus its item's index): checked, and
-    -- sorted item by item should they not.
+    -- order, and each page's items are unnested in theirs. Checked: each
+    -- page's first item is where the pages before it end (else sorted item
+    -- by item).
     SELECT array_agg(u.d), array_agg(u.p) INTO o_dom, o_pos
     FROM (SELECT k.item_domains, k.item_positions FROM etl_page_keys k
           WHERE k.run_id = p_run AND k.target_set_id = p_set
           ORDER BY k.page_offset) k
     CROSS JOIN LATERAL unnest(k.item_domains, k.item_positions) u (d, p);
-    IF NOT (SELECT coalesce(bool_and(x.a < x.b), true)
-            FROM unnest(o_pos[1:cardinality(o_pos) - 1], o_pos[2:]) x (a, b)) THEN
+    IF NOT (SELECT coalesce(bool_and(o_pos[x.before + 1] = x.first), true)
+            FROM (SELECT k.item_positions[1] AS first,
+                         coalesce(sum(cardinality(k.item_positions))
+                                  OVER (ORDER BY k.page_offset
+                                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+                             AS before
+                  FROM etl_page_keys k
+                  WHERE k.run_id = p_run AND k.target_set_id = p_set) x
+            WHERE x.first IS NOT NULL) THEN
         SELECT array_agg(u.d ORDER BY u.p), array_agg(u.p ORDER BY u.p) INTO o_dom, o_pos
         FROM etl_page_keys k
         CROSS JOIN LATERAL unnest(k.item_domains, k.item_positions) u (d, p)
@@ -586,8 +594,9 @@ BEGIN
     END IF;
     -- A domain row per item, under a key of (set, domain, date): no domain
     -- twice (5.). Else the items' domains are counted.
-    SELECT count(*) INTO n_dom FROM domain_intersection_domain_version w
-    WHERE w.target_set_id = p_set AND w.valid_from = p_date AND w.run_id = p_run;
+    SELECT count(*) FILTER (WHERE w.run_id = p_run), count(*) INTO n_dom, n_dom_all
+    FROM domain_intersection_domain_version w
+    WHERE w.target_set_id = p_set AND w.valid_from = p_date;
     exact := coalesce(cardinality(o_dom), 0) = n_dom AND n_dom > 0
              OR coalesce(cardinality(o_dom), 0)
                 = (SELECT count(*) FROM (SELECT DISTINCT x.d FROM unnest(o_dom) x (d)) y);
@@ -626,12 +635,14 @@ BEGIN
         TRUNCATE pg_temp.publish_closing;
         INSERT INTO pg_temp.publish_closing
         SELECT n.ctid, o.ctid,
-               CASE WHEN o.digest IS NULL OR n.digest IS NULL THEN same_version_values(o.c, n)
+               CASE WHEN o.digest IS NULL OR n.digest IS NULL
+                    THEN same_version_values((SELECT c FROM domain_intersection_version c
+                                              WHERE c.ctid = o.ctid), n)
                     ELSE o.digest = n.digest END,
                n.digest
         FROM domain_intersection_version n
         CROSS JOIN LATERAL (
-            SELECT c.ctid, c.valid_to, c.digest, c FROM domain_intersection_version c
+            SELECT c.ctid, c.valid_to, c.digest FROM domain_intersection_version c
             WHERE c.target_set_id = p_set AND c.referring_domain = n.referring_domain
               AND c.target_key = n.target_key AND c.valid_from < p_date
             ORDER BY c.valid_from DESC LIMIT 1) o
@@ -668,18 +679,23 @@ BEGIN
         END IF;
     END IF;
     -- Domain rows the loader wrote: on a first load kept when they are one
-    -- per item and the set has no other domain row; on a night when they
-    -- are those of the changed domains (night_domains(), 7.); else they go
-    -- and the trigger folds the date in SQL.
+    -- per item and the set has no other domain row (found by the index of
+    -- valid_from, not by reading the date's); on a night when they are
+    -- those of the changed domains (night_domains(), 7.); else they go and
+    -- the trigger folds the date in SQL.
     IF n_dom > 0 AND coalesce(n_current, 0) > 0 THEN
         domains_done := night_domains(p_run, p_set, p_date, n_dom,
                                       exact AND coalesce(n_same, 0) = 0);
-    ELSIF n_dom > 0 AND (n_dom <> coalesce(cardinality(o_dom), 0)
-                         OR EXISTS (SELECT 1 FROM domain_intersection_domain_version w
-                                    WHERE w.target_set_id = p_set
-                                      AND (w.valid_from <> p_date OR w.run_id <> p_run))) THEN
-        DELETE FROM domain_intersection_domain_version w
-        WHERE w.target_set_id = p_set AND w.valid_from = p_date AND w.run_id = p_run;
+    ELSIF n_dom > 0 THEN
+        domains_done := n_dom = coalesce(cardinality(o_dom), 0) AND n_dom_all = n_dom
+            AND NOT EXISTS (SELECT 1 FROM domain_intersection_domain_version w
+                            WHERE w.target_set_id = p_set AND w.valid_from < p_date)
+            AND NOT EXISTS (SELECT 1 FROM domain_intersection_domain_version w
+                            WHERE w.target_set_id = p_set AND w.valid_from > p_date);
+        IF NOT domains_done THEN
+            DELETE FROM domain_intersection_domain_version w
+            WHERE w.target_set_id = p_set AND w.valid_from = p_date AND w.run_id = p_run;
+        END IF;
     END IF;
     -- What the control row's triggers and measures may take from here (4.):
     -- the staged rows' sums hold when none of them went.
