@@ -701,7 +701,8 @@ BEGIN
     -- the staged rows' sums hold when none of them went.
     PERFORM direct_facts_set(p_run, p_set, exact, domains_done,
                              CASE WHEN exact AND coalesce(n_same, 0) = 0 THEN
-                                 ARRAY[staged, rank_sum, rank_n, links_sum, links_n] END);
+                                 ARRAY[staged, rank_sum, rank_n, links_sum, links_n,
+                                       coalesce(n_changed, 0)] END);
     PERFORM publish_order_arrays(p_set, p_date, 'infinity', coalesce(o_dom, '{}'),
                                  coalesce(o_pos, '{}'));
     RETURN staged;
@@ -2146,6 +2147,8 @@ DECLARE
     p          etl_snapshot%ROWTYPE;
     my_hash    text;
     my_run     bigint;
+    changed    bigint;
+    loader_dom boolean;
     comparable boolean;
     seq        bigint := sync_seq_take();
     p_dom      text[];
@@ -2168,9 +2171,10 @@ BEGIN
     SELECT r.domains INTO n_dom FROM domain_intersection_order r
     WHERE r.target_set_id = p_set AND r.valid_from <= p_date AND r.valid_to > p_date;
 
-    -- (the staged rows' sums, when publish_direct() took them, 4.)
-    SELECT f.sums[1], f.sums[2], f.sums[3], f.sums[4], f.sums[5]
-    INTO s_rows, s_rsum, s_rcnt, s_bsum, s_bcnt
+    -- (the staged rows' sums and the changed keys, when publish_direct()
+    -- counted them, 4.; whether the domain rows are the loader's, 7.)
+    SELECT f.sums[1], f.sums[2], f.sums[3], f.sums[4], f.sums[5], f.sums[6], f.domains
+    INTO s_rows, s_rsum, s_rcnt, s_bsum, s_bcnt, changed, loader_dom
     FROM direct_facts(my_run, p_set) f;
     IF s_rows IS NULL THEN
         SELECT count(*), sum(rank), count(rank), sum(backlinks), count(backlinks)
@@ -2197,11 +2201,22 @@ BEGIN
         -- (the candidates first, once: the versions just written have no
         -- statistics yet, and a plan that took them for one row rescanned
         -- the set difference for each, 52 s at 100,000 rows)
-        IF s_rows > 0 THEN
+        -- (with the loader's domain rows of a night, 7., among the domains
+        -- that changed: those whose domain version did not end here are new,
+        -- those that ended without a row are lost)
+        IF s_rows > 0 AND loader_dom THEN
+            SELECT array_agg(x.d) INTO cand
+            FROM (SELECT w.referring_domain AS d FROM domain_intersection_domain_version w
+                  WHERE w.target_set_id = p_set AND w.valid_from = p_date
+                  EXCEPT SELECT w.referring_domain FROM domain_intersection_domain_version w
+                  WHERE w.target_set_id = p_set AND w.valid_to = p_date) x;
+        ELSIF s_rows > 0 THEN
             SELECT array_agg(x.d) INTO cand
             FROM (SELECT w.referring_domain AS d FROM domain_intersection_version w
                   WHERE w.target_set_id = p_set AND w.valid_to = 'infinity' AND w.valid_from = p_date
                   EXCEPT SELECT unnest(p_dom)) x;
+        END IF;
+        IF s_rows > 0 THEN
             INSERT INTO domain_intersection_change
             SELECT p_set, p_date, v.referring_domain, 'new', max(v.intersections_count),
                    min(v.rank), sum(v.backlinks)
@@ -2211,11 +2226,19 @@ BEGIN
             WHERE v.valid_to = 'infinity'
             GROUP BY v.referring_domain;
         END IF;
-        IF e_rows > 0 THEN
+        IF e_rows > 0 AND loader_dom THEN
+            SELECT array_agg(x.d) INTO cand
+            FROM (SELECT w.referring_domain AS d FROM domain_intersection_domain_version w
+                  WHERE w.target_set_id = p_set AND w.valid_to = p_date
+                  EXCEPT SELECT w.referring_domain FROM domain_intersection_domain_version w
+                  WHERE w.target_set_id = p_set AND w.valid_from = p_date) x;
+        ELSIF e_rows > 0 THEN
             SELECT array_agg(x.d) INTO cand
             FROM (SELECT w.referring_domain AS d FROM domain_intersection_version w
                   WHERE w.target_set_id = p_set AND w.valid_to = p_date
                   EXCEPT SELECT unnest(n_dom)) x;
+        END IF;
+        IF e_rows > 0 THEN
             INSERT INTO domain_intersection_change
             SELECT p_set, p_date, v.referring_domain, 'lost', max(v.intersections_count),
                    min(v.rank), sum(v.backlinks)
@@ -2243,13 +2266,13 @@ BEGIN
         -- intersection, which no plan can turn into a rescan per row: a join
         -- of the two became a nested loop over an index of valid_from, 6 s
         -- for 100,000 rows with 10% changed)
-        changed_rows = CASE WHEN comparable THEN (
+        changed_rows = CASE WHEN comparable THEN coalesce(changed, (
             SELECT count(*) FROM (
                 SELECT w.referring_domain, w.target_key FROM domain_intersection_version w
                 WHERE w.target_set_id = p_set AND w.valid_to = p_date
                 INTERSECT ALL
                 SELECT v.referring_domain, v.target_key FROM domain_intersection_version v
-                WHERE v.target_set_id = p_set AND v.valid_to = 'infinity' AND v.valid_from = p_date) x)
+                WHERE v.target_set_id = p_set AND v.valid_to = 'infinity' AND v.valid_from = p_date) x))
             END,
         sync_seq = seq
     FROM (SELECT count(*) FILTER (WHERE change = 'new') AS new_domains,

@@ -99,27 +99,13 @@ void fold_time(struct dom_fold *f, const char *s, size_t n)
 	}
 }
 
-/* A field and the tab before it: v, or NULL. */
-static void put_ll(struct strbuf *out, bool has, long long v)
-{
-	if (has)
-		sb_printf(out, "\t%lld", v);
-	else
-		sb_puts(out, "\t\\N");
-}
-
-/* A sum of up to 20 int8 values, past int8, so printed from 128 bits; or NULL. */
-static void put_sum(struct strbuf *out, bool has, __int128 v)
+/* v in decimal (a sum of up to 20 int8 values passes int8: 128 bits). */
+static void put_num(struct strbuf *out, __int128 v)
 {
 	char d[48];
 	size_t n = 0;
 	unsigned __int128 u = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
 
-	if (!has) {
-		sb_puts(out, "\t\\N");
-		return;
-	}
-	sb_putc(out, '\t');
 	do {
 		d[n++] = (char)('0' + (int)(u % 10));
 		u /= 10;
@@ -130,26 +116,42 @@ static void put_sum(struct strbuf *out, bool has, __int128 v)
 		sb_putc(out, d[--n]);
 }
 
+/* A field and the tab before it: v, or NULL. */
+static void put_field(struct strbuf *out, bool has, __int128 v)
+{
+	sb_putc(out, '\t');
+	if (has)
+		put_num(out, v);
+	else
+		sb_puts(out, "\\N");
+}
+
 int fold_put(const struct dom_fold *f, struct strbuf *out, const char *buf,
 	     long long set_id, const char *date, long long run_id, bool has_count,
 	     long long count)
 {
 	if (f->unusable || f->rows == 0)
 		return -1;
-	sb_printf(out, "%lld\t", set_id);
+	/* (by hand, not printf: one row an item, a first load's every item) */
+	put_num(out, set_id);
+	sb_putc(out, '\t');
 	sb_append(out, buf + f->domain_off, f->domain_len);
-	sb_printf(out, "\t%s\t%d\t%u", date, f->rows, f->mask);
-	put_ll(out, has_count, count);
-	put_ll(out, f->has[FOLD_RANK], f->min_rank);
-	put_sum(out, f->has[FOLD_BACKLINKS], f->sum_backlinks);
+	sb_putc(out, '\t');
+	sb_puts(out, date);
+	put_field(out, true, f->rows);
+	put_field(out, true, f->mask);
+	put_field(out, has_count, count);
+	put_field(out, f->has[FOLD_RANK], f->min_rank);
+	put_field(out, f->has[FOLD_BACKLINKS], f->sum_backlinks);
 	if (f->has[FOLD_SEEN]) {
 		sb_putc(out, '\t');
 		sb_append(out, f->seen, f->seen_len); /* validated: nothing to escape */
 	} else {
 		sb_puts(out, "\t\\N");
 	}
-	put_ll(out, f->has[FOLD_SPAM], f->max_spam);
-	put_sum(out, f->has[FOLD_PAGES], f->sum_pages);
-	sb_printf(out, "\t%lld\n", run_id);
+	put_field(out, f->has[FOLD_SPAM], f->max_spam);
+	put_field(out, f->has[FOLD_PAGES], f->sum_pages);
+	put_field(out, true, run_id);
+	sb_putc(out, '\n');
 	return 0;
 }

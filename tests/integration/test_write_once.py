@@ -115,6 +115,22 @@ class WriteOnceTest(EtlTestCase):
         got = self.db.rows("SELECT %s FROM %s.domain_intersection_daily WHERE snapshot_date = '%s'"
                            % (cols, S, date))
         self.assertEqual(got, want)
+        # against the date before: domains new and lost, keys changed
+        prev = self.value("SELECT max(snapshot_date) FROM %%(s)s.domain_intersection_daily"
+                          " WHERE snapshot_date < '%s'" % date)
+        if not prev:
+            return
+        doms = "SELECT DISTINCT referring_domain FROM %s.domain_intersection WHERE snapshot_date = '%s'"
+        want = self.db.rows(
+            "SELECT (SELECT count(*) FROM (%s EXCEPT %s) x) AS new_domains,"
+            " (SELECT count(*) FROM (%s EXCEPT %s) x) AS lost_domains,"
+            " (SELECT count(*) FROM %s.domain_intersection_version n JOIN %s.domain_intersection_version o"
+            "  USING (target_set_id, referring_domain, target_key)"
+            "  WHERE n.valid_from = '%s' AND o.valid_to = '%s') AS changed_rows"
+            % (doms % (S, date), doms % (S, prev), doms % (S, prev), doms % (S, date), S, S, date, date))
+        got = self.db.rows("SELECT new_domains, lost_domains, changed_rows FROM %s.domain_intersection_daily"
+                           " WHERE snapshot_date = '%s'" % (S, date))
+        self.assertEqual(got, want)
 
     def test_a_first_load_writes_each_row_once(self):
         self.night("2026-08-01")
@@ -145,6 +161,7 @@ class WriteOnceTest(EtlTestCase):
         self.assertEqual(w, {("copy", "INSERT"): changed, ("sql", "UPDATE"): ended})
         self.assert_domains_folded("2026-08-02")
         self.assert_domains_folded("2026-08-01")
+        self.assert_summaries_recomputed("2026-08-02")  # new and lost from the domain rows
 
     def test_a_domain_that_lost_a_key_and_sent_no_row_is_folded_by_the_publish(self):
         """sql/021: a night's domain rows are the loader's only when they are
@@ -168,6 +185,7 @@ class WriteOnceTest(EtlTestCase):
         keys = self.db.rows("SELECT target_keys FROM %s.domain_intersection_domains"
                             " WHERE snapshot_date = '2026-08-02' ORDER BY target_keys LIMIT 1" % S)
         self.assertEqual(keys[0]["target_keys"], 1)
+        self.assert_summaries_recomputed("2026-08-02")
 
     def test_a_failed_first_load_leaves_no_domain_row_in_sight(self):
         """A first load that fails keeps its loaded pages' domain rows out of

@@ -1512,6 +1512,80 @@ static void test_domain_rows(void)
 	}
 }
 
+/* The field'th tab-separated field of a COPY line (not NUL-ended). */
+static const char *line_field(const char *line, int field, size_t *len)
+{
+	const char *end;
+
+	while (field-- > 0)
+		line = strchr(line, '\t') + 1;
+	end = line + strcspn(line, "\t\n");
+	*len = (size_t)(end - line);
+	return line;
+}
+
+/*
+ * On a night (ctx.current set), only the items with a row to write get a
+ * domain row (sql/021): a map holding every row of the page's first item
+ * leaves that item out, and no other.
+ */
+static void test_night_domain_rows(void)
+{
+	struct transform_ctx ctx = base_ctx();
+	struct row_batch all, night;
+	struct etl_error err = {0, ""};
+	struct cur_map map;
+	const char *line, *f;
+	unsigned char digest[16];
+	uint64_t hi;
+	uint32_t lo;
+	size_t len, i, first_len = 0, n_all = 0, n_night = 0;
+	char first[256] = "";
+
+	ctx.domains = 1;
+	row_batch_init(&all);
+	CHECK_INT(run_file("current_page.json", &ctx, &all, &err), 0);
+	memset(&map, 0, sizeof(map));
+	/* the first item's rows: every line with the first line's domain */
+	for (line = all.copy.data; *line; line = strchr(line, '\n') + 1) {
+		f = line_field(line, 2, &len);
+		if (!first[0]) {
+			CHECK(len < sizeof(first));
+			memcpy(first, f, len);
+			first_len = len;
+		}
+		if (len != first_len || memcmp(f, first, len) != 0)
+			continue;
+		line_field(line, 31, &len); /* the digest */
+		CHECK_INT(len, 32);
+		for (i = 0; i < 16; i++)
+			CHECK_INT(sscanf(line_field(line, 31, &len) + 2 * i, "%2hhx", &digest[i]), 1);
+		f = line_field(line, 3, &len);
+		cur_map_fp(first, first_len, atoi(f), digest, &hi, &lo);
+		cur_map_add(&map, hi, lo);
+	}
+	CHECK(map.n >= 1);
+	cur_map_seal(&map);
+	for (line = all.domains.data; line && *line; line = strchr(line, '\n') + 1)
+		n_all++;
+
+	ctx.current = &map;
+	row_batch_init(&night);
+	CHECK_INT(run_file("current_page.json", &ctx, &night, &err), 0);
+	CHECK_INT(night.domains_unusable, 0);
+	for (line = night.domains.data; line && *line; line = strchr(line, '\n') + 1) {
+		n_night++;
+		f = line_field(line, 1, &len); /* FOLD_COLUMNS: the referring domain */
+		CHECK(len != first_len || memcmp(f, first, len) != 0);
+	}
+	CHECK_INT(n_night, n_all - 1);
+	/* the other items' rows are the same as without the map */
+	CHECK_INT(night.copy.len, all.copy.len);
+	cur_map_free(&map);
+	row_batch_free(&all);
+	row_batch_free(&night);
+}
+
 /* -------------------------------------------------- batch and ctx rules */
 
 static void test_failure_keeps_batch(void)
@@ -2057,6 +2131,7 @@ int main(void)
 	test_items();
 	test_times();
 	test_domain_rows();
+	test_night_domain_rows();
 	test_failure_keeps_batch();
 	test_ctx_rules();
 	test_big_strings();
