@@ -50,9 +50,10 @@
  * from target to extra, position left out: the values a version of the row
  * compares (sql/009_*), so equal digests mean equal values and a night
  * compares one uuid per row instead of 25 columns. The key and the text are
- * fixed: a change makes stored digests differ from new ones, which costs one
- * night a full comparison, never a wrong answer (a differing digest is
- * always followed by the comparison of the values themselves).
+ * fixed, and a direct publish takes two digests that differ for values that
+ * differ (sql/021: it compares values only where a digest is missing). So a
+ * change to either must come with a migration that sets the stored digests
+ * to NULL: their versions are then compared value by value once.
  */
 #define TRANSFORM_DIGEST_KEY {0x696e746572736563u, 0x742d65746c2d7631u}
 
