@@ -627,8 +627,8 @@ BEGIN
         -- (written before row digests: NULL) continues when its values are
         -- the same; two digests compare as their values do (transform.h),
         -- so the values are read only then. Others end at p_date. Rows are
-        -- met again by their place (tid): the publish holds the set's sync
-        -- lock, nothing else writes its versions meanwhile.
+        -- met again by their place (tid): the publish holds the sync
+        -- counter's lock, nothing else writes the set's versions meanwhile (2.).
         CREATE TEMP TABLE IF NOT EXISTS publish_closing (
             new_tid tid, old_tid tid, same boolean, digest uuid)
             ON COMMIT DELETE ROWS;
