@@ -109,6 +109,12 @@ static const char *array_end(struct strbuf *sb)
 	return sb->data;
 }
 
+/* Whether the loader judged every row of the page itself (curmap.h). */
+static bool loader_judged(const struct row_batch *rows, size_t n)
+{
+	return rows->judged && rows->send.len == n;
+}
+
 /*
  * The page's keys go to stage_page(), which records them with the page and
  * answers which rows to send; send[i] is set for those.
@@ -129,7 +135,7 @@ static int direct_keys(PGconn *conn, const struct page_record *rec, const struct
 		sb_init(&a[j]);
 	totals = bd_arrays(&rows->breakdown, &a[4]);
 	/* rows the loader judged itself (curmap.h): the database looks nothing up */
-	judged = rows->judged && rows->send.len == n;
+	judged = loader_judged(rows, n);
 	lookup = rec->lookup && !judged;
 	for (i = 0; i < n; i++) {
 		f = row_field(&r[i], F_DOMAIN, &len);
@@ -345,7 +351,7 @@ int stage_direct(PGconn *conn, const struct page_record *rec, const struct row_b
 	 * folded and the rows that went are those they were folded for: all of
 	 * them (a first load) or those the loader judged (a night) */
 	if (rc == 0 && rows->domains.len && !rows->domains_unusable &&
-	    (n_send == n || (rows->judged && rows->send.len == n)))
+	    (n_send == n || loader_judged(rows, n)))
 		rc = db_copy_data(conn, "domain_intersection_domain_version (" FOLD_COLUMNS ") FROM STDIN",
 				  rows->domains.data, rows->domains.len, state, err);
 	if (rc == 0) {

@@ -1236,7 +1236,6 @@ struct page_fmt {
 	struct dom_fold *fold;     /* the item's domain row, when ctx->domains */
 };
 
-
 /*
  * Ends a row with its digest (see TRANSFORM_DIGEST_KEY): of its target's
  * text, a tab, and the text from intersections_count to extra.

@@ -187,6 +187,32 @@ class WriteOnceTest(EtlTestCase):
         self.assertEqual(keys[0]["target_keys"], 1)
         self.assert_summaries_recomputed("2026-08-02")
 
+    def test_a_night_page_whose_item_does_not_fold_sends_no_domain_rows(self):
+        """A new referring domain whose first_seen has no zone cannot be
+        folded in C (fold.h): its page sends no domain rows, the night's
+        other pages do, and the publish, missing the new domain's row, drops
+        theirs and folds the night in SQL, exactly."""
+        self.night("2026-08-01")
+        self.domain_writes()
+
+        def edit(doc):
+            keys = doc["tasks"][0]["result"][0]["items"][0]["domain_intersection"]
+            for obj in keys.values():
+                obj["target"] = "brand-new-0.example"
+            keys["1"]["first_seen"] = "2020-01-02 03:04:05"
+
+        def bump(doc):  # a changed domain on another page, which folds
+            doc["tasks"][0]["result"][0]["items"][0]["domain_intersection"]["1"]["rank"] = 7
+        self.night("2026-08-02", faults=[{"kind": "edit", "fn": edit, "offset": 0},
+                                         {"kind": "edit", "fn": bump, "offset": 100}])
+        w = self.domain_writes()
+        self.assertEqual(w.get(("copy", "INSERT")), 1, w)  # the other page's
+        self.assertEqual(w.get(("sql", "DELETE")), 1, w)   # dropped
+        self.assertEqual(w.get(("sql", "INSERT")), 2, w)   # both changed domains, in SQL
+        self.assert_domains_folded("2026-08-02")
+        self.assert_domains_folded("2026-08-01")
+        self.assert_summaries_recomputed("2026-08-02")
+
     def test_a_failed_first_load_leaves_no_domain_row_in_sight(self):
         """A first load that fails keeps its loaded pages' domain rows out of
         every view; the next run drops them and writes its own."""
