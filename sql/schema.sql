@@ -424,7 +424,7 @@ CREATE FUNCTION dataforseo.night_domains(p_run bigint, p_set bigint, p_date date
     SET work_mem TO '64MB'
     AS $$
 DECLARE
-    n_found  bigint;
+    t_end    tid[];
     n_closed bigint;
 BEGIN
     p_ok := p_ok AND p_n_dom = (SELECT count(DISTINCT v.referring_domain)
@@ -459,23 +459,18 @@ BEGIN
     SELECT w.referring_domain, false FROM domain_intersection_domain_version w
     WHERE w.target_set_id = p_set AND w.valid_from = p_date AND w.run_id = p_run;
     -- their current domain versions end here (by place, as in 2.)
-    CREATE TEMP TABLE IF NOT EXISTS night_domain_closing (tid tid) ON COMMIT DELETE ROWS;
-    TRUNCATE pg_temp.night_domain_closing;
-    INSERT INTO pg_temp.night_domain_closing
-    SELECT o.ctid FROM pg_temp.night_domain_work g
+    SELECT array_agg(o.ctid) INTO t_end FROM pg_temp.night_domain_work g
     CROSS JOIN LATERAL (
         SELECT w.ctid, w.valid_to FROM domain_intersection_domain_version w
         WHERE w.target_set_id = p_set AND w.referring_domain = g.referring_domain
           AND w.valid_from < p_date
         ORDER BY w.valid_from DESC LIMIT 1) o
     WHERE o.valid_to = 'infinity';
-    GET DIAGNOSTICS n_found = ROW_COUNT;
-    UPDATE domain_intersection_domain_version w SET valid_to = p_date
-    FROM pg_temp.night_domain_closing g WHERE w.ctid = g.tid;
+    UPDATE domain_intersection_domain_version w SET valid_to = p_date WHERE w.ctid = ANY ((SELECT t_end)::tid[]);
     GET DIAGNOSTICS n_closed = ROW_COUNT;
-    IF n_closed <> n_found THEN
+    IF n_closed <> coalesce(cardinality(t_end), 0) THEN
         RAISE EXCEPTION 'night_domains: % of % domain versions of set % found to close',
-            n_closed, n_found, p_set;
+            n_closed, coalesce(cardinality(t_end), 0), p_set;
     END IF;
     RETURN true;
 END $$;
@@ -543,7 +538,11 @@ DECLARE
     n_current bigint;
     n_kept    bigint;
     n_closed  bigint := 0;
-    n_same    bigint;
+    n_same    bigint := 0;
+    t_end     tid[];      -- current versions that end here (2.)
+    t_same_new tid[];     -- sent rows equal to their version (a digest missing)
+    t_same_old tid[];     -- and those versions, which take the sent digest
+    d_same    uuid[];
     n_changed bigint;
     n_dom     bigint;   -- domain rows the loader wrote
     n_dom_all bigint;   -- domain rows of the date, any run's
@@ -629,36 +628,34 @@ BEGIN
         -- so the values are read only then. Others end at p_date. Rows are
         -- met again by their place (tid): the publish holds the sync
         -- counter's lock, nothing else writes the set's versions meanwhile (2.).
-        CREATE TEMP TABLE IF NOT EXISTS publish_closing (
-            new_tid tid, old_tid tid, same boolean, digest uuid)
-            ON COMMIT DELETE ROWS;
-        TRUNCATE pg_temp.publish_closing;
-        INSERT INTO pg_temp.publish_closing
-        SELECT n.ctid, o.ctid,
-               CASE WHEN o.digest IS NULL OR n.digest IS NULL
-                    THEN same_version_values((SELECT c FROM domain_intersection_version c
-                                              WHERE c.ctid = o.ctid), n)
-                    ELSE o.digest = n.digest END,
-               n.digest
-        FROM domain_intersection_version n
-        CROSS JOIN LATERAL (
-            SELECT c.ctid, c.valid_to, c.digest FROM domain_intersection_version c
-            WHERE c.target_set_id = p_set AND c.referring_domain = n.referring_domain
-              AND c.target_key = n.target_key AND c.valid_from < p_date
-            ORDER BY c.valid_from DESC LIMIT 1) o
-        WHERE n.target_set_id = p_set AND n.valid_to = 'infinity' AND n.valid_from = p_date
-          AND o.valid_to = 'infinity';
-        SELECT count(*) FILTER (WHERE NOT g.same) INTO n_changed FROM pg_temp.publish_closing g;
-        WITH same AS (
-            DELETE FROM domain_intersection_version v USING pg_temp.publish_closing g
-            WHERE g.same AND v.ctid = g.new_tid
-            RETURNING 1)
-        SELECT count(*) INTO n_same FROM same;
-        UPDATE domain_intersection_version v SET digest = g.digest FROM pg_temp.publish_closing g
-        WHERE g.same AND v.ctid = g.old_tid;
+        SELECT count(*) FILTER (WHERE NOT x.same),
+               array_agg(x.old_tid) FILTER (WHERE NOT x.same),
+               array_agg(x.new_tid) FILTER (WHERE x.same),
+               array_agg(x.old_tid) FILTER (WHERE x.same),
+               array_agg(x.digest) FILTER (WHERE x.same)
+        INTO n_changed, t_end, t_same_new, t_same_old, d_same
+        FROM (SELECT n.ctid AS new_tid, o.ctid AS old_tid,
+                     CASE WHEN o.digest IS NULL OR n.digest IS NULL
+                          THEN same_version_values((SELECT c FROM domain_intersection_version c
+                                                    WHERE c.ctid = o.ctid), n)
+                          ELSE o.digest = n.digest END AS same,
+                     n.digest
+              FROM domain_intersection_version n
+              CROSS JOIN LATERAL (
+                  SELECT c.ctid, c.valid_to, c.digest FROM domain_intersection_version c
+                  WHERE c.target_set_id = p_set AND c.referring_domain = n.referring_domain
+                    AND c.target_key = n.target_key AND c.valid_from < p_date
+                  ORDER BY c.valid_from DESC LIMIT 1) o
+              WHERE n.target_set_id = p_set AND n.valid_to = 'infinity' AND n.valid_from = p_date
+                AND o.valid_to = 'infinity'
+              OFFSET 0) x;  -- (each row's verdict once, not once per aggregate)
+        DELETE FROM domain_intersection_version v WHERE v.ctid = ANY ((SELECT t_same_new)::tid[]);
+        GET DIAGNOSTICS n_same = ROW_COUNT;
+        UPDATE domain_intersection_version v SET digest = g.digest
+        FROM unnest(t_same_old, d_same) g (tid, digest)
+        WHERE v.ctid = ANY ((SELECT t_same_old)::tid[]) AND v.ctid = g.tid;
         UPDATE domain_intersection_version v SET valid_to = p_date, sync_seq = seq
-        FROM pg_temp.publish_closing g
-        WHERE NOT g.same AND v.ctid = g.old_tid;
+        WHERE v.ctid = ANY ((SELECT t_end)::tid[]);
         GET DIAGNOSTICS n_closed = ROW_COUNT;
         IF n_closed <> n_changed THEN
             RAISE EXCEPTION 'publish_direct: % of % changed versions of set % found to close',

@@ -67,7 +67,7 @@ class Database:
         db.url = pg["DATABASE_URL"]
         return db
 
-    def psql(self, sql, db=None, check=True):
+    def psql(self, sql, db=None, check=True, stderr=False):
         cmd = [os.path.join(self.pg["PG_BINDIR"], "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
                "-h", self.pg["PGHOST"], "-p", self.pg["PGPORT"], "-U", self.pg["PGUSER"],
                "-d", db or self.name, "-c", sql]
@@ -75,7 +75,7 @@ class Database:
         p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PGTZ="UTC"))
         if check and p.returncode != 0:
             raise AssertionError("psql failed: %s\n%s" % (sql, p.stderr))
-        return p.stdout
+        return p.stdout + p.stderr if stderr else p.stdout
 
     def admin(self, sql):
         return self.psql(sql, db="postgres")

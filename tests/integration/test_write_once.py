@@ -312,6 +312,39 @@ class WriteOnceTest(EtlTestCase):
         self.assertEqual(self.snapshot("2026-08-02"), first)
         self.assert_summaries_recomputed("2026-08-02")
 
+    def test_a_night_ends_versions_by_place_not_by_reading_the_history(self):
+        """sql/022: the versions a night replaces, and their domains', are
+        ended by their place (a tid scan), not found again by joining their
+        places to every version of every night: the planner, told how many
+        places there are, scanned the whole table instead (sequentially, or
+        to hash it), a cost that grows with the history. The publish is
+        held, then run by hand with its statements' plans logged."""
+        for i, date in enumerate(("2026-08-01", "2026-08-02", "2026-08-03")):
+            self.night(date, total=1500, night=i)
+        self.db.psql("ANALYZE %s.domain_intersection_version; ANALYZE %s.domain_intersection_domain_version"
+                     % (S, S))
+        self.db.psql("CREATE FUNCTION public.held() RETURNS trigger LANGUAGE plpgsql AS"
+                     " $$BEGIN RAISE EXCEPTION 'held'; END$$;"
+                     " CREATE TRIGGER held BEFORE INSERT ON %s.etl_snapshot FOR EACH ROW"
+                     " WHEN (NEW.status = 'complete') EXECUTE FUNCTION public.held()" % S)
+        self.night("2026-08-04", total=1500, night=3, expect=None)
+        self.db.psql("DROP TRIGGER held ON %s.etl_snapshot" % S)
+        run = self.value("SELECT max(run_id) FROM %(s)s.etl_run")
+        plans = self.plans_of("SELECT outcome FROM %s.publish_snapshot(%s, 1, '2026-08-04', 1500)" % (S, run))
+        ends = [p for q, p in plans if q.startswith("UPDATE domain_intersection_")
+                and "SET valid_to = p_date" in q and "ctid" in q]
+        self.assertEqual(len(ends), 2, plans)  # the versions', the domain versions'
+        for plan in ends:
+            self.assertIn("Tid Scan on domain_intersection_", plan)
+            self.assertNotIn("Seq Scan on domain_intersection_", plan)
+        ended = int(self.value("SELECT count(*) FROM %(s)s.domain_intersection_version"
+                               " WHERE valid_to = '2026-08-04'"))
+        self.assertGreater(ended, 100)
+        self.assertEqual(self.snapshot("2026-08-04"), self.first_load_of(night=3, total=1500))
+        self.db.psql("DROP TABLE once2_daily")
+        self.assert_domains_folded("2026-08-04")
+        self.assert_summaries_recomputed("2026-08-04")
+
     def test_a_failed_night_never_shows_and_goes_with_the_next_run(self):
         self.night("2026-08-01", night=0)
         before = self.snapshot("2026-08-01")
@@ -383,6 +416,21 @@ class WriteOnceTest(EtlTestCase):
 
     # ------------------------------------------------------------------
 
+    def plans_of(self, sql):
+        """Runs sql (and commits it) with the plan of every statement it runs,
+        nested ones too, logged by auto_explain: (query, plan) texts, in order."""
+        out = self.db.psql("LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;"
+                           " SET auto_explain.log_nested_statements = on;"
+                           " SET auto_explain.log_level = notice; SET client_min_messages = notice;"
+                           " %s" % sql, stderr=True)
+        found = []
+        for notice in out.split("NOTICE:  duration: ")[1:]:
+            lines = notice.split("\n")[1:]  # (after "N ms  plan:")
+            n = 1 + next((i for i, x in enumerate(lines[1:]) if not x[:1].isspace()), len(lines))
+            found.append((" ".join(x.strip() for x in lines[:n])[len("Query Text: "):],
+                          "\n".join(lines[n:])))
+        return found
+
     def snapshot(self, date):
         rows = self.db.rows("SELECT * FROM %s.domain_intersection WHERE snapshot_date = '%s' "
                             "ORDER BY referring_domain, target_key" % (S, date))
@@ -392,12 +440,12 @@ class WriteOnceTest(EtlTestCase):
             r.pop("target_set_id")
         return rows
 
-    def first_load_of(self, night):
+    def first_load_of(self, night, total=250):
         """The rows a first load of that night's answer publishes, in another job's schema."""
         other = self.job(JOB.replace("job: once", "job: once2").replace(
             'database: {url: "${DATABASE_URL}"}', 'database: {url: "${DATABASE_URL}", schema: once2}'),
             name="once2.yaml")
-        self.fake.set_scenario("once-a.com", total_count=250, night=night, faults=[])
+        self.fake.set_scenario("once-a.com", total_count=total, night=night, faults=[])
         self.etl("run", other, "--migrate", "--snapshot-date", "2026-09-01")
         rows = self.db.rows("SELECT * FROM once2.domain_intersection ORDER BY referring_domain, target_key")
         self.db.psql("CREATE TABLE once2_daily AS SELECT * FROM once2.domain_intersection_daily;"
