@@ -44,4 +44,15 @@ void cur_map_seal(struct cur_map *m);
 int cur_map_has(const struct cur_map *m, uint64_t hi, uint32_t lo);
 void cur_map_free(struct cur_map *m);
 
+/*
+ * A night's answer as the loader saw it: each item's referring domain, as a
+ * fingerprint of the domain alone (key 0, which no row has, and no digest),
+ * added to a map of their own. Sealed, it says whether any domain came
+ * twice: 1 when no two fingerprints are equal. Two domains share one with
+ * probability about n^2 / 2^97: then it says 0, and the database counts the
+ * domains itself (sql/022), as it does without the loader's word.
+ */
+void cur_map_domain_fp(const char *domain, size_t len, uint64_t *hi, uint32_t *lo);
+int cur_map_distinct(const struct cur_map *m);
+
 #endif

@@ -208,10 +208,14 @@ struct set_outcome {
 /*
  * Ends a set: complete (its staged answer published as the date's snapshot,
  * see load.c) or failed with `error` (the snapshot left as it was).
+ * distinct_items >= 0: this process loaded every page of the set's answer,
+ * that many items, and saw no referring domain among them twice
+ * (cur_map_distinct()); the publish takes its word when the pages' items
+ * number as many (sql/022). -1: it says nothing.
  */
 int load_finish_set(PGconn *conn, long long run_id, long long set_id, const char *snapshot_date,
-		    long long total_count, const char *error, struct set_outcome *out,
-		    struct etl_error *err) ETL_WUR;
+		    long long total_count, long long distinct_items, const char *error,
+		    struct set_outcome *out, struct etl_error *err) ETL_WUR;
 
 /* Ends the run with its status; pages, rows and cost are summed from the ledger. */
 int load_finish_run(PGconn *conn, long long run_id, const char *status, const char *error,

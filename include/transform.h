@@ -166,6 +166,8 @@ struct row_batch {
 	struct page_breakdown breakdown; /* when the ctx asked for it */
 	int judged;          /* send says which rows to send (ctx->current) */
 	struct strbuf send;  /* per row: 1 to send, 0 equal to its current version */
+	struct strbuf item_fps; /* ctx->current: per item, its domain's fingerprint (a
+				 * struct cur_fp: cur_map_domain_fp()), for cur_map_distinct() */
 	struct strbuf domains; /* ctx->domains: a domain row per item (fold.h), COPY text */
 	int domains_unusable;  /* an item did not fold: the page sends no domain rows */
 };

@@ -115,6 +115,25 @@ END $$;
 COMMENT ON FUNCTION dataforseo.analyze_if_stale(p_table regclass) IS 'analyze_if_stale(p_table): ANALYZE p_table when more of it changed since its last analysis than a fifth of its rows (and over 1,000 rows), so that a publish right after a large load plans with numbers (sql/020). Returns whether it analyzed.';
 
 --
+-- Name: answer_distinct(text[]); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.answer_distinct(p_domains text[]) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+BEGIN
+    RETURN coalesce(cardinality(p_domains), 0)
+           = (SELECT count(*) FROM (SELECT DISTINCT x.d FROM unnest(p_domains) x (d)) y);
+END $$;
+
+--
+-- Name: FUNCTION answer_distinct(p_domains text[]); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.answer_distinct(p_domains text[]) IS 'answer_distinct(p_domains): whether no referring domain is in p_domains twice (an answer''s items'' domains), counted; publish_direct() asks it when neither the loader''s domain rows nor its word (loader_distinct()) answer.';
+
+--
 -- Name: begin_attempt(bigint, text, integer); Type: FUNCTION; Schema: dataforseo; Owner: -
 --
 
@@ -415,6 +434,25 @@ $$;
 COMMENT ON FUNCTION dataforseo.first_domains(p_set bigint, p_date date, hi date) IS 'first_domains(p_set, p_date, hi): the domain versions of (p_set, p_date) when the set has none yet: its versions beginning at p_date folded per referring domain, valid up to hi (the next complete date). What snapshot_domains() computes in that case, in one statement.';
 
 --
+-- Name: loader_distinct(bigint, bigint); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.loader_distinct(p_run bigint, p_set bigint) RETURNS bigint
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+    SELECT split_part(x.w, '/', 3)::bigint
+    FROM (SELECT current_setting('intersect_etl.distinct_items', true) AS w) x
+    WHERE x.w LIKE format('%s/%s/%%', p_run, p_set);
+$$;
+
+--
+-- Name: FUNCTION loader_distinct(p_run bigint, p_set bigint); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.loader_distinct(p_run bigint, p_set bigint) IS 'loader_distinct(p_run, p_set): the number of items the loader saw in run p_run''s answer for set p_set, when one process loaded every page and no referring domain came twice (set for the publish''s transaction in intersect_etl.distinct_items); NULL when it said nothing.';
+
+--
 -- Name: night_domains(bigint, bigint, date, bigint, boolean); Type: FUNCTION; Schema: dataforseo; Owner: -
 --
 
@@ -596,9 +634,11 @@ BEGIN
     SELECT count(*) FILTER (WHERE w.run_id = p_run), count(*) INTO n_dom, n_dom_all
     FROM domain_intersection_domain_version w
     WHERE w.target_set_id = p_set AND w.valid_from = p_date;
+    -- (or the loader saw every item and no domain twice: its word, 2.;
+    -- else the domains are counted)
     exact := coalesce(cardinality(o_dom), 0) = n_dom AND n_dom > 0
-             OR coalesce(cardinality(o_dom), 0)
-                = (SELECT count(*) FROM (SELECT DISTINCT x.d FROM unnest(o_dom) x (d)) y);
+             OR coalesce(cardinality(o_dom), 0) = coalesce(loader_distinct(p_run, p_set), -1)
+             OR answer_distinct(o_dom);
     IF exact THEN
         SELECT coalesce(sum(k.kept), 0) INTO n_kept FROM etl_page_keys k
         WHERE k.run_id = p_run AND k.target_set_id = p_set;

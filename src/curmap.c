@@ -32,6 +32,13 @@ void cur_map_fp(const char *domain, size_t len, int key, const unsigned char dig
 	*lo = (uint32_t)h[1];
 }
 
+void cur_map_domain_fp(const char *domain, size_t len, uint64_t *hi, uint32_t *lo)
+{
+	static const unsigned char none[16];
+
+	cur_map_fp(domain, len, 0, none, hi, lo);
+}
+
 void cur_map_add(struct cur_map *m, uint64_t hi, uint32_t lo)
 {
 	if (m->n == m->cap) {
@@ -110,6 +117,18 @@ int cur_map_has(const struct cur_map *m, uint64_t hi, uint32_t lo)
 			b = mid;
 	}
 	return a < m->n && m->fp[a].hi == hi && m->fp[a].lo == lo;
+}
+
+int cur_map_distinct(const struct cur_map *m)
+{
+	size_t i;
+
+	if (!m->ready)
+		return 0;
+	for (i = 1; i < m->n; i++)
+		if (m->fp[i].hi == m->fp[i - 1].hi && m->fp[i].lo == m->fp[i - 1].lo)
+			return 0;
+	return 1;
 }
 
 void cur_map_free(struct cur_map *m)

@@ -914,12 +914,22 @@ int load_page_failed(PGconn *conn, const struct page_record *rec, struct etl_err
  * fail the set with *error_out (owned) saying so, and its pages are
  * discarded with what they staged, to be fetched again.
  */
-static int publish(PGconn *conn, const char *const *params, struct set_outcome *out,
-		   char **error_out, struct etl_error *err)
+static int publish(PGconn *conn, const char *const *params, long long distinct_items,
+		   struct set_outcome *out, char **error_out, struct etl_error *err)
 {
 	PGresult *res = NULL;
 	const char *outcome;
+	char word[80];
+	const char *wp[1] = {word};
 	int rc;
+
+	/* the loader's word that no domain came twice (load.h), for this
+	 * transaction only; read by loader_distinct() */
+	snprintf(word, sizeof(word), "%s/%s/%lld", params[0], params[1], distinct_items);
+	if (distinct_items >= 0 &&
+	    (rc = db_query(conn, "SELECT set_config('intersect_etl.distinct_items', $1, true)", 1,
+			   wp, NULL, err)) != 0)
+		return rc;
 
 	/* Planned at default settings: publish_snapshot() analyzes the keys it
 	 * compares and reaches staged rows by their primary key (sql/010), so
@@ -952,8 +962,8 @@ static int publish(PGconn *conn, const char *const *params, struct set_outcome *
 }
 
 int load_finish_set(PGconn *conn, long long run_id, long long set_id, const char *snapshot_date,
-		    long long total_count, const char *error, struct set_outcome *out,
-		    struct etl_error *err)
+		    long long total_count, long long distinct_items, const char *error,
+		    struct set_outcome *out, struct etl_error *err)
 {
 	char run[24], set[24], total[24], *short_error = NULL;
 	const char *params[4] = {run, set, snapshot_date, total_count >= 0 ? total : NULL};
@@ -970,7 +980,7 @@ int load_finish_set(PGconn *conn, long long run_id, long long set_id, const char
 	if ((rc = load_fence(conn, err)) != 0)
 		goto failed;
 	if (!error) {
-		if ((rc = publish(conn, params, out, &short_error, err)) != 0)
+		if ((rc = publish(conn, params, distinct_items, out, &short_error, err)) != 0)
 			goto failed;
 		if (out->already)
 			goto commit;

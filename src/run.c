@@ -76,6 +76,9 @@ struct set_state {
 	struct cur_map current;       /* direct: its current versions (curmap.h), read by a
 				       loader thread (DB_CURRENT) while the first pages come */
 	int wants_map;                /* its rows are judged against `current` */
+	struct cur_map seen;          /* wants_map: the domains of the items this process
+				       * loaded (cur_map_domain_fp()), on the fetching thread */
+	int seen_all;                 /* every page it loaded added its items' to `seen` */
 	int map_done;                 /* `current` is read (or failed): under map_lock */
 };
 
@@ -481,6 +484,7 @@ struct db_msg {
 	int refused;              /* DB_PAGE: the database refused the page's data */
 	struct set_outcome outcome; /* DB_FINISH_SET: what publishing did */
 	long long total;          /* DB_FINISH_SET */
+	long long distinct_items; /* DB_FINISH_SET: the loader's word (load_finish_set()) */
 	size_t n_items;
 	size_t budget;            /* bytes of its batch counted in the memory budget */
 	struct etl_error err;     /* the outcome, when base.rc != 0 */
@@ -570,7 +574,7 @@ static int step_load(struct run_ctx *rc, PGconn *conn, void *arg)
 	case DB_FINISH_SET:
 		free(m->outcome.error);
 		return load_finish_set(conn, rc->run_id, m->set_id, rc->snapshot_date, m->total,
-				       m->error, &m->outcome, &m->err);
+				       m->distinct_items, m->error, &m->outcome, &m->err);
 	case DB_CURRENT:
 		return stage_current_map(conn, m->set_id, rc->snapshot_date, &m->s->current, &m->err);
 	}
@@ -677,6 +681,40 @@ static int db_submit(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 	return completed(rc, m, err);
 }
 
+/*
+ * A night's pages add their items' domains to the set's `seen` as they load
+ * (completed()). The loader's word for the publish (load_finish_set()): the
+ * items this process loaded when they are the whole answer (no page was
+ * loaded by an earlier process) and no domain came twice; else -1. The
+ * set's maps go: nothing of it is transformed any more.
+ */
+static long long distinct_items(struct set_state *s)
+{
+	long long n = -1;
+
+	if (s->wants_map && s->seen_all && s->n_loaded == 0 && !s->error) {
+		cur_map_free(&s->current);
+		cur_map_seal(&s->seen);
+		if (cur_map_distinct(&s->seen))
+			n = (long long)s->seen.n;
+	}
+	cur_map_free(&s->seen);
+	return n;
+}
+
+static void add_seen(struct set_state *s, const struct row_batch *b, size_t n_items)
+{
+	const struct cur_fp *fp = (const struct cur_fp *)b->item_fps.data;
+	size_t i;
+
+	if (!b->judged || b->item_fps.len != n_items * sizeof(*fp)) {
+		s->seen_all = 0;
+		return;
+	}
+	for (i = 0; i < n_items; i++)
+		cur_map_add(&s->seen, fp[i].hi, fp[i].lo);
+}
+
 /* Records the set's outcome once nothing of it is in flight or left to issue. */
 static int maybe_finish_set(struct run_ctx *rc, struct set_state *s, struct etl_error *err)
 {
@@ -708,6 +746,7 @@ static int maybe_finish_set(struct run_ctx *rc, struct set_state *s, struct etl_
 	s->finishing = 1;
 	m = msg_new(rc, DB_FINISH_SET, s);
 	m->total = s->total;
+	m->distinct_items = distinct_items(s);
 	m->error = s->error ? xstrdup(s->error) : NULL;
 	return db_submit(rc, m, err);
 }
@@ -767,6 +806,8 @@ static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 		s->pages++;
 		s->rows += m->rec.rows;
 		s->items += (long long)m->n_items;
+		if (s->wants_map)
+			add_seen(s, &m->batch, m->n_items);
 		log_set_msg(LOG_DEBUG, s->def->name, "offset %lld: %zu items, %zu rows loaded",
 			    m->rec.offset, m->n_items, m->batch.n_rows);
 		break;
@@ -1294,6 +1335,7 @@ static int open_sets(struct run_ctx *rc, const struct run_options *opt, const lo
 		/* a night judges its rows against the current versions itself,
 		 * read as the first pages come (read_current_maps()) */
 		s->wants_map = s->direct && s->lookup && !st.complete;
+		s->seen_all = 1;
 		s->map_done = !s->wants_map;
 		s->spent = st.spent;
 		s->loaded = st.pages;
@@ -1595,6 +1637,7 @@ static void run_free(struct run_ctx *rc)
 		free(rc->sets[i].stopped);
 		free(rc->sets[i].loaded);
 		cur_map_free(&rc->sets[i].current);
+		cur_map_free(&rc->sets[i].seen);
 	}
 	free(rc->sets);
 	free(rc->abort_msg);

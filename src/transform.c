@@ -1233,6 +1233,7 @@ struct page_fmt {
 	struct page_breakdown *bd; /* the batch's */
 	unsigned char digest[16];  /* the last row's, as put_digest() wrote it */
 	struct strbuf *send;       /* the batch's, when ctx->current */
+	struct strbuf *item_fps;   /* the batch's, when ctx->current */
 	struct dom_fold *fold;     /* the item's domain row, when ctx->domains */
 };
 
@@ -1396,6 +1397,14 @@ static int put_row(struct strbuf *sb, struct page_fmt *pf, const struct item_inf
 		v = f[0];
 		cur_map_fp(jd_str(d, v), jd_len(d, v), key, pf->digest, &hi, &lo);
 		sb_putc(pf->send, cur_map_has(pf->ctx->current, hi, lo) ? 0 : 1);
+		if (with_item) { /* the item's first row names it (its place in the order) */
+			struct cur_fp fp;
+
+			cur_map_domain_fp(jd_str(d, v), jd_len(d, v), &hi, &lo);
+			fp.hi = hi;
+			fp.lo = lo;
+			sb_append(pf->item_fps, (const char *)&fp, sizeof(fp));
+		}
 	}
 	return 0;
 }
@@ -1557,6 +1566,7 @@ void row_batch_init(struct row_batch *b)
 	b->domains_unusable = 0;
 	sb_init(&b->domains);
 	sb_init(&b->send);
+	sb_init(&b->item_fps);
 	bd_init(&b->breakdown);
 	sb_init(&b->copy);
 	b->n_rows = 0;
@@ -1569,6 +1579,7 @@ void row_batch_reset(struct row_batch *b)
 	b->domains_unusable = 0;
 	sb_reset(&b->domains);
 	sb_reset(&b->send);
+	sb_reset(&b->item_fps);
 	bd_reset(&b->breakdown);
 	sb_reset(&b->copy);
 	b->n_rows = 0;
@@ -1581,6 +1592,7 @@ void row_batch_free(struct row_batch *b)
 	b->domains_unusable = 0;
 	sb_free(&b->domains);
 	sb_free(&b->send);
+	sb_free(&b->item_fps);
 	bd_free(&b->breakdown);
 	sb_free(&b->copy);
 	b->n_rows = 0;
@@ -1593,7 +1605,8 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 	struct page_fmt pf;
 	struct item_info it;
 	struct dom_fold fold;
-	size_t mark = out->copy.len, rows = 0, i, item, n_keys, send_mark, dom_mark, item_send;
+	size_t mark = out->copy.len, rows = 0, i, item, n_keys, send_mark, dom_mark, item_send,
+	       fps_mark;
 	size_t cap = TRANSFORM_MAX_COPY(resp->body_len);
 	char why[768];
 	bool with_item;
@@ -1606,8 +1619,10 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 	pf.ctx = ctx;
 	pf.bd = &out->breakdown;
 	pf.send = &out->send;
+	pf.item_fps = &out->item_fps;
 	pf.fold = ctx->domains ? &fold : NULL;
 	send_mark = out->send.len;
+	fps_mark = out->item_fps.len;
 	dom_mark = out->domains.len;
 	if (ctx->breakdown && out->n_rows == 0)
 		out->breakdown.enabled = 1;
@@ -1672,6 +1687,7 @@ done:
 		 * (its totals are not cut back: they are not to be used) */
 		out->breakdown.invalid = 1;
 		out->send.len = send_mark;
+		out->item_fps.len = fps_mark;
 		out->domains.len = dom_mark;
 		if (out->domains.data)
 			out->domains.data[dom_mark] = '\0';

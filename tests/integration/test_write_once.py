@@ -345,6 +345,33 @@ class WriteOnceTest(EtlTestCase):
         self.assert_domains_folded("2026-08-04")
         self.assert_summaries_recomputed("2026-08-04")
 
+    def test_a_night_takes_the_loaders_word_that_no_domain_came_twice(self):
+        """sql/022 2.: on a night the loader, which sees every item, says
+        whether a referring domain came twice; the publish counts the
+        answer's domains (answer_distinct()) only when it does not say so.
+        An item repeated on a page, its rows equal to their versions (so
+        that none of them is sent), silences it: counted, the answer is not
+        exact, and the night reads as a first load of the same answer."""
+        self.db.admin("ALTER DATABASE %s SET track_functions = 'pl'" % self.db.name)
+        calls = ("SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions"
+                 " WHERE funcname = 'answer_distinct'")
+        self.night("2026-08-01", night=0)
+        counted = int(self.db.value(calls))
+        self.night("2026-08-02", night=0)  # unchanged
+        self.night("2026-08-03", night=1)  # changed
+        self.assertEqual(int(self.db.value(calls)), counted)
+        self.assert_summaries_recomputed("2026-08-03")
+
+        def repeat(doc):
+            items = doc["tasks"][0]["result"][0]["items"]
+            items[1] = items[0]
+        faults = [{"kind": "edit", "fn": repeat, "offset": 100}]
+        self.night("2026-08-04", night=1, faults=faults)
+        self.assertEqual(self.snapshot("2026-08-04"), self.first_load_of(night=1, faults=faults))
+        self.db.psql("DROP TABLE once2_daily")
+        self.assertEqual(int(self.db.value(calls)), counted + 2)  # (and the first load's)
+        self.assert_domains_folded("2026-08-04")
+
     def test_a_failed_night_never_shows_and_goes_with_the_next_run(self):
         self.night("2026-08-01", night=0)
         before = self.snapshot("2026-08-01")
@@ -440,12 +467,12 @@ class WriteOnceTest(EtlTestCase):
             r.pop("target_set_id")
         return rows
 
-    def first_load_of(self, night, total=250):
+    def first_load_of(self, night, total=250, faults=None):
         """The rows a first load of that night's answer publishes, in another job's schema."""
         other = self.job(JOB.replace("job: once", "job: once2").replace(
             'database: {url: "${DATABASE_URL}"}', 'database: {url: "${DATABASE_URL}", schema: once2}'),
             name="once2.yaml")
-        self.fake.set_scenario("once-a.com", total_count=total, night=night, faults=[])
+        self.fake.set_scenario("once-a.com", total_count=total, night=night, faults=faults or [])
         self.etl("run", other, "--migrate", "--snapshot-date", "2026-09-01")
         rows = self.db.rows("SELECT * FROM once2.domain_intersection ORDER BY referring_domain, target_key")
         self.db.psql("CREATE TABLE once2_daily AS SELECT * FROM once2.domain_intersection_daily;"

@@ -70,8 +70,48 @@ static void test_curmap(size_t n)
 	free(los);
 }
 
+/*
+ * A night's domains (cur_map_distinct()): distinct until one comes twice,
+ * wherever the two land after sealing; a domain differs from its rows.
+ */
+static void test_distinct(size_t n)
+{
+	struct cur_map m;
+	uint64_t hi, hi2;
+	uint32_t lo, lo2;
+	unsigned char digest[16] = {0};
+	char domain[32];
+	size_t i, twice = n ? (size_t)(next() % n) : 0;
+	int pass;
+
+	for (pass = 0; pass < 2; pass++) {
+		memset(&m, 0, sizeof(m));
+		CHECK(!cur_map_distinct(&m)); /* not sealed: no word */
+		for (i = 0; i < n; i++) {
+			snprintf(domain, sizeof(domain), "d%zu.example", i);
+			cur_map_domain_fp(domain, strlen(domain), &hi, &lo);
+			cur_map_add(&m, hi, lo);
+		}
+		if (pass) { /* one of them again, last */
+			snprintf(domain, sizeof(domain), "d%zu.example", twice);
+			cur_map_domain_fp(domain, strlen(domain), &hi, &lo);
+			cur_map_add(&m, hi, lo);
+		}
+		cur_map_seal(&m);
+		CHECK_INT(cur_map_distinct(&m), pass && n ? 0 : 1);
+		cur_map_free(&m);
+	}
+	cur_map_domain_fp("d0.example", 10, &hi, &lo);
+	cur_map_fp("d0.example", 10, 1, digest, &hi2, &lo2);
+	CHECK(hi != hi2 || lo != lo2);
+}
+
 int main(void)
 {
+	test_distinct(0);
+	test_distinct(1);
+	test_distinct(1000);
+	test_distinct(100000);
 	test_curmap(0);
 	test_curmap(1);
 	test_curmap(7);
