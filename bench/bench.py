@@ -273,6 +273,13 @@ class Pg:
     def version(self):
         return self.psql("postgres", "SHOW server_version")
 
+    def settings(self):
+        """The server settings a write path's speed turns on, as the server has them."""
+        out = self.psql("postgres", "SELECT string_agg(name || '=' || current_setting(name), ' '"
+                        " ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit',"
+                        " 'full_page_writes', 'shared_buffers', 'max_wal_size', 'work_mem', 'jit')")
+        return out.strip()
+
     def checkpoint(self):
         self.psql("postgres", "CHECKPOINT")
 
@@ -779,7 +786,8 @@ class Bench:
                              capture_output=True, text=True).stdout.strip()
         return {"nproc": os.cpu_count(), "cpu_model": model,
                 "mem_gib": round(mem_kib / 1048576, 1) if mem_kib else None,
-                "postgresql": self.pg.version(), "kernel": platform.release(),
+                "postgresql": self.pg.version(), "pg_settings": self.pg.settings(),
+                "kernel": platform.release(),
                 "python": platform.python_version(), "loadavg_start": os.getloadavg()[0],
                 "git": git or None,
                 "rss_method": "ru_maxrss of os.wait4(), spawned by bench/spawn.py; the method's floor (/bin/true): %d KiB"
@@ -1714,6 +1722,7 @@ class Bench:
         w("machine: %s CPUs (%s), %s GiB RAM, PostgreSQL %s, Linux %s, load average %.2f at start, %.2f at end"
           % (m["nproc"], m["cpu_model"], m["mem_gib"], m["postgresql"], m["kernel"], m["loadavg_start"],
              m.get("loadavg_end", 0)))
+        w("server settings: %s" % m.get("pg_settings", "not recorded"))
         w("binary: %s (%s), source %s; took %.0f s" % (m["binary"], m["binary_version"], m["git"],
                                                        res["duration_s"]))
         w("peak RSS: %s" % m["rss_method"])

@@ -1100,8 +1100,8 @@ def main(argv=None):
             pg_dir = args.pg_dir
         else:
             own = pg_dir = os.path.join(work, "pg")
-            subprocess.run([os.path.join(SOURCE, "scripts", "pg-tmp"), "start", pg_dir], check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run([os.path.join(SOURCE, "scripts", "pg-tmp"), "start", pg_dir, "--defaults"],
+                           check=True, stdout=subprocess.DEVNULL)
         pg = Pg(pg_dir)
         h = History(args, pg, work)
         t0 = time.monotonic()
