@@ -206,15 +206,25 @@ struct set_outcome {
 };
 
 /*
+ * What the loader tells the publish of a direct load (sql/022), for its
+ * transaction only (the setting intersect_etl.loader_word).
+ */
+struct loader_word {
+	long long pages;          /* pages of the answer loaded in this run, this process's
+				   * and earlier ones': the ledger must hold as many */
+	long long distinct_items; /* >= 0: this process loaded every page, that many items,
+				   * and saw no referring domain among them twice
+				   * (cur_map_distinct()); taken when the pages' items number
+				   * as many. -1: it says nothing of them */
+};
+
+/*
  * Ends a set: complete (its staged answer published as the date's snapshot,
- * see load.c) or failed with `error` (the snapshot left as it was).
- * distinct_items >= 0: this process loaded every page of the set's answer,
- * that many items, and saw no referring domain among them twice
- * (cur_map_distinct()); the publish takes its word when the pages' items
- * number as many (sql/022). -1: it says nothing.
+ * see load.c) or failed with `error` (the snapshot left as it was). word:
+ * the loader's (NULL: none).
  */
 int load_finish_set(PGconn *conn, long long run_id, long long set_id, const char *snapshot_date,
-		    long long total_count, long long distinct_items, const char *error,
+		    long long total_count, const struct loader_word *word, const char *error,
 		    struct set_outcome *out, struct etl_error *err) ETL_WUR;
 
 /* Ends the run with its status; pages, rows and cost are summed from the ledger. */

@@ -1,5 +1,6 @@
 -- intersect-etl migration 022: versions ended by their place, whatever the
--- history's length; the loader's word that no domain came twice.
+-- history's length; the loader's word that no domain came twice, and how
+-- many pages it loaded.
 --
 -- 1. sql/021 ended the versions a night replaces by their place (ctid), kept
 -- in a work table and joined back to domain_intersection_version (and, for
@@ -22,20 +23,29 @@
 -- answer (it judges each row against the current versions): when one
 -- process loaded every page of the set and no domain fingerprint came twice
 -- (src/curmap.c), it says so for the publish's transaction, with the number
--- of items it saw (the setting intersect_etl.distinct_items, read by
--- loader_distinct()). The publish takes its word when the pages' items
+-- of items it saw (the setting intersect_etl.loader_word, read by
+-- loader_word()). The publish takes its word when the pages' items
 -- number as many; else it counts (answer_distinct()). The word can only be
 -- wrong the safe way: two domains that share a fingerprint make it silent.
+-- 3. The loader's word also says how many pages of the answer the run
+-- loaded, its earlier attempts' too, and the publish refuses (ETL02: the
+-- transaction fails, nothing of it stays, the staged pages wait for the
+-- run's next attempt) when the ledger holds fewer: the loader judges the
+-- answer whole from what it loaded, and a page committed just before a
+-- crash of the server, or a failover to a standby behind it, can be gone
+-- when it publishes. A direct load's page commits without waiting for its
+-- WAL flush (src/load.c): at a default server each of a set's page commits
+-- waited for one that the plain COPY of the same rows makes once.
 --
 -- Locks: replacing functions; none on tables.
 
 SET LOCAL lock_timeout = '10s';
 
--- 2. The loader's word, for the transaction it set it in.
-CREATE FUNCTION loader_distinct(p_run bigint, p_set bigint) RETURNS bigint
+-- 2., 3. The loader's word, for the transaction it set it in.
+CREATE FUNCTION loader_word(p_run bigint, p_set bigint, OUT pages bigint, OUT distinct_items bigint)
 LANGUAGE sql STABLE SET search_path FROM CURRENT AS $$
-    SELECT split_part(x.w, '/', 3)::bigint
-    FROM (SELECT current_setting('intersect_etl.distinct_items', true) AS w) x
+    SELECT split_part(x.w, '/', 3)::bigint, nullif(split_part(x.w, '/', 4)::bigint, -1)
+    FROM (SELECT current_setting('intersect_etl.loader_word', true) AS w) x
     WHERE x.w LIKE format('%s/%s/%%', p_run, p_set);
 $$;
 
@@ -60,6 +70,8 @@ DECLARE
     n_kept    bigint;
     n_closed  bigint := 0;
     n_same    bigint := 0;
+    w_pages   bigint;     -- the loader's word (2., 3.)
+    w_items   bigint;
     t_end     tid[];      -- current versions that end here (2.)
     t_same_new tid[];     -- sent rows equal to their version (a digest missing)
     t_same_old tid[];     -- and those versions, which take the sent digest
@@ -82,6 +94,19 @@ BEGIN
     WHERE v.target_set_id = p_set AND v.valid_to = 'infinity' AND v.valid_from = p_date;
     IF staged <> ledger THEN
         RAISE EXCEPTION USING ERRCODE = 'ETL01', MESSAGE = 'staged rows differ from the ledger';
+    END IF;
+    -- (3.: every page the loader loaded is in the ledger)
+    SELECT w.pages, w.distinct_items INTO w_pages, w_items FROM loader_word(p_run, p_set) w;
+    IF w_pages <> (SELECT count(*) FROM etl_page e WHERE e.run_id = p_run
+                      AND e.target_set_id = p_set AND e.status = 'loaded') THEN
+        RAISE EXCEPTION USING ERRCODE = 'ETL02',
+            MESSAGE = format('the ledger holds %s of the %s pages run %s loaded for this set: '
+                             'pages committed just before a crash of the server (or a failover) '
+                             'were lost; the answer is not published',
+                             (SELECT count(*) FROM etl_page e WHERE e.run_id = p_run
+                              AND e.target_set_id = p_set AND e.status = 'loaded'),
+                             w_pages, p_run),
+            HINT = 'running the date again continues the run and fetches only the pages lost';
     END IF;
     CREATE TEMP TABLE IF NOT EXISTS publish_answer (
         referring_domain text, target_key smallint, position integer, sent boolean, n integer)
@@ -120,7 +145,7 @@ BEGIN
     -- (or the loader saw every item and no domain twice: its word, 2.;
     -- else the domains are counted)
     exact := coalesce(cardinality(o_dom), 0) = n_dom AND n_dom > 0
-             OR coalesce(cardinality(o_dom), 0) = coalesce(loader_distinct(p_run, p_set), -1)
+             OR coalesce(cardinality(o_dom), 0) = coalesce(w_items, -1)
              OR answer_distinct(o_dom);
     IF exact THEN
         SELECT coalesce(sum(k.kept), 0) INTO n_kept FROM etl_page_keys k
@@ -284,11 +309,12 @@ BEGIN
     RETURN true;
 END $$;
 
-COMMENT ON FUNCTION loader_distinct(bigint, bigint) IS
-    'loader_distinct(p_run, p_set): the number of items the loader saw in run p_run''s answer for set '
-    'p_set, when one process loaded every page and no referring domain came twice (set for the '
-    'publish''s transaction in intersect_etl.distinct_items); NULL when it said nothing.';
+COMMENT ON FUNCTION loader_word(bigint, bigint) IS
+    'loader_word(p_run, p_set): what the loader told the publish of run p_run''s answer for set p_set, '
+    'for its transaction (the setting intersect_etl.loader_word): the pages of the answer the run '
+    'loaded (the ledger must hold as many), and the number of items when one process loaded every '
+    'page and no referring domain came twice (else NULL); NULLs when it said nothing.';
 COMMENT ON FUNCTION answer_distinct(text[]) IS
     'answer_distinct(p_domains): whether no referring domain is in p_domains twice (an answer''s '
     'items'' domains), counted; publish_direct() asks it when neither the loader''s domain rows nor '
-    'its word (loader_distinct()) answer.';
+    'its word (loader_word()) answer.';

@@ -131,7 +131,7 @@ END $$;
 -- Name: FUNCTION answer_distinct(p_domains text[]); Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON FUNCTION dataforseo.answer_distinct(p_domains text[]) IS 'answer_distinct(p_domains): whether no referring domain is in p_domains twice (an answer''s items'' domains), counted; publish_direct() asks it when neither the loader''s domain rows nor its word (loader_distinct()) answer.';
+COMMENT ON FUNCTION dataforseo.answer_distinct(p_domains text[]) IS 'answer_distinct(p_domains): whether no referring domain is in p_domains twice (an answer''s items'' domains), counted; publish_direct() asks it when neither the loader''s domain rows nor its word (loader_word()) answer.';
 
 --
 -- Name: begin_attempt(bigint, text, integer); Type: FUNCTION; Schema: dataforseo; Owner: -
@@ -434,23 +434,23 @@ $$;
 COMMENT ON FUNCTION dataforseo.first_domains(p_set bigint, p_date date, hi date) IS 'first_domains(p_set, p_date, hi): the domain versions of (p_set, p_date) when the set has none yet: its versions beginning at p_date folded per referring domain, valid up to hi (the next complete date). What snapshot_domains() computes in that case, in one statement.';
 
 --
--- Name: loader_distinct(bigint, bigint); Type: FUNCTION; Schema: dataforseo; Owner: -
+-- Name: loader_word(bigint, bigint); Type: FUNCTION; Schema: dataforseo; Owner: -
 --
 
-CREATE FUNCTION dataforseo.loader_distinct(p_run bigint, p_set bigint) RETURNS bigint
+CREATE FUNCTION dataforseo.loader_word(p_run bigint, p_set bigint, OUT pages bigint, OUT distinct_items bigint) RETURNS record
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
     AS $$
-    SELECT split_part(x.w, '/', 3)::bigint
-    FROM (SELECT current_setting('intersect_etl.distinct_items', true) AS w) x
+    SELECT split_part(x.w, '/', 3)::bigint, nullif(split_part(x.w, '/', 4)::bigint, -1)
+    FROM (SELECT current_setting('intersect_etl.loader_word', true) AS w) x
     WHERE x.w LIKE format('%s/%s/%%', p_run, p_set);
 $$;
 
 --
--- Name: FUNCTION loader_distinct(p_run bigint, p_set bigint); Type: COMMENT; Schema: dataforseo; Owner: -
+-- Name: FUNCTION loader_word(p_run bigint, p_set bigint, OUT pages bigint, OUT distinct_items bigint); Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON FUNCTION dataforseo.loader_distinct(p_run bigint, p_set bigint) IS 'loader_distinct(p_run, p_set): the number of items the loader saw in run p_run''s answer for set p_set, when one process loaded every page and no referring domain came twice (set for the publish''s transaction in intersect_etl.distinct_items); NULL when it said nothing.';
+COMMENT ON FUNCTION dataforseo.loader_word(p_run bigint, p_set bigint, OUT pages bigint, OUT distinct_items bigint) IS 'loader_word(p_run, p_set): what the loader told the publish of run p_run''s answer for set p_set, for its transaction (the setting intersect_etl.loader_word): the pages of the answer the run loaded (the ledger must hold as many), and the number of items when one process loaded every page and no referring domain came twice (else NULL); NULLs when it said nothing.';
 
 --
 -- Name: night_domains(bigint, bigint, date, bigint, boolean); Type: FUNCTION; Schema: dataforseo; Owner: -
@@ -577,6 +577,8 @@ DECLARE
     n_kept    bigint;
     n_closed  bigint := 0;
     n_same    bigint := 0;
+    w_pages   bigint;     -- the loader's word (2., 3.)
+    w_items   bigint;
     t_end     tid[];      -- current versions that end here (2.)
     t_same_new tid[];     -- sent rows equal to their version (a digest missing)
     t_same_old tid[];     -- and those versions, which take the sent digest
@@ -599,6 +601,19 @@ BEGIN
     WHERE v.target_set_id = p_set AND v.valid_to = 'infinity' AND v.valid_from = p_date;
     IF staged <> ledger THEN
         RAISE EXCEPTION USING ERRCODE = 'ETL01', MESSAGE = 'staged rows differ from the ledger';
+    END IF;
+    -- (3.: every page the loader loaded is in the ledger)
+    SELECT w.pages, w.distinct_items INTO w_pages, w_items FROM loader_word(p_run, p_set) w;
+    IF w_pages <> (SELECT count(*) FROM etl_page e WHERE e.run_id = p_run
+                      AND e.target_set_id = p_set AND e.status = 'loaded') THEN
+        RAISE EXCEPTION USING ERRCODE = 'ETL02',
+            MESSAGE = format('the ledger holds %s of the %s pages run %s loaded for this set: '
+                             'pages committed just before a crash of the server (or a failover) '
+                             'were lost; the answer is not published',
+                             (SELECT count(*) FROM etl_page e WHERE e.run_id = p_run
+                              AND e.target_set_id = p_set AND e.status = 'loaded'),
+                             w_pages, p_run),
+            HINT = 'running the date again continues the run and fetches only the pages lost';
     END IF;
     CREATE TEMP TABLE IF NOT EXISTS publish_answer (
         referring_domain text, target_key smallint, position integer, sent boolean, n integer)
@@ -637,7 +652,7 @@ BEGIN
     -- (or the loader saw every item and no domain twice: its word, 2.;
     -- else the domains are counted)
     exact := coalesce(cardinality(o_dom), 0) = n_dom AND n_dom > 0
-             OR coalesce(cardinality(o_dom), 0) = coalesce(loader_distinct(p_run, p_set), -1)
+             OR coalesce(cardinality(o_dom), 0) = coalesce(w_items, -1)
              OR answer_distinct(o_dom);
     IF exact THEN
         SELECT coalesce(sum(k.kept), 0) INTO n_kept FROM etl_page_keys k

@@ -846,13 +846,27 @@ static int stage_rows(PGconn *conn, const struct row_batch *rows, long long *sta
 	return 0;
 }
 
+/*
+ * A direct load's page commits without waiting for its WAL to reach disk
+ * (synchronous_commit off, for its transaction alone): at a default server
+ * each of a set's page commits waited for a flush that the plain COPY of the
+ * same rows makes once. Nothing of a page is ever half there. A crash of
+ * the server (not of this process), or a failover to a standby behind it,
+ * can lose the pages committed in its last moments, whole, with their
+ * ledger rows: the publish then finds fewer pages than the loader loaded
+ * (struct loader_word) and refuses, and the run's next attempt fetches only
+ * those again. The transactions that end a set or the run wait as the
+ * server is set to, and so flush the pages' WAL before them.
+ */
 static int page_transaction(PGconn *conn, const struct page_record *rec,
 			    const struct row_batch *rows, struct etl_error *err)
 {
 	long long staged = 0;
 	int rc;
 
-	if ((rc = db_exec(conn, "BEGIN", err)) != 0)
+	rc = db_exec(conn, rec->direct ? "BEGIN; SET LOCAL synchronous_commit TO off" : "BEGIN",
+		     err);
+	if (rc != 0)
 		return rc;
 	/* first: a run that lost the job's lock must not stage anything */
 	if ((rc = load_fence(conn, err)) != 0)
@@ -914,22 +928,24 @@ int load_page_failed(PGconn *conn, const struct page_record *rec, struct etl_err
  * fail the set with *error_out (owned) saying so, and its pages are
  * discarded with what they staged, to be fetched again.
  */
-static int publish(PGconn *conn, const char *const *params, long long distinct_items,
+static int publish(PGconn *conn, const char *const *params, const struct loader_word *word,
 		   struct set_outcome *out, char **error_out, struct etl_error *err)
 {
 	PGresult *res = NULL;
 	const char *outcome;
-	char word[80];
-	const char *wp[1] = {word};
+	char text[120];
+	const char *wp[1] = {text};
 	int rc;
 
-	/* the loader's word that no domain came twice (load.h), for this
-	 * transaction only; read by loader_distinct() */
-	snprintf(word, sizeof(word), "%s/%s/%lld", params[0], params[1], distinct_items);
-	if (distinct_items >= 0 &&
-	    (rc = db_query(conn, "SELECT set_config('intersect_etl.distinct_items', $1, true)", 1,
-			   wp, NULL, err)) != 0)
-		return rc;
+	/* the loader's word (load.h), for this transaction only; read by loader_word() */
+	if (word) {
+		snprintf(text, sizeof(text), "%s/%s/%lld/%lld", params[0], params[1], word->pages,
+			 word->distinct_items);
+		rc = db_query(conn, "SELECT set_config('intersect_etl.loader_word', $1, true)", 1,
+			      wp, NULL, err);
+		if (rc != 0)
+			return rc;
+	}
 
 	/* Planned at default settings: publish_snapshot() analyzes the keys it
 	 * compares and reaches staged rows by their primary key (sql/010), so
@@ -962,7 +978,7 @@ static int publish(PGconn *conn, const char *const *params, long long distinct_i
 }
 
 int load_finish_set(PGconn *conn, long long run_id, long long set_id, const char *snapshot_date,
-		    long long total_count, long long distinct_items, const char *error,
+		    long long total_count, const struct loader_word *word, const char *error,
 		    struct set_outcome *out, struct etl_error *err)
 {
 	char run[24], set[24], total[24], *short_error = NULL;
@@ -980,7 +996,7 @@ int load_finish_set(PGconn *conn, long long run_id, long long set_id, const char
 	if ((rc = load_fence(conn, err)) != 0)
 		goto failed;
 	if (!error) {
-		if ((rc = publish(conn, params, distinct_items, out, &short_error, err)) != 0)
+		if ((rc = publish(conn, params, word, out, &short_error, err)) != 0)
 			goto failed;
 		if (out->already)
 			goto commit;

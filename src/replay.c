@@ -295,7 +295,7 @@ static int replay_set(PGconn *conn, struct replay_loading *rl, const struct repl
 	rc = replay_drain(rl, result, rc, err);
 	if (rc != 0)
 		return rc;
-	rc = load_finish_set(conn, new_run, set_id, src->snapshot_date, total_count, -1, *set_error,
+	rc = load_finish_set(conn, new_run, set_id, src->snapshot_date, total_count, NULL, *set_error,
 			     &out, err);
 	if (rc == 0 && out.error) {
 		*set_error = out.error;

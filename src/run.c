@@ -484,7 +484,7 @@ struct db_msg {
 	int refused;              /* DB_PAGE: the database refused the page's data */
 	struct set_outcome outcome; /* DB_FINISH_SET: what publishing did */
 	long long total;          /* DB_FINISH_SET */
-	long long distinct_items; /* DB_FINISH_SET: the loader's word (load_finish_set()) */
+	struct loader_word word;  /* DB_FINISH_SET: the loader's, for a direct load (load.h) */
 	size_t n_items;
 	size_t budget;            /* bytes of its batch counted in the memory budget */
 	struct etl_error err;     /* the outcome, when base.rc != 0 */
@@ -574,7 +574,8 @@ static int step_load(struct run_ctx *rc, PGconn *conn, void *arg)
 	case DB_FINISH_SET:
 		free(m->outcome.error);
 		return load_finish_set(conn, rc->run_id, m->set_id, rc->snapshot_date, m->total,
-				       m->distinct_items, m->error, &m->outcome, &m->err);
+				       m->word.pages >= 0 ? &m->word : NULL, m->error, &m->outcome,
+				       &m->err);
 	case DB_CURRENT:
 		return stage_current_map(conn, m->set_id, rc->snapshot_date, &m->s->current, &m->err);
 	}
@@ -746,7 +747,8 @@ static int maybe_finish_set(struct run_ctx *rc, struct set_state *s, struct etl_
 	s->finishing = 1;
 	m = msg_new(rc, DB_FINISH_SET, s);
 	m->total = s->total;
-	m->distinct_items = distinct_items(s);
+	m->word.pages = s->direct ? (long long)s->n_loaded + s->pages : -1;
+	m->word.distinct_items = distinct_items(s);
 	m->error = s->error ? xstrdup(s->error) : NULL;
 	return db_submit(rc, m, err);
 }
