@@ -902,11 +902,12 @@ class Bench:
             """The BEGIN..COMMIT around statement i, or (i, i) if it ran on
             its own (autocommit)."""
             b = i
-            while b > 0 and hs[b] != "BEGIN":
+            # (a direct load's page: "BEGIN; SET LOCAL synchronous_commit TO off")
+            while b > 0 and not hs[b].startswith("BEGIN"):
                 b -= 1
                 if hs[b].startswith(("COMMIT", "ROLLBACK", "END")):
                     return i, i
-            if hs[b] != "BEGIN":
+            if not hs[b].startswith("BEGIN"):
                 return i, i
             e = i
             while e < len(hs) - 1 and not hs[e].startswith(("COMMIT", "ROLLBACK", "END")):
