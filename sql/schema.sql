@@ -579,7 +579,7 @@ DECLARE
     n_same    bigint := 0;
     w_pages   bigint;     -- the loader's word (2., 3.)
     w_items   bigint;
-    t_end     tid[];      -- current versions that end here (2.)
+    t_end     tid[];      -- current versions that end here (1.)
     t_same_new tid[];     -- sent rows equal to their version (a digest missing)
     t_same_old tid[];     -- and those versions, which take the sent digest
     d_same    uuid[];
