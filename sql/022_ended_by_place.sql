@@ -75,6 +75,7 @@ DECLARE
     n_same    bigint := 0;
     w_pages   bigint;     -- the loader's word (2., 3.)
     w_items   bigint;
+    n_pages   bigint;     -- the ledger's loaded pages (3.)
     t_end     tid[];      -- current versions that end here (1.)
     t_same_new tid[];     -- sent rows equal to their version (a digest missing)
     t_same_old tid[];     -- and those versions, which take the sent digest
@@ -100,16 +101,17 @@ BEGIN
     END IF;
     -- (3.: every page the loader loaded is in the ledger)
     SELECT w.pages, w.distinct_items INTO w_pages, w_items FROM loader_word(p_run, p_set) w;
-    IF w_pages <> (SELECT count(*) FROM etl_page e WHERE e.run_id = p_run
-                      AND e.target_set_id = p_set AND e.status = 'loaded') THEN
-        RAISE EXCEPTION USING ERRCODE = 'ETL02',
-            MESSAGE = format('the ledger holds %s of the %s pages run %s loaded for this set: '
-                             'pages committed just before a crash of the server (or a failover) '
-                             'were lost; the answer is not published',
-                             (SELECT count(*) FROM etl_page e WHERE e.run_id = p_run
-                              AND e.target_set_id = p_set AND e.status = 'loaded'),
-                             w_pages, p_run),
-            HINT = 'running the date again continues the run and fetches only the pages lost';
+    IF w_pages IS NOT NULL THEN
+        SELECT count(*) INTO n_pages FROM etl_page e
+        WHERE e.run_id = p_run AND e.target_set_id = p_set AND e.status = 'loaded';
+        IF n_pages <> w_pages THEN
+            RAISE EXCEPTION USING ERRCODE = 'ETL02',
+                MESSAGE = format('the ledger holds %s of the %s pages run %s loaded for this set: '
+                                 'pages committed just before a crash of the server (or a '
+                                 'failover) were lost; the answer is not published',
+                                 n_pages, w_pages, p_run),
+                HINT = 'running the date again continues the run and fetches only the pages lost';
+        END IF;
     END IF;
     CREATE TEMP TABLE IF NOT EXISTS publish_answer (
         referring_domain text, target_key smallint, position integer, sent boolean, n integer)
