@@ -112,6 +112,23 @@ def child_pids(ppid):
     return out
 
 
+def schedule_rounds(n_sets, per_set, conc, first_alone):
+    """Rounds of `conc` requests the best possible schedule takes for n_sets
+    sets of per_set pages. On a first load (first_alone) a set's other pages
+    wait for its first page's total_count; the best order then sends first
+    pages before anything else (each unlocks a set's rest). On a next night
+    the previous total is known and every page can go in the first round."""
+    if not first_alone:
+        return -(-(n_sets * per_set) // conc)
+    firsts, ready, rounds = n_sets, 0, 0
+    while firsts or ready:
+        f = min(firsts, conc)
+        r = min(ready, conc - f)
+        firsts, ready = firsts - f, ready - r + f * (per_set - 1)
+        rounds += 1
+    return rounds
+
+
 class FloorNA(Exception):
     """The floor (the loader's captured SQL, replayed) cannot be measured:
     reported as n/a with this reason, never fatal."""
@@ -1519,6 +1536,7 @@ class Bench:
             fetch_all(self.fake.port, bodies, 16)
             for conc in concurrencies:
                 ideal = pages * latency_ms / 1000.0 / conc
+                schedule = schedule_rounds(n_sets, per_set, conc, True) * latency_ms / 1000.0
                 alone, _ = fetch_all(self.fake.port, bodies, conc)
                 job = write_job(self.work + "/jobs/lat%s-c%d.yaml" % (name, conc), self.fake.base_url,
                                 sets, conc)
@@ -1547,10 +1565,12 @@ class Bench:
                     self.pg.drop_db(db)
                 row = {"layout": layout, "sets": n_sets, "pages": pages, "rows": pages * LIMIT,
                        "rows_per_page": LIMIT, "latency_ms": latency_ms, "concurrency": conc,
-                       "ideal_s": ideal, "fake_alone_s": alone, "runs": runs}
+                       "ideal_s": ideal, "schedule_s": schedule, "fake_alone_s": alone, "runs": runs}
                 out.append(row)
                 if nights:
-                    out.append(dict(row, layout=layout + " next night", runs=nights))
+                    out.append(dict(row, layout=layout + " next night", runs=nights,
+                                    schedule_s=schedule_rounds(n_sets, per_set, conc, False)
+                                    * latency_ms / 1000.0))
 
     def diag(self):
         """One more first load of the largest size with every statement's
@@ -1636,14 +1656,16 @@ class Bench:
             row["etl_s"] = median(walls)
             row["etl_s_min"], row["etl_s_max"] = min(walls), max(walls)
             row["ideal_over_etl"] = median([row["ideal_s"] / x for x in walls])
+            row.setdefault("schedule_s", row["ideal_s"])  # results written before it existed
+            row["schedule_over_etl"] = median([row["schedule_s"] / x for x in walls])
             row["bound_over_etl"] = ratio(row["bound_s"], row["etl_s"])
             row["ideal_over_fake_alone"] = ratio(row["ideal_s"], row["fake_alone_s"])
             row["peak_rss_kib"] = max(r["peak_rss_kib"] for r in row["runs"])
             for k in ("etl_cpu_s", "pg_cpu_s", "fake_cpu_s"):
                 row[k] = median([r[k] for r in row["runs"]])
             if row["concurrency"] == 16:
-                target("latency-bound %s at concurrency 16: ideal/actual" % row["layout"],
-                       row["ideal_over_etl"], ">=", 0.9)
+                target("latency-bound %s at concurrency 16: ideal schedule/actual" % row["layout"],
+                       row["schedule_over_etl"], ">=", 0.9)
                 target("peak RSS at concurrency 16 (%s), MiB" % row["layout"],
                        row["peak_rss_kib"] / 1024.0, "<=", 64)
         for row in res.get("cpu", []):
@@ -1731,7 +1753,9 @@ class Bench:
         if res.get("latency"):
             w("1. Latency-bound: fake API answers after %d ms (a layout named @N ms: after N ms; 1x80@600ms"
               " is issue 18's case), pages of 1000 rows (1 target), requests_per_minute 10000."
-              " ideal = pages x latency / concurrency." % LATENCY_MS)
+              " ideal = pages x latency / concurrency; schedule = the best schedule's rounds x latency: on a"
+              " first load a set's first page goes alone (its total_count unlocks the rest), on a next night"
+              " the first round is whole. The target is schedule/etl." % LATENCY_MS)
             if res.get("floor_rows_per_s"):
                 w("   bound = max(ideal, rows / rows-per-s of the floor's first load in 2.): what one psql session"
                   " running the loader's SQL does; the ETL loads pages on several (database.connections), so it"
@@ -1743,12 +1767,14 @@ class Bench:
             for r in res["latency"]:
                 rows.append([r["layout"], r["concurrency"], r["pages"], "%.2f" % r["ideal_s"],
                              "%.2f (%.2f-%.2f)" % (r["etl_s"], r["etl_s_min"], r["etl_s_max"]),
-                             "%.2f" % r["ideal_over_etl"], fmtn(r["floor_s"] and r["bound_s"], "%.2f"),
+                             "%.2f" % r["ideal_over_etl"], "%.2f" % r["schedule_s"],
+                             "%.2f" % r["schedule_over_etl"], fmtn(r["floor_s"] and r["bound_s"], "%.2f"),
                              fmtr(r["floor_s"] and r["bound_over_etl"]),
                              "%.2f" % r["fake_alone_s"], "%.2f" % r["ideal_over_fake_alone"],
                              "%.1f/%.1f/%.1f" % (r["etl_cpu_s"], r["pg_cpu_s"], r["fake_cpu_s"]),
                              "%.1f" % (r["peak_rss_kib"] / 1024.0)])
-            w(table(["sets x pages", "conc", "pages", "ideal s", "etl s (min-max)", "ideal/etl", "bound s",
+            w(table(["sets x pages", "conc", "pages", "ideal s", "etl s (min-max)", "ideal/etl", "schedule s",
+                     "schedule/etl", "bound s",
                      "bound/etl", "fake alone s", "ideal/fake", "cpu s etl/pg/fake", "RSS MiB"], rows))
             w("")
         if res.get("cpu"):
