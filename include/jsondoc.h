@@ -155,6 +155,27 @@ static inline const char *jd_token(const struct jd_doc *d, size_t i)
 /* The value of key in object obj, or JD_NONE. */
 size_t jd_member(const struct jd_doc *d, size_t obj, const char *key);
 
+/* v, or JD_NONE when v is JSON null: absent and null mean the same to a reader of the API. */
+static inline size_t jd_nonnull(const struct jd_doc *d, size_t v)
+{
+	return v != JD_NONE && jd_type(d, v) == JD_NULL ? JD_NONE : v;
+}
+
+/* A member's value, or JD_NONE when the member is absent or JSON null. */
+static inline size_t jd_get(const struct jd_doc *d, size_t obj, const char *key)
+{
+	return jd_nonnull(d, jd_member(d, obj, key));
+}
+
+/* Whether v is there and of type t. */
+static inline bool jd_is(const struct jd_doc *d, size_t v, enum jd_type t)
+{
+	return v != JD_NONE && jd_type(d, v) == t;
+}
+
+/* "integer", "object", ...: v's JSON type for a message; "null" for JD_NONE. */
+const char *jd_type_name(const struct jd_doc *d, size_t v);
+
 /*
  * Length of the UTF-8 sequence at s (n >= 1 bytes available), or 0 when it
  * is not one RFC 3629 (and PostgreSQL) accepts: no overlong forms, no UTF-16

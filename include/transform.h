@@ -1,9 +1,8 @@
 /*
  * transform.h - from one API response body to rows of domain_intersection.
  *
- * transform.c owns two steps: response_parse() checks the envelope at its
- * three levels (top status_code, tasks_error, tasks[0].status_code) and finds
- * the result; transform_page() flattens each item into one row per target key
+ * After response_parse() (response.h) has found the result in a usable
+ * answer, transform_page() flattens each item into one row per target key
  * (current shape: item.domain_intersection."N"; pre-2023 shape: item."N"),
  * rendered straight into PostgreSQL COPY text format in the column order of
  * TRANSFORM_COLUMNS, so the loader never re-parses or re-formats a value.
@@ -14,7 +13,7 @@
  * names the field, so that one odd value never fails a COPY (and with it the
  * run): integers are judged from their token, never through a double;
  * numbers bound for jsonb are kept within numeric's range; cost must fit
- * etl_page.cost_usd. The COPY text of a page is capped relative to its body
+ * etl_page.cost_usd (response.c). The COPY text of a page is capped relative to its body
  * (TRANSFORM_MAX_COPY).
  */
 #ifndef INTERSECT_TRANSFORM_H
@@ -26,6 +25,7 @@
 #include "curmap.h"
 #include "err.h"
 #include "jsondoc.h"
+#include "response.h"
 #include "util.h"
 
 /* The columns a row's values take, from intersections_count to extra. */
@@ -61,13 +61,6 @@
 #define TRANSFORM_MAX_DOMAIN_BYTES 1024
 
 /*
- * The largest cost accepted, top-level or task's: etl_page.cost_usd is
- * numeric(14,6). A page costs about $0.05; a negative cost would lower the
- * money spent and defeat max_cost_usd, so 0 is the floor.
- */
-#define TRANSFORM_MAX_COST_USD 99999999.999999
-
-/*
  * PostgreSQL numeric's range, which a number stored in jsonb must keep:
  * digits before the decimal point, and digits after it (its display scale).
  */
@@ -84,50 +77,6 @@
  * passes the cap.
  */
 #define TRANSFORM_MAX_COPY(body_len) (2 * (size_t)(body_len) + ((size_t)1 << 20))
-
-/* Why a response was not usable; fetch.c decides from this what to retry. */
-enum response_error {
-	RESP_OK = 0,
-	RESP_MALFORMED,   /* not JSON, truncated, or JSON of the wrong shape */
-	RESP_API_STATUS,  /* top-level status_code is not 20000 */
-	RESP_TASK_STATUS, /* tasks[0].status_code is not 20000 */
-	RESP_GATEWAY,     /* the gateway's own {"error": {...}} object */
-	RESP_OTHER_REQUEST, /* a usable answer, but it echoes another request
-			       (response_match()): a cache or gateway mixed
-			       answers up, so asking again may mend it */
-};
-
-struct api_response {
-	struct jd_doc doc;          /* owned: the parsed body */
-	const struct jd_node *root; /* doc's top value; NULL unless the body
-				       is JSON (run.c records the API's
-				       status only from a parsed body) */
-	enum response_error error;  /* RESP_OK when usable */
-	int status_code;            /* top-level status_code (0 if absent) */
-	int task_status;            /* tasks[0].status_code (0 if absent) */
-	const char *status_message; /* borrowed from doc: the most specific
-				       message (task's, else top-level's, else
-				       the gateway error's); may be NULL */
-	const char *task_id;        /* borrowed from doc; may be NULL */
-	double cost;                /* tasks[0].cost, else top-level cost;
-				       0 <= cost <= TRANSFORM_MAX_COST_USD */
-	long long total_count;      /* result[0].total_count */
-	size_t items;               /* doc's node of result[0].items (an
-				       array), or JD_NONE for null or absent */
-	size_t n_items;
-	size_t task;                /* doc's node of tasks[0], or JD_NONE */
-	size_t result;              /* doc's node of tasks[0].result[0], or JD_NONE */
-	size_t body_len;            /* bytes of the body parsed */
-};
-
-/*
- * Parses a response body. Returns 0 with *out filled and out->error RESP_OK,
- * or ETL_EFAIL with out->error saying why and err a message that quotes the
- * API's status code and message. Either way the caller calls response_free().
- */
-int response_parse(const char *body, size_t len, struct api_response *out,
-		   struct etl_error *err) ETL_WUR;
-void response_free(struct api_response *resp);
 
 /*
  * What was asked for, and where the rows go. offset, limit and targets are

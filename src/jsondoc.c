@@ -802,6 +802,24 @@ size_t jd_member(const struct jd_doc *d, size_t obj, const char *key)
 	return JD_NONE;
 }
 
+const char *jd_type_name(const struct jd_doc *d, size_t v)
+{
+	if (v == JD_NONE)
+		return "null";
+	switch (jd_type(d, v)) {
+	case JD_NULL: return "null";
+	case JD_FALSE:
+	case JD_TRUE: return "boolean";
+	case JD_NUMBER: return "number";
+	case JD_INT:
+	case JD_UINT: return "integer";
+	case JD_OBJECT: return "object";
+	case JD_ARRAY: return "array";
+	case JD_STRING: return "string";
+	}
+	return "unknown";
+}
+
 /* ------------------------------------------------------------------------ */
 /* UTF-8 and excerpts                                                        */
 /* ------------------------------------------------------------------------ */

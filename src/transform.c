@@ -1,15 +1,12 @@
 /*
  * transform.c - from one API response body to COPY rows of domain_intersection.
  *
- * This file owns everything between the bytes the fetcher received and the
- * COPY text the loader sends. response_parse() parses the body with
- * jd_parse() (jsondoc.c), which refuses in the same pass whatever PostgreSQL
- * must not see and any object that repeats a key, then walks the envelope in
- * the order the API reports failure: the gateway's error object, the top
- * status_code, the first task's status_code and tasks_error, and finally
- * result[0]. transform_page() turns each item into one row per target key,
- * validating every value and writing it straight into the batch, escaped for
- * COPY text format; a row never exists as anything but bytes in the batch.
+ * This file owns everything between a usable answer (response.c found its
+ * result) and the COPY text the loader sends, and whether the answer is the
+ * one asked for (response_match()). transform_page() turns each item into
+ * one row per target key, validating every value and writing it straight
+ * into the batch, escaped for COPY text format; a row never exists as
+ * anything but bytes in the batch.
  * Fields the program does not know go, as JSON, into the `extra` column; an
  * item that cannot be stored whole fails the page, which then leaves the
  * batch as it found it.
@@ -18,7 +15,7 @@
  * PostgreSQL accepts there, so a hostile or odd value is this page's error
  * naming its field, never a COPY failure: integers are read exactly from
  * their token (token_int()), numbers in `extra` must fit numeric
- * (numeric_fits()), times and the cost have their ranges. An item's own
+ * (numeric_fits()), times have their ranges. An item's own
  * unknown fields go into one row's `extra`, not into each of its rows, and a
  * page's COPY text is capped (TRANSFORM_MAX_COPY): no body makes a batch
  * many times its size.
@@ -33,361 +30,12 @@
 
 #include "fold.h"
 
-#define STATUS_OK 20000
 #define MAX_TARGET_KEYS 20   /* the API's own limit on targets */
 #define EXCERPT_MAX JD_EXCERPT_MAX
-
-/* ------------------------------------------------------------------------ */
-/* Small helpers shared by both steps                                        */
-/* ------------------------------------------------------------------------ */
-
-/* v, or JD_NONE when v is JSON null: absent and null mean the same here. */
-static size_t nonnull(const struct jd_doc *d, size_t v)
-{
-	return v != JD_NONE && jd_type(d, v) == JD_NULL ? JD_NONE : v;
-}
-
-/* A JSON member's value, or JD_NONE when the member is absent or JSON null. */
-static size_t member(const struct jd_doc *d, size_t obj, const char *key)
-{
-	return nonnull(d, jd_member(d, obj, key));
-}
-
-static bool is_type(const struct jd_doc *d, size_t v, enum jd_type t)
-{
-	return v != JD_NONE && jd_type(d, v) == t;
-}
-
-/* Either kind of integer node. */
-static bool is_int(const struct jd_doc *d, size_t v)
-{
-	return is_type(d, v, JD_INT) || is_type(d, v, JD_UINT);
-}
-
-static const char *type_name(const struct jd_doc *d, size_t v)
-{
-	if (v == JD_NONE)
-		return "null";
-	switch (jd_type(d, v)) {
-	case JD_NULL: return "null";
-	case JD_FALSE:
-	case JD_TRUE: return "boolean";
-	case JD_NUMBER: return "number";
-	case JD_INT:
-	case JD_UINT: return "integer";
-	case JD_OBJECT: return "object";
-	case JD_ARRAY: return "array";
-	case JD_STRING: return "string";
-	}
-	return "unknown";
-}
 
 static bool is_digit(char c)
 {
 	return c >= '0' && c <= '9';
-}
-
-/* ------------------------------------------------------------------------ */
-/* response_parse                                                            */
-/* ------------------------------------------------------------------------ */
-
-/* Sets out->error and err; a RESP_MALFORMED message gets its prefix here. */
-static int resp_fail(struct api_response *out, struct etl_error *err, enum response_error why,
-		     const char *fmt, ...) ETL_PRINTF(4, 5);
-
-static int resp_fail(struct api_response *out, struct etl_error *err, enum response_error why,
-		     const char *fmt, ...)
-{
-	char msg[sizeof(err->msg)];
-	va_list ap;
-
-	out->error = why;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return etl_fail(err, ETL_EFAIL, "%s%s", why == RESP_MALFORMED ? "malformed response: " : "",
-			msg);
-}
-
-/* An integer node as a message shows it ("-12", "18446744073709551615"). */
-static void int_text(const struct jd_doc *d, size_t v, char *dst, size_t dstsz)
-{
-	if (jd_type(d, v) == JD_UINT)
-		snprintf(dst, dstsz, "%llu", (unsigned long long)jd_uint(d, v));
-	else
-		snprintf(dst, dstsz, "%lld", (long long)jd_int(d, v));
-}
-
-/*
- * Envelope accessors. Each takes the member key of obj at path (for the
- * message), treats JSON null like an absent member, and fails RESP_MALFORMED
- * on a value of the wrong type.
- */
-static int env_int(size_t obj, const char *path, const char *key, long long lo, long long hi,
-		   long long *val, bool *found, struct api_response *out, struct etl_error *err)
-{
-	const struct jd_doc *d = &out->doc;
-	size_t v = member(d, obj, key);
-	char text[32];
-	long long x;
-
-	*found = false;
-	if (v == JD_NONE)
-		return 0;
-	if (!is_int(d, v))
-		return resp_fail(out, err, RESP_MALFORMED,
-				 "%s%s: expected an integer, got %s", path, key,
-				 type_name(d, v));
-	x = (long long)jd_int(d, v);
-	if (jd_type(d, v) == JD_UINT || x < lo || x > hi) {
-		int_text(d, v, text, sizeof(text));
-		return resp_fail(out, err, RESP_MALFORMED, "%s%s: %s is out of range", path, key,
-				 text);
-	}
-	*val = x;
-	*found = true;
-	return 0;
-}
-
-/* A string member as a C string borrowed from out->doc (cut at a \u0000). */
-static int env_str(size_t obj, const char *path, const char *key, const char **val,
-		   struct api_response *out, struct etl_error *err)
-{
-	const struct jd_doc *d = &out->doc;
-	size_t v = member(d, obj, key);
-
-	*val = NULL;
-	if (v == JD_NONE)
-		return 0;
-	if (!is_type(d, v, JD_STRING))
-		return resp_fail(out, err, RESP_MALFORMED,
-				 "%s%s: expected a string, got %s", path, key,
-				 type_name(d, v));
-	*val = jd_str(d, v);
-	return 0;
-}
-
-/* A number member; *found says whether there was one (not null). */
-static int env_num(size_t obj, const char *path, const char *key, double *val, bool *found,
-		   struct api_response *out, struct etl_error *err)
-{
-	const struct jd_doc *d = &out->doc;
-	size_t v = member(d, obj, key);
-
-	*found = false;
-	if (v == JD_NONE)
-		return 0;
-	switch (jd_type(d, v)) {
-	case JD_INT:
-	case JD_UINT:
-	case JD_NUMBER:
-		*val = jd_double(d, v);
-		*found = true;
-		return 0;
-	default:
-		return resp_fail(out, err, RESP_MALFORMED, "%s%s: expected a number, got %s",
-				 path, key, type_name(d, v));
-	}
-}
-
-/*
- * A cost must fit etl_page.cost_usd, numeric(14,6), and may not be negative:
- * a negative cost would lower the money spent and defeat max_cost_usd. NaN
- * cannot come from JSON, but an overflowing token (1e400) reads as inf.
- */
-static int check_cost(const char *path, double cost, struct api_response *out,
-		      struct etl_error *err)
-{
-	if (cost >= 0 && cost <= TRANSFORM_MAX_COST_USD)
-		return 0;
-	return resp_fail(out, err, RESP_MALFORMED,
-			 "%scost: %g is not a cost in USD: expected 0 <= cost < 100000000", path,
-			 cost);
-}
-
-/* A non-empty array's first element, which must be an object. */
-static int env_first(size_t obj, const char *path, const char *key, size_t *first,
-		     struct api_response *out, struct etl_error *err)
-{
-	const struct jd_doc *d = &out->doc;
-	size_t v = member(d, obj, key);
-
-	if (!is_type(d, v, JD_ARRAY))
-		return resp_fail(out, err, RESP_MALFORMED,
-				 "%s%s: expected a non-empty array, got %s", path,
-				 key, type_name(d, v));
-	if (jd_len(d, v) == 0)
-		return resp_fail(out, err, RESP_MALFORMED,
-				 "%s%s: expected a non-empty array, got an empty one",
-				 path, key);
-	*first = nonnull(d, v + 1);
-	if (!is_type(d, *first, JD_OBJECT))
-		return resp_fail(out, err, RESP_MALFORMED,
-				 "%s%s[0]: expected an object, got %s", path, key,
-				 type_name(d, *first));
-	return 0;
-}
-
-/*
- * The gateway's own {"error": {...}}: an error whatever its fields hold, so
- * they are read leniently and only for the message.
- */
-static int gateway_error(size_t e, struct api_response *out, struct etl_error *err)
-{
-	const struct jd_doc *d = &out->doc;
-	size_t code, type, msg, rid;
-	const char *type_s = "", *rid_s = NULL;
-	char code_s[64] = "", num[32];
-
-	if (is_type(d, e, JD_STRING)) {
-		out->status_message = jd_str(d, e);
-		return resp_fail(out, err, RESP_GATEWAY, "API gateway error: %s",
-				 out->status_message);
-	}
-	if (!is_type(d, e, JD_OBJECT))
-		return resp_fail(out, err, RESP_MALFORMED,
-				 "error: expected an object, got %s", type_name(d, e));
-	code = member(d, e, "code");
-	type = member(d, e, "type");
-	msg = member(d, e, "message");
-	rid = member(d, e, "request_id");
-	if (is_type(d, msg, JD_STRING))
-		out->status_message = jd_str(d, msg);
-	if (is_int(d, code)) {
-		int_text(d, code, num, sizeof(num));
-		snprintf(code_s, sizeof(code_s), " %s", num);
-	} else if (is_type(d, code, JD_STRING)) {
-		snprintf(code_s, sizeof(code_s), " %s", jd_str(d, code));
-	}
-	if (is_type(d, type, JD_STRING))
-		type_s = jd_str(d, type);
-	if (is_type(d, rid, JD_STRING))
-		rid_s = jd_str(d, rid);
-	return resp_fail(out, err, RESP_GATEWAY, "API gateway error%s%s%s: %s%s%s%s", code_s,
-			 *type_s ? " " : "", type_s,
-			 out->status_message ? out->status_message : "(no message)",
-			 rid_s ? " (request_id " : "", rid_s ? rid_s : "", rid_s ? ")" : "");
-}
-
-/* The envelope checks, in the order the API reports failure. */
-static int envelope(struct api_response *out, struct etl_error *err)
-{
-	const struct jd_doc *d = &out->doc;
-	size_t root = 0, e, task, res0, items;
-	const char *top_msg, *msg;
-	long long x, tasks_error = 0, items_count = 0;
-	double top_cost = 0, task_cost = 0;
-	bool found, have_items_count, have_top_cost, have_task_cost;
-	int rc;
-
-	if (!is_type(d, root, JD_OBJECT))
-		return resp_fail(out, err, RESP_MALFORMED,
-				 "expected a JSON object, got %s", type_name(d, root));
-
-	if ((e = member(d, root, "error")) != JD_NONE)
-		return gateway_error(e, out, err);
-
-	if ((rc = env_num(root, "", "cost", &top_cost, &have_top_cost, out, err)) ||
-	    (rc = env_str(root, "", "status_message", &top_msg, out, err)) ||
-	    (rc = env_int(root, "", "status_code", INT32_MIN, INT32_MAX, &x, &found, out, err)))
-		return rc;
-	out->status_message = top_msg;
-	if (!found)
-		return resp_fail(out, err, RESP_MALFORMED, "status_code: missing");
-	out->status_code = (int)x;
-	if (x != STATUS_OK)
-		return resp_fail(out, err, RESP_API_STATUS, "API error %d: %s", out->status_code,
-				 top_msg ? top_msg : "(no message)");
-	if ((rc = env_int(root, "", "tasks_error", 0, INT32_MAX, &tasks_error, &found, out, err)))
-		return rc;
-
-	if ((rc = env_first(root, "", "tasks", &task, out, err)) ||
-	    (rc = env_str(task, "tasks[0].", "id", &out->task_id, out, err)) ||
-	    (rc = env_str(task, "tasks[0].", "status_message", &msg, out, err)) ||
-	    (rc = env_num(task, "tasks[0].", "cost", &task_cost, &have_task_cost, out, err)) ||
-	    (rc = env_int(task, "tasks[0].", "status_code", INT32_MIN, INT32_MAX, &x, &found, out,
-			  err)))
-		return rc;
-	if (msg)
-		out->status_message = msg;
-	if (!found)
-		return resp_fail(out, err, RESP_MALFORMED,
-				 "tasks[0].status_code: missing");
-	out->task_status = (int)x;
-	if (x != STATUS_OK)
-		return resp_fail(out, err, RESP_TASK_STATUS, "API task error %d: %s",
-				 out->task_status, msg ? msg : "(no message)");
-	if (tasks_error > 0)
-		return resp_fail(out, err, RESP_TASK_STATUS,
-				 "API task error: tasks_error is %lld although tasks[0] has "
-				 "status %d",
-				 tasks_error, out->task_status);
-
-	if (member(d, task, "result") == JD_NONE)
-		return resp_fail(out, err, RESP_MALFORMED,
-				 "tasks[0].result is null although the task's "
-				 "status is %d",
-				 out->task_status);
-	if ((rc = env_first(task, "tasks[0].", "result", &res0, out, err)) ||
-	    (rc = env_int(res0, "tasks[0].result[0].", "total_count", 0, INT64_MAX,
-			  &out->total_count, &found, out, err)))
-		return rc;
-	if (!found)
-		return resp_fail(out, err, RESP_MALFORMED,
-				 "tasks[0].result[0].total_count: missing");
-	if ((rc = env_int(res0, "tasks[0].result[0].", "items_count", 0, INT64_MAX, &items_count,
-			  &have_items_count, out, err)))
-		return rc;
-	/* "items": null (or absent) comes with total_count 0: no items */
-	if ((items = member(d, res0, "items")) != JD_NONE) {
-		if (!is_type(d, items, JD_ARRAY))
-			return resp_fail(out, err, RESP_MALFORMED,
-					 "tasks[0].result[0].items: expected an array, got %s",
-					 type_name(d, items));
-		out->items = items;
-		out->n_items = jd_len(d, items);
-	}
-	if (have_items_count && (unsigned long long)items_count != out->n_items)
-		return resp_fail(out, err, RESP_MALFORMED,
-				 "tasks[0].result[0].items_count is %lld but items "
-				 "holds %zu",
-				 items_count, out->n_items);
-	/* judged only now: a failed task's status says more than its cost */
-	if ((have_top_cost && (rc = check_cost("", top_cost, out, err))) ||
-	    (have_task_cost && (rc = check_cost("tasks[0].", task_cost, out, err))))
-		return rc;
-	out->cost = have_task_cost ? task_cost : top_cost;
-	out->task = task;
-	out->result = res0;
-	out->error = RESP_OK;
-	return 0;
-}
-
-int response_parse(const char *body, size_t len, struct api_response *out,
-		   struct etl_error *err)
-{
-	char msg[sizeof(err->msg)];
-
-	memset(out, 0, sizeof(*out));
-	out->items = JD_NONE;
-	out->task = JD_NONE;
-	out->result = JD_NONE;
-	out->body_len = body ? len : 0;
-	if (jd_parse(&out->doc, body ? body : "", body ? len : 0, msg, sizeof(msg)) != 0)
-		return resp_fail(out, err, RESP_MALFORMED, "%s", msg);
-	out->root = out->doc.nodes;
-	return envelope(out, err);
-}
-
-void response_free(struct api_response *resp)
-{
-	if (!resp)
-		return;
-	jd_free(&resp->doc);
-	memset(resp, 0, sizeof(*resp));
-	resp->items = JD_NONE;
-	resp->task = JD_NONE;
-	resp->result = JD_NONE;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -710,7 +358,7 @@ static void describe(const struct jd_doc *d, size_t v, char *dst, size_t dstsz)
 	(void)put_json(&sb, d, v, false); /* without copy, nothing fails */
 	jd_excerpt(ex, sizeof(ex), sb.data, sb.len);
 	sb_free(&sb);
-	snprintf(dst, dstsz, "%s %s", type_name(d, v), ex);
+	snprintf(dst, dstsz, "%s %s", jd_type_name(d, v), ex);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1003,12 +651,12 @@ static int item_scan(struct item_info *it, size_t n_targets, struct etl_error *e
 	const char *key;
 	int t, n_rows = 0, rc;
 
-	if (!is_type(d, it->item, JD_OBJECT))
+	if (!jd_is(d, it->item, JD_OBJECT))
 		return item_fail(err, it, 0, NULL, "expected an object, got %s",
-				 type_name(d, it->item));
+				 jd_type_name(d, it->item));
 	for (k = it->item + 1, end = jd_next(d, it->item); k < end; k = jd_next(d, k + 1)) {
 		key = jd_str(d, k);
-		val = nonnull(d, k + 1);
+		val = jd_nonnull(d, k + 1);
 		if (strcmp(key, "domain_intersection") == 0) {
 			have_di = true;
 			di = val;
@@ -1031,26 +679,26 @@ static int item_scan(struct item_info *it, size_t n_targets, struct etl_error *e
 				 "both domain_intersection and target keys at the item's top "
 				 "level");
 	if (di != JD_NONE) {
-		if (!is_type(d, di, JD_OBJECT))
+		if (!jd_is(d, di, JD_OBJECT))
 			return item_fail(err, it, 0, "domain_intersection",
-					 "expected an object, got %s", type_name(d, di));
+					 "expected an object, got %s", jd_type_name(d, di));
 		for (k = di + 1, end = jd_next(d, di); k < end; k = jd_next(d, k + 1)) {
 			t = target_key(jd_str(d, k));
 			if (t <= 0 || (size_t)t > n_targets)
 				return item_fail(err, it, 0, "domain_intersection", NOT_A_KEY,
 						 jd_str(d, k), n_targets);
-			it->by_key[t] = nonnull(d, k + 1);
+			it->by_key[t] = jd_nonnull(d, k + 1);
 		}
 	}
 	if (it->summary != JD_NONE) {
-		if (!is_type(d, it->summary, JD_OBJECT))
+		if (!jd_is(d, it->summary, JD_OBJECT))
 			return item_fail(err, it, 0, "summary",
 					 "expected an object or null, got %s",
-					 type_name(d, it->summary));
+					 jd_type_name(d, it->summary));
 		for (k = it->summary + 1, end = jd_next(d, it->summary); k < end;
 		     k = jd_next(d, k + 1)) {
 			if (strcmp(jd_str(d, k), "intersections_count") == 0)
-				sum_count = nonnull(d, k + 1);
+				sum_count = jd_nonnull(d, k + 1);
 			else
 				it->n_summary_unknown++;
 		}
@@ -1089,9 +737,9 @@ static int put_map(struct strbuf *sb, struct page_breakdown *bd, int dim, size_t
 		out_n(sb, "\\N", 2);
 		return 0;
 	}
-	if (!is_type(d, m, JD_OBJECT))
+	if (!jd_is(d, m, JD_OBJECT))
 		return item_fail(err, it, key, field, "expected an object or null, got %s",
-				 type_name(d, m));
+				 jd_type_name(d, m));
 	out_c(sb, '{');
 	bd_map_begin(bd);
 	for (k = m + 1, end = jd_next(d, m); k < end; k = jd_next(d, k + 1)) {
@@ -1100,7 +748,7 @@ static int put_map(struct strbuf *sb, struct page_breakdown *bd, int dim, size_t
 		/* jd_parse() has made sure no key holds a NUL */
 		(void)put_json_str(sb, jd_str(d, k), jd_len(d, k), true);
 		out_c(sb, ':');
-		if ((v = nonnull(d, k + 1)) == JD_NONE) {
+		if ((v = jd_nonnull(d, k + 1)) == JD_NONE) {
 			put_lit(sb, "null");
 			bd_add(bd, dim, jd_str(d, k), jd_len(d, k), 0, 0);
 		} else if ((p = int_value(d, v, INT64_MIN, INT64_MAX, &x)) == INT_OK) {
@@ -1288,19 +936,19 @@ static int put_row(struct strbuf *sb, struct page_fmt *pf, const struct item_inf
 	long long x;
 	int id;
 
-	if (!is_type(d, obj, JD_OBJECT))
+	if (!jd_is(d, obj, JD_OBJECT))
 		return item_fail(err, it, key, NULL, "expected an object or null, got %s",
-				 type_name(d, obj));
+				 jd_type_name(d, obj));
 	for (i = 0; i < NFIELDS; i++)
 		f[i] = JD_NONE;
 	for (k = obj + 1, end = jd_next(d, obj); k < end; k = jd_next(d, k + 1)) {
 		if ((id = field_lookup(jd_str(d, k), &hint)) >= 0)
-			f[id] = nonnull(d, k + 1);
+			f[id] = jd_nonnull(d, k + 1);
 		else
 			n_unknown++;
 	}
 	v = f[0];
-	if (!is_type(d, v, JD_STRING) || jd_len(d, v) == 0) {
+	if (!jd_is(d, v, JD_STRING) || jd_len(d, v) == 0) {
 		describe(d, v, desc, sizeof(desc));
 		return item_fail(err, it, key, "target",
 				 "expected the referring domain, a non-empty string; got %s", desc);
@@ -1344,7 +992,7 @@ static int put_row(struct strbuf *sb, struct page_fmt *pf, const struct item_inf
 		}
 		switch (fields[i].kind) {
 		case FK_TEXT:
-			if (!is_type(d, v, JD_STRING)) {
+			if (!jd_is(d, v, JD_STRING)) {
 				describe(d, v, desc, sizeof(desc));
 				return item_fail(err, it, key, name,
 						 "expected a string or null, got %s", desc);
@@ -1367,7 +1015,7 @@ static int put_row(struct strbuf *sb, struct page_fmt *pf, const struct item_inf
 				fold_int(pf->fold, fields[i].fold, x);
 			break;
 		case FK_TIME:
-			if (!is_type(d, v, JD_STRING) || !valid_time(jd_str(d, v), jd_len(d, v))) {
+			if (!jd_is(d, v, JD_STRING) || !valid_time(jd_str(d, v), jd_len(d, v))) {
 				describe(d, v, desc, sizeof(desc));
 				return item_fail(err, it, key, name,
 						 "expected a time \"YYYY-MM-DD HH:MM:SS "
@@ -1472,8 +1120,8 @@ static bool same_targets(const struct jd_doc *d, size_t v, const char *path,
 	char key[24], ex[EXCERPT_MAX + 8], want[EXCERPT_MAX + 8];
 	size_t i, t, n;
 
-	if (!is_type(d, v, JD_OBJECT)) {
-		snprintf(why, whysz, "%s is %s, not an object of targets", path, type_name(d, v));
+	if (!jd_is(d, v, JD_OBJECT)) {
+		snprintf(why, whysz, "%s is %s, not an object of targets", path, jd_type_name(d, v));
 		return false;
 	}
 	if (jd_len(d, v) != ctx->n_targets) {
@@ -1485,17 +1133,17 @@ static bool same_targets(const struct jd_doc *d, size_t v, const char *path,
 		snprintf(key, sizeof(key), "%zu", i + 1);
 		n = strlen(ctx->targets[i]);
 		t = jd_member(d, v, key);
-		if (is_type(d, t, JD_STRING) && jd_len(d, t) == n &&
+		if (jd_is(d, t, JD_STRING) && jd_len(d, t) == n &&
 		    memcmp(jd_str(d, t), ctx->targets[i], n) == 0)
 			continue;
 		jd_excerpt(want, sizeof(want), ctx->targets[i], n);
-		if (is_type(d, t, JD_STRING)) {
+		if (jd_is(d, t, JD_STRING)) {
 			jd_excerpt(ex, sizeof(ex), jd_str(d, t), jd_len(d, t));
 			snprintf(why, whysz, "%s.\"%s\" is \"%s\", the request's is \"%s\"", path,
 				 key, ex, want);
 		} else {
 			snprintf(why, whysz, "%s.\"%s\" is %s, the request's is \"%s\"", path, key,
-				 t == JD_NONE ? "missing" : type_name(d, t), want);
+				 t == JD_NONE ? "missing" : jd_type_name(d, t), want);
 		}
 		return false;
 	}
@@ -1506,10 +1154,10 @@ static bool same_targets(const struct jd_doc *d, size_t v, const char *path,
 static bool same_int(const struct jd_doc *d, size_t obj, const char *path, const char *key,
 		     long long want, char *why, size_t whysz)
 {
-	size_t v = member(d, obj, key);
+	size_t v = jd_get(d, obj, key);
 	char got[EXCERPT_MAX + 32];
 
-	if (v == JD_NONE || (is_type(d, v, JD_INT) && jd_int(d, v) == want))
+	if (v == JD_NONE || (jd_is(d, v, JD_INT) && jd_int(d, v) == want))
 		return true;
 	describe(d, v, got, sizeof(got));
 	snprintf(why, whysz, "%s%s is %s, the request's is %lld", path, key, got, want);
@@ -1532,16 +1180,16 @@ static bool echo_matches(const struct api_response *resp, const struct transform
 	if (!ctx->targets)
 		return true; /* check_ctx() refuses such a ctx */
 	if (resp->task != JD_NONE)
-		data = member(d, resp->task, "data");
-	if (is_type(d, data, JD_OBJECT)) {
-		if ((t = member(d, data, "targets")) != JD_NONE &&
+		data = jd_get(d, resp->task, "data");
+	if (jd_is(d, data, JD_OBJECT)) {
+		if ((t = jd_get(d, data, "targets")) != JD_NONE &&
 		    !same_targets(d, t, "tasks[0].data.targets", ctx, why, whysz))
 			return false;
 		if (!same_int(d, data, "tasks[0].data.", "offset", ctx->offset, why, whysz) ||
 		    !same_int(d, data, "tasks[0].data.", "limit", ctx->limit, why, whysz))
 			return false;
 	}
-	if (resp->result != JD_NONE && (t = member(d, resp->result, "targets")) != JD_NONE &&
+	if (resp->result != JD_NONE && (t = jd_get(d, resp->result, "targets")) != JD_NONE &&
 	    !same_targets(d, t, "tasks[0].result[0].targets", ctx, why, whysz))
 		return false;
 	return true;
