@@ -82,7 +82,7 @@ int load_open_connections(const struct job_database *db, PGconn **conns, int *n,
 #define LOAD_LOCK_WAIT_MS 5000
 /*
  * After a server restart, how long the holder of a job's lock is presumed
- * alive and reconnecting (its reconnects wait 1, 2, 4, 8 s ... see run.c),
+ * alive and reconnecting (its reconnects wait 1, 2, 4, 8 s ... see schedule.c),
  * though its sessions are gone.
  */
 #define LOAD_LOCK_RESTART_GRACE "60 s"

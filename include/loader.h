@@ -5,7 +5,7 @@
  * requests (bounded: when it is full, the submitting thread waits, which is
  * the back-pressure that keeps memory at about capacity x page size) and
  * completions. The fetching thread parses while the workers transform and
- * COPY the previous pages (run.c), so fetching never waits on the database
+ * COPY the previous pages (schedule.c), so fetching never waits on the database
  * unless the database falls a whole queue behind. Workers take requests in
  * submission order but several run at once, so completions may come back in
  * another order: a message that must follow others is submitted only once

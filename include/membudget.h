@@ -3,7 +3,7 @@
  *
  * membudget.c counts the bytes a run holds for pages: answers in flight and
  * received (fetch.c, their buffers' capacity), and the COPY text of pages
- * transformed and waiting for, or in, a loader (run.c). Together they stay
+ * transformed and waiting for, or in, a loader (schedule.c). Together they stay
  * under the limit by back-pressure, never by failing a page:
  *   - a transfer whose body needs room that is not there is paused
  *     (libcurl's CURL_WRITEFUNC_PAUSE; TCP holds the rest at the sender)

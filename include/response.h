@@ -5,7 +5,7 @@
  * PostgreSQL must not see and any object that repeats a key) and walks its
  * envelope in the order the API reports failure: the gateway's error object,
  * the top status_code, the first task's status_code and tasks_error, and
- * finally result[0]. What it finds decides what run.c does with the answer
+ * finally result[0]. What it finds decides what schedule.c does with the answer
  * (retry.c classifies it); transform.c makes the rows from the result.
  */
 #ifndef INTERSECT_RESPONSE_H
@@ -39,7 +39,7 @@ enum response_error {
 struct api_response {
 	struct jd_doc doc;          /* owned: the parsed body */
 	const struct jd_node *root; /* doc's top value; NULL unless the body
-				       is JSON (run.c records the API's
+				       is JSON (schedule.c records the API's
 				       status only from a parsed body) */
 	enum response_error error;  /* RESP_OK when usable */
 	int status_code;            /* top-level status_code (0 if absent) */

@@ -3,12 +3,13 @@
  * load for every target set and records the outcome.
  *
  * run.c owns the order of work: validate the job, connect, check (or apply)
- * the schema, lock the job, record the sets and the run, then keep up to
- * `concurrency` page requests in flight across all sets (a set's later pages
- * go out once its first page has told total_count), classify each answer with
- * the retry policy, and load each good page in its own transaction. The page
- * ledger in the database is the source of truth for progress, so a run that
- * was killed continues where it stopped.
+ * the schema, lock the job, record the sets and the run; then its scheduler
+ * (schedule.c) keeps up to `concurrency` page requests in flight across all
+ * sets (a set's later pages go out once its first page has told
+ * total_count), classifies each answer with the retry policy, and loads each
+ * good page in its own transaction. The page ledger in the database is the
+ * source of truth for progress, so a run that was killed continues where it
+ * stopped.
  */
 #ifndef INTERSECT_RUN_H
 #define INTERSECT_RUN_H

@@ -4,7 +4,7 @@
  * A counter under a mutex: the decisions (pause a transfer, wait before a
  * transform) are the callers', taken on the fetching thread, which is the
  * only one that waits for room; it waits for loader completions, which is
- * when room comes back (run.c), so no condition variable is needed here.
+ * when room comes back (schedule.c), so no condition variable is needed here.
  */
 #include "membudget.h"
 

@@ -2,7 +2,7 @@
 
 A set's first page tells total_count; before it answers, nothing else of a
 set with no history can go. A set with a previous night sends, beside its
-first page, the pages that night had in full (src/run.c, expect_pages()), so
+first page, the pages that night had in full (src/schedule.c, expect_pages()), so
 a latency-bound night does not wait one whole round trip for one page. The
 fake API logs when each request arrived and sleeps before every answer:
 these tests read the schedule from that log, and the rows from the tables.
