@@ -2,7 +2,7 @@
  * signals.h - SIGTERM and SIGINT during a run.
  *
  * They ask the run to stop: the handler only notes the signal, and the
- * fetching loop (run.c) stops issuing, lets the pages being loaded commit,
+ * fetching loop (schedule.c) stops issuing, lets the pages being loaded commit,
  * records the run `interrupted` and exits 143 or 130 (README "Exit
  * status"). SA_RESETHAND: a second signal ends the process at once.
  */

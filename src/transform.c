@@ -925,6 +925,29 @@ static bool sends(const struct row_batch *b, size_t from)
  * absent are both SQL NULL. with_item: this row's `extra` also carries the
  * item's own unknown fields (see put_extra()).
  */
+/*
+ * On a night, whether the row just written goes to the database: not when
+ * its key and digest are a current version's (pf->send). An item's first row
+ * also adds the item's domain fingerprint, for the loader's word (schedule.c).
+ */
+static void judge_row(struct page_fmt *pf, const char *domain, size_t len, int key,
+		      bool with_item)
+{
+	uint64_t hi;
+	uint32_t lo;
+
+	cur_map_fp(domain, len, key, pf->digest, &hi, &lo);
+	sb_putc(pf->send, cur_map_has(pf->ctx->current, hi, lo) ? 0 : 1);
+	if (with_item) { /* the item's first row names it (its place in the order) */
+		struct cur_fp fp;
+
+		cur_map_domain_fp(domain, len, &hi, &lo);
+		fp.hi = hi;
+		fp.lo = lo;
+		sb_append(pf->item_fps, (const char *)&fp, sizeof(fp));
+	}
+}
+
 static int put_row(struct strbuf *sb, struct page_fmt *pf, const struct item_info *it,
 		   int key, size_t obj, bool with_item, struct etl_error *err)
 {
@@ -1038,22 +1061,8 @@ static int put_row(struct strbuf *sb, struct page_fmt *pf, const struct item_inf
 	if (put_extra(sb, obj, n_unknown, it, key, with_item, err))
 		return ETL_EFAIL;
 	put_digest(sb, pf, t0, t1, d0, sb->len);
-	if (pf->ctx->current) {
-		uint64_t hi;
-		uint32_t lo;
-
-		v = f[0];
-		cur_map_fp(jd_str(d, v), jd_len(d, v), key, pf->digest, &hi, &lo);
-		sb_putc(pf->send, cur_map_has(pf->ctx->current, hi, lo) ? 0 : 1);
-		if (with_item) { /* the item's first row names it (its place in the order) */
-			struct cur_fp fp;
-
-			cur_map_domain_fp(jd_str(d, v), jd_len(d, v), &hi, &lo);
-			fp.hi = hi;
-			fp.lo = lo;
-			sb_append(pf->item_fps, (const char *)&fp, sizeof(fp));
-		}
-	}
+	if (pf->ctx->current)
+		judge_row(pf, jd_str(d, f[0]), jd_len(d, f[0]), key, with_item);
 	return 0;
 }
 
