@@ -95,7 +95,6 @@ static enum yt_unset unset_policy(const struct yt_ctx *c, const char **hint)
 
 static bool is_digit(char ch) { return ch >= '0' && ch <= '9'; }
 
-
 /* Levenshtein distance, or a large number for keys too long to be typos. */
 static size_t edit_distance(const char *a, const char *b)
 {
@@ -265,8 +264,6 @@ static int map_check(struct yt_ctx *c, const struct ynode *n, const char *const 
 	return 0;
 }
 
-
-
 /* ------------------------------------------------------- scalar getters */
 
 /* json-c returns NULL only when out of memory. */
@@ -314,8 +311,6 @@ static int scalar_json(struct yt_ctx *c, const struct ynode *n, json_object **ou
 	*out = jnew(json_object_new_string_len(n->text, (int)n->len));
 	return 0;
 }
-
-
 
 /* A positive amount of US dollars (an integer or a float), at most max. */
 static int get_money(struct yt_ctx *c, const struct ynode *n, double max, double *out)
@@ -373,7 +368,6 @@ static int get_days(struct yt_ctx *c, const struct ynode *n, int *out)
 	return yt_fail(c, n, "expected a period such as 400 days or 8 weeks (1 to %d days), "
 		       "got %s", JOB_MAX_DAYS, what);
 }
-
 
 static size_t utf8_chars(const char *s)
 {
