@@ -51,6 +51,7 @@ CAP_RUN, CAP_SET = 7001, 3001  # the capture runs' first ids, likewise
 FLOOR_RUN = 900001           # run_id of the rows the floor stages (and of its etl_run row)
 LIMIT = 1000                 # items per page, the API's maximum
 LATENCY_MS = 150
+NEXT_NIGHT = " next night"   # a latency row's layout name ends so for the next night's runs
 CPU_CONCURRENCY = 8          # the job default; the CPU-bound runs use it
 API_PATH = "/apis/v1/dataforseo/backlinks/domain_intersection/live"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -1536,7 +1537,6 @@ class Bench:
             fetch_all(self.fake.port, bodies, 16)
             for conc in concurrencies:
                 ideal = pages * latency_ms / 1000.0 / conc
-                schedule = schedule_rounds(n_sets, per_set, conc, True) * latency_ms / 1000.0
                 alone, _ = fetch_all(self.fake.port, bodies, conc)
                 job = write_job(self.work + "/jobs/lat%s-c%d.yaml" % (name, conc), self.fake.base_url,
                                 sets, conc)
@@ -1565,12 +1565,10 @@ class Bench:
                     self.pg.drop_db(db)
                 row = {"layout": layout, "sets": n_sets, "pages": pages, "rows": pages * LIMIT,
                        "rows_per_page": LIMIT, "latency_ms": latency_ms, "concurrency": conc,
-                       "ideal_s": ideal, "schedule_s": schedule, "fake_alone_s": alone, "runs": runs}
+                       "ideal_s": ideal, "fake_alone_s": alone, "runs": runs}
                 out.append(row)
                 if nights:
-                    out.append(dict(row, layout=layout + " next night", runs=nights,
-                                    schedule_s=schedule_rounds(n_sets, per_set, conc, False)
-                                    * latency_ms / 1000.0))
+                    out.append(dict(row, layout=layout + NEXT_NIGHT, runs=nights))
 
     def diag(self):
         """One more first load of the largest size with every statement's
@@ -1656,7 +1654,10 @@ class Bench:
             row["etl_s"] = median(walls)
             row["etl_s_min"], row["etl_s_max"] = min(walls), max(walls)
             row["ideal_over_etl"] = median([row["ideal_s"] / x for x in walls])
-            row.setdefault("schedule_s", row["ideal_s"])  # results written before it existed
+            # from the layout, so that results written before it read the same way
+            row["schedule_s"] = schedule_rounds(row["sets"], row["pages"] // row["sets"], row["concurrency"],
+                                                not row["layout"].endswith(NEXT_NIGHT)) \
+                * row["latency_ms"] / 1000.0
             row["schedule_over_etl"] = median([row["schedule_s"] / x for x in walls])
             row["bound_over_etl"] = ratio(row["bound_s"], row["etl_s"])
             row["ideal_over_fake_alone"] = ratio(row["ideal_s"], row["fake_alone_s"])
