@@ -53,6 +53,7 @@ LIMIT = 1000                 # items per page, the API's maximum
 LATENCY_MS = 150
 NEXT_NIGHT = " next night"   # a latency row's layout name ends so for the next night's runs
 CPU_CONCURRENCY = 8          # the job default; the CPU-bound runs use it
+SWEEP_EVERY = (100, 10, 4, 2, 1)  # 5.: nights with 1 item in N changed (1%, 10%, 25%, 50%, all)
 API_PATH = "/apis/v1/dataforseo/backlinks/domain_intersection/live"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -63,10 +64,12 @@ MODES = {
     # the last is issue 18's case, 80 pages at 600 ms with 16 in flight.
     "full": {"cpu_sizes": [100_000, 1_000_000], "rss_extra": [10_000], "repeat": 3, "repeat_big": 2,
              "run_limit_s": 3600, "slow_factor": 5, "hazard_max_rows": 100_000, "secondary_max_rows": 100_000,
-             "latency_layouts": [(8, 25), (1, 200), (1, 80, 600, [16])], "concurrency": [1, 4, 16]},
+             "latency_layouts": [(8, 25), (1, 200), (1, 80, 600, [16])], "concurrency": [1, 4, 16],
+             "sweep_rows": 100_000},
     "quick": {"cpu_sizes": [10_000, 100_000], "rss_extra": [], "repeat": 1, "repeat_big": 1,
               "run_limit_s": 900, "slow_factor": 5, "hazard_max_rows": 100_000, "secondary_max_rows": 100_000,
-              "latency_layouts": [(8, 5), (1, 40), (1, 80, 600, [16])], "concurrency": [1, 4, 16]},
+              "latency_layouts": [(8, 5), (1, 40), (1, 80, 600, [16])], "concurrency": [1, 4, 16],
+              "sweep_rows": 10_000},
 }
 
 
@@ -647,6 +650,7 @@ class Bench:
             self.cfg["repeat"] = args.repeat
         if getattr(args, "sizes", None):
             self.cfg["cpu_sizes"] = [int(x) for x in args.sizes.split(",")]
+            self.cfg["sweep_rows"] = self.cfg["cpu_sizes"][0]
             self.cfg["rss_extra"] = []
         if getattr(args, "all_cases", False):
             self.cfg["secondary_max_rows"] = max(self.cfg["cpu_sizes"])
@@ -1504,6 +1508,75 @@ class Bench:
             self.drop_dump(d)
         return res
 
+    def changes_suite(self):
+        """5. What a night costs as a function of what changed (issue 18):
+        one database holds a first load and its unchanged next night; each
+        measured night is the night after, run on a copy of it (CREATE
+        DATABASE ... TEMPLATE, then settle(): analyzed, checkpointed), with
+        none, 1%, 10%, 25%, 50% or all of the items changed
+        (bench/fake_changed.py --every N, a fake of its own each), beside
+        one session's plain COPY of the same rows in the same repetition."""
+        n = self.cfg["sweep_rows"]
+        items = n // 2
+        targets = ["sweep%d-a.bench.example" % n, "sweep%d-b.bench.example" % n]
+        sets = [("s%d" % n, targets)]
+        res = {"rows": n, "items": items, "nights": [], "copy": [], "every": list(SWEEP_EVERY)}
+        self.results["changes"] = res
+        fakes, started, base, dump = {None: self.fake}, [], None, None
+        try:
+            for every in SWEEP_EVERY:
+                f = Fake(self.work, "fake-every-%d" % every, FAKE_CHANGED, ["--every", str(every), "--"])
+                started.append(f)
+                fakes[every] = f
+            log("changes: %d rows, generating the pages in %d fakes" % (n, len(fakes)))
+            bodies = page_bodies([(targets, items)])
+            jobs = {}
+            for every, f in fakes.items():
+                f.scenario(targets[0], total_count=items)
+                fetch_all(f.port, bodies, 2)
+                jobs[every] = write_job(os.path.join(self.work, "jobs", "sweep%d-%s.yaml" % (n, every or "plain")),
+                                        f.base_url, sets, CPU_CONCURRENCY)
+            base = self.pg.create_db(template=self.template, prefix="bench_sweep_base")
+            self.etl(["run", jobs[None], "--snapshot-date", DATE], base, "sweep-first-%d" % n, fakes=(self.fake,))
+            self.settle(base)
+            self.etl(["run", jobs[None], "--snapshot-date", NIGHT1], base, "sweep-night1-%d" % n,
+                     fakes=(self.fake,))
+            dump = self.dump_rows(base, os.path.join(self.work, "sweep-%d.copy" % n), pages=False)
+            scripts = self.floor_scripts(dump, "sweep-%d" % n)
+            for rep in range(self.cfg["repeat"]):
+                log("changes: %d rows, repetition %d of %d" % (n, rep + 1, self.cfg["repeat"]))
+                c = self.floor_copy(scripts, "sweep-copy-%d" % n, self.cfg["run_limit_s"])
+                c["rep"] = rep
+                res["copy"].append(c)
+                for every in (None,) + SWEEP_EVERY:
+                    res["nights"].append(self.sweep_night(base, jobs[every], fakes[every], every, rep))
+        finally:
+            for f in started:
+                f.stop()
+            if base:
+                self.pg.drop_db(base)
+            self.drop_dump(dump)
+
+    def sweep_night(self, base, job, fake, every, rep):
+        """One night of 5., on a copy of `base`: checked to have the answer's
+        rows and to have written a version for each changed row, no more."""
+        n, items = self.results["changes"]["rows"], self.results["changes"]["items"]
+        want = 0 if every is None else 2 * ((items + every - 1) // every)
+        db = self.pg.create_db(template=base, prefix="bench_sweep")
+        try:
+            self.settle(db)
+            r = self.etl(["run", job, "--snapshot-date", NIGHT2], db, "sweep-%s-%d" % (every or "none", n),
+                         fakes=(fake,))
+            got = (self.count_rows(db, date=NIGHT2), self.versions_from(db, NIGHT2))
+            if got != (n, want):
+                raise RuntimeError("changes: the night with 1 item in %s changed has %d rows and wrote %d"
+                                   " versions, expected %d and %d" % (every, got[0], got[1], n, want))
+        finally:
+            self.pg.drop_db(db)
+        r.pop("slow_statements", None)
+        r.update(rep=rep, every=every, changed_rows=want)
+        return r
+
     def baseline(self):
         """A run with nothing to load (one request, an empty answer, no
         latency): the fixed cost every run pays, to read the latency rows by."""
@@ -1729,6 +1802,7 @@ class Bench:
                 if "rerun_unanalyzed" in sm:
                     target("rerun before autovacuum, %s rows: etl/floor (first load)" % fmt_rows(n),
                            med("rerun_unanalyzed", "etl_over_sql"), ">=", 1.0, "floor")
+        self.summarize_changes()
         rss = sorted(((row["rows"], row["summary"]["first_load"]["peak_rss_kib"])
                       for row in res.get("cpu", []) if "first_load" in row.get("summary", {})))
         res["rss"] = [{"rows": n, "peak_rss_kib": k} for n, k in rss]
@@ -1736,6 +1810,35 @@ class Bench:
             target("peak RSS %d rows / %d rows" % (rss[-1][0], rss[0][0]),
                    rss[-1][1] / rss[0][1], "<=", 1.2)
         res["targets"] = targets
+
+    def summarize_changes(self):
+        """5.: each fraction's nights against the COPY of their repetition,
+        and the least-squares line etl s = a + b x changed rows over them all."""
+        ch = self.results.get("changes")
+        if not ch or not ch.get("nights"):
+            return
+        ch["copy_s"] = median([c["wall_s"] for c in ch["copy"]]) if ch["copy"] else None
+        ch["summary"] = []
+        for every in [None] + ch["every"]:
+            rs = [r for r in ch["nights"] if r["every"] == every]
+            if not rs:
+                continue
+            walls = [r["wall_s"] for r in rs]
+            ch["summary"].append({"every": every, "changed_rows": rs[0]["changed_rows"], "etl_s": median(walls),
+                                  "etl_s_min": min(walls), "etl_s_max": max(walls),
+                                  "time_over_copy": paired(rs, ch["copy"], time=True),
+                                  "etl_cpu_s": median([r["etl_cpu_s"] for r in rs]),
+                                  "pg_cpu_s": median([r["pg_cpu_s"] for r in rs])})
+        xs = [float(r["changed_rows"]) for r in ch["nights"]]
+        ys = [r["wall_s"] for r in ch["nights"]]
+        if len(set(xs)) < 2:
+            return
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+        a = my - b * mx
+        ch["fit"] = {"a_s": a, "b_s_per_changed_row": b, "a_us_per_row": 1e6 * a / ch["rows"],
+                     "b_us_per_changed_row": 1e6 * b,
+                     "max_residual_s": max(abs(y - (a + b * x)) for x, y in zip(xs, ys))}
 
     def report(self):
         res = self.results
@@ -1870,6 +1973,8 @@ class Bench:
                 w("   1000-row pages: " + ", ".join("%s concurrency %d %.1f MiB" % (
                     r["layout"], r["concurrency"], r["peak_rss_kib"] / 1024.0) for r in lat))
             w("")
+        if res.get("changes", {}).get("summary"):
+            self.report_changes(w)
         d = res.get("diag")
         if d:
             w("Where the time goes: first load of %s rows with every statement's server-side duration "
@@ -1986,6 +2091,27 @@ class Bench:
         return "\n".join(lines)
 
 
+    def report_changes(self, w):
+        ch = self.results["changes"]
+        w("5. What a night costs as a function of what changed: %s rows, the night after an unchanged one, each on"
+          " a copy of the same database (analyzed, checkpointed), with 1 item in N changed (fake_changed.py"
+          " --every N: each target's rank raised). copy = one session's plain COPY of the same rows (%s s);"
+          " time etl/copy paired repetition by repetition." % (fmt_rows(ch["rows"]), fmtn(ch["copy_s"], "%.2f")))
+        rows = []
+        for r in ch["summary"]:
+            rows.append(["none" if r["every"] is None else "1 in %d (%g%%)" % (r["every"], 100.0 / r["every"]),
+                         r["changed_rows"], "%.2f (%.2f-%.2f)" % (r["etl_s"], r["etl_s_min"], r["etl_s_max"]),
+                         fmtp(r["time_over_copy"]), "%.2f/%.2f" % (r["etl_cpu_s"], r["pg_cpu_s"])])
+        w(table(["items changed", "rows changed", "etl s (min-max)", "time etl/copy", "cpu s etl/pg"], rows))
+        f = ch.get("fit")
+        if f:
+            w("   Least squares over those %d nights: etl s = %.3f s + %.1f us x rows changed (%.1f us a row of the"
+              " answer, and each changed row %.1f us more); the largest residual %.3f s."
+              % (len(ch["nights"]), f["a_s"], f["b_us_per_changed_row"], f["a_us_per_row"],
+                 f["b_us_per_changed_row"], f["max_residual_s"]))
+        w("")
+
+
 def paired(runs, floors, time=False):
     """floor s / etl s per repetition (= rows/s of the ETL over the floor's),
     or etl s / floor s with `time`, over the repetitions that have both:
@@ -2088,13 +2214,13 @@ def main(argv=None):
                          " first-load variants run up to 100k rows; issue 18's cases at every size)")
     ap.add_argument("--sizes", help="CPU-bound sizes in rows, comma-separated (for working on the benchmark;"
                                     " the targets are judged at the full run's)")
-    ap.add_argument("--only", action="append", choices=["latency", "cpu", "diag"],
+    ap.add_argument("--only", action="append", choices=["latency", "cpu", "changes", "diag"],
                     help="run only these parts (repeatable)")
     args = ap.parse_args(argv)
     b = Bench(args)
     t0 = time.monotonic()
     b.results["started"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    parts = args.only or ["latency", "cpu", "diag"]
+    parts = args.only or ["latency", "cpu", "changes", "diag"]
     interrupted = []
 
     def on_term(signum, frame):
@@ -2104,7 +2230,8 @@ def main(argv=None):
         b.setup()
         b.results["config"] = dict(b.cfg, latency_ms=LATENCY_MS, cpu_concurrency=CPU_CONCURRENCY,
                                    page_items=LIMIT, snapshot_date=DATE)
-        for part, fn in (("latency", b.latency_suite), ("cpu", b.cpu_suite), ("diag", b.diag)):
+        for part, fn in (("latency", b.latency_suite), ("cpu", b.cpu_suite), ("changes", b.changes_suite),
+                         ("diag", b.diag)):
             if part in parts:
                 try:
                     fn()

@@ -993,10 +993,10 @@ static int settle(struct run_ctx *rc, struct fetch_req *req, struct etl_error *e
 	enum retry_verdict v;
 	size_t body_len = req->response.len;
 	int code = 0, ret;
-	/* a first load sums its breakdown as it goes (breakdown.h) */
+	/* a direct load sums its breakdown as it goes, a night's too (breakdown.h) */
 	struct transform_ctx tc = {rc->snapshot_date, s->id, rc->run_id, pj->offset,
 				   pj->limit, s->def->targets, s->def->n_targets,
-				   s->direct && !s->lookup, s->wants_map ? &s->current : NULL,
+				   s->direct, s->wants_map ? &s->current : NULL,
 				   s->domains};
 
 	memset(&resp, 0, sizeof(resp));
