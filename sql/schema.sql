@@ -281,6 +281,35 @@ $$;
 COMMENT ON FUNCTION dataforseo.discard_staged(p_run bigint, p_set bigint) IS 'Removes what a run staged for a set and never published (pending rows, directly staged versions and domain rows, page keys) and marks its loaded pages discarded, to be fetched again.';
 
 --
+-- Name: end_lost_versions(bigint, bigint, date, bigint, boolean); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.end_lost_versions(p_run bigint, p_set bigint, p_date date, seq bigint, p_fill boolean) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF p_fill THEN
+        PERFORM publish_answer_keys(p_run, p_set, false);
+    END IF;
+    UPDATE domain_intersection_version v SET valid_to = p_date, sync_seq = seq
+    WHERE v.target_set_id = p_set AND v.valid_to = 'infinity' AND v.valid_from < p_date
+      AND NOT EXISTS (SELECT 1 FROM pg_temp.publish_answer a
+                      WHERE a.referring_domain = v.referring_domain
+                        AND a.target_key = v.target_key);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+
+--
+-- Name: FUNCTION end_lost_versions(p_run bigint, p_set bigint, p_date date, seq bigint, p_fill boolean); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.end_lost_versions(p_run bigint, p_set bigint, p_date date, seq bigint, p_fill boolean) IS 'end_lost_versions(p_run, p_set, p_date, seq, p_fill): ends at p_date the versions of set p_set current before it whose key is not in the answer (pg_temp.publish_answer, filled from run p_run''s pages first when p_fill); answers how many. Part of publish_direct().';
+
+--
 -- Name: etl_snapshot_breakdown(); Type: FUNCTION; Schema: dataforseo; Owner: -
 --
 
@@ -388,6 +417,53 @@ $$;
 --
 
 COMMENT ON FUNCTION dataforseo.fail_snapshot(p_run bigint, p_set bigint, p_date date, p_error text) IS 'fail_snapshot(p_run, p_set, p_date, p_error): records that run p_run failed set p_set for p_date: the date is ''failed'' unless it has a complete snapshot, which stays as it was (only last_run_id and last_error change). Takes the transaction''s sync number.';
+
+--
+-- Name: find_replaced_versions(bigint, date); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.find_replaced_versions(p_set bigint, p_date date, OUT n_changed bigint, OUT t_end tid[], OUT t_same_new tid[], OUT t_same_old tid[], OUT d_same uuid[]) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    SET work_mem TO '64MB'
+    AS $$
+BEGIN
+    -- Sent keys with a current version: a version under another digest
+    -- (written before row digests: NULL) continues when its values are
+    -- the same; two digests compare as their values do (transform.h),
+    -- so the values are read only then. Others end at p_date. Rows are
+    -- met again by their place (tid): the publish holds the sync
+    -- counter's lock, nothing else writes the set's versions meanwhile
+    -- (sql/021 2.).
+    SELECT count(*) FILTER (WHERE NOT x.same),
+           array_agg(x.old_tid) FILTER (WHERE NOT x.same),
+           array_agg(x.new_tid) FILTER (WHERE x.same),
+           array_agg(x.old_tid) FILTER (WHERE x.same),
+           array_agg(x.digest) FILTER (WHERE x.same)
+    INTO n_changed, t_end, t_same_new, t_same_old, d_same
+    FROM (SELECT n.ctid AS new_tid, o.ctid AS old_tid,
+                 CASE WHEN o.digest IS NULL OR n.digest IS NULL
+                      THEN same_version_values(
+                               (SELECT c FROM domain_intersection_version c
+                                WHERE c.ctid = o.ctid), n)
+                      ELSE o.digest = n.digest END AS same,
+                 n.digest
+          FROM domain_intersection_version n
+          CROSS JOIN LATERAL (
+              SELECT c.ctid, c.valid_to, c.digest FROM domain_intersection_version c
+              WHERE c.target_set_id = p_set AND c.referring_domain = n.referring_domain
+                AND c.target_key = n.target_key AND c.valid_from < p_date
+              ORDER BY c.valid_from DESC LIMIT 1) o
+          WHERE n.target_set_id = p_set AND n.valid_to = 'infinity'
+            AND n.valid_from = p_date AND o.valid_to = 'infinity'
+          OFFSET 0) x;  -- (each row's verdict once, not once per aggregate)
+END $$;
+
+--
+-- Name: FUNCTION find_replaced_versions(p_set bigint, p_date date, OUT n_changed bigint, OUT t_end tid[], OUT t_same_new tid[], OUT t_same_old tid[], OUT d_same uuid[]); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.find_replaced_versions(p_set bigint, p_date date, OUT n_changed bigint, OUT t_end tid[], OUT t_same_new tid[], OUT t_same_old tid[], OUT d_same uuid[]) IS 'find_replaced_versions(p_set, p_date): the current versions of set p_set that the rows staged for p_date replace, by place: those that end (t_end, n_changed), and where a version without a digest has the same values, the staged row that goes (t_same_new) and the version that continues with its digest (t_same_old, d_same). Part of publish_direct(), when the pages did not find them (publish_known_ends()).';
 
 --
 -- Name: finish_attempt(bigint, integer, text, text); Type: FUNCTION; Schema: dataforseo; Owner: -
@@ -679,57 +755,34 @@ BEGIN
       AND c.purged_at IS NULL
     ORDER BY c.snapshot_date DESC LIMIT 1;
     IF coalesce(n_current, 0) > 0 THEN
-        -- Sent keys with a current version: a version under another digest
-        -- (written before row digests: NULL) continues when its values are
-        -- the same; two digests compare as their values do (transform.h),
-        -- so the values are read only then. Others end at p_date. Rows are
-        -- met again by their place (tid): the publish holds the sync
-        -- counter's lock, nothing else writes the set's versions meanwhile (2.).
-        SELECT count(*) FILTER (WHERE NOT x.same),
-               array_agg(x.old_tid) FILTER (WHERE NOT x.same),
-               array_agg(x.new_tid) FILTER (WHERE x.same),
-               array_agg(x.old_tid) FILTER (WHERE x.same),
-               array_agg(x.digest) FILTER (WHERE x.same)
-        INTO n_changed, t_end, t_same_new, t_same_old, d_same
-        FROM (SELECT n.ctid AS new_tid, o.ctid AS old_tid,
-                     CASE WHEN o.digest IS NULL OR n.digest IS NULL
-                          THEN same_version_values((SELECT c FROM domain_intersection_version c
-                                                    WHERE c.ctid = o.ctid), n)
-                          ELSE o.digest = n.digest END AS same,
-                     n.digest
-              FROM domain_intersection_version n
-              CROSS JOIN LATERAL (
-                  SELECT c.ctid, c.valid_to, c.digest FROM domain_intersection_version c
-                  WHERE c.target_set_id = p_set AND c.referring_domain = n.referring_domain
-                    AND c.target_key = n.target_key AND c.valid_from < p_date
-                  ORDER BY c.valid_from DESC LIMIT 1) o
-              WHERE n.target_set_id = p_set AND n.valid_to = 'infinity' AND n.valid_from = p_date
-                AND o.valid_to = 'infinity'
-              OFFSET 0) x;  -- (each row's verdict once, not once per aggregate)
-        DELETE FROM domain_intersection_version v WHERE v.ctid = ANY ((SELECT t_same_new)::tid[]);
-        GET DIAGNOSTICS n_same = ROW_COUNT;
-        UPDATE domain_intersection_version v SET digest = g.digest
-        FROM unnest(t_same_old, d_same) g (tid, digest)
-        WHERE v.ctid = ANY ((SELECT t_same_old)::tid[]) AND v.ctid = g.tid;
-        UPDATE domain_intersection_version v SET valid_to = p_date, sync_seq = seq
-        WHERE v.ctid = ANY ((SELECT t_end)::tid[]);
-        GET DIAGNOSTICS n_closed = ROW_COUNT;
-        IF n_closed <> n_changed THEN
-            RAISE EXCEPTION 'publish_direct: % of % changed versions of set % found to close',
-                n_closed, n_changed, p_set;
+        -- The versions the sent keys replace, as their pages found them
+        -- (1.); else found here.
+        IF exact THEN
+            n_changed := publish_known_ends(p_run, p_set, p_date, seq, n_kept, n_current);
         END IF;
-        n_closed := n_closed + n_same;
-        -- Keys the answer lacks: only when the keys kept, continued and
-        -- changed do not account for every current version.
-        IF n_kept + n_closed < n_current THEN
-            IF exact THEN
-                PERFORM publish_answer_keys(p_run, p_set, false);
-            END IF;
+        IF n_changed IS NULL THEN
+            SELECT f.n_changed, f.t_end, f.t_same_new, f.t_same_old, f.d_same
+            INTO n_changed, t_end, t_same_new, t_same_old, d_same
+            FROM find_replaced_versions(p_set, p_date) f;
+            DELETE FROM domain_intersection_version v
+            WHERE v.ctid = ANY ((SELECT t_same_new)::tid[]);
+            GET DIAGNOSTICS n_same = ROW_COUNT;
+            UPDATE domain_intersection_version v SET digest = g.digest
+            FROM unnest(t_same_old, d_same) g (tid, digest)
+            WHERE v.ctid = ANY ((SELECT t_same_old)::tid[]) AND v.ctid = g.tid;
             UPDATE domain_intersection_version v SET valid_to = p_date, sync_seq = seq
-            WHERE v.target_set_id = p_set AND v.valid_to = 'infinity' AND v.valid_from < p_date
-              AND NOT EXISTS (SELECT 1 FROM pg_temp.publish_answer a
-                              WHERE a.referring_domain = v.referring_domain
-                                AND a.target_key = v.target_key);
+            WHERE v.ctid = ANY ((SELECT t_end)::tid[]);
+            GET DIAGNOSTICS n_closed = ROW_COUNT;
+            IF n_closed <> n_changed THEN
+                RAISE EXCEPTION 'publish_direct: % of % changed versions of set % found to close',
+                    n_closed, n_changed, p_set;
+            END IF;
+            n_closed := n_closed + n_same;
+            -- Keys the answer lacks: only when the keys kept, continued and
+            -- changed do not account for every current version.
+            IF n_kept + n_closed < n_current THEN
+                PERFORM end_lost_versions(p_run, p_set, p_date, seq, exact);
+            END IF;
         END IF;
     END IF;
     -- Domain rows the loader wrote: on a first load kept when they are one
@@ -767,6 +820,54 @@ END $$;
 --
 
 COMMENT ON FUNCTION dataforseo.publish_direct(p_run bigint, p_set bigint, p_date date, seq bigint, ledger bigint) IS 'Publishes the versions a direct load staged: ends the ranges of changed and lost keys, drops rows a key''s first place did not send, writes the result order. Part of publish_snapshot().';
+
+--
+-- Name: publish_known_ends(bigint, bigint, date, bigint, bigint, bigint); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.publish_known_ends(p_run bigint, p_set bigint, p_date date, seq bigint, p_kept bigint, p_current bigint) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+DECLARE
+    marker bigint;
+    t_end  tid[];
+    n_end  bigint;
+    n_lost bigint := 0;
+BEGIN
+    SELECT max(c.sync_seq) INTO marker FROM etl_snapshot c WHERE c.target_set_id = p_set;
+    IF NOT (SELECT coalesce(bool_and(k.ends IS NOT NULL AND k.ends_seq = marker), false)
+            FROM etl_page_keys k WHERE k.run_id = p_run AND k.target_set_id = p_set) THEN
+        RETURN NULL;
+    END IF;
+    BEGIN
+        SELECT array_agg(e.t) INTO t_end
+        FROM etl_page_keys k CROSS JOIN LATERAL unnest(k.ends) e (t)
+        WHERE k.run_id = p_run AND k.target_set_id = p_set;
+        UPDATE domain_intersection_version v SET valid_to = p_date, sync_seq = seq
+        WHERE v.ctid = ANY ((SELECT t_end)::tid[]) AND v.target_set_id = p_set
+          AND v.valid_to = 'infinity' AND v.valid_from < p_date;
+        GET DIAGNOSTICS n_end = ROW_COUNT;
+        IF n_end <> coalesce(cardinality(t_end), 0) THEN
+            RAISE EXCEPTION USING ERRCODE = 'ETL09', MESSAGE = 'a place moved';
+        END IF;
+        IF p_kept + n_end < p_current THEN
+            n_lost := end_lost_versions(p_run, p_set, p_date, seq, true);
+        END IF;
+        IF p_kept + n_end + n_lost <> p_current THEN
+            RAISE EXCEPTION USING ERRCODE = 'ETL09', MESSAGE = 'the versions do not add up';
+        END IF;
+    EXCEPTION WHEN SQLSTATE 'ETL09' THEN
+        RETURN NULL;
+    END;
+    RETURN n_end;
+END $$;
+
+--
+-- Name: FUNCTION publish_known_ends(p_run bigint, p_set bigint, p_date date, seq bigint, p_kept bigint, p_current bigint); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.publish_known_ends(p_run bigint, p_set bigint, p_date date, seq bigint, p_kept bigint, p_current bigint) IS 'publish_known_ends(p_run, p_set, p_date, seq, p_kept, p_current): ends the versions run p_run''s pages found for the rows they sent (etl_page_keys.ends), then those of the keys the answer lacks; answers how many the pages'' rows replaced, or NULL, having done nothing, when the places were not all found against the set as it is, one no longer holds a current version, or kept, ended and lost do not make p_current. Part of publish_direct().';
 
 --
 -- Name: publish_order(bigint, bigint, date, date); Type: FUNCTION; Schema: dataforseo; Owner: -
@@ -2353,40 +2454,69 @@ CREATE FUNCTION dataforseo.stage_page(p_run bigint, p_set bigint, p_offset bigin
     SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
     AS $$
 DECLARE
-    send  boolean[];
-    i_dom text[];
-    i_pos integer[];
+    send   boolean[];
+    i_dom  text[];
+    i_pos  integer[];
+    ends   tid[];      -- the current versions the sent rows replace (1.)
+    legacy boolean;    -- one of them has no digest
+    marker bigint;
 BEGIN
     i_dom := p_item_domains;
     i_pos := p_item_positions;
     IF i_dom IS NULL OR i_pos IS NULL THEN
-        SELECT coalesce(array_agg(x.d ORDER BY x.p), '{}'), coalesce(array_agg(x.p ORDER BY x.p), '{}')
+        SELECT coalesce(array_agg(x.d ORDER BY x.p), '{}'),
+               coalesce(array_agg(x.p ORDER BY x.p), '{}')
         INTO i_dom, i_pos
         FROM (SELECT DISTINCT ON (u.p) u.d, u.p FROM unnest(p_domains, p_positions) u (d, p)
               ORDER BY u.p) x;
     END IF;
     IF p_lookup THEN
         SELECT array_agg(c.valid_to IS DISTINCT FROM 'infinity' OR c.digest IS DISTINCT FROM u.g
-                         ORDER BY u.i)
-        INTO send
+                         ORDER BY u.i),
+               coalesce(array_agg(c.ctid) FILTER (WHERE c.valid_to = 'infinity'
+                                                   AND c.digest IS DISTINCT FROM u.g), '{}'),
+               coalesce(bool_or(c.valid_to = 'infinity' AND c.digest IS NULL), false)
+        INTO send, ends, legacy
         FROM unnest(p_domains, p_keys, p_digests) WITH ORDINALITY u (d, k, g, i)
         LEFT JOIN LATERAL (
-            SELECT v.valid_to, v.digest FROM domain_intersection_version v
+            SELECT v.ctid, v.valid_to, v.digest FROM domain_intersection_version v
             WHERE v.target_set_id = p_set AND v.referring_domain = u.d AND v.target_key = u.k
               AND v.valid_from < p_date
             ORDER BY v.valid_from DESC LIMIT 1) c ON true;
+    ELSIF NOT true = ANY (p_sent) THEN
+        ends := '{}';  -- (a page of unchanged rows: nothing to look up)
+        legacy := false;
+    ELSIF p_sent IS NOT NULL THEN
+        -- (the loader judged the rows: a sent row's current version, if
+        -- its key has one, differs from it; the rows not sent look up
+        -- nothing)
+        SELECT coalesce(array_agg(c.ctid) FILTER (WHERE c.valid_to = 'infinity'), '{}'),
+               coalesce(bool_or(c.valid_to = 'infinity' AND c.digest IS NULL), false)
+        INTO ends, legacy
+        FROM unnest(p_domains, p_keys, p_sent) u (d, k, s)
+        CROSS JOIN LATERAL (
+            SELECT v.ctid, v.valid_to, v.digest FROM domain_intersection_version v
+            WHERE v.target_set_id = p_set AND v.referring_domain = u.d AND v.target_key = u.k
+              AND v.valid_from < p_date
+            ORDER BY v.valid_from DESC LIMIT 1) c
+        WHERE u.s;
+    END IF;
+    IF ends IS NOT NULL AND NOT legacy THEN
+        SELECT max(c.sync_seq) INTO marker FROM etl_snapshot c WHERE c.target_set_id = p_set;
+    ELSE
+        ends := NULL;
     END IF;
     send := coalesce(send, p_sent, array_fill(true, ARRAY[cardinality(p_domains)]));
     INSERT INTO etl_page_keys AS k
     VALUES (p_run, p_set, p_offset, p_domains, p_keys, p_positions, send, p_dims, p_entry_keys,
             p_links, p_entries, i_dom, i_pos,
-            (SELECT count(*) FROM unnest(send) b WHERE NOT b))
+            (SELECT count(*) FROM unnest(send) b WHERE NOT b), ends, marker)
     ON CONFLICT (run_id, target_set_id, page_offset) DO UPDATE SET
         domains = EXCLUDED.domains, keys = EXCLUDED.keys, positions = EXCLUDED.positions,
         sent = EXCLUDED.sent, dims = EXCLUDED.dims, entry_keys = EXCLUDED.entry_keys,
         links = EXCLUDED.links, entries = EXCLUDED.entries,
         item_domains = EXCLUDED.item_domains, item_positions = EXCLUDED.item_positions,
-        kept = EXCLUDED.kept;
+        kept = EXCLUDED.kept, ends = EXCLUDED.ends, ends_seq = EXCLUDED.ends_seq;
     RETURN QUERY SELECT s.i::integer FROM unnest(send) WITH ORDINALITY s (b, i) WHERE s.b;
 END $$;
 
@@ -5667,6 +5797,8 @@ CREATE TABLE dataforseo.etl_page_keys (
     item_domains text[] NOT NULL,
     item_positions integer[] NOT NULL,
     kept integer NOT NULL,
+    ends tid[],
+    ends_seq bigint,
     CONSTRAINT etl_page_keys_check CHECK (((cardinality(keys) = cardinality(domains)) AND (cardinality(positions) = cardinality(domains)) AND (cardinality(sent) = cardinality(domains))))
 );
 ALTER TABLE ONLY dataforseo.etl_page_keys ALTER COLUMN domains SET STORAGE EXTERNAL;
@@ -5728,7 +5860,7 @@ COMMENT ON COLUMN dataforseo.etl_page_keys.sent IS 'Whether the row was written 
 -- Name: COLUMN etl_page_keys.dims; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON COLUMN dataforseo.etl_page_keys.dims IS 'With entry_keys, links and entries: the breakdown of the page''s rows (dimension, key, sum of links, map entries), summed by the loader when the set had no current version; NULL otherwise.';
+COMMENT ON COLUMN dataforseo.etl_page_keys.dims IS 'With entry_keys, links and entries: the breakdown of the page''s rows (dimension, key, sum of links, map entries), summed by the loader on a direct load; NULL otherwise, or when a map repeats a key or a sum overflows.';
 
 --
 -- Name: COLUMN etl_page_keys.entry_keys; Type: COMMENT; Schema: dataforseo; Owner: -
@@ -5765,6 +5897,18 @@ COMMENT ON COLUMN dataforseo.etl_page_keys.item_positions IS 'Each item''s posit
 --
 
 COMMENT ON COLUMN dataforseo.etl_page_keys.kept IS 'Rows not sent: equal to their key''s current version.';
+
+--
+-- Name: COLUMN etl_page_keys.ends; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_page_keys.ends IS 'On a night: the places (ctid) of the current versions the page''s sent rows replace, as they were when it was staged, which the publish ends; NULL when not looked up (a first load) or not to be taken (one of them has no digest).';
+
+--
+-- Name: COLUMN etl_page_keys.ends_seq; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_page_keys.ends_seq IS 'With ends: the highest sync_seq of the set''s etl_snapshot rows when they were found; the publish takes them only when it is still so.';
 
 --
 -- Name: etl_run; Type: TABLE; Schema: dataforseo; Owner: -
