@@ -35,8 +35,8 @@ COMMENT ON COLUMN etl_page_keys.ends IS
     'they were when it was staged, which the publish ends; NULL when not looked up (a first '
     'load) or not to be taken (one of them has no digest).';
 COMMENT ON COLUMN etl_page_keys.ends_seq IS
-    'With ends: the highest sync_seq of the set''s etl_snapshot rows when they were found; the '
-    'publish takes them only when it is still so.';
+    'With ends, when it holds a place: the highest sync_seq of the set''s etl_snapshot rows when '
+    'they were found; the publish takes them only when it is still so.';
 COMMENT ON COLUMN etl_page_keys.dims IS
     'With entry_keys, links and entries: the breakdown of the page''s rows (dimension, key, sum '
     'of links, map entries), summed by the loader on a direct load; NULL otherwise, or when a map '
@@ -98,10 +98,10 @@ BEGIN
             ORDER BY v.valid_from DESC LIMIT 1) c
         WHERE u.s;
     END IF;
-    IF ends IS NOT NULL AND NOT legacy THEN
-        SELECT max(c.sync_seq) INTO marker FROM etl_snapshot c WHERE c.target_set_id = p_set;
-    ELSE
+    IF legacy THEN
         ends := NULL;
+    ELSIF ends <> '{}' THEN  -- (a page with none to end needs no sync number)
+        SELECT max(c.sync_seq) INTO marker FROM etl_snapshot c WHERE c.target_set_id = p_set;
     END IF;
     send := coalesce(send, p_sent, array_fill(true, ARRAY[cardinality(p_domains)]));
     INSERT INTO etl_page_keys AS k
@@ -191,7 +191,7 @@ DECLARE
     n_lost bigint := 0;
 BEGIN
     SELECT max(c.sync_seq) INTO marker FROM etl_snapshot c WHERE c.target_set_id = p_set;
-    IF NOT (SELECT coalesce(bool_and(k.ends IS NOT NULL AND k.ends_seq = marker), false)
+    IF NOT (SELECT coalesce(bool_and(coalesce(k.ends = '{}' OR k.ends_seq = marker, false)), false)
             FROM etl_page_keys k WHERE k.run_id = p_run AND k.target_set_id = p_set) THEN
         RETURN NULL;
     END IF;
