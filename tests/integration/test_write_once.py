@@ -70,6 +70,22 @@ class WriteOnceTest(EtlTestCase):
         self.db.psql("TRUNCATE public.write_count")
         return {(r["tbl"], r["op"]): int(r["n"]) for r in rows}
 
+    def track_calls(self):
+        """Counts calls of plpgsql functions in this database (calls())."""
+        self.db.admin("ALTER DATABASE %s SET track_functions = 'pl'" % self.db.name)
+
+    def calls(self, function):
+        """Calls of `function` so far. A session reports its counts as it
+        ends, after its client has gone: the run's sessions are waited for
+        (out of pg_stat_activity only once they have reported)."""
+        for _ in range(200):
+            if self.db.value("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                             " AND backend_type = 'client backend' AND pid <> pg_backend_pid()") == "0":
+                break
+            time.sleep(0.05)
+        return int(self.db.value("SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions"
+                                 " WHERE funcname = '%s'" % function))
+
     def value(self, sql):
         return self.db.value(sql % {"s": S})
 
@@ -362,12 +378,10 @@ class WriteOnceTest(EtlTestCase):
         """sql/023: each page of a night finds the current versions its sent
         rows replace and keeps their places; the publish ends those, and
         looks for none itself (find_replaced_versions())."""
-        self.db.admin("ALTER DATABASE %s SET track_functions = 'pl'" % self.db.name)
-        calls = ("SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions"
-                 " WHERE funcname = 'find_replaced_versions'")
+        self.track_calls()
         for i, date in enumerate(("2026-08-01", "2026-08-02", "2026-08-03")):
             self.night(date, total=1500, night=i)
-            self.assertEqual(int(self.db.value(calls)), 0, date)
+            self.assertEqual(self.calls("find_replaced_versions"), 0, date)
         self.assertGreater(int(self.value("SELECT count(*) FROM %(s)s.domain_intersection_version"
                                           " WHERE valid_to = '2026-08-03'")), 100)
         self.assert_night_exact("2026-08-03", 2, 1500)
@@ -380,9 +394,7 @@ class WriteOnceTest(EtlTestCase):
         (the versions kept, ended and lost do not add up). The night's
         publish is held (its control rows refused, so that nothing of the
         set changes), then run by hand. Exact every time."""
-        self.db.admin("ALTER DATABASE %s SET track_functions = 'pl'" % self.db.name)
-        calls = ("SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions"
-                 " WHERE funcname = 'find_replaced_versions'")
+        self.track_calls()
         for i, date in enumerate(("2026-08-01", "2026-08-02")):
             self.night(date, total=1500, night=i)
         first = "(SELECT min(page_offset) FROM %s.etl_page_keys WHERE cardinality(ends) > 0)" % S
@@ -404,10 +416,10 @@ class WriteOnceTest(EtlTestCase):
                                 " FROM %s.etl_page_keys WHERE run_id = %s" % (S, run))[0]
             self.assertEqual(keys["pages"], keys["found"], case)
             self.assertGreater(keys["ends"], 50, case)
-            before = int(self.db.value(calls))
+            before = self.calls("find_replaced_versions")
             self.db.psql(spoil[case])
             self.db.psql("SELECT outcome FROM %s.publish_snapshot(%s, 1, '%s', 1500)" % (S, run, date))
-            self.assertEqual(int(self.db.value(calls)), before + 1, case)
+            self.assertEqual(self.calls("find_replaced_versions"), before + 1, case)
             self.assert_night_exact(date, night, 1500)
 
     def test_a_night_takes_the_loaders_word_that_no_domain_came_twice(self):
@@ -417,14 +429,12 @@ class WriteOnceTest(EtlTestCase):
         An item repeated on a page, its rows equal to their versions (so
         that none of them is sent), silences it: counted, the answer is not
         exact, and the night reads as a first load of the same answer."""
-        self.db.admin("ALTER DATABASE %s SET track_functions = 'pl'" % self.db.name)
-        calls = ("SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions"
-                 " WHERE funcname = 'answer_distinct'")
+        self.track_calls()
         self.night("2026-08-01", night=0)
-        counted = int(self.db.value(calls))
+        counted = self.calls("answer_distinct")
         self.night("2026-08-02", night=0)  # unchanged
         self.night("2026-08-03", night=1)  # changed
-        self.assertEqual(int(self.db.value(calls)), counted)
+        self.assertEqual(self.calls("answer_distinct"), counted)
         self.assert_summaries_recomputed("2026-08-03")
 
         def repeat(doc):
@@ -435,7 +445,7 @@ class WriteOnceTest(EtlTestCase):
         self.assertEqual(self.snapshot("2026-08-04"), self.first_load_of(night=1, faults=faults))
         self.db.psql("DROP TABLE once2_daily")
         # (the first load's, in a schema since dropped, is not counted)
-        self.assertEqual(int(self.db.value(calls)), counted + 1)
+        self.assertEqual(self.calls("answer_distinct"), counted + 1)
         self.assert_domains_folded("2026-08-04")
 
     def test_a_nights_breakdown_totals_are_the_loaders_page_sums(self):
@@ -445,24 +455,22 @@ class WriteOnceTest(EtlTestCase):
         (snapshot_breakdown(), about 5 us a changed row). An answer with a
         repeated item is not exact: the publish then takes them from the
         date before and what changed, in SQL. Exact either way."""
-        self.db.admin("ALTER DATABASE %s SET track_functions = 'pl'" % self.db.name)
-        calls = ("SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions"
-                 " WHERE funcname = 'snapshot_breakdown'")
+        self.track_calls()
         self.night("2026-08-01", night=0)
-        before = int(self.db.value(calls))
+        before = self.calls("snapshot_breakdown")
         self.night("2026-08-02", night=1)  # ranks, backlinks and country maps move
-        self.assertEqual(int(self.db.value(calls)), before)
+        self.assertEqual(self.calls("snapshot_breakdown"), before)
         self.assertEqual(self.value("SELECT count(*) FROM %(s)s.etl_page_keys"), "0")
         self.assert_summaries_recomputed("2026-08-02")
         self.night("2026-08-03", night=2)
-        self.assertEqual(int(self.db.value(calls)), before)
+        self.assertEqual(self.calls("snapshot_breakdown"), before)
         self.assert_summaries_recomputed("2026-08-03")
 
         def repeat(doc):
             items = doc["tasks"][0]["result"][0]["items"]
             items[1] = items[0]
         self.night("2026-08-04", night=3, faults=[{"kind": "edit", "fn": repeat, "offset": 100}])
-        self.assertEqual(int(self.db.value(calls)), before + 1)
+        self.assertEqual(self.calls("snapshot_breakdown"), before + 1)
         self.assert_summaries_recomputed("2026-08-04")
 
     def test_a_page_lost_after_its_commit_is_never_published_over(self):
