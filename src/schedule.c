@@ -405,6 +405,7 @@ struct db_msg {
 	struct loader_word word;  /* DB_FINISH_SET: the loader's, for a direct load (load.h) */
 	size_t n_items;
 	size_t budget;            /* bytes of its batch counted in the memory budget */
+	double took;              /* DB_CURRENT: seconds the read took */
 	struct etl_error err;     /* the outcome, when base.rc != 0 */
 };
 
@@ -555,7 +556,9 @@ static int exec_msg(void *ctx, int worker, struct loader_msg *lm)
 
 	if (m->op == DB_PAGE && !m->transformed && !m->untransformed && transform_msg(m) != 0)
 		return 0;
+	m->took = mono_now();
 	ret = with_db(rc, worker, step_load, m, &m->err);
+	m->took = mono_now() - m->took;
 	if (m->op == DB_CURRENT)
 		map_finished(m->s);
 	return ret;
@@ -732,7 +735,17 @@ static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 			    m->rec.offset, m->n_items, m->batch.n_rows);
 		break;
 	case DB_PAGE_FAILED:
+		break;
 	case DB_CURRENT:
+		/* what a night's start waits for: its pages' rows are judged after */
+		if (s->current.ready)
+			log_set_msg(LOG_DEBUG, s->def->name,
+				    "%zu current row digests read in %.0f ms: rows equal to them are not sent",
+				    s->current.n, 1000 * m->took);
+		else
+			log_set_msg(LOG_DEBUG, s->def->name,
+				    "more than %zu current row digests: the database judges the rows",
+				    CUR_MAP_MAX_ROWS);
 		break;
 	case DB_FINISH_SET:
 		s->finished = 1;

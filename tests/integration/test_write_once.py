@@ -60,9 +60,10 @@ class WriteOnceTest(EtlTestCase):
         self.etl("migrate", self.job_path)
         self.db.psql(COUNT_WRITES)
 
-    def night(self, date, total=250, night=None, faults=None, expect=0):
+    def night(self, date, total=250, night=None, faults=None, expect=0, verbose=False):
         self.fake.set_scenario("once-a.com", total_count=total, night=night, faults=faults or [])
-        return self.etl("run", self.job_path, "--snapshot-date", date, expect=expect)
+        return self.etl("run", self.job_path, "--snapshot-date", date, *(["-v"] if verbose else []),
+                        expect=expect)
 
     def writes(self):
         """{(table, op): rows} since the last call."""
@@ -293,10 +294,14 @@ class WriteOnceTest(EtlTestCase):
         self.assertEqual(self.value(stale), "f")
 
     def test_an_unchanged_night_writes_no_row(self):
-        self.night("2026-08-01")
+        _, _, err = self.night("2026-08-01", verbose=True)
+        self.assertNotIn("current row digests", err)  # a first load has none to read
         self.writes()
-        self.night("2026-08-02")
+        _, _, err = self.night("2026-08-02", verbose=True)
         self.assertEqual(self.writes(), {})
+        # what the night's start waited for, told with -v
+        self.assertRegex(err, r"one: 500 current row digests read in \d+ ms: rows equal to them "
+                              r"are not sent")
         daily = self.db.rows("SELECT snapshot_date, rows, distinct_domains, new_domains, lost_domains,"
                              " changed_rows FROM %s.domain_intersection_daily ORDER BY 1" % S)
         self.assertEqual([(d["rows"], d["distinct_domains"]) for d in daily], [(500, 250), (500, 250)])
