@@ -535,6 +535,25 @@ class WriteOnceTest(EtlTestCase):
         self.db.psql("DROP TABLE once2_daily")
         self.assertEqual(self.value("SELECT count(*) FROM %(s)s.etl_page_keys"), "0")
 
+    def test_a_night_after_a_failed_one_is_judged_against_what_was_published(self):
+        """A night that failed leaves its loaded pages' changed rows staged
+        (open-ended, unseen). What changed that night is usually still so
+        the next night: the next run drops those rows before it reads the
+        current versions (load.c, drop_stale_pending()), or its rows would
+        be judged against them, taken as unchanged, not sent, and the
+        publish would keep the values from before."""
+        self.night("2026-08-01", night=0)
+        self.night("2026-08-02", night=1,
+                   faults=[{"kind": "task", "code": 40501, "offset": 200, "times": -1}], expect=1)
+        published = self.value("SELECT rows FROM %(s)s.etl_snapshot WHERE snapshot_date = '2026-08-01'")
+        self.assertNotEqual(self.value("SELECT count(*) FROM %(s)s.domain_intersection_version "
+                                       "WHERE valid_from = '2026-08-02'"), "0")
+        # the same answer as the failed night's
+        _, _, err = self.night("2026-08-03", night=1, verbose=True)
+        self.assertEqual(self.snapshot("2026-08-03"), self.first_load_of(night=1))
+        self.assertIn("one: %s current row digests read" % published, err)
+        self.db.psql("DROP TABLE once2_daily")
+
     def test_a_repeated_key_keeps_its_first_place(self):
         """Offset paging repeats the previous page's last item at the top of
         the next: the first place wins, on a first load and on a night that
