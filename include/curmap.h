@@ -39,6 +39,14 @@ struct cur_map {
 void cur_map_fp(const char *domain, size_t len, int key, const unsigned char digest[16],
 		uint64_t *hi, uint32_t *lo);
 void cur_map_add(struct cur_map *m, uint64_t hi, uint32_t lo);
+/*
+ * A fingerprint as the database keeps it (etl_page_keys.fps,
+ * etl_kept_digests, sql/024): 12 bytes, hi then lo, little-endian.
+ */
+#define CUR_FP_BYTES 12
+void cur_fp_store(const struct cur_fp *fp, unsigned char out[CUR_FP_BYTES]);
+/* Adds the n fingerprints stored at p (n * CUR_FP_BYTES bytes). */
+void cur_map_add_stored(struct cur_map *m, const unsigned char *p, size_t n);
 /* Sorts what was added: from now on cur_map_has() answers. */
 void cur_map_seal(struct cur_map *m);
 int cur_map_has(const struct cur_map *m, uint64_t hi, uint32_t lo);

@@ -510,6 +510,41 @@ $$;
 COMMENT ON FUNCTION dataforseo.first_domains(p_set bigint, p_date date, hi date) IS 'first_domains(p_set, p_date, hi): the domain versions of (p_set, p_date) when the set has none yet: its versions beginning at p_date folded per referring domain, valid up to hi (the next complete date). What snapshot_domains() computes in that case, in one statement.';
 
 --
+-- Name: keep_digests(bigint, bigint, bigint); Type: FUNCTION; Schema: dataforseo; Owner: -
+--
+
+CREATE FUNCTION dataforseo.keep_digests(p_run bigint, p_set bigint, seq bigint) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
+    AS $$
+DECLARE
+    fps     bytea;
+    missing bigint;
+    n_rows  bigint;
+    n_snap  bigint;
+BEGIN
+    DELETE FROM etl_kept_digests WHERE target_set_id = p_set;
+    SELECT string_agg(k.fps, ''::bytea ORDER BY k.page_offset), count(*) - count(k.fps),
+           sum(cardinality(k.keys))
+    INTO fps, missing, n_rows
+    FROM etl_page_keys k WHERE k.run_id = p_run AND k.target_set_id = p_set;
+    SELECT c.rows INTO n_snap FROM etl_snapshot c
+    WHERE c.target_set_id = p_set AND c.sync_seq = seq AND c.status = 'complete';
+    IF missing <> 0 OR n_rows IS DISTINCT FROM n_snap
+       OR octet_length(fps) IS DISTINCT FROM 12 * n_rows THEN
+        RETURN false;
+    END IF;
+    INSERT INTO etl_kept_digests VALUES (p_set, seq, fps);
+    RETURN true;
+END $$;
+
+--
+-- Name: FUNCTION keep_digests(p_run bigint, p_set bigint, seq bigint); Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON FUNCTION dataforseo.keep_digests(p_run bigint, p_set bigint, seq bigint) IS 'keep_digests(p_run, p_set, seq): keeps, for the next night of set p_set, the fingerprints run p_run''s pages kept (etl_page_keys.fps) under the sync number seq of its publish, when every page kept them and they number the published snapshot''s rows; answers whether it did (else the set keeps none). Part of publish_snapshot().';
+
+--
 -- Name: loader_word(bigint, bigint); Type: FUNCTION; Schema: dataforseo; Owner: -
 --
 
@@ -1035,6 +1070,7 @@ BEGIN
         last_run_id = p_run, last_error = NULL, sync_seq = seq;
     IF direct THEN
         PERFORM snapshot_stats_direct(p_set, p_date);
+        PERFORM keep_digests(p_run, p_set, seq);
         DELETE FROM etl_page_keys WHERE run_id = p_run AND target_set_id = p_set;
     ELSE
         PERFORM snapshot_stats(p_set, p_date);
@@ -2446,10 +2482,10 @@ END $$;
 COMMENT ON FUNCTION dataforseo.snapshot_stats_direct(p_set bigint, p_date date) IS 'The measures of a directly published date from the previous snapshot''s and the versions starting and ending at the date: cost follows the change. Part of publish_snapshot().';
 
 --
--- Name: stage_page(bigint, bigint, bigint, date, boolean, text[], smallint[], integer[], uuid[], text[], text[], bigint[], integer[], boolean[], text[], integer[]); Type: FUNCTION; Schema: dataforseo; Owner: -
+-- Name: stage_page(bigint, bigint, bigint, date, boolean, text[], smallint[], integer[], uuid[], text[], text[], bigint[], integer[], boolean[], text[], integer[], bytea); Type: FUNCTION; Schema: dataforseo; Owner: -
 --
 
-CREATE FUNCTION dataforseo.stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_sent boolean[], p_item_domains text[], p_item_positions integer[]) RETURNS SETOF integer
+CREATE FUNCTION dataforseo.stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_sent boolean[], p_item_domains text[], p_item_positions integer[], p_fps bytea) RETURNS SETOF integer
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'dataforseo', 'pg_temp'
     AS $$
@@ -2457,7 +2493,7 @@ DECLARE
     send   boolean[];
     i_dom  text[];
     i_pos  integer[];
-    ends   tid[];      -- the current versions the sent rows replace (1.)
+    ends   tid[];      -- the current versions the sent rows replace (sql/023)
     legacy boolean;    -- one of them has no digest
     marker bigint;
 BEGIN
@@ -2510,21 +2546,22 @@ BEGIN
     INSERT INTO etl_page_keys AS k
     VALUES (p_run, p_set, p_offset, p_domains, p_keys, p_positions, send, p_dims, p_entry_keys,
             p_links, p_entries, i_dom, i_pos,
-            (SELECT count(*) FROM unnest(send) b WHERE NOT b), ends, marker)
+            (SELECT count(*) FROM unnest(send) b WHERE NOT b), ends, marker, p_fps)
     ON CONFLICT (run_id, target_set_id, page_offset) DO UPDATE SET
         domains = EXCLUDED.domains, keys = EXCLUDED.keys, positions = EXCLUDED.positions,
         sent = EXCLUDED.sent, dims = EXCLUDED.dims, entry_keys = EXCLUDED.entry_keys,
         links = EXCLUDED.links, entries = EXCLUDED.entries,
         item_domains = EXCLUDED.item_domains, item_positions = EXCLUDED.item_positions,
-        kept = EXCLUDED.kept, ends = EXCLUDED.ends, ends_seq = EXCLUDED.ends_seq;
+        kept = EXCLUDED.kept, ends = EXCLUDED.ends, ends_seq = EXCLUDED.ends_seq,
+        fps = EXCLUDED.fps;
     RETURN QUERY SELECT s.i::integer FROM unnest(send) WITH ORDINALITY s (b, i) WHERE s.b;
 END $$;
 
 --
--- Name: FUNCTION stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_sent boolean[], p_item_domains text[], p_item_positions integer[]); Type: COMMENT; Schema: dataforseo; Owner: -
+-- Name: FUNCTION stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_sent boolean[], p_item_domains text[], p_item_positions integer[], p_fps bytea); Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON FUNCTION dataforseo.stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_sent boolean[], p_item_domains text[], p_item_positions integer[]) IS 'A page of a direct load: records its keys (etl_page_keys) and answers the ordinals of the rows to write: those whose key has no current version, or one with another digest (p_lookup), or those p_sent says (the loader judged them), or all of them.';
+COMMENT ON FUNCTION dataforseo.stage_page(p_run bigint, p_set bigint, p_offset bigint, p_date date, p_lookup boolean, p_domains text[], p_keys smallint[], p_positions integer[], p_digests uuid[], p_dims text[], p_entry_keys text[], p_links bigint[], p_entries integer[], p_sent boolean[], p_item_domains text[], p_item_positions integer[], p_fps bytea) IS 'A page of a direct load: records its keys (etl_page_keys), with its rows'' fingerprints when the loader judged them (p_fps), and answers the ordinals of the rows to write: those whose key has no current version, or one with another digest (p_lookup), or those p_sent says (the loader judged them), or all of them.';
 
 --
 -- Name: stage_page_rows(bigint, bigint, bigint, date); Type: FUNCTION; Schema: dataforseo; Owner: -
@@ -5632,6 +5669,42 @@ COMMENT ON COLUMN dataforseo.etl_job_lock.since IS 'When the holder took the loc
 COMMENT ON COLUMN dataforseo.etl_job_lock.heartbeat IS 'When the holder last showed, on a new session, that it holds the lock.';
 
 --
+-- Name: etl_kept_digests; Type: TABLE; Schema: dataforseo; Owner: -
+--
+
+CREATE TABLE dataforseo.etl_kept_digests (
+    target_set_id bigint NOT NULL,
+    sync_seq bigint NOT NULL,
+    fps bytea NOT NULL,
+    CONSTRAINT etl_kept_digests_fps_check CHECK (((octet_length(fps) % 12) = 0))
+);
+ALTER TABLE ONLY dataforseo.etl_kept_digests ALTER COLUMN fps SET STORAGE EXTERNAL;
+
+--
+-- Name: TABLE etl_kept_digests; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON TABLE dataforseo.etl_kept_digests IS 'The fingerprints of a set''s current versions as the publish of a night left them, which the next night judges its rows against instead of reading the versions; the loader''s own, not for reading. A change to how src/curmap.c fingerprints a row must come with a migration that empties this table.';
+
+--
+-- Name: COLUMN etl_kept_digests.target_set_id; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_kept_digests.target_set_id IS 'The target set.';
+
+--
+-- Name: COLUMN etl_kept_digests.sync_seq; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_kept_digests.sync_seq IS 'The sync number the publish that kept them took: they are the current versions'' while it is the highest of the set''s etl_snapshot rows.';
+
+--
+-- Name: COLUMN etl_kept_digests.fps; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_kept_digests.fps IS 'One fingerprint per current version, 12 bytes each as in etl_page_keys.fps, in no order.';
+
+--
 -- Name: etl_page; Type: TABLE; Schema: dataforseo; Owner: -
 --
 
@@ -5799,6 +5872,7 @@ CREATE TABLE dataforseo.etl_page_keys (
     kept integer NOT NULL,
     ends tid[],
     ends_seq bigint,
+    fps bytea,
     CONSTRAINT etl_page_keys_check CHECK (((cardinality(keys) = cardinality(domains)) AND (cardinality(positions) = cardinality(domains)) AND (cardinality(sent) = cardinality(domains))))
 );
 ALTER TABLE ONLY dataforseo.etl_page_keys ALTER COLUMN domains SET STORAGE EXTERNAL;
@@ -5807,6 +5881,7 @@ ALTER TABLE ONLY dataforseo.etl_page_keys ALTER COLUMN positions SET STORAGE EXT
 ALTER TABLE ONLY dataforseo.etl_page_keys ALTER COLUMN sent SET STORAGE EXTERNAL;
 ALTER TABLE ONLY dataforseo.etl_page_keys ALTER COLUMN item_domains SET STORAGE EXTERNAL;
 ALTER TABLE ONLY dataforseo.etl_page_keys ALTER COLUMN item_positions SET STORAGE EXTERNAL;
+ALTER TABLE ONLY dataforseo.etl_page_keys ALTER COLUMN fps SET STORAGE EXTERNAL;
 
 --
 -- Name: TABLE etl_page_keys; Type: COMMENT; Schema: dataforseo; Owner: -
@@ -5909,6 +5984,12 @@ COMMENT ON COLUMN dataforseo.etl_page_keys.ends IS 'On a night: the places (ctid
 --
 
 COMMENT ON COLUMN dataforseo.etl_page_keys.ends_seq IS 'With ends, when it holds a place: the highest sync_seq of the set''s etl_snapshot rows when they were found; the publish takes them only when it is still so.';
+
+--
+-- Name: COLUMN etl_page_keys.fps; Type: COMMENT; Schema: dataforseo; Owner: -
+--
+
+COMMENT ON COLUMN dataforseo.etl_page_keys.fps IS 'On a night the loader judged: the fingerprint of each of the page''s rows, sent or not (src/curmap.c: 12 bytes, the 64-bit half then the 32-bit one, little-endian), in row order; NULL when the database judged the rows. keep_digests() keeps them at the publish.';
 
 --
 -- Name: etl_run; Type: TABLE; Schema: dataforseo; Owner: -
@@ -6829,6 +6910,13 @@ ALTER TABLE ONLY dataforseo.etl_job_lock
     ADD CONSTRAINT etl_job_lock_pkey PRIMARY KEY (job);
 
 --
+-- Name: etl_kept_digests etl_kept_digests_pkey; Type: CONSTRAINT; Schema: dataforseo; Owner: -
+--
+
+ALTER TABLE ONLY dataforseo.etl_kept_digests
+    ADD CONSTRAINT etl_kept_digests_pkey PRIMARY KEY (target_set_id);
+
+--
 -- Name: etl_page_keys etl_page_keys_pkey; Type: CONSTRAINT; Schema: dataforseo; Owner: -
 --
 
@@ -7001,6 +7089,13 @@ CREATE TRIGGER etl_snapshot_domains AFTER INSERT OR UPDATE OF published_at, purg
 
 ALTER TABLE ONLY dataforseo.domain_intersection_breakdown_total
     ADD CONSTRAINT domain_intersection_breakdown__target_set_id_snapshot_date_fkey FOREIGN KEY (target_set_id, snapshot_date) REFERENCES dataforseo.etl_snapshot(target_set_id, snapshot_date) ON DELETE CASCADE;
+
+--
+-- Name: etl_kept_digests etl_kept_digests_target_set_id_fkey; Type: FK CONSTRAINT; Schema: dataforseo; Owner: -
+--
+
+ALTER TABLE ONLY dataforseo.etl_kept_digests
+    ADD CONSTRAINT etl_kept_digests_target_set_id_fkey FOREIGN KEY (target_set_id) REFERENCES dataforseo.target_set(target_set_id);
 
 --
 -- Name: etl_page_keys etl_page_keys_run_id_target_set_id_fkey; Type: FK CONSTRAINT; Schema: dataforseo; Owner: -

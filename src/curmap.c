@@ -49,6 +49,40 @@ void cur_map_add(struct cur_map *m, uint64_t hi, uint32_t lo)
 	m->fp[m->n++].lo = lo;
 }
 
+void cur_fp_store(const struct cur_fp *fp, unsigned char out[CUR_FP_BYTES])
+{
+	uint64_t hi = fp->hi;
+	uint32_t lo = fp->lo;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		out[i] = (unsigned char)(hi >> (8 * i));
+	for (i = 0; i < 4; i++)
+		out[8 + i] = (unsigned char)(lo >> (8 * i));
+}
+
+void cur_map_add_stored(struct cur_map *m, const unsigned char *p, size_t n)
+{
+	uint64_t hi;
+	uint32_t lo;
+	size_t k;
+	int i;
+
+	if (m->n + n > m->cap) {
+		m->cap = m->n + n;
+		m->fp = xrealloc(m->fp, m->cap * sizeof(*m->fp));
+	}
+	for (k = 0; k < n; k++, p += CUR_FP_BYTES) {
+		hi = 0;
+		lo = 0;
+		for (i = 7; i >= 0; i--)
+			hi = hi << 8 | p[i];
+		for (i = 3; i >= 0; i--)
+			lo = lo << 8 | p[8 + i];
+		cur_map_add(m, hi, lo);
+	}
+}
+
 static int fp_less(const struct cur_fp *x, const struct cur_fp *y)
 {
 	return x->hi < y->hi || (x->hi == y->hi && x->lo < y->lo);

@@ -406,6 +406,7 @@ struct db_msg {
 	size_t n_items;
 	size_t budget;            /* bytes of its batch counted in the memory budget */
 	double took;              /* DB_CURRENT: seconds the read took */
+	int kept;                 /* DB_CURRENT: the last publish's fingerprints (sql/024) */
 	struct etl_error err;     /* the outcome, when base.rc != 0 */
 };
 
@@ -496,7 +497,8 @@ static int step_load(struct run_ctx *rc, PGconn *conn, void *arg)
 				       m->word.pages >= 0 ? &m->word : NULL, m->error, &m->outcome,
 				       &m->err);
 	case DB_CURRENT:
-		return stage_current_map(conn, m->set_id, rc->snapshot_date, &m->s->current, &m->err);
+		return stage_current_map(conn, m->set_id, rc->snapshot_date, &m->s->current, &m->kept,
+					 &m->err);
 	}
 	return ETL_EFAIL;
 }
@@ -740,8 +742,9 @@ static int completed(struct run_ctx *rc, struct db_msg *m, struct etl_error *err
 		/* what a night's start waits for: its pages' rows are judged after */
 		if (s->current.ready)
 			log_set_msg(LOG_DEBUG, s->def->name,
-				    "%zu current row digests read in %.0f ms: rows equal to them are not sent",
-				    s->current.n, 1000 * m->took);
+				    "%zu current row digests read in %.0f ms%s: rows equal to them are "
+				    "not sent", s->current.n, 1000 * m->took,
+				    m->kept ? " (as the last publish kept them)" : "");
 		else
 			log_set_msg(LOG_DEBUG, s->def->name,
 				    "more than %zu current row digests: the database judges the rows",

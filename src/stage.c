@@ -109,6 +109,18 @@ static const char *array_end(struct strbuf *sb)
 	return sb->data;
 }
 
+/* n fingerprints as the database keeps them (curmap.h), appended to sb. */
+static void put_fps(struct strbuf *sb, const struct cur_fp *fp, size_t n)
+{
+	unsigned char b[CUR_FP_BYTES];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		cur_fp_store(&fp[i], b);
+		sb_append(sb, (const char *)b, sizeof(b));
+	}
+}
+
 /* Whether the loader judged every row of the page itself (curmap.h). */
 static bool loader_judged(const struct row_batch *rows, size_t n)
 {
@@ -124,8 +136,9 @@ static int direct_keys(PGconn *conn, const struct page_record *rec, const struct
 		       struct etl_error *err)
 {
 	char v[3][24];
-	const char *params[16];
-	struct strbuf a[11];
+	const char *params[17];
+	int lengths[17] = {0}, formats[17] = {0};
+	struct strbuf a[11], fps;
 	PGresult *res = NULL;
 	size_t i, len, plen = 0;
 	const char *f, *prev = NULL;
@@ -177,11 +190,22 @@ static int direct_keys(PGconn *conn, const struct page_record *rec, const struct
 	}
 	params[14] = array_end(&a[9]);
 	params[15] = array_end(&a[10]);
-	rc = db_query(conn,
-		      "SELECT * FROM stage_page($1, $2, $3, $4::date, $5::boolean, $6::text[],"
-		      " $7::smallint[], $8::integer[], $9::uuid[], $10::text[], $11::text[],"
-		      " $12::bigint[], $13::integer[], $14::boolean[], $15::text[], $16::integer[])",
-		      16, params, &res, err);
+	/* every row's fingerprint, for the publish to keep (sql/024) */
+	sb_init(&fps);
+	params[16] = NULL;
+	if (judged && rows->row_fps.len == n * sizeof(struct cur_fp)) {
+		put_fps(&fps, (const struct cur_fp *)(const void *)rows->row_fps.data, n);
+		params[16] = fps.data ? fps.data : "";
+		lengths[16] = (int)fps.len;
+		formats[16] = 1;
+	}
+	rc = db_query_bin(conn,
+			  "SELECT * FROM stage_page($1, $2, $3, $4::date, $5::boolean, $6::text[],"
+			  " $7::smallint[], $8::integer[], $9::uuid[], $10::text[], $11::text[],"
+			  " $12::bigint[], $13::integer[], $14::boolean[], $15::text[], $16::integer[],"
+			  " $17::bytea)",
+			  17, params, lengths, formats, 0, &res, err);
+	sb_free(&fps);
 	for (j = 0; j < 11; j++)
 		sb_free(&a[j]);
 	if (rc != 0)
@@ -269,8 +293,44 @@ static int current_line(const char *line, size_t len, struct cur_map *m, char *b
 	return 1;
 }
 
+/*
+ * The fingerprints the set's last publish kept (sql/024), when nothing has
+ * moved the set's control rows since: *got 1 when m holds them, sealed; 0
+ * when there are none to take (m untouched).
+ */
+static int kept_map(PGconn *conn, long long set_id, struct cur_map *m, int *got,
+		    struct etl_error *err)
+{
+	char id[24];
+	const char *params[1] = {id};
+	PGresult *res = NULL;
+	size_t len;
+	int rc;
+
+	*got = 0;
+	snprintf(id, sizeof(id), "%lld", set_id);
+	rc = db_query_bin(conn,
+			  "SELECT d.fps FROM etl_kept_digests d WHERE d.target_set_id = $1"
+			  " AND d.sync_seq = (SELECT max(c.sync_seq) FROM etl_snapshot c"
+			  "                   WHERE c.target_set_id = $1)",
+			  1, params, NULL, NULL, 1, &res, err);
+	if (rc != 0)
+		return rc;
+	len = PQntuples(res) == 1 ? (size_t)PQgetlength(res, 0, 0) : 0;
+	if (PQntuples(res) != 1 || len % CUR_FP_BYTES != 0 ||
+	    len / CUR_FP_BYTES >= CUR_MAP_MAX_ROWS) {
+		PQclear(res);
+		return 0;
+	}
+	cur_map_add_stored(m, (const unsigned char *)PQgetvalue(res, 0, 0), len / CUR_FP_BYTES);
+	PQclear(res);
+	cur_map_seal(m);
+	*got = 1;
+	return 0;
+}
+
 int stage_current_map(PGconn *conn, long long set_id, const char *snapshot_date,
-		     struct cur_map *m, struct etl_error *err)
+		     struct cur_map *m, int *kept, struct etl_error *err)
 {
 	char *sql, *line = NULL, *buf = NULL;
 	size_t cap = 0;
@@ -278,6 +338,8 @@ int stage_current_map(PGconn *conn, long long set_id, const char *snapshot_date,
 	int n, rc = 0;
 
 	cur_map_free(m);
+	if ((rc = kept_map(conn, set_id, m, kept, err)) != 0 || *kept)
+		return rc;
 	sql = xasprintf("COPY (SELECT referring_domain, target_key, digest"
 			" FROM domain_intersection_version WHERE target_set_id = %lld"
 			" AND valid_to = 'infinity' AND valid_from < '%s') TO STDOUT",

@@ -882,6 +882,7 @@ struct page_fmt {
 	unsigned char digest[16];  /* the last row's, as put_digest() wrote it */
 	struct strbuf *send;       /* the batch's, when ctx->current */
 	struct strbuf *item_fps;   /* the batch's, when ctx->current */
+	struct strbuf *row_fps;    /* the batch's, when ctx->current */
 	struct dom_fold *fold;     /* the item's domain row, when ctx->domains */
 };
 
@@ -927,20 +928,23 @@ static bool sends(const struct row_batch *b, size_t from)
  */
 /*
  * On a night, whether the row just written goes to the database: not when
- * its key and digest are a current version's (pf->send). An item's first row
- * also adds the item's domain fingerprint, for the loader's word (schedule.c).
+ * its key and digest are a current version's (pf->send); its fingerprint is
+ * kept either way (pf->row_fps). An item's first row also adds the item's
+ * domain fingerprint, for the loader's word (schedule.c).
  */
 static void judge_row(struct page_fmt *pf, const char *domain, size_t len, int key,
 		      bool with_item)
 {
+	struct cur_fp fp;
 	uint64_t hi;
 	uint32_t lo;
 
 	cur_map_fp(domain, len, key, pf->digest, &hi, &lo);
 	sb_putc(pf->send, cur_map_has(pf->ctx->current, hi, lo) ? 0 : 1);
+	fp.hi = hi;
+	fp.lo = lo;
+	sb_append(pf->row_fps, (const char *)&fp, sizeof(fp));
 	if (with_item) { /* the item's first row names it (its place in the order) */
-		struct cur_fp fp;
-
 		cur_map_domain_fp(domain, len, &hi, &lo);
 		fp.hi = hi;
 		fp.lo = lo;
@@ -1224,6 +1228,7 @@ void row_batch_init(struct row_batch *b)
 	sb_init(&b->domains);
 	sb_init(&b->send);
 	sb_init(&b->item_fps);
+	sb_init(&b->row_fps);
 	bd_init(&b->breakdown);
 	sb_init(&b->copy);
 	b->n_rows = 0;
@@ -1237,6 +1242,7 @@ void row_batch_reset(struct row_batch *b)
 	sb_reset(&b->domains);
 	sb_reset(&b->send);
 	sb_reset(&b->item_fps);
+	sb_reset(&b->row_fps);
 	bd_reset(&b->breakdown);
 	sb_reset(&b->copy);
 	b->n_rows = 0;
@@ -1250,6 +1256,7 @@ void row_batch_free(struct row_batch *b)
 	sb_free(&b->domains);
 	sb_free(&b->send);
 	sb_free(&b->item_fps);
+	sb_free(&b->row_fps);
 	bd_free(&b->breakdown);
 	sb_free(&b->copy);
 	b->n_rows = 0;
@@ -1263,7 +1270,7 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 	struct item_info it;
 	struct dom_fold fold;
 	size_t mark = out->copy.len, rows = 0, i, item, n_keys, send_mark, dom_mark, item_send,
-	       fps_mark;
+	       fps_mark, row_fps_mark;
 	size_t cap = TRANSFORM_MAX_COPY(resp->body_len);
 	char why[768];
 	bool with_item;
@@ -1277,9 +1284,11 @@ int transform_page(const struct api_response *resp, const struct transform_ctx *
 	pf.bd = &out->breakdown;
 	pf.send = &out->send;
 	pf.item_fps = &out->item_fps;
+	pf.row_fps = &out->row_fps;
 	pf.fold = ctx->domains ? &fold : NULL;
 	send_mark = out->send.len;
 	fps_mark = out->item_fps.len;
+	row_fps_mark = out->row_fps.len;
 	dom_mark = out->domains.len;
 	if (ctx->breakdown && out->n_rows == 0)
 		out->breakdown.enabled = 1;
@@ -1345,6 +1354,7 @@ done:
 		out->breakdown.invalid = 1;
 		out->send.len = send_mark;
 		out->item_fps.len = fps_mark;
+		out->row_fps.len = row_fps_mark;
 		out->domains.len = dom_mark;
 		if (out->domains.data)
 			out->domains.data[dom_mark] = '\0';

@@ -554,6 +554,60 @@ class WriteOnceTest(EtlTestCase):
         self.assertIn("one: %s current row digests read" % published, err)
         self.db.psql("DROP TABLE once2_daily")
 
+    def test_a_night_judges_by_the_digests_the_last_publish_kept(self):
+        """sql/024: a night's publish keeps every row's fingerprint; the
+        next night judges its rows by them instead of reading the versions,
+        exactly: a changed night writes what a night that read them does, an
+        unchanged one nothing."""
+        kept = "(as the last publish kept them)"
+        self.night("2026-08-01", night=0)
+        self.assertEqual(self.value("SELECT count(*) FROM %(s)s.etl_kept_digests"), "0")  # not judged
+        _, _, err = self.night("2026-08-02", night=1, verbose=True)
+        self.assertIn("current row digests read in", err)
+        self.assertNotIn(kept, err)
+        rows = int(self.value("SELECT rows FROM %(s)s.etl_snapshot WHERE snapshot_date = '2026-08-02'"))
+        self.assertEqual(self.db.rows("SELECT octet_length(fps) AS b, sync_seq = (SELECT max(sync_seq)"
+                                      " FROM %s.etl_snapshot) AS latest FROM %s.etl_kept_digests"
+                                      % (S, S)), [{"b": 12 * rows, "latest": True}])
+        self.writes()
+        _, _, err = self.night("2026-08-03", night=2, verbose=True)
+        self.assertIn("one: %d current row digests read in" % rows, err)
+        self.assertIn(kept, err)
+        w = self.writes()
+        self.assertEqual(self.snapshot("2026-08-03"), self.first_load_of(night=2))
+        self.db.psql("DROP TABLE once2_daily")
+        started = int(self.value("SELECT count(*) FROM %(s)s.domain_intersection_version "
+                                 "WHERE valid_from = '2026-08-03'"))
+        self.assertEqual(w.get(("domain_intersection_version", "INSERT")), started, w)
+        _, _, err = self.night("2026-08-04", night=2, verbose=True)
+        self.assertIn(kept, err)
+        self.assertEqual(self.writes(), {})
+        self.assertEqual(self.snapshot("2026-08-04"), self.snapshot("2026-08-03"))
+
+    def test_kept_digests_are_not_taken_once_the_set_moved(self):
+        """The kept fingerprints are the current versions' only while no
+        publish, failure or purge of the set came after the one that kept
+        them: a rerun of the latest date with another answer changes the
+        current versions without keeping any, and the next night reads the
+        versions (with the kept ones it would take the rows the rerun
+        replaced for current, and send nothing of them)."""
+        self.night("2026-08-01", night=0)
+        self.night("2026-08-02", night=1)
+        self.assertEqual(self.value("SELECT count(*) FROM %(s)s.etl_kept_digests"), "1")
+        self.fake.set_scenario("once-a.com", total_count=250, night=2)
+        self.etl("run", self.job_path, "--snapshot-date", "2026-08-02", "--fresh")
+        _, _, err = self.night("2026-08-03", night=1, verbose=True)
+        self.assertEqual(self.snapshot("2026-08-03"), self.first_load_of(night=1))
+        self.assertNotIn("as the last publish kept them", err)
+        self.db.psql("DROP TABLE once2_daily")
+        # and a failed night moves them too
+        self.night("2026-08-04", night=2,
+                   faults=[{"kind": "task", "code": 40501, "offset": 200, "times": -1}], expect=1)
+        _, _, err = self.night("2026-08-05", night=2, verbose=True)
+        self.assertEqual(self.snapshot("2026-08-05"), self.first_load_of(night=2))
+        self.assertNotIn("as the last publish kept them", err)
+        self.db.psql("DROP TABLE once2_daily")
+
     def test_a_repeated_key_keeps_its_first_place(self):
         """Offset paging repeats the previous page's last item at the top of
         the next: the first place wins, on a first load and on a night that
@@ -580,6 +634,8 @@ class WriteOnceTest(EtlTestCase):
         self.etl("run", self.job_path, "--snapshot-date", "2026-08-02")
         self.assertEqual(self.writes().get(("domain_intersection_version", "INSERT"), 0),
                          len(first))  # the first load's, none the second night
+        # a key came twice: no fingerprint kept for the next night (sql/024)
+        self.assertEqual(self.value("SELECT count(*) FROM %(s)s.etl_kept_digests"), "0")
         self.assertEqual([dict(r, snapshot_date=None) for r in self.snapshot("2026-08-02")],
                          [dict(r, snapshot_date=None) for r in first])
 
