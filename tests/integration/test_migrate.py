@@ -58,7 +58,8 @@ class MigrateTest(EtlTestCase):
         self.assertEqual([t["table_name"] for t in tables], [
             "domain_intersection_breakdown_total", "domain_intersection_change",
             "domain_intersection_domain_version", "domain_intersection_order",
-            "domain_intersection_pending", "domain_intersection_version", "etl_job_lock", "etl_page", "etl_page_keys",
+            "domain_intersection_pending", "domain_intersection_version", "etl_job_lock", "etl_kept_digests", "etl_page",
+            "etl_page_keys",
             "etl_run", "etl_run_attempt",
             "etl_run_set", "etl_snapshot", "etl_sync_counter", "etl_sync_deleted", "raw_page",
             "schema_migrations", "target_set"])
