@@ -117,9 +117,10 @@ struct row_batch {
 	struct strbuf send;  /* per row: 1 to send, 0 equal to its current version */
 	struct strbuf item_fps; /* ctx->current: per item, its domain's fingerprint (a
 				 * struct cur_fp: cur_map_domain_fp()), for cur_map_distinct() */
-	struct strbuf row_fps;  /* ctx->current: per row, sent or not, its fingerprint (a
-				 * struct cur_fp: cur_map_fp()), which the publish keeps
-				 * for the next night (sql/024) */
+	struct strbuf row_fps;  /* ctx->current: per row, sent or not, its fingerprint
+				 * (cur_map_fp()) as the database keeps it (CUR_FP_BYTES,
+				 * cur_fp_store()): the publish keeps them for the next
+				 * night (sql/024) */
 	struct strbuf domains; /* ctx->domains: a domain row per item (fold.h), COPY text */
 	int domains_unusable;  /* an item did not fold: the page sends no domain rows */
 };

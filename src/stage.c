@@ -109,18 +109,6 @@ static const char *array_end(struct strbuf *sb)
 	return sb->data;
 }
 
-/* n fingerprints as the database keeps them (curmap.h), appended to sb. */
-static void put_fps(struct strbuf *sb, const struct cur_fp *fp, size_t n)
-{
-	unsigned char b[CUR_FP_BYTES];
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		cur_fp_store(&fp[i], b);
-		sb_append(sb, (const char *)b, sizeof(b));
-	}
-}
-
 /* Whether the loader judged every row of the page itself (curmap.h). */
 static bool loader_judged(const struct row_batch *rows, size_t n)
 {
@@ -138,7 +126,7 @@ static int direct_keys(PGconn *conn, const struct page_record *rec, const struct
 	char v[3][24];
 	const char *params[17];
 	int lengths[17] = {0}, formats[17] = {0};
-	struct strbuf a[11], fps;
+	struct strbuf a[11];
 	PGresult *res = NULL;
 	size_t i, len, plen = 0;
 	const char *f, *prev = NULL;
@@ -191,12 +179,10 @@ static int direct_keys(PGconn *conn, const struct page_record *rec, const struct
 	params[14] = array_end(&a[9]);
 	params[15] = array_end(&a[10]);
 	/* every row's fingerprint, for the publish to keep (sql/024) */
-	sb_init(&fps);
 	params[16] = NULL;
-	if (judged && rows->row_fps.len == n * sizeof(struct cur_fp)) {
-		put_fps(&fps, (const struct cur_fp *)(const void *)rows->row_fps.data, n);
-		params[16] = fps.data ? fps.data : "";
-		lengths[16] = (int)fps.len;
+	if (judged && rows->row_fps.len == n * CUR_FP_BYTES) {
+		params[16] = rows->row_fps.data ? rows->row_fps.data : "";
+		lengths[16] = (int)rows->row_fps.len;
 		formats[16] = 1;
 	}
 	rc = db_query_bin(conn,
@@ -205,7 +191,6 @@ static int direct_keys(PGconn *conn, const struct page_record *rec, const struct
 			  " $12::bigint[], $13::integer[], $14::boolean[], $15::text[], $16::integer[],"
 			  " $17::bytea)",
 			  17, params, lengths, formats, 0, &res, err);
-	sb_free(&fps);
 	for (j = 0; j < 11; j++)
 		sb_free(&a[j]);
 	if (rc != 0)

@@ -936,6 +936,7 @@ static void judge_row(struct page_fmt *pf, const char *domain, size_t len, int k
 		      bool with_item)
 {
 	struct cur_fp fp;
+	unsigned char stored[CUR_FP_BYTES];
 	uint64_t hi;
 	uint32_t lo;
 
@@ -943,7 +944,8 @@ static void judge_row(struct page_fmt *pf, const char *domain, size_t len, int k
 	sb_putc(pf->send, cur_map_has(pf->ctx->current, hi, lo) ? 0 : 1);
 	fp.hi = hi;
 	fp.lo = lo;
-	sb_append(pf->row_fps, (const char *)&fp, sizeof(fp));
+	cur_fp_store(&fp, stored);
+	sb_append(pf->row_fps, (const char *)stored, sizeof(stored));
 	if (with_item) { /* the item's first row names it (its place in the order) */
 		cur_map_domain_fp(domain, len, &hi, &lo);
 		fp.hi = hi;
