@@ -25,8 +25,8 @@ int stage_direct(PGconn *conn, const struct page_record *rec, const struct row_b
 /*
  * Reads the set's current versions (those before snapshot_date) into m, for
  * the loader to judge rows by (curmap.h): their fingerprints as the set's
- * last publish kept them (*kept 1) while no publish, failure or purge of the
- * set has come since (sql/024), else the versions themselves (*kept 0). A
+ * last publish kept them (*kept 1) while no publish or failure of the set
+ * has come since (sql/024), else the versions themselves (*kept 0). A
  * set of more than CUR_MAP_MAX_ROWS leaves m empty and unsealed (the
  * database judges).
  */

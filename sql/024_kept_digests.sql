@@ -14,9 +14,14 @@
 -- then the fingerprints of the set's current versions, exactly, under the
 -- sync number the publish took (etl_kept_digests, keep_digests()). The next
 -- night takes them while that number is still the highest of the set's
--- control rows (any publish, failure or purge of the set since moves it;
--- other runs' staged rows are dropped before a run reads, src/load.c), and
--- reads the versions as before otherwise. A first load keeps none: its rows
+-- control rows (any publish or failure of the set since moves it; other
+-- runs' staged rows are dropped before a run reads, src/load.c), and reads
+-- the versions as before otherwise. A purge moves the number too, but it
+-- deletes ended versions and moves the current ones' valid_from only:
+-- every current version's fingerprint stays, and purge_snapshots() carries
+-- kept fingerprints that were valid forward to its own number. Counted as a
+-- change, a job with retention (a date purged after every night) would
+-- never take them. A first load keeps none: its rows
 -- are not judged, and its first night reads the versions.
 --
 -- Locks: etl_page_keys (ADD COLUMN, nullable, no default: no rewrite; its
@@ -47,8 +52,9 @@ COMMENT ON TABLE etl_kept_digests IS
     'that empties this table.';
 COMMENT ON COLUMN etl_kept_digests.target_set_id IS 'The target set.';
 COMMENT ON COLUMN etl_kept_digests.sync_seq IS
-    'The sync number the publish that kept them took: they are the current versions'' while it '
-    'is the highest of the set''s etl_snapshot rows.';
+    'The sync number the publish that kept them took (or a purge since, which changes no current '
+    'version''s fingerprint): they are the current versions'' while it is the highest of the '
+    'set''s etl_snapshot rows.';
 COMMENT ON COLUMN etl_kept_digests.fps IS
     'One fingerprint per current version, 12 bytes each as in etl_page_keys.fps, in no order.';
 
@@ -155,6 +161,64 @@ BEGIN
     END IF;
     INSERT INTO etl_kept_digests VALUES (p_set, seq, fps);
     RETURN true;
+END $$;
+
+-- 1. As in sql/010, carrying kept fingerprints that held before the purge
+-- forward to its sync number.
+CREATE OR REPLACE FUNCTION purge_snapshots(p_set bigint, p_cutoff date) RETURNS integer
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    keep  date;
+    n     integer;
+    seq   bigint;
+    wait  text;
+    was   bigint;  -- the set's sync number before (sql/024)
+BEGIN
+    SELECT min(snapshot_date) INTO keep FROM etl_snapshot
+    WHERE target_set_id = p_set AND status = 'complete' AND purged_at IS NULL
+      AND snapshot_date >= least(p_cutoff, (SELECT max(snapshot_date) FROM etl_snapshot
+                                           WHERE target_set_id = p_set AND status = 'complete'));
+    IF keep IS NULL OR NOT EXISTS (
+            SELECT 1 FROM etl_snapshot WHERE target_set_id = p_set AND snapshot_date < keep
+                                         AND status = 'complete' AND purged_at IS NULL) THEN
+        RETURN 0;  -- nothing to purge: the counter is not taken
+    END IF;
+    -- The counter is held only by writers of the ETL (a publish of another
+    -- job, up to its commit), never by a report: worth waiting for longer
+    -- than the maintenance lock_timeout meant for reports.
+    SELECT max(c.sync_seq) INTO was FROM etl_snapshot c WHERE c.target_set_id = p_set;
+    wait := current_setting('lock_timeout');
+    PERFORM set_config('lock_timeout', '60s', true);
+    seq := sync_seq_take();
+    PERFORM set_config('lock_timeout', wait, true);
+    UPDATE etl_snapshot SET purged_at = now(), sync_seq = seq
+    WHERE target_set_id = p_set AND snapshot_date < keep AND status = 'complete'
+      AND purged_at IS NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+
+    -- Versions only purged dates used go; those reaching past them now start
+    -- at keep (another key in the view: the old one is a deletion).
+    WITH gone AS (
+        DELETE FROM domain_intersection_version WHERE target_set_id = p_set AND valid_to <= keep
+        RETURNING referring_domain, target_key, valid_from)
+    INSERT INTO etl_sync_deleted (sync_seq, view_name, target_set_id, referring_domain, target_key,
+                                  valid_from)
+    SELECT seq, 'history', p_set, referring_domain, target_key, valid_from FROM gone;
+    INSERT INTO etl_sync_deleted (sync_seq, view_name, target_set_id, referring_domain, target_key,
+                                  valid_from)
+    SELECT seq, 'history', p_set, referring_domain, target_key, valid_from
+    FROM domain_intersection_version WHERE target_set_id = p_set AND valid_from < keep;
+    UPDATE domain_intersection_version SET valid_from = keep, sync_seq = seq
+    WHERE target_set_id = p_set AND valid_from < keep;
+    DELETE FROM domain_intersection_order WHERE target_set_id = p_set AND valid_to <= keep;
+    UPDATE domain_intersection_order SET valid_from = keep
+    WHERE target_set_id = p_set AND valid_from < keep;
+
+    PERFORM snapshot_stats(p_set, keep);
+    -- no current version's fingerprint changed: kept ones that held still do
+    UPDATE etl_kept_digests SET sync_seq = seq WHERE target_set_id = p_set AND sync_seq = was;
+    PERFORM sync_tidy(seq);
+    RETURN n;
 END $$;
 
 -- 1. As in sql/018, keeping a direct publish's fingerprints (keep_digests())
@@ -271,6 +335,14 @@ COMMENT ON FUNCTION stage_page(bigint, bigint, bigint, date, boolean, text[], sm
     'when the loader judged them (p_fps), and answers the ordinals of the rows to write: those '
     'whose key has no current version, or one with another digest (p_lookup), or those p_sent '
     'says (the loader judged them), or all of them.';
+COMMENT ON FUNCTION purge_snapshots(bigint, date) IS
+    'purge_snapshots(p_set, p_cutoff): retention for one target set. Complete snapshots before p_cutoff are '
+    'purged (control rows kept, with purged_at, their measures and change rows as they were), except the '
+    'set''s newest complete one, which is never removed. Versions and order rows only purged dates used are '
+    'deleted; those reaching past them start at the oldest kept date, which then has nothing to compare with '
+    'and is recomputed as a restart (its change rows go). Fingerprints kept for the next night '
+    '(etl_kept_digests) that held before still hold, and take its sync number. Row locks only, no DDL; '
+    'takes the sync number only when it purges. Returns the number of dates purged.';
 COMMENT ON FUNCTION keep_digests(bigint, bigint, bigint) IS
     'keep_digests(p_run, p_set, seq): keeps, for the next night of set p_set, the fingerprints '
     'run p_run''s pages kept (etl_page_keys.fps) under the sync number seq of its publish, when '

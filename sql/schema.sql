@@ -1323,6 +1323,7 @@ DECLARE
     n     integer;
     seq   bigint;
     wait  text;
+    was   bigint;  -- the set's sync number before (sql/024)
 BEGIN
     SELECT min(snapshot_date) INTO keep FROM etl_snapshot
     WHERE target_set_id = p_set AND status = 'complete' AND purged_at IS NULL
@@ -1336,6 +1337,7 @@ BEGIN
     -- The counter is held only by writers of the ETL (a publish of another
     -- job, up to its commit), never by a report: worth waiting for longer
     -- than the maintenance lock_timeout meant for reports.
+    SELECT max(c.sync_seq) INTO was FROM etl_snapshot c WHERE c.target_set_id = p_set;
     wait := current_setting('lock_timeout');
     PERFORM set_config('lock_timeout', '60s', true);
     seq := sync_seq_take();
@@ -1364,6 +1366,8 @@ BEGIN
     WHERE target_set_id = p_set AND valid_from < keep;
 
     PERFORM snapshot_stats(p_set, keep);
+    -- no current version's fingerprint changed: kept ones that held still do
+    UPDATE etl_kept_digests SET sync_seq = seq WHERE target_set_id = p_set AND sync_seq = was;
     PERFORM sync_tidy(seq);
     RETURN n;
 END $$;
@@ -1372,7 +1376,7 @@ END $$;
 -- Name: FUNCTION purge_snapshots(p_set bigint, p_cutoff date); Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON FUNCTION dataforseo.purge_snapshots(p_set bigint, p_cutoff date) IS 'purge_snapshots(p_set, p_cutoff): retention for one target set. Complete snapshots before p_cutoff are purged (control rows kept, with purged_at, their measures and change rows as they were), except the set''s newest complete one, which is never removed. Versions and order rows only purged dates used are deleted; those reaching past them start at the oldest kept date, which then has nothing to compare with and is recomputed as a restart (its change rows go). Row locks only, no DDL; takes the sync number only when it purges. Returns the number of dates purged.';
+COMMENT ON FUNCTION dataforseo.purge_snapshots(p_set bigint, p_cutoff date) IS 'purge_snapshots(p_set, p_cutoff): retention for one target set. Complete snapshots before p_cutoff are purged (control rows kept, with purged_at, their measures and change rows as they were), except the set''s newest complete one, which is never removed. Versions and order rows only purged dates used are deleted; those reaching past them start at the oldest kept date, which then has nothing to compare with and is recomputed as a restart (its change rows go). Fingerprints kept for the next night (etl_kept_digests) that held before still hold, and take its sync number. Row locks only, no DDL; takes the sync number only when it purges. Returns the number of dates purged.';
 
 --
 -- Name: sync_seq_take(); Type: FUNCTION; Schema: dataforseo; Owner: -
@@ -5696,7 +5700,7 @@ COMMENT ON COLUMN dataforseo.etl_kept_digests.target_set_id IS 'The target set.'
 -- Name: COLUMN etl_kept_digests.sync_seq; Type: COMMENT; Schema: dataforseo; Owner: -
 --
 
-COMMENT ON COLUMN dataforseo.etl_kept_digests.sync_seq IS 'The sync number the publish that kept them took: they are the current versions'' while it is the highest of the set''s etl_snapshot rows.';
+COMMENT ON COLUMN dataforseo.etl_kept_digests.sync_seq IS 'The sync number the publish that kept them took (or a purge since, which changes no current version''s fingerprint): they are the current versions'' while it is the highest of the set''s etl_snapshot rows.';
 
 --
 -- Name: COLUMN etl_kept_digests.fps; Type: COMMENT; Schema: dataforseo; Owner: -

@@ -280,8 +280,8 @@ static int current_line(const char *line, size_t len, struct cur_map *m, char *b
 
 /*
  * The fingerprints the set's last publish kept (sql/024), when nothing has
- * moved the set's control rows since: *got 1 when m holds them, sealed; 0
- * when there are none to take (m untouched).
+ * moved the set's control rows since (a purge carries them forward): *got 1
+ * when m holds them, sealed; 0 when there are none to take (m untouched).
  */
 static int kept_map(PGconn *conn, long long set_id, struct cur_map *m, int *got,
 		    struct etl_error *err)

@@ -586,8 +586,7 @@ class WriteOnceTest(EtlTestCase):
 
     def test_kept_digests_are_not_taken_once_the_set_moved(self):
         """The kept fingerprints are the current versions' only while no
-        publish, failure or purge of the set came after the one that kept
-        them: a rerun of the latest date with another answer changes the
+        publish or failure of the set came after the one that kept them: a rerun of the latest date with another answer changes the
         current versions without keeping any, and the next night reads the
         versions (with the kept ones it would take the rows the rerun
         replaced for current, and send nothing of them)."""
@@ -606,6 +605,22 @@ class WriteOnceTest(EtlTestCase):
         _, _, err = self.night("2026-08-05", night=2, verbose=True)
         self.assertEqual(self.snapshot("2026-08-05"), self.first_load_of(night=2))
         self.assertNotIn("as the last publish kept them", err)
+        self.db.psql("DROP TABLE once2_daily")
+
+    def test_kept_digests_outlive_a_purge(self):
+        """A purge (retention, after each run that published every set)
+        moves the set's sync number too, but changes no current version's
+        fingerprint (it deletes ended versions, and moves the others'
+        valid_from): a night after one that purged still takes the kept
+        ones, exactly."""
+        self.job_path = self.job(JOB + "retention: {keep_snapshots: 1 days}\n", name="once-kept.yaml")
+        for i, date in enumerate(("2026-08-01", "2026-08-02", "2026-08-03")):
+            self.night(date, night=i)
+        self.assertNotEqual(self.value("SELECT purged_at FROM %(s)s.etl_snapshot"
+                                       " WHERE snapshot_date = '2026-08-01'"), "")
+        _, _, err = self.night("2026-08-04", night=3, verbose=True)
+        self.assertEqual(self.snapshot("2026-08-04"), self.first_load_of(night=3))
+        self.assertIn("(as the last publish kept them)", err)
         self.db.psql("DROP TABLE once2_daily")
 
     def test_a_repeated_key_keeps_its_first_place(self):
