@@ -11,9 +11,12 @@ foreach(f ${FILES})
   # non-ASCII) survives exactly; checksums are taken over these bytes.
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
   string(MAKE_C_IDENTIFIER "${name}" ident)
+  # the checksum schema_migrations keeps (md5 of these bytes), so a run
+  # checks the applied migrations without sending each one to the server
+  file(MD5 ${f} sum)
   string(APPEND body "static const char sql_${ident}[] = {${bytes}0x00};\n")
-  string(APPEND entries "\t{\"${name}\", sql_${ident}},\n")
+  string(APPEND entries "\t{\"${name}\", sql_${ident}, \"${sum}\"},\n")
 endforeach()
-string(APPEND body "\nconst struct migration migrations[] = {\n${entries}\t{0, 0},\n};\n")
+string(APPEND body "\nconst struct migration migrations[] = {\n${entries}\t{0, 0, 0},\n};\n")
 file(WRITE ${OUT}.tmp "${body}")
 file(RENAME ${OUT}.tmp ${OUT})

@@ -17,6 +17,7 @@
 struct migration {
 	const char *name; /* file name, e.g. "001_initial.sql" */
 	const char *sql;  /* its exact bytes */
+	const char *md5;  /* md5 of those bytes, hex, taken at build time */
 };
 
 /* Terminated by an entry whose name is NULL. Generated at build time. */

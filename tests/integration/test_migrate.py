@@ -2,8 +2,10 @@
 column in place, edited or unknown migrations refused, and `run` refusing a
 schema that is not at the binary's version."""
 
+import hashlib
 import os
 import subprocess
+import time
 import unittest
 
 from harness import EtlTestCase, SOURCE
@@ -95,6 +97,33 @@ class MigrateTest(EtlTestCase):
         self.assertIn("schema is not set up", err)
         self.assertIn("migrate", err)
         self.assertEqual(self.fake.requests, [])
+
+    def xacts(self):
+        """Transactions committed in this test's database so far, once every
+        other session has ended (a session reports its counts as it ends)."""
+        for _ in range(200):
+            if self.db.value("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                             " AND backend_type = 'client backend' AND pid <> pg_backend_pid()") == "0":
+                break
+            time.sleep(0.05)
+        self.db.value("SELECT pg_stat_clear_snapshot()")
+        return int(self.db.value("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"))
+
+    def test_a_check_takes_the_build_checksums(self):
+        job = self.job(JOB % "mig_sum")
+        self.etl("migrate", job)
+        # the checksums the build embeds are those the server recorded
+        applied = {r["name"]: r["checksum"]
+                   for r in self.db.rows("SELECT name, checksum FROM mig_sum.schema_migrations")}
+        for f in sql_files():
+            with open(os.path.join(SOURCE, "sql", f), "rb") as fh:
+                self.assertEqual(applied[f], hashlib.md5(fh.read()).hexdigest(), f)
+        # so a check sends no migration to the server to be hashed: one
+        # statement each (the way before) would be a transaction each
+        before = self.xacts()
+        self.etl("check", job)
+        spent = self.xacts() - before
+        self.assertLess(spent, len(sql_files()), "check committed %d transactions" % spent)
 
     def test_edited_migration_is_refused(self):
         job = self.job(JOB % "mig_edit")
