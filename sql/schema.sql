@@ -738,11 +738,13 @@ BEGIN
     -- order, and each page's items are unnested in theirs. Checked: each
     -- page's first item is where the pages before it end (else sorted item
     -- by item).
+    -- (unnested in the select list, side by side, not as a lateral
+    -- function, which copies each page's items first: sql/025)
     SELECT array_agg(u.d), array_agg(u.p) INTO o_dom, o_pos
-    FROM (SELECT k.item_domains, k.item_positions FROM etl_page_keys k
-          WHERE k.run_id = p_run AND k.target_set_id = p_set
-          ORDER BY k.page_offset) k
-    CROSS JOIN LATERAL unnest(k.item_domains, k.item_positions) u (d, p);
+    FROM (SELECT unnest(k.item_domains) AS d, unnest(k.item_positions) AS p
+          FROM (SELECT k.item_domains, k.item_positions FROM etl_page_keys k
+                WHERE k.run_id = p_run AND k.target_set_id = p_set
+                ORDER BY k.page_offset) k) u;
     IF NOT (SELECT coalesce(bool_and(o_pos[x.before + 1] = x.first), true)
             FROM (SELECT k.item_positions[1] AS first,
                          coalesce(sum(cardinality(k.item_positions))
