@@ -78,6 +78,22 @@ int load_prepare(PGconn *conn, struct etl_error *err) ETL_WUR;
 int load_open_connections(const struct job_database *db, PGconn **conns, int *n, int want,
 			  struct etl_error *err) ETL_WUR;
 
+/*
+ * load_open_connections() on a thread of its own, from `have` open to
+ * `want`, while the caller goes on with its own connection (a run's
+ * bookkeeping): opening one takes milliseconds that would otherwise come
+ * before the first request. Call after load_lock_job(): the new
+ * connections join the lock. NULL when there is nothing to open.
+ */
+struct load_opener *load_open_start(const struct job_database *db, int have, int want);
+
+/*
+ * Waits for the opener and adds what it opened to conns[*n..]; the result
+ * load_open_connections() would have given. Frees o (NULL: nothing to do).
+ */
+int load_open_finish(struct load_opener *o, PGconn **conns, int *n,
+		     struct etl_error *err) ETL_WUR;
+
 /* How long a taken job lock is tried again before ETL_ELOCKED (see load.c). */
 #define LOAD_LOCK_WAIT_MS 5000
 /*

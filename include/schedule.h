@@ -74,6 +74,7 @@ struct run_ctx {
 	PGconn *conn;                 /* the run's own: its lock, run and set rows */
 	PGconn *conns[JOB_MAX_CONNECTIONS]; /* the loaders': conns[0] is conn */
 	int n_conns;
+	struct load_opener *opener;   /* opening the others meanwhile (load.h), or NULL */
 	struct fetcher *fetcher;
 	struct set_state *sets;
 	size_t n_sets;

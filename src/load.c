@@ -18,6 +18,7 @@
 #include "load.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,60 @@ int load_open_connections(const struct job_database *db, PGconn **conns, int *n,
 		conns[(*n)++] = c;
 	}
 	return 0;
+}
+
+struct load_opener {
+	pthread_t thread;
+	const struct job_database *db;
+	PGconn *conns[JOB_MAX_CONNECTIONS];
+	int have, n, want, rc;
+	struct etl_error err;
+};
+
+static void *opener_main(void *arg)
+{
+	struct load_opener *o = arg;
+
+	o->rc = load_open_connections(o->db, o->conns, &o->n, o->want, &o->err);
+	return NULL;
+}
+
+struct load_opener *load_open_start(const struct job_database *db, int have, int want)
+{
+	struct load_opener *o;
+
+	if (have >= want)
+		return NULL;
+	o = xcalloc(1, sizeof(*o));
+	o->db = db;
+	o->have = o->n = have;
+	o->want = want > JOB_MAX_CONNECTIONS ? JOB_MAX_CONNECTIONS : want;
+	if (pthread_create(&o->thread, NULL, opener_main, o) != 0) {
+		/* opened when the caller waits for it instead */
+		o->have = -1;
+	}
+	return o;
+}
+
+int load_open_finish(struct load_opener *o, PGconn **conns, int *n, struct etl_error *err)
+{
+	int i, rc;
+
+	if (!o)
+		return 0;
+	if (o->have < 0) {
+		rc = load_open_connections(o->db, conns, n, o->want, err);
+		free(o);
+		return rc;
+	}
+	pthread_join(o->thread, NULL);
+	for (i = o->have; i < o->n && *n < JOB_MAX_CONNECTIONS; i++)
+		conns[(*n)++] = o->conns[i];
+	rc = o->rc;
+	if (rc != 0)
+		*err = o->err;
+	free(o);
+	return rc;
 }
 
 /*

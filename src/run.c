@@ -147,6 +147,8 @@ static int open_run(struct run_ctx *rc, const struct run_options *opt, long long
 	if ((ret = load_lock_job(rc->conn, job->name, err)) != 0)
 		return ret;
 	rc->locked = 1;
+	/* the loaders' other connections open while this one starts the run */
+	rc->opener = load_open_start(&job->db, rc->n_conns, job->db.connections);
 	if ((ret = load_prepare(rc->conn, err)) != 0)
 		return ret;
 	/* before a run is started or continued: drop_stale_pending() would
@@ -410,6 +412,13 @@ static void run_free(struct run_ctx *rc)
 	sched_free(rc);
 	free(rc->abort_msg);
 	free(rc->ceiling_msg);
+	if (rc->opener) { /* the run ended before it loaded anything */
+		struct etl_error late;
+
+		if (load_open_finish(rc->opener, rc->conns, &rc->n_conns, &late) != 0)
+			log_debug("%s", late.msg);
+		rc->opener = NULL;
+	}
 	for (i = 1; i < (size_t)rc->n_conns; i++)
 		if (rc->conns[i])
 			PQfinish(rc->conns[i]);

@@ -1105,11 +1105,12 @@ int sched_fetch_all(struct run_ctx *rc, double started, struct etl_error *err)
 	int ret = 0;
 
 	/* From here until every answer is in, the run's connection is the
-	 * loader's, with the others opened now (the job's lock stays with the
-	 * run's own). */
-	if ((ret = load_open_connections(&rc->job->db, rc->conns, &rc->n_conns,
-					 rc->job->db.connections, err)) != 0)
-		return ret; /* cannot be: the run's own connection is one */
+	 * loader's, with the others (opening since the run took the job's
+	 * lock, run.c; the lock stays with the run's own). */
+	ret = load_open_finish(rc->opener, rc->conns, &rc->n_conns, err);
+	rc->opener = NULL;
+	if (ret != 0)
+		return ret; /* the lock was lost meanwhile */
 	log_debug("loading on %d connection%s", rc->n_conns, rc->n_conns == 1 ? "" : "s");
 	rc->loader = loader_start(RUN_LOAD_QUEUE, rc->n_conns, exec_msg, wake_fetcher, rc);
 	read_current_maps(rc);
