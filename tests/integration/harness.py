@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import unittest
 import uuid
 
@@ -88,6 +89,16 @@ class Database:
     def value(self, sql):
         out = self.psql(sql).strip()
         return out
+
+    def sessions_ended(self):
+        """Waits (up to 10 s) until no other client is connected: a session
+        reports its statistics (pg_stat_database, pg_stat_user_functions) as
+        it ends, after its client has gone."""
+        for _ in range(200):
+            if self.value("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                          " AND backend_type = 'client backend' AND pid <> pg_backend_pid()") == "0":
+                return
+            time.sleep(0.05)
 
     def close(self):
         self.admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')

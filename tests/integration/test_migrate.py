@@ -5,7 +5,6 @@ schema that is not at the binary's version."""
 import hashlib
 import os
 import subprocess
-import time
 import unittest
 
 from harness import EtlTestCase, SOURCE
@@ -99,14 +98,9 @@ class MigrateTest(EtlTestCase):
         self.assertEqual(self.fake.requests, [])
 
     def xacts(self):
-        """Transactions committed in this test's database so far, once every
-        other session has ended (a session reports its counts as it ends)."""
-        for _ in range(200):
-            if self.db.value("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                             " AND backend_type = 'client backend' AND pid <> pg_backend_pid()") == "0":
-                break
-            time.sleep(0.05)
-        self.db.value("SELECT pg_stat_clear_snapshot()")
+        """Transactions committed in this test's database so far, every other
+        session having reported its own."""
+        self.db.sessions_ended()
         return int(self.db.value("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"))
 
     def test_a_check_takes_the_build_checksums(self):

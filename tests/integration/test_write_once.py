@@ -76,14 +76,8 @@ class WriteOnceTest(EtlTestCase):
         self.db.admin("ALTER DATABASE %s SET track_functions = 'pl'" % self.db.name)
 
     def calls(self, function):
-        """Calls of `function` so far. A session reports its counts as it
-        ends, after its client has gone: the run's sessions are waited for
-        (out of pg_stat_activity only once they have reported)."""
-        for _ in range(200):
-            if self.db.value("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                             " AND backend_type = 'client backend' AND pid <> pg_backend_pid()") == "0":
-                break
-            time.sleep(0.05)
+        """Calls of `function` so far, the run's sessions having reported them."""
+        self.db.sessions_ended()
         return int(self.db.value("SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions"
                                  " WHERE funcname = '%s'" % function))
 
