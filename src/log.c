@@ -48,8 +48,11 @@ enum log_format log_get_format(void)
 
 void log_set_context(const char *job, long long run_id)
 {
+	/* under the lock: another thread may be writing a line with them */
+	pthread_mutex_lock(&emit_lock);
 	snprintf(ctx_job, sizeof(ctx_job), "%s", job ? job : "");
 	ctx_run = run_id;
+	pthread_mutex_unlock(&emit_lock);
 }
 
 static double now_seconds(void)

@@ -147,10 +147,11 @@ static int open_run(struct run_ctx *rc, const struct run_options *opt, long long
 	if ((ret = load_lock_job(rc->conn, job->name, err)) != 0)
 		return ret;
 	rc->locked = 1;
-	/* the loaders' other connections open while this one starts the run */
-	rc->opener = load_open_start(&job->db, rc->n_conns, job->db.connections);
 	if ((ret = load_prepare(rc->conn, err)) != 0)
 		return ret;
+	/* the loaders' other connections open while this one starts the run
+	 * (after load_prepare(), which builds the staging SQL every connection shares) */
+	rc->opener = load_open_start(&job->db, rc->n_conns, job->db.connections);
 	/* before a run is started or continued: drop_stale_pending() would
 	 * discard what a dead run loaded before its counters are taken */
 	if ((ret = abandon_dead_runs(rc, err)) != 0)
