@@ -117,6 +117,30 @@ class LockTest(EtlTestCase):
         self.assertEqual(self.db.value("SELECT string_agg(run_id || ':' || status, ',') FROM %s.etl_run" % S),
                          "1:succeeded")
 
+    def test_a_run_failing_once_it_holds_the_lock_leaves_nothing_behind(self):
+        """A database error just after the run took the job's lock, while its
+        loaders' other connections open on a thread of their own: the run
+        fails naming the error, releases the lock and closes every connection
+        (the thread's too), and the next run of the date loads."""
+        self.fake.set_scenario("alpha-a.com", total_count=200)
+        self.fake.set_scenario("beta-a.com", total_count=100)
+        job = self.job(job_text().replace('database: {url: "${DATABASE_URL}"}',
+                                          'database: {url: "${DATABASE_URL}", connections: 4}'))
+        self.etl("migrate", job)
+        self.db.psql("ALTER FUNCTION %s.abandon_runs(text) RENAME TO abandon_runs_away" % S)
+        code, out, err = self.etl("run", job, "--snapshot-date", "2026-05-01", expect=1)
+        self.assertIn("abandon_runs", err)
+        self.assertEqual(pages_bought(self.fake.requests), [])
+        self.db.sessions_ended()
+        self.assertEqual(self.db.value("SELECT count(*) FROM pg_stat_activity WHERE application_name"
+                                       " = 'intersect-etl' AND datname = current_database()"), "0")
+        self.assertEqual(self.db.value("SELECT count(*) FROM %s.etl_job_lock WHERE token IS NOT NULL" % S),
+                         "0")
+        self.db.psql("ALTER FUNCTION %s.abandon_runs_away(text) RENAME TO abandon_runs" % S)
+        code, out, err = self.etl("run", job, "--snapshot-date", "2026-05-01", "-v")
+        self.assertIn("loading on 4 connections", err)
+        self.assertEqual(self.db.value("SELECT string_agg(status, ',') FROM %s.etl_run" % S), "succeeded")
+
     def test_a_foreign_session_holding_the_row_is_named(self):
         """A session of the ETL's role (psql, by hand) that holds the row: the
         run names its user, application and server pid, and the time."""
