@@ -554,15 +554,17 @@ static int exec_msg(void *ctx, int worker, struct loader_msg *lm)
 {
 	struct run_ctx *rc = ctx;
 	struct db_msg *m = (struct db_msg *)lm;
+	double t0;
 	int ret;
 
 	if (m->op == DB_PAGE && !m->transformed && !m->untransformed && transform_msg(m) != 0)
 		return 0;
-	m->took = mono_now();
+	t0 = mono_now();
 	ret = with_db(rc, worker, step_load, m, &m->err);
-	m->took = mono_now() - m->took;
-	if (m->op == DB_CURRENT)
+	if (m->op == DB_CURRENT) {
+		m->took = mono_now() - t0;
 		map_finished(m->s);
+	}
 	return ret;
 }
 

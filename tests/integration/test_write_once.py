@@ -580,10 +580,11 @@ class WriteOnceTest(EtlTestCase):
 
     def test_kept_digests_are_not_taken_once_the_set_moved(self):
         """The kept fingerprints are the current versions' only while no
-        publish or failure of the set came after the one that kept them: a rerun of the latest date with another answer changes the
-        current versions without keeping any, and the next night reads the
-        versions (with the kept ones it would take the rows the rerun
-        replaced for current, and send nothing of them)."""
+        publish or failure of the set came after the one that kept them: a
+        rerun of the latest date with another answer changes the current
+        versions without keeping any, and the next night reads the versions
+        (with the kept ones it would take the rows the rerun replaced for
+        current, and send nothing of them)."""
         self.night("2026-08-01", night=0)
         self.night("2026-08-02", night=1)
         self.assertEqual(self.value("SELECT count(*) FROM %(s)s.etl_kept_digests"), "1")
