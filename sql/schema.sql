@@ -943,7 +943,9 @@ CREATE FUNCTION dataforseo.publish_order_arrays(p_set bigint, p_date date, hi da
 DECLARE
     cur domain_intersection_order%ROWTYPE;
     nb  domain_intersection_order%ROWTYPE;
+    pv  domain_intersection_order%ROWTYPE;
     top date := hi;
+    joined boolean := false;
 BEGIN
     SELECT * INTO cur FROM domain_intersection_order
     WHERE target_set_id = p_set AND valid_from <= p_date AND valid_to > p_date;
@@ -967,9 +969,16 @@ BEGIN
         top := nb.valid_to;
         DELETE FROM domain_intersection_order WHERE target_set_id = p_set AND valid_from = hi;
     END IF;
-    UPDATE domain_intersection_order SET valid_to = top
-    WHERE target_set_id = p_set AND valid_to = p_date AND domains = o_dom AND positions = o_pos;
-    IF NOT FOUND THEN
+    -- (the arrays stay out of the statements: compared here, sql/026)
+    FOR pv IN SELECT * FROM domain_intersection_order
+              WHERE target_set_id = p_set AND valid_to = p_date LOOP
+        IF pv.domains = o_dom AND pv.positions = o_pos THEN
+            UPDATE domain_intersection_order SET valid_to = top
+            WHERE target_set_id = p_set AND valid_from = pv.valid_from;
+            joined := true;
+        END IF;
+    END LOOP;
+    IF NOT joined THEN
         INSERT INTO domain_intersection_order VALUES (p_set, p_date, top, o_dom, o_pos);
     END IF;
 END $$;

@@ -199,6 +199,12 @@ class OrderTest(EtlTestCase):
     def ranges(self):
         return {tuple(x[:3]) for v in self.history().values() for x in v}
 
+    def order_ranges(self):
+        """The set's result orders: (valid_from, valid_to, number of domains), by date."""
+        return [(r["valid_from"], r["valid_to"], int(r["n"])) for r in self.db.rows(
+            "SELECT valid_from, valid_to, cardinality(domains) AS n FROM %s.domain_intersection_order "
+            "ORDER BY valid_from" % S)]
+
     # -----------------------------------------------------------------
 
     def test_backfill_with_the_same_answer(self):
@@ -232,6 +238,23 @@ class OrderTest(EtlTestCase):
         self.assertEqual(self.ranges(), {("2026-05-01", None, "2026-05-03")})
         self.assertEqual(self.db.value("SELECT string_agg(changed_rows::text, ',' ORDER BY snapshot_date) "
                                        "FROM %s.domain_intersection_daily" % S), "0,0")
+
+    def test_a_republished_middle_date_joins_its_neighbours_orders(self):
+        """publish_order_arrays(): the date's order takes the place of the one
+        it replaces and joins equal neighbours on both sides (sql/026 compares
+        the one ending at the date in PL/pgSQL), so equal orders stay one row."""
+        self.night("2026-05-01", "A")
+        self.night("2026-05-02", "S")   # fewer items: another order
+        self.night("2026-05-03", "A")
+        self.assertEqual(self.order_ranges(), [("2026-05-01", "2026-05-02", 40), ("2026-05-02", "2026-05-03", 30),
+                                               ("2026-05-03", "infinity", 40)])
+        self.night("2026-05-02", "A")
+        self.assertEqual(self.order_ranges(), [("2026-05-01", "infinity", 40)])
+        self.night("2026-05-02", "S")   # and apart again
+        self.assertEqual(self.order_ranges(), [("2026-05-01", "2026-05-02", 40), ("2026-05-02", "2026-05-03", 30),
+                                               ("2026-05-03", "infinity", 40)])
+        self.night("2026-04-30", "A")   # a backfill joins the order after it
+        self.assertEqual(self.order_ranges()[0], ("2026-04-30", "2026-05-02", 40))
 
     def test_rerun_of_a_failed_date(self):
         self.night("2026-05-01", "A")
