@@ -3,7 +3,8 @@
  *
  * fetch.c owns the transfers: up to `concurrency` requests in flight, starts
  * spaced evenly to honour requests_per_minute (the provider asks for steady
- * traffic, not bursts), connection reuse through the multi handle's cache,
+ * traffic, not bursts; a few starts missed while the caller was busy are
+ * made up), connection reuse through the multi handle's cache,
  * gzip transfer (decoded here, not by libcurl, so that the raw archive can
  * keep the bytes as received), connect and total timeouts, TLS verification
  * always on.
@@ -31,7 +32,8 @@ struct fetch_req {
 	CURLcode curl_code;           /* CURLE_OK when an HTTP answer came */
 	long http_status;             /* 0 when no answer came */
 	char errbuf[CURL_ERROR_SIZE]; /* libcurl's message when curl_code != OK */
-	struct strbuf response;       /* owned: the (decompressed) body */
+	struct strbuf response;       /* owned: the (decompressed) body, after
+					 fetcher_body() */
 	int gzipped;                  /* the body came gzip-encoded */
 	struct strbuf wire;           /* owned: a gzipped body as it came over the
 					 wire, while it arrives; kept after only
@@ -44,6 +46,7 @@ struct fetch_req {
 	struct fetcher *fetcher;      /* the fetcher running it */
 	CURL *easy;
 	int bad_encoding;             /* a Content-Encoding that was not asked for */
+	int unread;                   /* complete, body not yet made readable (fetcher_body) */
 	struct fetch_req *next;
 };
 
@@ -69,10 +72,20 @@ void fetcher_add(struct fetcher *f, struct fetch_req *r);
 
 /*
  * Drives transfers until one request completes (returned; ownership back to
- * the caller), max_wait_ms passes, or nothing is queued or in flight (both
- * NULL).
+ * the caller; its body still to be made readable, fetcher_body()),
+ * max_wait_ms passes, or nothing is queued or in flight (both NULL).
  */
 struct fetch_req *fetcher_next(struct fetcher *f, int max_wait_ms);
+
+/*
+ * Makes a returned request's body readable: decodes a gzip body and cuts a
+ * credential the API echoes (redact.h); sets curl_code and errbuf when the
+ * gzip is bad. Left to the caller, so that the requests that take the
+ * places of answers that arrived together go out before any of their
+ * bodies is decoded (about a millisecond each). Call it before reading
+ * `response`; a second call does nothing.
+ */
+void fetcher_body(struct fetch_req *r);
 
 /*
  * Starts what is queued and may start now, and sends what it can without

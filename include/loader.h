@@ -28,7 +28,8 @@ struct loader_msg {
 /*
  * Starts n_workers threads. exec runs on them, each worker one message at a
  * time; `worker` (0..n_workers-1) says which, e.g. to pick its connection.
- * wake (may be NULL) is called from a worker after each completion, so a
+ * wake (may be NULL) is called from a worker after each completion, and
+ * when it takes a message from a full queue (room for another), so a
  * thread sleeping elsewhere (in curl_multi_poll) wakes.
  */
 struct loader *loader_start(size_t capacity, int n_workers,
@@ -36,6 +37,8 @@ struct loader *loader_start(size_t capacity, int n_workers,
 			    void (*wake)(void *ctx), void *ctx);
 /* Queues m; waits while `capacity` messages are already waiting. */
 void loader_submit(struct loader *l, struct loader_msg *m);
+/* 1 when loader_submit() would not wait now. */
+int loader_has_room(const struct loader *l);
 /* A completed message (ownership back to the caller), or NULL if none yet. */
 struct loader_msg *loader_poll(struct loader *l);
 /* Waits until a message completes (or none is outstanding: NULL). */

@@ -66,6 +66,7 @@ struct page_job {
 	double first_start;
 	double reserved;              /* its worst-case cost, held while it is asked */
 	double paid;                  /* what its answers were charged, every attempt */
+	int holds_place;              /* its answer waits to be parsed in a place (places_free()) */
 };
 
 struct run_ctx {
@@ -76,6 +77,9 @@ struct run_ctx {
 	int n_conns;
 	struct load_opener *opener;   /* opening the others meanwhile (load.h), or NULL */
 	struct fetcher *fetcher;
+	struct fetch_req *landed;     /* answers in and not yet parsed, oldest first (next) */
+	struct fetch_req *landed_tail;
+	size_t n_landed, n_held;      /* of them; those holding a place (places_free()) */
 	struct set_state *sets;
 	size_t n_sets;
 	size_t rr;                    /* round-robin cursor over sets */

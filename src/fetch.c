@@ -3,7 +3,8 @@
  *
  * Pacing: each start takes the next slot of a clock that ticks every
  * 60/requests_per_minute seconds, so a run of any size keeps an even rate
- * instead of bursting `concurrency` requests at once and then idling. Easy
+ * instead of bursting `concurrency` requests at once and then idling; slots
+ * the caller was too busy to use are made up, at most PACE_MAKEUP. Easy
  * handles are pooled; connections live in the multi handle's cache and are
  * reused across requests (HTTP/1.1 keep-alive, or HTTP/2 when offered).
  */
@@ -20,6 +21,15 @@
 #include "gzip.h"
 #include "membudget.h"
 #include "redact.h"
+
+/*
+ * How many slots late the clock may run: starts the caller could not make
+ * on time (it was parsing an answer while others landed) are made up at
+ * once, up to this many, so that the places of answers that landed
+ * together are refilled together and rounds of requests do not drift
+ * apart by the parsing between them. An idle spell banks no more.
+ */
+#define PACE_MAKEUP 4
 
 struct fetcher {
 	CURLM *multi;
@@ -436,7 +446,7 @@ static struct fetch_req *dequeue_ready(struct fetcher *f, double now, double *so
 static double start_ready(struct fetcher *f)
 {
 	double now = mono_now();
-	double wake = now + 3600;
+	double wake = now + 3600, late;
 
 	if (f->held)
 		return now + 0.2; /* the caller lifts it from its own loop */
@@ -471,9 +481,10 @@ static double start_ready(struct fetcher *f)
 		f->running = r;
 		f->n_running++;
 		find_oldest(f);
-		/* The slot clock never runs ahead of now by more than one interval,
-		 * and never lags: an idle spell does not bank a burst. */
-		f->next_slot = (f->next_slot > now ? f->next_slot : now) + 60.0 / f->rate;
+		/* The slot clock never runs ahead of now by more than one
+		 * interval, nor behind it by more than PACE_MAKEUP. */
+		late = now - PACE_MAKEUP * 60.0 / f->rate;
+		f->next_slot = (f->next_slot > late ? f->next_slot : late) + 60.0 / f->rate;
 	}
 	return wake;
 }
@@ -498,11 +509,8 @@ static struct fetch_req *collect_done(struct fetcher *f)
 			snprintf(r->errbuf, sizeof(r->errbuf),
 				 "the response has a Content-Encoding other than gzip, "
 				 "which was not asked for");
-		} else if (r->gzipped && r->curl_code == CURLE_OK) {
-			decode_body(r);
-			redact_body(r);
 		} else if (r->curl_code == CURLE_OK) {
-			redact_body(r);
+			r->unread = 1; /* fetcher_body() */
 		} else if (r->curl_code == CURLE_WRITE_ERROR) {
 			snprintf(r->errbuf, sizeof(r->errbuf), "response larger than %u bytes",
 				 FETCH_MAX_RESPONSE_BYTES);
@@ -523,6 +531,17 @@ static struct fetch_req *collect_done(struct fetcher *f)
 		return r;
 	}
 	return NULL;
+}
+
+/* Decoded and redacted when the caller is ready for it (fetch.h). */
+void fetcher_body(struct fetch_req *r)
+{
+	if (!r->unread)
+		return;
+	r->unread = 0;
+	if (r->gzipped)
+		decode_body(r);
+	redact_body(r);
 }
 
 struct fetch_req *fetcher_next(struct fetcher *f, int max_wait_ms)

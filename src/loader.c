@@ -70,7 +70,8 @@ static void *worker(void *arg)
 		m = pop(&l->req_head, &l->req_tail);
 		if (!m)
 			break; /* stopping, and nothing left */
-		l->n_req--;
+		if (l->n_req-- == l->capacity && l->wake)
+			l->wake(l->ctx); /* room again: a submitter may be waiting for it */
 		pthread_cond_signal(&l->room);
 		pthread_mutex_unlock(&l->lock);
 		m->rc = l->exec(l->ctx, wa->index, m);
@@ -149,6 +150,17 @@ struct loader_msg *loader_wait(struct loader *l)
 		l->outstanding--;
 	pthread_mutex_unlock(&l->lock);
 	return m;
+}
+
+int loader_has_room(const struct loader *l)
+{
+	struct loader *ml = (struct loader *)l; /* the lock is not part of the value */
+	int room;
+
+	pthread_mutex_lock(&ml->lock);
+	room = ml->n_req < ml->capacity;
+	pthread_mutex_unlock(&ml->lock);
+	return room;
 }
 
 size_t loader_outstanding(const struct loader *l)

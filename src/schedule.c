@@ -37,6 +37,10 @@
  * 29.2 MiB against 31.5).
  */
 #define RUN_LOAD_QUEUE 1
+/* An answer that took this long gives its place back as it lands, before
+ * it is parsed (places_free()). */
+#define PLACE_BACK_SECONDS 0.25
+
 /* A pooled batch keeps its COPY buffer up to this size; a larger one (a
  * hostile page) is freed with its message rather than held for nothing. */
 #define RUN_BATCH_KEEP ((size_t)4 * 1024 * 1024)
@@ -265,8 +269,26 @@ static int within_budget(struct run_ctx *rc, struct set_state *s, int limit)
 static int room_for_requests(struct run_ctx *rc)
 {
 	return membudget_fits(0) ||
-	       (fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher) == 0 &&
+	       (!rc->landed && fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher) == 0 &&
 		(!rc->loader || loader_outstanding(rc->loader) == 0));
+}
+
+/*
+ * Whether another request may be issued: fewer than `concurrency` on the
+ * wire or queued, with the answers in and not yet parsed (next_landed())
+ * that hold their places. An answer that took PLACE_BACK_SECONDS or longer
+ * gives its place back as it lands: where the API is the slow side, a
+ * round of answers that landed together has its places refilled at once
+ * rather than a parse apart; where the loaders are, answers come back
+ * sooner and the fetching stays `concurrency` pages ahead of them. Never
+ * more than twice `concurrency` pages wait or are on their way.
+ */
+static int places_free(struct run_ctx *rc)
+{
+	size_t c = (size_t)fetcher_concurrency(rc->fetcher);
+	size_t out = fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher);
+
+	return out + rc->n_held < c && out + rc->n_landed < 2 * c;
 }
 
 /* Issues pages round-robin while the fetcher has room for more. */
@@ -275,9 +297,7 @@ static void fill(struct run_ctx *rc)
 	size_t idle = 0;
 
 	while (!rc->abort_msg && atomic_load(&rc->unfenced) == 0 && room_for_requests(rc) &&
-	       fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher) <
-		       (size_t)fetcher_concurrency(rc->fetcher) &&
-	       idle < rc->n_sets) {
+	       places_free(rc) && idle < rc->n_sets) {
 		struct set_state *s = &rc->sets[rc->rr];
 		long long offset;
 		int limit;
@@ -1067,6 +1087,54 @@ static int wait_for_room(struct run_ctx *rc, const struct fetch_req *req, struct
 	return 0;
 }
 
+/* An answer that is in: parsed in turn (next_landed()). */
+static void land(struct run_ctx *rc, struct fetch_req *req)
+{
+	struct page_job *pj = req->user;
+
+	if (!pj->first_start)
+		pj->first_start = req->started;
+	req->next = NULL;
+	if (rc->landed_tail)
+		rc->landed_tail->next = req;
+	else
+		rc->landed = req;
+	rc->landed_tail = req;
+	rc->n_landed++;
+	pj->holds_place = req->seconds < PLACE_BACK_SECONDS;
+	rc->n_held += (size_t)pj->holds_place;
+}
+
+/*
+ * The oldest answer in, to parse now, or NULL. Every answer already in is
+ * taken first, and the requests that take their places go out before any
+ * of them is decoded or parsed (fetcher_body(), settle()): that takes
+ * milliseconds a page, more while the loaders keep the cores busy, so
+ * answers that land together (a round sent together) would otherwise have
+ * their places refilled a parse apart, each round would go out more spread
+ * than the one before, and the last round's answers would land up to a
+ * round's parsing late. (The pace makes up the starts a parse made late,
+ * fetch.c's PACE_MAKEUP.)
+ */
+static struct fetch_req *next_landed(struct run_ctx *rc)
+{
+	struct fetch_req *req;
+
+	while ((req = fetcher_next(rc->fetcher, 0)))
+		land(rc, req);
+	if (!(req = rc->landed))
+		return NULL;
+	if (!(rc->landed = req->next))
+		rc->landed_tail = NULL;
+	req->next = NULL;
+	rc->n_landed--;
+	rc->n_held -= (size_t)((struct page_job *)req->user)->holds_place;
+	fill(rc);
+	fetcher_start(rc->fetcher);
+	fetcher_body(req);
+	return req;
+}
+
 /* What the progress line shows, from the sets' state. */
 void sched_progress(const struct run_ctx *rc, double started, struct progress *p)
 {
@@ -1120,6 +1188,7 @@ int sched_fetch_all(struct run_ctx *rc, double started, struct etl_error *err)
 	for (check_signal(rc); !rc->abort_msg; check_signal(rc)) {
 		struct fetch_req *req;
 		struct progress prog;
+		int room;
 
 		while ((lm = loader_poll(rc->loader)))
 			if ((ret = completed(rc, (struct db_msg *)lm, err)) != 0)
@@ -1128,17 +1197,14 @@ int sched_fetch_all(struct run_ctx *rc, double started, struct etl_error *err)
 		progress_update(&prog);
 		fill(rc);
 		fetcher_hold(rc->fetcher, atomic_load(&rc->unfenced) > 0);
-		req = fetcher_next(rc->fetcher, 500);
-		if (req) {
-			struct page_job *pj = req->user;
-
-			if (!pj->first_start)
-				pj->first_start = req->started;
-			/* The next request goes out before this answer is parsed:
-			 * parsing takes milliseconds a page, which would otherwise
-			 * be added to every request's latency. */
-			fill(rc);
-			fetcher_start(rc->fetcher);
+		/* An answer is parsed when a loader can take its page at once:
+		 * while loader_submit() would wait, the loop stays with the
+		 * transfers (answers land, their places are refilled). */
+		room = fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher) == 0 ||
+		       loader_has_room(rc->loader);
+		if ((!rc->landed || !room) && (req = fetcher_next(rc->fetcher, 500)))
+			land(rc, req);
+		if (room && (req = next_landed(rc))) {
 			if ((ret = wait_for_room(rc, req, err)) != 0) {
 				free(req->user);
 				fetch_req_free(req);
@@ -1148,6 +1214,8 @@ int sched_fetch_all(struct run_ctx *rc, double started, struct etl_error *err)
 				goto stop_loader;
 			continue;
 		}
+		if (rc->landed)
+			continue; /* its page waits for a loader's room */
 		if (fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher) == 0) {
 			/* nothing on the wire: wait for the database, or we are done */
 			if (loader_outstanding(rc->loader) > 0) {
@@ -1183,6 +1251,13 @@ void sched_free(struct run_ctx *rc)
 	struct fetch_req *req;
 	size_t i;
 
+	while ((req = rc->landed)) {
+		rc->landed = req->next;
+		free(req->user);
+		fetch_req_free(req);
+	}
+	rc->landed_tail = NULL;
+	rc->n_landed = rc->n_held = 0;
 	if (rc->fetcher) {
 		while ((req = fetcher_cancel_one(rc->fetcher))) {
 			free(req->user);

@@ -87,6 +87,25 @@ class ScheduleTest(EtlTestCase):
                              " WHERE r.snapshot_date = '2026-10-04'" % (S, S))
         self.assertAlmostEqual(float(cost), sum(r["charged"] for r in self.last), places=6)
 
+    def test_the_pace_makes_up_a_few_late_starts_and_no_more(self):
+        """Starts keep requests_per_minute (here 300: a slot every 0.2 s).
+        While the first page is out (1.2 s, six slots) no other can go; after
+        its answer the clock makes up at most PACE_MAKEUP (4) of the slots it
+        missed: 5 starts at once, the others a slot apart, never more at
+        once. (src/fetch.c: the makeup keeps the places of answers that
+        land together filled together.)"""
+        job = self.job(JOB.replace("requests_per_minute: 10000", "requests_per_minute: 300"), "paced.yaml")
+        self.fake.set_scenario("sched-a.com", total_count=1100, latency_ms=1200)
+        self.etl("run", job, "--snapshot-date", "2026-10-01")
+        times = sorted(r["time"] for r in self.fake.requests)
+        self.assertEqual(len(times), 11)
+        rest = times[1:]  # the ten after the first page's answer
+        in_window = [sum(1 for u in rest if t <= u < t + 0.15) for t in rest]
+        self.assertLessEqual(max(in_window), 5, [round(t - times[0], 3) for t in times])
+        self.assertGreaterEqual(in_window[0], 3, [round(t - times[0], 3) for t in times])
+        self.assertGreaterEqual(rest[-1] - rest[0], (len(rest) - 5) * 0.2 * 0.95)
+        self.assertRowsMatch("one", "sched-a.com", ["sched-a.com", "sched-b.com"], "2026-10-01")
+
 
 if __name__ == "__main__":
     unittest.main()
