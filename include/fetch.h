@@ -47,6 +47,8 @@ struct fetch_req {
 	CURL *easy;
 	int bad_encoding;             /* a Content-Encoding that was not asked for */
 	int unread;                   /* complete, body not yet made readable (fetcher_body) */
+	size_t isize;                 /* what a gzip body decodes to: counted in the budget
+					 while unread, as if decoded */
 	struct fetch_req *next;
 };
 

@@ -123,7 +123,7 @@ struct fetch_req *fetch_req_new(char *body, void *user)
 /* What r's buffers hold is what it counts in the memory budget. */
 void fetch_req_account(struct fetch_req *r)
 {
-	size_t now = r->response.cap + r->wire.cap;
+	size_t now = r->response.cap + r->wire.cap + (r->unread ? r->isize : 0);
 
 	if (now > r->budget)
 		membudget_take(now - r->budget);
@@ -222,18 +222,26 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
  * which is what keeps memory flat at any concurrency. The gzip trailer's size
  * field sizes the decoded buffer in one allocation.
  */
+/* What a gzip body says it decodes to (its trailer's size field), below the cap; else 0. */
+static size_t gzip_isize(const struct fetch_req *r)
+{
+	const unsigned char *t;
+	size_t isize;
+
+	if (r->wire.len < 18) /* a gzip header and trailer at least */
+		return 0;
+	t = (const unsigned char *)r->wire.data + r->wire.len - 4;
+	isize = (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 | (size_t)t[3] << 24;
+	return isize < FETCH_MAX_RESPONSE_BYTES ? isize : 0;
+}
+
 static void decode_body(struct fetch_req *r)
 {
 	char msg[160];
-	size_t isize;
+	size_t isize = gzip_isize(r);
 
-	if (r->wire.len >= 18) { /* a gzip header and trailer at least */
-		const unsigned char *t = (const unsigned char *)r->wire.data + r->wire.len - 4;
-
-		isize = (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 | (size_t)t[3] << 24;
-		if (isize < FETCH_MAX_RESPONSE_BYTES)
-			sb_reserve(&r->response, isize);
-	}
+	if (isize)
+		sb_reserve(&r->response, isize);
 	if (gunzip_all(r->wire.data, r->wire.len, FETCH_MAX_RESPONSE_BYTES, &r->response, msg,
 		       sizeof(msg)) != 0) {
 		r->curl_code = CURLE_BAD_CONTENT_ENCODING;
@@ -511,6 +519,9 @@ static struct fetch_req *collect_done(struct fetcher *f)
 				 "which was not asked for");
 		} else if (r->curl_code == CURLE_OK) {
 			r->unread = 1; /* fetcher_body() */
+			/* counted as decoded from now, as it was when decoded here */
+			r->isize = r->gzipped ? gzip_isize(r) : 0;
+			fetch_req_account(r);
 		} else if (r->curl_code == CURLE_WRITE_ERROR) {
 			snprintf(r->errbuf, sizeof(r->errbuf), "response larger than %u bytes",
 				 FETCH_MAX_RESPONSE_BYTES);
@@ -540,7 +551,7 @@ void fetcher_body(struct fetch_req *r)
 		return;
 	r->unread = 0;
 	if (r->gzipped)
-		decode_body(r);
+		decode_body(r); /* counts the body decoded, not isize */
 	redact_body(r);
 }
 

@@ -281,7 +281,9 @@ static int room_for_requests(struct run_ctx *rc)
  * round of answers that landed together has its places refilled at once
  * rather than a parse apart; where the loaders are, answers come back
  * sooner and the fetching stays `concurrency` pages ahead of them. Never
- * more than twice `concurrency` pages wait or are on their way.
+ * more than twice `concurrency` pages wait or are on their way, and none
+ * gives its place back while the memory budget is half spent (pages of a
+ * normal size never come near it; maximal ones fetch no further ahead).
  */
 static int places_free(struct run_ctx *rc)
 {
@@ -1101,7 +1103,7 @@ static void land(struct run_ctx *rc, struct fetch_req *req)
 		rc->landed = req;
 	rc->landed_tail = req;
 	rc->n_landed++;
-	pj->holds_place = req->seconds < PLACE_BACK_SECONDS;
+	pj->holds_place = req->seconds < PLACE_BACK_SECONDS || !membudget_fits(membudget_limit() / 2);
 	rc->n_held += (size_t)pj->holds_place;
 }
 
