@@ -216,12 +216,6 @@ static size_t on_body(char *data, size_t size, size_t n, void *userp)
 	return len;
 }
 
-/*
- * A gzip body is kept as it came while the transfer runs, and decoded only
- * when it is complete: a request in flight holds a fraction of the bytes,
- * which is what keeps memory flat at any concurrency. The gzip trailer's size
- * field sizes the decoded buffer in one allocation.
- */
 /* What a gzip body says it decodes to (its trailer's size field), below the cap; else 0. */
 static size_t gzip_isize(const struct fetch_req *r)
 {
@@ -235,6 +229,13 @@ static size_t gzip_isize(const struct fetch_req *r)
 	return isize < FETCH_MAX_RESPONSE_BYTES ? isize : 0;
 }
 
+/*
+ * A gzip body is kept as it came while the transfer runs, and decoded only
+ * when its answer is about to be parsed (fetcher_body()): a request in
+ * flight holds a fraction of the bytes, which is what keeps memory flat at
+ * any concurrency. The gzip trailer's size field sizes the decoded buffer in
+ * one allocation (and is what the budget counts until then).
+ */
 static void decode_body(struct fetch_req *r)
 {
 	char msg[160];
