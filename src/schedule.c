@@ -49,6 +49,19 @@
 static pthread_mutex_t map_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t map_read = PTHREAD_COND_INITIALIZER;
 
+/* Requests on the wire or queued to go. */
+static size_t on_wire(const struct run_ctx *rc)
+{
+	return fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher);
+}
+
+/* A request taken back unanswered, or its answer dropped unparsed. */
+static void drop_req(struct fetch_req *req)
+{
+	free(req->user);
+	fetch_req_free(req);
+}
+
 /* Stops the run on a signal: nothing more is sent, what is loading commits. */
 static void check_signal(struct run_ctx *rc)
 {
@@ -62,7 +75,7 @@ static void check_signal(struct run_ctx *rc)
 	log_warn("%s: stopping: no more requests; %zu in flight dropped, pages being loaded are "
 		 "committed first; `run --snapshot-date %s` continues the run",
 		 sig == SIGINT ? "SIGINT" : "SIGTERM",
-		 fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher), rc->snapshot_date);
+		 on_wire(rc) + rc->n_landed, rc->snapshot_date);
 }
 
 static int is_loaded(const struct set_state *s, long long offset, const struct loaded_page **lp)
@@ -269,7 +282,7 @@ static int within_budget(struct run_ctx *rc, struct set_state *s, int limit)
 static int room_for_requests(struct run_ctx *rc)
 {
 	return membudget_fits(0) ||
-	       (!rc->landed && fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher) == 0 &&
+	       (!rc->landed && on_wire(rc) == 0 &&
 		(!rc->loader || loader_outstanding(rc->loader) == 0));
 }
 
@@ -288,7 +301,7 @@ static int room_for_requests(struct run_ctx *rc)
 static int places_free(struct run_ctx *rc)
 {
 	size_t c = (size_t)fetcher_concurrency(rc->fetcher);
-	size_t out = fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher);
+	size_t out = on_wire(rc);
 
 	return out + rc->n_held < c && out + rc->n_landed < 2 * c;
 }
@@ -1202,14 +1215,13 @@ int sched_fetch_all(struct run_ctx *rc, double started, struct etl_error *err)
 		/* An answer is parsed when a loader can take its page at once:
 		 * while loader_submit() would wait, the loop stays with the
 		 * transfers (answers land, their places are refilled). */
-		room = fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher) == 0 ||
+		room = on_wire(rc) == 0 ||
 		       loader_has_room(rc->loader);
 		if ((!rc->landed || !room) && (req = fetcher_next(rc->fetcher, 500)))
 			land(rc, req);
 		if (room && (req = next_landed(rc))) {
 			if ((ret = wait_for_room(rc, req, err)) != 0) {
-				free(req->user);
-				fetch_req_free(req);
+				drop_req(req);
 				goto stop_loader;
 			}
 			if ((ret = settle(rc, req, err)) != 0)
@@ -1218,7 +1230,7 @@ int sched_fetch_all(struct run_ctx *rc, double started, struct etl_error *err)
 		}
 		if (rc->landed)
 			continue; /* its page waits for a loader's room */
-		if (fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher) == 0) {
+		if (on_wire(rc) == 0) {
 			/* nothing on the wire: wait for the database, or we are done */
 			if (loader_outstanding(rc->loader) > 0) {
 				if ((lm = loader_wait(rc->loader)) &&
@@ -1227,7 +1239,7 @@ int sched_fetch_all(struct run_ctx *rc, double started, struct etl_error *err)
 				continue;
 			}
 			fill(rc);
-			if (fetcher_in_flight(rc->fetcher) + fetcher_queued(rc->fetcher) == 0)
+			if (on_wire(rc) == 0)
 				break;
 		}
 	}
@@ -1255,16 +1267,13 @@ void sched_free(struct run_ctx *rc)
 
 	while ((req = rc->landed)) {
 		rc->landed = req->next;
-		free(req->user);
-		fetch_req_free(req);
+		drop_req(req);
 	}
 	rc->landed_tail = NULL;
 	rc->n_landed = rc->n_held = 0;
 	if (rc->fetcher) {
-		while ((req = fetcher_cancel_one(rc->fetcher))) {
-			free(req->user);
-			fetch_req_free(req);
-		}
+		while ((req = fetcher_cancel_one(rc->fetcher)))
+			drop_req(req);
 		fetcher_free(rc->fetcher);
 		rc->fetcher = NULL;
 	}
